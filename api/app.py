@@ -1,0 +1,98 @@
+"""FastAPI application factory: thin routes over integration services, no business rules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import Engine
+
+from api.errors import install_error_handler
+from integration.fhir_client import FhirClient
+from integration.health import check_health
+from integration.settings import Settings
+from integration.store import create_db_engine, list_sync_records, session_scope
+
+
+class HealthOut(BaseModel):
+    """Health of iop-bridge and what it depends on."""
+
+    status: str
+    fhir_base_url: str
+    fhir_reachable: bool
+    fhir_software: str | None
+    fhir_version: str | None
+    database_ok: bool
+
+
+class SyncRecordOut(BaseModel):
+    """Where one business identifier lives on the FHIR server."""
+
+    resource_type: str
+    identifier_system: str
+    identifier_value: str
+    server_id: str | None
+    version_id: str | None
+    last_outcome: str
+    attempts: int
+    updated_at: datetime
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app; the FHIR client and database engine live for the app's lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.engine = create_db_engine(settings.database_url)
+        app.state.fhir = FhirClient.from_settings(settings)
+        try:
+            yield
+        finally:
+            await app.state.fhir.aclose()
+            app.state.engine.dispose()
+
+    app = FastAPI(title="iop-bridge", version="0.1.0", lifespan=lifespan)
+    install_error_handler(app)
+    _add_routes(app)
+    return app
+
+
+def _fhir(request: Request) -> FhirClient:
+    client: FhirClient = request.app.state.fhir
+    return client
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+FhirDep = Annotated[FhirClient, Depends(_fhir)]
+EngineDep = Annotated[Engine, Depends(_engine)]
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.get("/health", response_model=HealthOut)
+    async def health(request: Request, fhir: FhirDep, engine: EngineDep) -> Any:
+        report = await check_health(fhir, engine)
+        body = HealthOut(
+            status="ok" if report.ok else "degraded",
+            fhir_base_url=request.app.state.settings.fhir_base,
+            fhir_reachable=report.fhir_reachable,
+            fhir_software=report.fhir_software,
+            fhir_version=report.fhir_version,
+            database_ok=report.database_ok,
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if report.ok else 503)
+
+    @app.get("/sync-records", response_model=list[SyncRecordOut])
+    def sync_records(engine: EngineDep, limit: int = 100) -> list[SyncRecordOut]:
+        with session_scope(engine) as session:
+            rows = list_sync_records(session, limit=min(max(limit, 1), 1000))
+            return [SyncRecordOut.model_validate(r, from_attributes=True) for r in rows]

@@ -1,0 +1,77 @@
+"""The ``iop-bridge`` command: serve the API, check the FHIR server. Grows with later workflows."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from integration.fhir_client import FhirClient
+from integration.health import check_health
+from integration.settings import Settings
+from integration.store import create_db_engine
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = Settings()
+    handler = {"serve": _serve, "check": _check}[args.command]
+    return handler(settings, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iop-bridge", description="FHIR R4 integration for IOP care transitions."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
+    serve.add_argument("--host", help="bind address (default: settings.api_host)")
+    serve.add_argument("--port", type=int, help="port (default: settings.api_port)")
+    check = commands.add_parser("check", help="check the FHIR server and the database")
+    check.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return parser
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn  # imported here: only this command needs the server
+
+    from api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_level="info",
+    )
+    return 0
+
+
+def _check(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> int:
+        fhir = FhirClient.from_settings(settings)
+        engine = create_db_engine(settings.database_url)
+        try:
+            report = await check_health(fhir, engine)
+        finally:
+            await fhir.aclose()
+            engine.dispose()
+        if args.json:
+            print(json.dumps({"ok": report.ok, **asdict(report)}, indent=2))
+        else:
+            state = "reachable" if report.fhir_reachable else f"NOT reachable ({report.fhir_error})"
+            print(f"FHIR server {settings.fhir_base}: {state}")
+            if report.fhir_reachable:
+                print(f"  software {report.fhir_software}, FHIR {report.fhir_version}")
+            print(f"database: {'ok' if report.database_ok else 'NOT usable'}")
+        return 0 if report.ok else 1
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

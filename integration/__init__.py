@@ -1,0 +1,1 @@
+"""integration layer of iop-bridge."""

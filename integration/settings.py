@@ -1,0 +1,61 @@
+"""The one Settings object: built once at the edge (CLI, app factory) and injected everywhere.
+
+Nothing else in iop-bridge reads ``os.environ``. Every field can be set with an environment
+variable named ``IOP_BRIDGE_<FIELD>`` (for example ``IOP_BRIDGE_FHIR_BASE_URL``) or in a ``.env``
+file in the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, HttpUrl, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The local HAPI sandbox (sandbox/hapi) listens here unless HAPI_PORT says otherwise.
+LOCAL_SANDBOX_FHIR_BASE = "http://127.0.0.1:8090/fhir"
+DEFAULT_DATA_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    """Configuration for one iop-bridge process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="IOP_BRIDGE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    fhir_base_url: HttpUrl = Field(
+        default=HttpUrl(LOCAL_SANDBOX_FHIR_BASE),
+        description="FHIR R4 server base URL; the local HAPI sandbox by default.",
+    )
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'iop-bridge.db'}",
+        description="SQLAlchemy URL: SQLite (embedded default) or postgresql+psycopg://...",
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
+    # Business identifier systems. Synthetic defaults under the reserved .example TLD
+    # (RFC 2606); a deployment sets its own program's MRN system.
+    mrn_system: str = "http://iop-bridge.example/fhir/sid/mrn"
+    condition_id_system: str = "http://iop-bridge.example/fhir/sid/condition"
+    organization_id_system: str = "http://iop-bridge.example/fhir/sid/organization"
+    organization_id: str = "IOP-DEMO-ORG"
+
+    # FHIR client behaviour.
+    http_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_max_connections: int = Field(default=20, ge=1)
+    retry_max_attempts: int = Field(default=6, ge=1, le=20)
+    retry_initial_wait_seconds: float = Field(default=0.5, ge=0)
+    retry_max_wait_seconds: float = Field(default=30.0, ge=0)
+
+    @field_validator("fhir_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: HttpUrl) -> HttpUrl:
+        # Relative references are joined onto this base; one canonical form avoids "//".
+        return HttpUrl(str(value).rstrip("/"))
+
+    @property
+    def fhir_base(self) -> str:
+        """The FHIR base URL as a string without a trailing slash."""
+        return str(self.fhir_base_url).rstrip("/")

@@ -1,0 +1,1 @@
+"""mappers layer of iop-bridge."""

@@ -1,0 +1,119 @@
+"""IOP client <-> FHIR R4 Patient (business identifier = the program's MRN)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from mappers.errors import Problem, raise_if_problems
+from mappers.fhir_read import read_date, read_str, require_resource_type
+from mappers.loss import Loss, Mapped, unmapped_list_entries, unmapped_top_level
+
+# http://hl7.org/fhir/R4/valueset-administrative-gender.html (required binding on Patient.gender)
+ADMINISTRATIVE_GENDERS = frozenset({"male", "female", "other", "unknown"})
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A person enrolled in (or referred to) the IOP. Synthetic data only in this repository."""
+
+    mrn: str
+    family_name: str
+    given_names: tuple[str, ...]
+    birth_date: date
+    gender: str
+
+    def problems(self) -> list[Problem]:
+        """Every reason this client cannot be sent as a Patient, each with its field."""
+        found: list[Problem] = []
+        if not self.mrn.strip():
+            found.append(Problem("Client.mrn", "is required", "required"))
+        if not self.family_name.strip():
+            found.append(Problem("Client.family_name", "is required", "required"))
+        if self.gender not in ADMINISTRATIVE_GENDERS:
+            allowed = ", ".join(sorted(ADMINISTRATIVE_GENDERS))
+            found.append(Problem("Client.gender", f"{self.gender!r} is not one of: {allowed}"))
+        return found
+
+
+def to_fhir(client: Client, *, mrn_system: str, resource_id: str | None = None) -> dict[str, Any]:
+    """Fill Patient.identifier (MRN), name, gender and birthDate from a Client."""
+    raise_if_problems("Client", client.problems())
+    name: dict[str, Any] = {"use": "official", "family": client.family_name}
+    if client.given_names:
+        name["given"] = list(client.given_names)
+    resource: dict[str, Any] = {"resourceType": "Patient"}
+    if resource_id is not None:
+        resource["id"] = resource_id
+    resource["identifier"] = [{"use": "usual", "system": mrn_system, "value": client.mrn}]
+    resource["name"] = [name]
+    resource["gender"] = client.gender
+    resource["birthDate"] = client.birth_date.isoformat()
+    return resource
+
+
+def from_fhir(resource: Any, *, mrn_system: str) -> Mapped[Client]:
+    """Read a Client from Patient.identifier (MRN), name, gender and birthDate."""
+    problems: list[Problem] = []
+    patient = require_resource_type(resource, "Patient", problems)
+    losses = unmapped_top_level(
+        patient, {"identifier", "name", "gender", "birthDate"}, type_name="Patient"
+    )
+    mrn, mrn_index = _read_mrn(patient.get("identifier") or [], mrn_system, problems)
+    losses += unmapped_list_entries(
+        patient.get("identifier") or [],
+        mrn_index,
+        path="Patient.identifier",
+        reason=f"identifier outside the MRN system {mrn_system}",
+    )
+    family, given, name_losses = _read_name(patient.get("name") or [], problems)
+    losses += name_losses
+    gender = read_str(patient.get("gender"), "Patient.gender", problems, required=True)
+    if gender is not None and gender not in ADMINISTRATIVE_GENDERS:
+        problems.append(Problem("Patient.gender", f"{gender!r} is not an administrative-gender"))
+    birth_date = read_date(patient.get("birthDate"), "Patient.birthDate", problems)
+    if patient.get("birthDate") is None:
+        problems.append(Problem("Patient.birthDate", "is required", "required"))
+    raise_if_problems("Patient", problems)
+    assert mrn is not None and family is not None and gender is not None and birth_date
+    client = Client(mrn, family, given, birth_date, gender)
+    return Mapped(client, {}, tuple(losses))
+
+
+def _read_mrn(
+    identifiers: list[Any], mrn_system: str, problems: list[Problem]
+) -> tuple[str | None, int | None]:
+    for index, identifier in enumerate(identifiers):
+        if isinstance(identifier, Mapping) and identifier.get("system") == mrn_system:
+            path = f"Patient.identifier[{index}].value"
+            return read_str(identifier.get("value"), path, problems, required=True), index
+    problems.append(Problem("Patient.identifier", f"no identifier in MRN system {mrn_system}"))
+    return None, None
+
+
+def _read_name(
+    names: list[Any], problems: list[Problem]
+) -> tuple[str | None, tuple[str, ...], list[Loss]]:
+    """Prefer the official name, else the first; every other name is reported as lost."""
+    if not names:
+        problems.append(Problem("Patient.name", "is required", "required"))
+        return None, (), []
+    index = next(
+        (i for i, n in enumerate(names) if isinstance(n, Mapping) and n.get("use") == "official"),
+        0,
+    )
+    name = names[index] if isinstance(names[index], Mapping) else {}
+    path = f"Patient.name[{index}]"
+    family = read_str(name.get("family"), f"{path}.family", problems, required=True)
+    given = tuple(str(g) for g in name.get("given") or [])
+    losses = unmapped_list_entries(
+        names, index, path="Patient.name", reason="only one (official) name is kept"
+    )
+    losses += [
+        Loss(f"{path}.{key}", "name part not modelled")
+        for key in name
+        if key not in {"use", "family", "given"}
+    ]
+    return family, given, losses
