@@ -85,13 +85,19 @@ async def read_back(
     counts: dict[str, int] = {}
     for diagnosis in diagnoses:
         query = {
-            "identifier": bundle.identifier_token(settings.condition_id_system, diagnosis.identifier)
+            "identifier": bundle.identifier_token(
+                settings.condition_id_system, diagnosis.identifier
+            )
         }
         found = [r async for r in fhir.search_all("Condition", query)]
         counts[diagnosis.identifier] = len(found)
-        same = same and len(found) == 1 and (
-            condition.from_fhir(found[0], id_system=settings.condition_id_system).value
-            == diagnosis
+        same = (
+            same
+            and len(found) == 1
+            and (
+                condition.from_fhir(found[0], id_system=settings.condition_id_system).value
+                == diagnosis
+            )
         )
     return ReadBack(len(patients), counts, same)
 

@@ -34,7 +34,8 @@ class FhirResponse:
     @property
     def location(self) -> str | None:
         """Location or Content-Location, as HAPI sets it on creates and conditional matches."""
-        return self.headers.get("location") or self.headers.get("content-location")
+        value = self.headers.get("location") or self.headers.get("content-location")
+        return str(value) if value is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,9 @@ def record_sync(
     )
     if record is None:
         record = SyncRecord(
-            resource_type=resource_type, identifier_system=system, identifier_value=value,
+            resource_type=resource_type,
+            identifier_system=system,
+            identifier_value=value,
             attempts=0,
         )
         session.add(record)

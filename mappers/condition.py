@@ -61,9 +61,7 @@ class Diagnosis:
         return found
 
 
-def to_fhir(
-    diagnosis: Diagnosis, *, id_system: str, subject_reference: str
-) -> dict[str, Any]:
+def to_fhir(diagnosis: Diagnosis, *, id_system: str, subject_reference: str) -> dict[str, Any]:
     """Fill Condition.identifier, clinicalStatus, verificationStatus, category, code, subject,
     onsetDateTime."""
     raise_if_problems("Diagnosis", diagnosis.problems())
@@ -75,7 +73,11 @@ def to_fhir(
         "category": [_concept(CATEGORY_SYSTEM, diagnosis.category)],
         "code": {
             "coding": [
-                {"system": ICD10CM_SYSTEM, "code": diagnosis.icd10_code, "display": diagnosis.display}
+                {
+                    "system": ICD10CM_SYSTEM,
+                    "code": diagnosis.icd10_code,
+                    "display": diagnosis.display,
+                }
             ],
             "text": diagnosis.display,
         },
@@ -90,8 +92,15 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Diagnosis]:
     """Read a Diagnosis from Condition.identifier, statuses, category, code and onsetDateTime."""
     problems: list[Problem] = []
     condition = require_resource_type(resource, "Condition", problems)
-    mapped = {"identifier", "clinicalStatus", "verificationStatus", "category", "code",
-              "subject", "onsetDateTime"}
+    mapped = {
+        "identifier",
+        "clinicalStatus",
+        "verificationStatus",
+        "category",
+        "code",
+        "subject",
+        "onsetDateTime",
+    }
     losses = unmapped_top_level(condition, mapped, type_name="Condition")
     identifier, id_losses = _read_identifier(condition.get("identifier") or [], id_system, problems)
     icd, code_losses = _read_icd10(condition.get("code"), problems)
@@ -108,8 +117,13 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Diagnosis]:
     raise_if_problems("Condition", problems)
     assert identifier is not None and icd is not None
     diagnosis = Diagnosis(
-        identifier, icd[0], icd[1], category or "problem-list-item",
-        clinical or "active", verification or "confirmed", onset,
+        identifier,
+        icd[0],
+        icd[1],
+        category or "problem-list-item",
+        clinical or "active",
+        verification or "confirmed",
+        onset,
     )
     raise_if_problems("Condition", diagnosis.problems())
     return Mapped(diagnosis, {"subject": str(subject)}, tuple(losses))
@@ -124,31 +138,40 @@ def _read_identifier(
 ) -> tuple[str | None, list[Loss]]:
     for index, item in enumerate(identifiers):
         if isinstance(item, Mapping) and item.get("system") == id_system:
-            value = read_str(item.get("value"), f"Condition.identifier[{index}].value",
-                             problems, required=True)
-            losses = unmapped_list_entries(identifiers, index, path="Condition.identifier",
-                                           reason=f"identifier outside {id_system}")
+            value = read_str(
+                item.get("value"), f"Condition.identifier[{index}].value", problems, required=True
+            )
+            losses = unmapped_list_entries(
+                identifiers,
+                index,
+                path="Condition.identifier",
+                reason=f"identifier outside {id_system}",
+            )
             return value, losses
     problems.append(Problem("Condition.identifier", f"no identifier in system {id_system}"))
     return None, []
 
 
-def _read_icd10(
-    concept: Any, problems: list[Problem]
-) -> tuple[tuple[str, str] | None, list[Loss]]:
+def _read_icd10(concept: Any, problems: list[Problem]) -> tuple[tuple[str, str] | None, list[Loss]]:
     if concept is None:
         problems.append(Problem("Condition.code", "is required", "required"))
         return None, []
     coding, index = find_coding(concept, ICD10CM_SYSTEM, "Condition.code", problems)
     if coding is None:
-        problems.append(Problem("Condition.code.coding", f"no coding in {ICD10CM_SYSTEM}",
-                                "code-invalid"))
+        problems.append(
+            Problem("Condition.code.coding", f"no coding in {ICD10CM_SYSTEM}", "code-invalid")
+        )
         return None, []
-    code = read_str(coding.get("code"), f"Condition.code.coding[{index}].code", problems,
-                    required=True)
+    code = read_str(
+        coding.get("code"), f"Condition.code.coding[{index}].code", problems, required=True
+    )
     display = str(coding.get("display") or concept.get("text") or code or "")
-    losses = unmapped_list_entries(concept.get("coding") or [], index,
-                                   path="Condition.code.coding", reason="coding in another system")
+    losses = unmapped_list_entries(
+        concept.get("coding") or [],
+        index,
+        path="Condition.code.coding",
+        reason="coding in another system",
+    )
     return (code, display) if code else None, losses
 
 
@@ -162,18 +185,22 @@ def _read_status(
     if coding is None:
         problems.append(Problem(f"Condition.{element}", f"no coding in {system}"))
         return None
-    return read_str(coding.get("code"), f"Condition.{element}.coding[{index}].code", problems,
-                    required=True)
+    return read_str(
+        coding.get("code"), f"Condition.{element}.coding[{index}].code", problems, required=True
+    )
 
 
-def _read_category(
-    categories: list[Any], problems: list[Problem]
-) -> tuple[str | None, list[Loss]]:
+def _read_category(categories: list[Any], problems: list[Problem]) -> tuple[str | None, list[Loss]]:
     for index, concept in enumerate(categories):
         coding, _ = find_coding(concept, CATEGORY_SYSTEM, f"Condition.category[{index}]", problems)
         if coding is not None:
-            losses = unmapped_list_entries(categories, index, path="Condition.category",
-                                           reason="category outside condition-category")
+            losses = unmapped_list_entries(
+                categories,
+                index,
+                path="Condition.category",
+                reason="category outside condition-category",
+            )
             return str(coding.get("code")), losses
-    return None, unmapped_list_entries(categories, None, path="Condition.category",
-                                       reason="category outside condition-category")
+    return None, unmapped_list_entries(
+        categories, None, path="Condition.category", reason="category outside condition-category"
+    )

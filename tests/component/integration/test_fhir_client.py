@@ -40,32 +40,44 @@ def sleeps() -> SleepRecorder:
 @pytest.fixture
 async def client(sleeps: SleepRecorder) -> FhirClient:
     http = httpx.AsyncClient(base_url=BASE + "/")
-    return FhirClient(http, retry=RetryPolicy(max_attempts=4, initial_wait=0.1, max_wait=5),
-                      sleep=sleeps)
+    return FhirClient(
+        http, retry=RetryPolicy(max_attempts=4, initial_wait=0.1, max_wait=5), sleep=sleeps
+    )
 
 
 def _outcome(text: str, code: str = "processing") -> dict[str, object]:
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+    }
 
 
 @respx.mock
-async def test_request__retries_503_then_succeeds(client: FhirClient, sleeps: SleepRecorder) -> None:
-    route = respx.get(f"{BASE}/Patient/p1").mock(side_effect=[
-        httpx.Response(503), httpx.Response(503),
-        httpx.Response(200, json={"resourceType": "Patient", "id": "p1"}),
-    ])
+async def test_request__retries_503_then_succeeds(
+    client: FhirClient, sleeps: SleepRecorder
+) -> None:
+    route = respx.get(f"{BASE}/Patient/p1").mock(
+        side_effect=[
+            httpx.Response(503),
+            httpx.Response(503),
+            httpx.Response(200, json={"resourceType": "Patient", "id": "p1"}),
+        ]
+    )
     assert (await client.read("Patient", "p1"))["id"] == "p1"
     assert route.call_count == 3
     assert len(sleeps.waits) == 2
 
 
 @respx.mock
-async def test_request__honours_retry_after_on_429(client: FhirClient, sleeps: SleepRecorder) -> None:
-    respx.get(f"{BASE}/metadata").mock(side_effect=[
-        httpx.Response(429, headers={"Retry-After": "3"}),
-        httpx.Response(200, json={"resourceType": "CapabilityStatement"}),
-    ])
+async def test_request__honours_retry_after_on_429(
+    client: FhirClient, sleeps: SleepRecorder
+) -> None:
+    respx.get(f"{BASE}/metadata").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "3"}),
+            httpx.Response(200, json={"resourceType": "CapabilityStatement"}),
+        ]
+    )
     await client.capabilities()
     assert sleeps.waits == [3.0]
 
@@ -74,10 +86,12 @@ async def test_request__honours_retry_after_on_429(client: FhirClient, sleeps: S
 async def test_request__retry_after_is_capped_by_policy(
     client: FhirClient, sleeps: SleepRecorder
 ) -> None:
-    respx.get(f"{BASE}/metadata").mock(side_effect=[
-        httpx.Response(429, headers={"Retry-After": "3600"}),
-        httpx.Response(200, json={}),
-    ])
+    respx.get(f"{BASE}/metadata").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "3600"}),
+            httpx.Response(200, json={}),
+        ]
+    )
     await client.capabilities()
     assert sleeps.waits == [5.0]
 
@@ -103,8 +117,11 @@ async def test_request__persistent_5xx_raises_server_unavailable(client: FhirCli
 
 @respx.mock
 async def test_request__400_is_not_retried_and_carries_hapi_code(client: FhirClient) -> None:
-    route = respx.post(f"{BASE}/Patient").mock(return_value=httpx.Response(
-        400, json=_outcome("HAPI-0450: Failed to parse request body", "invalid")))
+    route = respx.post(f"{BASE}/Patient").mock(
+        return_value=httpx.Response(
+            400, json=_outcome("HAPI-0450: Failed to parse request body", "invalid")
+        )
+    )
     with pytest.raises(FhirBadRequest) as caught:
         await client.create({"resourceType": "Patient"})
     assert route.call_count == 1
@@ -132,8 +149,11 @@ async def test_update__stale_if_match_is_a_version_conflict_for_409_and_412(
 
 @respx.mock
 async def test_create__412_without_if_match_is_multiple_matches(client: FhirClient) -> None:
-    respx.post(f"{BASE}/Patient").mock(return_value=httpx.Response(
-        412, json=_outcome("HAPI-0958: Failed to CREATE resource with match URL")))
+    respx.post(f"{BASE}/Patient").mock(
+        return_value=httpx.Response(
+            412, json=_outcome("HAPI-0958: Failed to CREATE resource with match URL")
+        )
+    )
     with pytest.raises(FhirPreconditionFailed) as caught:
         await client.create({"resourceType": "Patient"}, if_none_exist="identifier=s|v")
     assert caught.value.hapi_codes == ("HAPI-0958",)
@@ -141,9 +161,13 @@ async def test_create__412_without_if_match_is_multiple_matches(client: FhirClie
 
 @respx.mock
 async def test_create__sends_if_none_exist_and_reads_200_as_matched(client: FhirClient) -> None:
-    route = respx.post(f"{BASE}/Patient").mock(return_value=httpx.Response(
-        200, json={"resourceType": "Patient", "id": "p1"},
-        headers={"Location": f"{BASE}/Patient/p1/_history/1"}))
+    route = respx.post(f"{BASE}/Patient").mock(
+        return_value=httpx.Response(
+            200,
+            json={"resourceType": "Patient", "id": "p1"},
+            headers={"Location": f"{BASE}/Patient/p1/_history/1"},
+        )
+    )
     outcome = await client.create({"resourceType": "Patient"}, if_none_exist="identifier=s|v")
     assert route.calls.last.request.headers["If-None-Exist"] == "identifier=s|v"
     assert route.calls.last.request.headers["Content-Type"] == "application/fhir+json"
@@ -154,7 +178,8 @@ async def test_create__sends_if_none_exist_and_reads_200_as_matched(client: Fhir
 @respx.mock
 async def test_rate_limited_error_keeps_retry_after_when_exhausted(client: FhirClient) -> None:
     respx.get(f"{BASE}/metadata").mock(
-        return_value=httpx.Response(429, headers={"Retry-After": "1"}))
+        return_value=httpx.Response(429, headers={"Retry-After": "1"})
+    )
     with pytest.raises(FhirRateLimited) as caught:
         await client.capabilities()
     assert caught.value.retry_after == 1.0
@@ -164,14 +189,20 @@ async def test_rate_limited_error_keeps_retry_after_when_exhausted(client: FhirC
 async def test_search_all__follows_next_links_until_none(client: FhirClient) -> None:
     def page(ids: list[str], next_url: str | None) -> httpx.Response:
         links = [{"relation": "next", "url": next_url}] if next_url else []
-        entries = [{"resource": {"resourceType": "Task", "id": i}, "search": {"mode": "match"}}
-                   for i in ids]
-        return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset",
-                                         "link": links, "entry": entries})
+        entries = [
+            {"resource": {"resourceType": "Task", "id": i}, "search": {"mode": "match"}}
+            for i in ids
+        ]
+        return httpx.Response(
+            200,
+            json={"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries},
+        )
 
     respx.get(f"{BASE}/Task", params={"status": "requested"}).mock(
-        return_value=page(["a", "b"], f"{BASE}?_getpages=x&_getpagesoffset=2"))
+        return_value=page(["a", "b"], f"{BASE}?_getpages=x&_getpagesoffset=2")
+    )
     respx.get(f"{BASE}", params={"_getpages": "x", "_getpagesoffset": "2"}).mock(
-        return_value=page(["c"], None))
+        return_value=page(["c"], None)
+    )
     found = [r["id"] async for r in client.search_all("Task", {"status": "requested"})]
     assert found == ["a", "b", "c"]

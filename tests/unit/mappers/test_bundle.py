@@ -21,12 +21,24 @@ def test_read_transaction_response__reads_status_type_id_version() -> None:
         "type": "transaction-response",
         "entry": [
             {"response": {"status": "201 Created", "location": "Patient/12/_history/1"}},
-            {"response": {"status": "200 OK",
-                          "location": "http://h/fhir/Condition/c-9/_history/3"}},
+            {
+                "response": {
+                    "status": "200 OK",
+                    "location": "http://h/fhir/Condition/c-9/_history/3",
+                }
+            },
         ],
     }
     first, second = bundle.read_transaction_response(response)
     assert (first.status, first.resource_type, first.resource_id, first.version_id) == (
-        201, "Patient", "12", "1")
+        201,
+        "Patient",
+        "12",
+        "1",
+    )
     assert first.created and not second.created
-    assert (second.resource_type, second.resource_id, second.version_id) == ("Condition", "c-9", "3")
+    assert (second.resource_type, second.resource_id, second.version_id) == (
+        "Condition",
+        "c-9",
+        "3",
+    )

@@ -16,8 +16,11 @@ def _fhir(**overrides: object) -> dict[str, object]:
 def test_to_fhir__codes_icd10cm_statuses_and_subject() -> None:
     resource = _fhir()
     assert resource["code"]["coding"] == [  # type: ignore[index]
-        {"system": condition.ICD10CM_SYSTEM, "code": "F10.20",
-         "display": "Alcohol dependence, uncomplicated"}
+        {
+            "system": condition.ICD10CM_SYSTEM,
+            "code": "F10.20",
+            "display": "Alcohol dependence, uncomplicated",
+        }
     ]
     assert resource["clinicalStatus"] == {
         "coding": [{"system": condition.CLINICAL_STATUS_SYSTEM, "code": "active"}]
@@ -52,7 +55,7 @@ def test_from_fhir__missing_icd10_coding_is_named() -> None:
 
 
 def test_to_fhir__unknown_clinical_status_is_refused() -> None:
-    with pytest.raises(MappingError, match="Diagnosis.clinical_status"):
+    with pytest.raises(MappingError, match=r"Diagnosis\.clinical_status"):
         _fhir(clinical_status="better")
 
 
