@@ -1,0 +1,110 @@
+"""The FastAPI app with the FHIR server mocked at the transport seam (respx)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+from fastapi import FastAPI
+
+from api.app import create_app
+from integration.settings import Settings
+from mappers.errors import MappingError, Problem
+
+BASE = "http://fhir.test/fhir"
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        fhir_base_url=BASE,  # type: ignore[arg-type]
+        database_url=f"sqlite:///{tmp_path / 'app.db'}",
+        retry_max_attempts=1,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    app = create_app(settings)
+
+    @app.get("/_raise")
+    def _raise() -> None:  # a route that fails the way a mapper does
+        raise MappingError("Patient is invalid", problems=[Problem("Patient.gender", "bad code")])
+
+    return app
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    # Starlette's TestClient is deprecated with httpx; drive the ASGI app and its lifespan directly.
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client,
+    ):
+        yield client
+
+
+@respx.mock
+async def test_health__ok_when_fhir_and_database_answer(http: httpx.AsyncClient) -> None:
+    respx.get(f"{BASE}/metadata").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "resourceType": "CapabilityStatement",
+                "fhirVersion": "4.0.1",
+                "software": {"name": "HAPI FHIR Server", "version": "8.x"},
+            },
+        )
+    )
+    response = await http.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["fhir_version"] == "4.0.1"
+    assert body["database_ok"] is True
+
+
+@respx.mock
+async def test_health__degraded_503_when_fhir_is_down(http: httpx.AsyncClient) -> None:
+    respx.get(f"{BASE}/metadata").mock(side_effect=httpx.ConnectError("refused"))
+    response = await http.get("/health")
+    assert response.status_code == 503
+    assert response.json()["fhir_reachable"] is False
+
+
+async def test_errors__fhir_callers_get_an_operation_outcome_with_paths(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.get("/_raise", headers={"Accept": "application/fhir+json"})
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    assert response.json() == {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "invalid",
+                "diagnostics": "bad code",
+                "expression": ["Patient.gender"],
+            }
+        ],
+    }
+
+
+async def test_errors__other_callers_get_problem_json(http: httpx.AsyncClient) -> None:
+    response = await http.get("/_raise")
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["problems"] == [{"path": "Patient.gender", "message": "bad code"}]
+
+
+async def test_sync_records__empty_store_lists_nothing(http: httpx.AsyncClient) -> None:
+    response = await http.get("/sync-records")
+    assert response.status_code == 200
+    assert response.json() == []
