@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from api import cli_fhir
 from integration.fhir_client import FhirClient
 from integration.health import check_health
 from integration.settings import Settings
@@ -20,7 +21,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = Settings()
-    handler = {"serve": _serve, "check": _check}[args.command]
+    handler = {
+        "serve": _serve,
+        "check": _check,
+        "map": cli_fhir.run_map,
+        "validate": cli_fhir.run_validate,
+        "profiles": cli_fhir.run_profiles,
+    }[args.command]
     return handler(settings, args)
 
 
@@ -34,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: settings.api_port)")
     check = commands.add_parser("check", help="check the FHIR server and the database")
     check.add_argument("--json", action="store_true", help="print JSON for scripts")
+    cli_fhir.add_commands(commands)
     return parser
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mappers.registry import MappingContext
+
 # The local HAPI sandbox (sandbox/hapi) listens here unless HAPI_PORT says otherwise.
 LOCAL_SANDBOX_FHIR_BASE = "http://127.0.0.1:8090/fhir"
 DEFAULT_DATA_DIR = Path("var")
@@ -59,3 +61,9 @@ class Settings(BaseSettings):
     def fhir_base(self) -> str:
         """The FHIR base URL as a string without a trailing slash."""
         return str(self.fhir_base_url).rstrip("/")
+
+    def mapping_context(self) -> MappingContext:
+        """The identifier systems the pure mappers need, taken from these settings."""
+        return MappingContext(
+            mrn_system=self.mrn_system, condition_id_system=self.condition_id_system
+        )

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
+from fhir_profiles.canonical import structure_definition_url
+from fhir_profiles.terminology.local import DIAGNOSIS_ROLES
+from fhir_profiles.terminology.systems import ICD_10_CM, SNOMED_CT
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_read import find_coding, read_date, read_str, require_resource_type
+from mappers.fhir_read import find_coding, read_fhir_date, read_str, require_resource_type
 from mappers.loss import Loss, Mapped, unmapped_list_entries, unmapped_top_level
 
-ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"  # FHIR R4 terminologies-systems page
+ICD10CM_SYSTEM = ICD_10_CM
 CLINICAL_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-category"
+PROFILE = structure_definition_url("iop-condition")
+ROLE_EXTENSION = structure_definition_url("iop-diagnosis-role")
 
 # Code lists of the three R4 Condition value sets above (hl7.org/fhir/R4/condition.html).
 CLINICAL_STATUSES = frozenset(
@@ -36,7 +40,10 @@ class Diagnosis:
     category: str = "problem-list-item"
     clinical_status: str = "active"
     verification_status: str = "confirmed"
-    onset: date | None = None
+    onset: str | None = None  # a FHIR date of any precision: "2021", "2021-08", "2021-08-15"
+    role: str | None = None  # primary | co-occurring (iop-diagnosis-role); None = not stated
+    snomed_code: str | None = None  # optional SNOMED CT coding beside the ICD-10-CM one
+    snomed_display: str | None = None
 
     @property
     def is_substance_use(self) -> bool:
@@ -51,6 +58,14 @@ class Diagnosis:
             found.append(Problem("Diagnosis.identifier", "is required", "required"))
         if not self.icd10_code.strip():
             found.append(Problem("Diagnosis.icd10_code", "is required", "required"))
+        if self.role is not None and self.role not in DIAGNOSIS_ROLES:
+            found.append(Problem("Diagnosis.role", f"{self.role!r} is not a known code"))
+        if self.onset is not None:
+            onset_problems: list[Problem] = []
+            read_fhir_date(self.onset, "Diagnosis.onset", onset_problems)
+            found += onset_problems
+        if self.snomed_display is not None and self.snomed_code is None:
+            found.append(Problem("Diagnosis.snomed_code", "is required with snomed_display"))
         for name, value, allowed in (
             ("category", self.category, CATEGORIES),
             ("clinical_status", self.clinical_status, CLINICAL_STATUSES),
@@ -62,71 +77,80 @@ class Diagnosis:
 
 
 def to_fhir(diagnosis: Diagnosis, *, id_system: str, subject_reference: str) -> dict[str, Any]:
-    """Fill Condition.identifier, clinicalStatus, verificationStatus, category, code, subject,
-    onsetDateTime."""
+    """Fill Condition.meta.profile, extension (role), identifier, clinicalStatus,
+    verificationStatus, category, code (ICD-10-CM, optional SNOMED CT), subject, onsetDateTime."""
     raise_if_problems("Diagnosis", diagnosis.problems())
-    resource: dict[str, Any] = {
-        "resourceType": "Condition",
+    codings = [
+        {"system": ICD10CM_SYSTEM, "code": diagnosis.icd10_code, "display": diagnosis.display}
+    ]
+    if diagnosis.snomed_code is not None:
+        snomed = {"system": SNOMED_CT, "code": diagnosis.snomed_code}
+        if diagnosis.snomed_display is not None:
+            snomed["display"] = diagnosis.snomed_display
+        codings.append(snomed)
+    resource: dict[str, Any] = {"resourceType": "Condition", "meta": {"profile": [PROFILE]}}
+    if diagnosis.role is not None:
+        resource["extension"] = [{"url": ROLE_EXTENSION, "valueCode": diagnosis.role}]
+    resource |= {
         "identifier": [{"system": id_system, "value": diagnosis.identifier}],
         "clinicalStatus": _concept(CLINICAL_STATUS_SYSTEM, diagnosis.clinical_status),
         "verificationStatus": _concept(VERIFICATION_STATUS_SYSTEM, diagnosis.verification_status),
         "category": [_concept(CATEGORY_SYSTEM, diagnosis.category)],
-        "code": {
-            "coding": [
-                {
-                    "system": ICD10CM_SYSTEM,
-                    "code": diagnosis.icd10_code,
-                    "display": diagnosis.display,
-                }
-            ],
-            "text": diagnosis.display,
-        },
+        "code": {"coding": codings, "text": diagnosis.display},
         "subject": {"reference": subject_reference},
     }
     if diagnosis.onset is not None:
-        resource["onsetDateTime"] = diagnosis.onset.isoformat()
+        resource["onsetDateTime"] = diagnosis.onset
     return resource
 
 
 def from_fhir(resource: Any, *, id_system: str) -> Mapped[Diagnosis]:
-    """Read a Diagnosis from Condition.identifier, statuses, category, code and onsetDateTime."""
+    """Read a Diagnosis from Condition.extension (role), identifier, statuses, category, code
+    and onsetDateTime; the subject reference comes back in ``links``."""
     problems: list[Problem] = []
     condition = require_resource_type(resource, "Condition", problems)
-    mapped = {
-        "identifier",
-        "clinicalStatus",
-        "verificationStatus",
-        "category",
-        "code",
-        "subject",
-        "onsetDateTime",
-    }
-    losses = unmapped_top_level(condition, mapped, type_name="Condition")
+    losses = unmapped_top_level(condition, _MAPPED_ELEMENTS, type_name="Condition")
+    role, role_losses = _read_role(condition.get("extension") or [], problems)
     identifier, id_losses = _read_identifier(condition.get("identifier") or [], id_system, problems)
-    icd, code_losses = _read_icd10(condition.get("code"), problems)
-    losses += id_losses + code_losses
+    codes, code_losses = _read_code(condition.get("code"), problems)
+    category, category_losses = _read_category(condition.get("category") or [], problems)
+    losses += role_losses + id_losses + code_losses + category_losses
     clinical = _read_status(condition, "clinicalStatus", CLINICAL_STATUS_SYSTEM, problems)
     verification = _read_status(
         condition, "verificationStatus", VERIFICATION_STATUS_SYSTEM, problems
     )
-    category, category_losses = _read_category(condition.get("category") or [], problems)
-    losses += category_losses
-    onset = read_date(condition.get("onsetDateTime"), "Condition.onsetDateTime", problems)
+    onset, cut = read_fhir_date(condition.get("onsetDateTime"), "Condition.onsetDateTime", problems)
+    if cut:
+        losses.append(Loss("Condition.onsetDateTime", "time of day not kept, only the date"))
     subject = (condition.get("subject") or {}).get("reference")
     read_str(subject, "Condition.subject.reference", problems, required=True)
     raise_if_problems("Condition", problems)
-    assert identifier is not None and icd is not None
+    assert identifier and codes and category and clinical and verification
     diagnosis = Diagnosis(
-        identifier,
-        icd[0],
-        icd[1],
-        category or "problem-list-item",
-        clinical or "active",
-        verification or "confirmed",
-        onset,
-    )
+        identifier, codes[0], codes[1], category, clinical, verification, onset, role,
+        codes[2], codes[3],
+    )  # fmt: skip
     raise_if_problems("Condition", diagnosis.problems())
     return Mapped(diagnosis, {"subject": str(subject)}, tuple(losses))
+
+
+_MAPPED_ELEMENTS = frozenset(
+    {"extension", "identifier", "clinicalStatus", "verificationStatus", "category", "code",
+     "subject", "onsetDateTime"}
+)  # fmt: skip
+
+
+def _read_role(extensions: list[Any], problems: list[Problem]) -> tuple[str | None, list[Loss]]:
+    """The iop-diagnosis-role extension; every other extension is reported as lost."""
+    role, losses = None, []
+    for index, extension in enumerate(extensions):
+        if isinstance(extension, Mapping) and extension.get("url") == ROLE_EXTENSION:
+            path = f"Condition.extension[{index}].valueCode"
+            role = read_str(extension.get("valueCode"), path, problems, required=True)
+        else:
+            url = extension.get("url") if isinstance(extension, Mapping) else None
+            losses.append(Loss(f"Condition.extension[{index}]", f"unknown extension {url}"))
+    return role, losses
 
 
 def _concept(system: str, code: str) -> dict[str, Any]:
@@ -152,7 +176,10 @@ def _read_identifier(
     return None, []
 
 
-def _read_icd10(concept: Any, problems: list[Problem]) -> tuple[tuple[str, str] | None, list[Loss]]:
+def _read_code(
+    concept: Any, problems: list[Problem]
+) -> tuple[tuple[str, str, str | None, str | None] | None, list[Loss]]:
+    """ICD-10-CM code and display, plus the first SNOMED CT coding; other codings are lost."""
     if concept is None:
         problems.append(Problem("Condition.code", "is required", "required"))
         return None, []
@@ -166,13 +193,19 @@ def _read_icd10(concept: Any, problems: list[Problem]) -> tuple[tuple[str, str] 
         coding.get("code"), f"Condition.code.coding[{index}].code", problems, required=True
     )
     display = str(coding.get("display") or concept.get("text") or code or "")
-    losses = unmapped_list_entries(
-        concept.get("coding") or [],
-        index,
-        path="Condition.code.coding",
-        reason="coding in another system",
-    )
-    return (code, display) if code else None, losses
+    snomed, snomed_index = find_coding(concept, SNOMED_CT, "Condition.code", problems)
+    snomed_code = snomed_display = None
+    if snomed is not None:
+        path = f"Condition.code.coding[{snomed_index}].code"
+        snomed_code = read_str(snomed.get("code"), path, problems, required=True)
+        snomed_display = snomed.get("display")
+    codings = concept.get("coding") or []
+    losses = [
+        Loss(f"Condition.code.coding[{i}]", "coding in another system")
+        for i in range(len(codings))
+        if i not in (index, snomed_index)
+    ]
+    return ((code, display, snomed_code, snomed_display) if code else None), losses
 
 
 def _read_status(
@@ -180,6 +213,7 @@ def _read_status(
 ) -> str | None:
     concept = condition.get(element)
     if concept is None:
+        problems.append(Problem(f"Condition.{element}", "is required", "required"))
         return None
     coding, index = find_coding(concept, system, f"Condition.{element}", problems)
     if coding is None:
@@ -201,6 +235,5 @@ def _read_category(categories: list[Any], problems: list[Problem]) -> tuple[str 
                 reason="category outside condition-category",
             )
             return str(coding.get("code")), losses
-    return None, unmapped_list_entries(
-        categories, None, path="Condition.category", reason="category outside condition-category"
-    )
+    problems.append(Problem("Condition.category", f"no coding in {CATEGORY_SYSTEM}", "required"))
+    return None, []

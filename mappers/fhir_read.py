@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -61,3 +62,29 @@ def find_coding(
         if isinstance(coding, Mapping) and coding.get("system") == system:
             return coding, index
     return None, None
+
+
+_FHIR_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
+
+
+def read_fhir_date(value: Any, path: str, problems: list[Problem]) -> tuple[str | None, bool]:
+    """A FHIR ``date`` of any precision (YYYY, YYYY-MM, YYYY-MM-DD) from a date or dateTime.
+
+    Returns the date and whether a time of day was cut off (the caller reports that as a loss).
+    """
+    if value is None:
+        return None, False
+    if isinstance(value, str):
+        day, _, time_part = value.partition("T")
+        if _FHIR_DATE.match(day) and (len(day) < 10 or _is_calendar_date(day)):
+            return day, bool(time_part)
+    problems.append(Problem(path, f"expected a FHIR date or dateTime, got {value!r}"))
+    return None, False
+
+
+def _is_calendar_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from fhir_profiles.canonical import structure_definition_url
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_read import read_date, read_str, require_resource_type
 from mappers.loss import Loss, Mapped, unmapped_list_entries, unmapped_top_level
 
 # http://hl7.org/fhir/R4/valueset-administrative-gender.html (required binding on Patient.gender)
 ADMINISTRATIVE_GENDERS = frozenset({"male", "female", "other", "unknown"})
+PROFILE = structure_definition_url("iop-patient")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,7 @@ class Client:
 
 
 def to_fhir(client: Client, *, mrn_system: str, resource_id: str | None = None) -> dict[str, Any]:
-    """Fill Patient.identifier (MRN), name, gender and birthDate from a Client."""
+    """Fill Patient.meta.profile, identifier (MRN), name, gender and birthDate from a Client."""
     raise_if_problems("Client", client.problems())
     name: dict[str, Any] = {"use": "official", "family": client.family_name}
     if client.given_names:
@@ -47,6 +49,7 @@ def to_fhir(client: Client, *, mrn_system: str, resource_id: str | None = None) 
     resource: dict[str, Any] = {"resourceType": "Patient"}
     if resource_id is not None:
         resource["id"] = resource_id
+    resource["meta"] = {"profile": [PROFILE]}
     resource["identifier"] = [{"use": "usual", "system": mrn_system, "value": client.mrn}]
     resource["name"] = [name]
     resource["gender"] = client.gender

@@ -36,10 +36,10 @@ DEMO_DIAGNOSES = (
         "IOP-DEMO-0002-DX1",
         "F43.10",
         "Post-traumatic stress disorder, unspecified",
-        onset=date(2019, 3, 1),
+        onset="2019-03",
     ),
     Diagnosis(
-        "IOP-DEMO-0002-DX2", "F10.20", "Alcohol dependence, uncomplicated", onset=date(2021, 8, 15)
+        "IOP-DEMO-0002-DX2", "F10.20", "Alcohol dependence, uncomplicated", onset="2021-08-15"
     ),
 )
 

@@ -34,6 +34,6 @@ def make_diagnosis(**overrides: Any) -> Diagnosis:
         category="problem-list-item",
         clinical_status="active",
         verification_status="confirmed",
-        onset=date(2024, 9, 1),
+        onset="2024-09-01",
     )
     return replace(base, **overrides)

@@ -36,14 +36,43 @@ def test_round_trip__is_identity_and_keeps_subject_link() -> None:
     assert mapped.losses == ()
 
 
-def test_from_fhir__snomed_coding_and_note_are_reported_as_losses() -> None:
+def test_round_trip__role_and_snomed_coding_are_kept() -> None:
+    diagnosis = make_diagnosis(
+        role="co-occurring", snomed_code="7200002", snomed_display="Alcoholism"
+    )
+    resource = condition.to_fhir(
+        diagnosis, id_system=CONDITION_SYSTEM, subject_reference="Patient/p1"
+    )
+    assert resource["extension"] == [{"url": condition.ROLE_EXTENSION, "valueCode": "co-occurring"}]
+    assert condition.from_fhir(resource, id_system=CONDITION_SYSTEM).value == diagnosis
+
+
+def test_from_fhir__other_codings_extensions_and_note_are_reported_as_losses() -> None:
     resource = _fhir()
     resource["code"]["coding"].append(  # type: ignore[index]
-        {"system": "http://snomed.info/sct", "code": "7200002", "display": "Alcoholism"}
+        {"system": "http://hl7.org/fhir/sid/icd-9-cm", "code": "303.90"}
     )
+    resource["extension"] = [{"url": "http://other.example/ext", "valueString": "x"}]
     resource["note"] = [{"text": "free text"}]
     mapped = condition.from_fhir(resource, id_system=CONDITION_SYSTEM)
-    assert {loss.path for loss in mapped.losses} == {"Condition.code.coding[1]", "Condition.note"}
+    assert {loss.path for loss in mapped.losses} == {
+        "Condition.code.coding[1]",
+        "Condition.note",
+        "Condition.extension[0]",
+    }
+
+
+def test_from_fhir__missing_statuses_and_category_are_each_named() -> None:
+    resource = _fhir()
+    for element in ("clinicalStatus", "verificationStatus", "category"):
+        del resource[element]
+    with pytest.raises(MappingError) as caught:
+        condition.from_fhir(resource, id_system=CONDITION_SYSTEM)
+    assert {p.path for p in caught.value.problems} == {
+        "Condition.clinicalStatus",
+        "Condition.verificationStatus",
+        "Condition.category",
+    }
 
 
 def test_from_fhir__missing_icd10_coding_is_named() -> None:

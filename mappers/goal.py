@@ -1,0 +1,561 @@
+"""IOP SMART goal <-> FHIR R4 Goal (area, measurable target with due date, progress notes)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from fhir_profiles.canonical import structure_definition_url
+from fhir_profiles.terminology.code import Code
+from fhir_profiles.terminology.local import GOAL_AREAS
+from fhir_profiles.terminology.systems import GOAL_ACHIEVEMENT, IOP_GOAL_AREA, UCUM
+from fhir_profiles.terminology.workflow import (
+    GOAL_ACHIEVED,
+    GOAL_IMPROVING,
+    GOAL_IN_PROGRESS,
+    GOAL_LIFECYCLE_STATUSES,
+    GOAL_NO_CHANGE,
+    GOAL_NO_PROGRESS,
+    GOAL_NOT_ACHIEVED,
+    GOAL_NOT_ATTAINABLE,
+    GOAL_SUSTAINING,
+    GOAL_WORSENING,
+)
+from mappers.errors import Problem, raise_if_problems
+from mappers.fhir_read import read_date, read_str, require_resource_type
+from mappers.loss import Loss, Mapped, unmapped_top_level
+
+GOAL_PROFILE = structure_definition_url("iop-goal")
+LIFECYCLE_STATUSES = frozenset(GOAL_LIFECYCLE_STATUSES)
+ACHIEVEMENT_STATUSES = {
+    c.code: c
+    for c in (
+        GOAL_IN_PROGRESS,
+        GOAL_IMPROVING,
+        GOAL_WORSENING,
+        GOAL_NO_CHANGE,
+        GOAL_ACHIEVED,
+        GOAL_SUSTAINING,
+        GOAL_NOT_ACHIEVED,
+        GOAL_NO_PROGRESS,
+        GOAL_NOT_ATTAINABLE,
+    )
+}
+# Quantity.comparator, required binding (R4 valueset-quantity-comparator.html).
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+# The detail[x] choices iop-bridge models; Range, CodeableConcept, boolean and Ratio are reported.
+DETAIL_ELEMENTS = ("detailQuantity", "detailInteger", "detailString")
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    """What a target measures: a coded concept (e.g. LOINC 44261-6) and/or plain text."""
+
+    text: str | None
+    system: str | None = None
+    code: str | None = None
+    display: str | None = None
+
+    @classmethod
+    def of(cls, code: Code, text: str | None = None) -> Measure:
+        """A coded measure from a fhir_profiles Code, with optional text."""
+        return cls(text, code.system, code.code, code.display)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetQuantity:
+    """A target amount such as ``< 10`` (PHQ-9 score), optionally with a UCUM unit code."""
+
+    value: float
+    comparator: str | None = None
+    unit: str | None = None
+    ucum_code: str | None = None
+
+
+# A target detail: an amount, a count (e.g. 12 meetings) or a free-text description.
+TargetDetail = TargetQuantity | int | str
+
+
+@dataclass(frozen=True, slots=True)
+class GoalTarget:
+    """One measurable target: the measure, the desired detail and the date it is due."""
+
+    measure: Measure | None
+    detail: TargetDetail | None = None
+    due: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressNote:
+    """A dated progress note on a goal."""
+
+    on: date
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """A SMART goal set with the client: area, description, targets, statuses and notes."""
+
+    identifier: str
+    description: str
+    lifecycle_status: str
+    area: str | None = None
+    achievement_status: str | None = None
+    start: date | None = None
+    targets: tuple[GoalTarget, ...] = ()
+    notes: tuple[ProgressNote, ...] = ()
+
+    def problems(self, path: str = "Goal") -> list[Problem]:
+        """Every reason this goal cannot be sent as a Goal, each named under ``path``."""
+        found: list[Problem] = []
+        for name, value in (("identifier", self.identifier), ("description", self.description)):
+            if not value.strip():
+                found.append(Problem(f"{path}.{name}", "is required", "required"))
+        if self.lifecycle_status not in LIFECYCLE_STATUSES:
+            found.append(_unknown(f"{path}.lifecycle_status", self.lifecycle_status))
+        if self.area is not None and self.area not in GOAL_AREAS:
+            found.append(_unknown(f"{path}.area", self.area))
+        status = self.achievement_status
+        if status is not None and status not in ACHIEVEMENT_STATUSES:
+            found.append(_unknown(f"{path}.achievement_status", status))
+        for index, target in enumerate(self.targets):
+            found += _target_problems(target, self.start, f"{path}.targets[{index}]")
+        for index, note in enumerate(self.notes):
+            if not note.text.strip():
+                found.append(Problem(f"{path}.notes[{index}].text", "is required", "required"))
+        return found
+
+
+def _unknown(path: str, value: str) -> Problem:
+    return Problem(path, f"{value!r} is not a known code", "code-invalid")
+
+
+def _target_problems(target: GoalTarget, start: date | None, path: str) -> list[Problem]:
+    found: list[Problem] = []
+    measure = target.measure
+    if measure is None:
+        # gol-1 (R4 goal.html#invs): a target with a detail must say what it measures.
+        if target.detail is not None:
+            found.append(Problem(f"{path}.measure", "is required when a detail is given"))
+    else:
+        if (measure.system is None) != (measure.code is None):
+            found.append(Problem(f"{path}.measure", "needs both a system and a code, or neither"))
+        if measure.code is None and not (measure.text or "").strip():
+            found.append(Problem(f"{path}.measure", "needs a code or a text", "required"))
+    found += _detail_problems(target.detail, f"{path}.detail")
+    if target.due is not None and start is not None and target.due < start:
+        found.append(Problem(f"{path}.due", f"{target.due} is before the goal start {start}"))
+    return found
+
+
+def _detail_problems(detail: TargetDetail | None, path: str) -> list[Problem]:
+    if isinstance(detail, bool):
+        return [Problem(path, "a yes/no detail is not supported; use a count or text")]
+    if isinstance(detail, str) and not detail.strip():
+        return [Problem(path, "text detail must not be empty")]
+    if not isinstance(detail, TargetQuantity):
+        return []
+    found: list[Problem] = []
+    if not math.isfinite(detail.value):
+        found.append(Problem(f"{path}.value", f"{detail.value!r} is not a finite number"))
+    if detail.comparator is not None and detail.comparator not in COMPARATORS:
+        found.append(_unknown(f"{path}.comparator", detail.comparator))
+    return found
+
+
+def to_fhir(
+    goal: Goal,
+    *,
+    goal_id_system: str,
+    subject_reference: str,
+    condition_references: Sequence[str] = (),
+    resource_id: str | None = None,
+) -> dict[str, Any]:
+    """Fill Goal.identifier, lifecycleStatus, achievementStatus, category, description, subject,
+    startDate, target, addresses and note."""
+    raise_if_problems("Goal", goal.problems())
+    resource: dict[str, Any] = {"resourceType": "Goal"}
+    if resource_id is not None:
+        resource["id"] = resource_id
+    resource["meta"] = {"profile": [GOAL_PROFILE]}
+    resource["identifier"] = [{"system": goal_id_system, "value": goal.identifier}]
+    resource["lifecycleStatus"] = goal.lifecycle_status
+    if goal.achievement_status is not None:
+        coding = ACHIEVEMENT_STATUSES[goal.achievement_status].coding()
+        resource["achievementStatus"] = {"coding": [coding]}
+    if goal.area is not None:
+        resource["category"] = [GOAL_AREAS[goal.area].codeable_concept()]
+    resource["description"] = {"text": goal.description}
+    resource["subject"] = {"reference": subject_reference}
+    if goal.start is not None:
+        resource["startDate"] = goal.start.isoformat()
+    if goal.targets:
+        resource["target"] = [_target_to_fhir(t) for t in goal.targets]
+    if condition_references:
+        resource["addresses"] = [{"reference": ref} for ref in condition_references]
+    if goal.notes:
+        resource["note"] = [{"time": n.on.isoformat(), "text": n.text} for n in goal.notes]
+    return resource
+
+
+def _target_to_fhir(target: GoalTarget) -> dict[str, Any]:
+    element: dict[str, Any] = {}
+    if target.measure is not None:
+        element["measure"] = _measure_to_fhir(target.measure)
+    detail = target.detail
+    if isinstance(detail, TargetQuantity):
+        element["detailQuantity"] = _quantity_to_fhir(detail)
+    elif isinstance(detail, int):
+        element["detailInteger"] = detail
+    elif isinstance(detail, str):
+        element["detailString"] = detail
+    if target.due is not None:
+        element["dueDate"] = target.due.isoformat()
+    return element
+
+
+def _measure_to_fhir(measure: Measure) -> dict[str, Any]:
+    concept: dict[str, Any] = {}
+    if measure.system is not None and measure.code is not None:
+        coding = {"system": measure.system, "code": measure.code}
+        if measure.display is not None:
+            coding["display"] = measure.display
+        concept["coding"] = [coding]
+    if measure.text is not None:
+        concept["text"] = measure.text
+    return concept
+
+
+def _quantity_to_fhir(quantity: TargetQuantity) -> dict[str, Any]:
+    element: dict[str, Any] = {"value": number(quantity.value)}
+    if quantity.comparator is not None:
+        element["comparator"] = quantity.comparator
+    if quantity.unit is not None:
+        element["unit"] = quantity.unit
+    if quantity.ucum_code is not None:
+        # qty-3 (R4 datatypes.html#Quantity): a unit code needs its system.
+        element["system"] = UCUM
+        element["code"] = quantity.ucum_code
+    return element
+
+
+_MAPPED = {
+    "identifier",
+    "lifecycleStatus",
+    "achievementStatus",
+    "category",
+    "description",
+    "subject",
+    "startDate",
+    "target",
+    "addresses",
+    "note",
+}
+
+
+def from_fhir(resource: Any, *, goal_id_system: str) -> Mapped[Goal]:
+    """Read a Goal from Goal.identifier, statuses, category, description, startDate, target and
+    note; links hold ``subject`` and ``addresses[i]``."""
+    problems: list[Problem] = []
+    fhir = require_resource_type(resource, "Goal", problems)
+    losses = unmapped_top_level(fhir, _MAPPED, type_name="Goal")
+    renames: dict[str, str] = {}
+    identifier = read_identifier(fhir, "Goal", goal_id_system, problems, losses)
+    lifecycle = read_str(
+        fhir.get("lifecycleStatus"), "Goal.lifecycleStatus", problems, required=True
+    )
+    achievement = None
+    if fhir.get("achievementStatus") is not None:
+        achievement = read_coded(
+            fhir["achievementStatus"], GOAL_ACHIEVEMENT, "Goal.achievementStatus", problems, losses
+        )
+    area = _read_area(fhir.get("category") or [], problems, losses, renames)
+    description = _read_description(fhir.get("description"), problems, losses)
+    start = read_date(fhir.get("startDate"), "Goal.startDate", problems)
+    targets = _read_targets(fhir.get("target") or [], problems, losses, renames)
+    notes = _read_notes(fhir.get("note") or [], problems, losses, renames)
+    subject = read_reference(fhir.get("subject"), "Goal.subject", problems, losses, required=True)
+    links = {"subject": subject or ""}
+    links.update(indexed_links("addresses", read_references(fhir, "Goal.addresses", losses)))
+    raise_if_problems("Goal", problems)
+    assert identifier is not None and lifecycle is not None and description is not None
+    goal = Goal(identifier, description, lifecycle, area, achievement, start, targets, notes)
+    renames.update(_FIXED_RENAMES)
+    raise_if_problems("Goal", rename_paths(goal.problems(), renames))
+    return Mapped(goal, links, tuple(losses))
+
+
+# Domain field -> FHIR element, for problems found after reading (the rest are added per index).
+_FIXED_RENAMES = {
+    "Goal.lifecycle_status": "Goal.lifecycleStatus",
+    "Goal.achievement_status": "Goal.achievementStatus",
+    "Goal.description": "Goal.description.text",
+    "Goal.start": "Goal.startDate",
+}
+
+
+def _read_area(
+    categories: list[Any], problems: list[Problem], losses: list[Loss], renames: dict[str, str]
+) -> str | None:
+    """Keep the first category coded in iop-goal-area; report every other category."""
+    area = None
+    for index, concept in enumerate(categories):
+        path = f"Goal.category[{index}]"
+        has_area = isinstance(concept, Mapping) and any(
+            isinstance(c, Mapping) and c.get("system") == IOP_GOAL_AREA
+            for c in concept.get("coding") or []
+        )
+        if area is None and has_area:
+            area = read_coded(concept, IOP_GOAL_AREA, path, problems, losses)
+            renames["Goal.area"] = path
+        else:
+            losses.append(Loss(path, "category outside iop-goal-area"))
+    return area
+
+
+def _read_description(concept: Any, problems: list[Problem], losses: list[Loss]) -> str | None:
+    if concept is None:
+        problems.append(Problem("Goal.description", "is required", "required"))
+        return None
+    if not isinstance(concept, Mapping):
+        problems.append(Problem("Goal.description", "expected a CodeableConcept", "structure"))
+        return None
+    losses += unmapped_keys(concept, {"text"}, "Goal.description")
+    return read_str(concept.get("text"), "Goal.description.text", problems, required=True)
+
+
+def _read_targets(
+    targets: list[Any], problems: list[Problem], losses: list[Loss], renames: dict[str, str]
+) -> tuple[GoalTarget, ...]:
+    read: list[GoalTarget] = []
+    for index, element in enumerate(targets):
+        path = f"Goal.target[{index}]"
+        if not isinstance(element, Mapping):
+            problems.append(Problem(path, "expected a target object", "structure"))
+            continue
+        known = {"measure", "dueDate", *DETAIL_ELEMENTS}
+        losses += unmapped_keys(element, known, path)
+        measure = _read_measure(element.get("measure"), f"{path}.measure", problems, losses)
+        detail, detail_name = _read_detail(element, path, problems, losses)
+        due = read_date(element.get("dueDate"), f"{path}.dueDate", problems)
+        domain = f"Goal.targets[{len(read)}]"
+        renames[f"{domain}.measure"] = f"{path}.measure"
+        renames[f"{domain}.detail"] = f"{path}.{detail_name}"
+        renames[f"{domain}.due"] = f"{path}.dueDate"
+        read.append(GoalTarget(measure, detail, due))
+    return tuple(read)
+
+
+def _read_measure(
+    concept: Any, path: str, problems: list[Problem], losses: list[Loss]
+) -> Measure | None:
+    if concept is None:
+        return None
+    if not isinstance(concept, Mapping):
+        problems.append(Problem(path, "expected a CodeableConcept", "structure"))
+        return None
+    losses += unmapped_keys(concept, {"coding", "text"}, path)
+    text = read_str(concept.get("text"), f"{path}.text", problems, required=False)
+    codings = concept.get("coding") or []
+    losses += [
+        Loss(f"{path}.coding[{i}]", "only one coding is kept") for i in range(1, len(codings))
+    ]
+    if not codings:
+        return Measure(text)
+    first = codings[0] if isinstance(codings[0], Mapping) else {}
+    losses += unmapped_keys(first, {"system", "code", "display"}, f"{path}.coding[0]")
+    system = read_str(first.get("system"), f"{path}.coding[0].system", problems, required=True)
+    code = read_str(first.get("code"), f"{path}.coding[0].code", problems, required=True)
+    display = read_str(first.get("display"), f"{path}.coding[0].display", problems, required=False)
+    return Measure(text, system, code, display)
+
+
+def _read_detail(
+    target: Mapping[str, Any], path: str, problems: list[Problem], losses: list[Loss]
+) -> tuple[TargetDetail | None, str]:
+    if "detailQuantity" in target:
+        name = "detailQuantity"
+        return _read_quantity(target[name], f"{path}.{name}", problems, losses), name
+    if "detailInteger" in target:
+        value = target["detailInteger"]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, "detailInteger"
+        problems.append(Problem(f"{path}.detailInteger", f"expected an integer, got {value!r}"))
+        return None, "detailInteger"
+    if "detailString" in target:
+        name = "detailString"
+        return read_str(target[name], f"{path}.{name}", problems, required=True), name
+    return None, "detail[x]"
+
+
+def _read_quantity(
+    element: Any, path: str, problems: list[Problem], losses: list[Loss]
+) -> TargetQuantity | None:
+    if not isinstance(element, Mapping):
+        problems.append(Problem(path, "expected a Quantity", "structure"))
+        return None
+    losses += unmapped_keys(element, {"value", "comparator", "unit", "system", "code"}, path)
+    value = element.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        problems.append(Problem(f"{path}.value", f"expected a number, got {value!r}"))
+        return None
+    code = element.get("code")
+    if code is not None and element.get("system") != UCUM:
+        losses += [Loss(f"{path}.{k}", "unit code outside UCUM") for k in ("system", "code")]
+        code = None
+    comparator = read_str(element.get("comparator"), f"{path}.comparator", problems, required=False)
+    unit = read_str(element.get("unit"), f"{path}.unit", problems, required=False)
+    return TargetQuantity(float(value), comparator, unit, code)
+
+
+def _read_notes(
+    notes: list[Any], problems: list[Problem], losses: list[Loss], renames: dict[str, str]
+) -> tuple[ProgressNote, ...]:
+    read: list[ProgressNote] = []
+    for index, note in enumerate(notes):
+        path = f"Goal.note[{index}]"
+        if not isinstance(note, Mapping):
+            problems.append(Problem(path, "expected an Annotation", "structure"))
+            continue
+        time = note.get("time")
+        if not isinstance(time, str):
+            losses.append(Loss(path, "note without a date is not kept as a progress note"))
+            continue
+        losses += unmapped_keys(note, {"time", "text"}, path)
+        if len(time) > len("YYYY-MM-DD"):
+            # Annotation.time is a dateTime; a progress note keeps only its date.
+            losses.append(Loss(f"{path}.time", "time of day not kept (date only)"))
+        on = read_date(time[:10], f"{path}.time", problems)
+        text = read_str(note.get("text"), f"{path}.text", problems, required=True)
+        renames[f"Goal.notes[{len(read)}]"] = path
+        if on is not None and text is not None:
+            read.append(ProgressNote(on, text))
+    return tuple(read)
+
+
+# --- Readers shared with mappers.care_plan and mappers.schedule ----------------------------------
+# TODO(lead): move to mappers.fhir_read / mappers.loss (outside this change's file list).
+
+
+def number(value: float) -> int | float:
+    """A JSON number for a FHIR decimal: ``3`` rather than ``3.0`` when the value is whole."""
+    return int(value) if value.is_integer() else value
+
+
+def unmapped_keys(element: Mapping[str, Any], known: Iterable[str], path: str) -> list[Loss]:
+    """Name every key of a nested FHIR element that the mapper does not read."""
+    kept = set(known)
+    return [
+        Loss(f"{path}.{key}", "element not modelled by iop-bridge")
+        for key in element
+        if key not in kept
+    ]
+
+
+def read_coded(
+    concept: Any, system: str, path: str, problems: list[Problem], losses: list[Loss]
+) -> str | None:
+    """Read the code of the first coding in ``system``; report other codings and a differing
+    text (the display is a rendering of the code, so it is not kept)."""
+    if not isinstance(concept, Mapping):
+        problems.append(Problem(path, "expected a CodeableConcept", "structure"))
+        return None
+    losses += unmapped_keys(concept, {"coding", "text"}, path)
+    codings = concept.get("coding") or []
+    index = next(
+        (i for i, c in enumerate(codings) if isinstance(c, Mapping) and c.get("system") == system),
+        None,
+    )
+    losses += [
+        Loss(f"{path}.coding[{i}]", "coding in another system")
+        for i in range(len(codings))
+        if i != index
+    ]
+    if index is None:
+        problems.append(Problem(f"{path}.coding", f"no coding in {system}", "code-invalid"))
+        return None
+    coding = codings[index]
+    losses += unmapped_keys(
+        coding, {"system", "code", "display", "version"}, f"{path}.coding[{index}]"
+    )
+    code = read_str(coding.get("code"), f"{path}.coding[{index}].code", problems, required=True)
+    text = concept.get("text")
+    if text is not None and text != coding.get("display"):
+        losses.append(Loss(f"{path}.text", "free text differs from the code's display"))
+    return code
+
+
+def read_identifier(
+    resource: Mapping[str, Any],
+    type_name: str,
+    system: str,
+    problems: list[Problem],
+    losses: list[Loss],
+) -> str | None:
+    """Read the business identifier in ``system``; report every other identifier."""
+    identifiers = resource.get("identifier") or []
+    path = f"{type_name}.identifier"
+    for index, item in enumerate(identifiers):
+        if isinstance(item, Mapping) and item.get("system") == system:
+            losses += [
+                Loss(f"{path}[{i}]", f"identifier outside {system}")
+                for i in range(len(identifiers))
+                if i != index
+            ]
+            return read_str(item.get("value"), f"{path}[{index}].value", problems, required=True)
+    problems.append(Problem(path, f"no identifier in system {system}", "required"))
+    return None
+
+
+def read_reference(
+    value: Any, path: str, problems: list[Problem], losses: list[Loss], *, required: bool
+) -> str | None:
+    """Read Reference.reference; report its other parts (display, identifier, ...)."""
+    if value is None or not isinstance(value, Mapping):
+        return read_str(
+            None if value is None else value, f"{path}.reference", problems, required=required
+        )
+    losses += unmapped_keys(value, {"reference"}, path)
+    return read_str(value.get("reference"), f"{path}.reference", problems, required=required)
+
+
+def read_references(resource: Mapping[str, Any], path: str, losses: list[Loss]) -> list[str]:
+    """Read a repeating Reference element; entries without a literal reference are reported."""
+    name = path.rsplit(".", 1)[-1]
+    read: list[str] = []
+    for index, item in enumerate(resource.get(name) or []):
+        reference = item.get("reference") if isinstance(item, Mapping) else None
+        if not isinstance(reference, str) or not reference:
+            losses.append(Loss(f"{path}[{index}]", "reference without a literal reference"))
+            continue
+        losses += unmapped_keys(item, {"reference"}, f"{path}[{index}]")
+        read.append(reference)
+    return read
+
+
+def indexed_links(name: str, references: Sequence[str]) -> dict[str, str]:
+    """Links ``name[0]``, ``name[1]``... for a repeating reference (Mapped.links is flat)."""
+    return {f"{name}[{index}]": reference for index, reference in enumerate(references)}
+
+
+def references_in(links: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """The references ``indexed_links`` stored under ``name``, in order."""
+    return tuple(links[f"{name}[{i}]"] for i in range(len(links)) if f"{name}[{i}]" in links)
+
+
+def rename_paths(problems: Iterable[Problem], renames: Mapping[str, str]) -> list[Problem]:
+    """Rewrite domain field paths to the FHIR paths they were read from (longest prefix wins)."""
+    ordered = sorted(renames, key=len, reverse=True)
+    renamed: list[Problem] = []
+    for problem in problems:
+        for prefix in ordered:
+            rest = problem.path[len(prefix) :]
+            if problem.path.startswith(prefix) and (not rest or rest[0] in ".["):
+                problem = Problem(renames[prefix] + rest, problem.message, problem.code)
+                break
+        renamed.append(problem)
+    return renamed
