@@ -36,6 +36,7 @@ TASK_CODE: Final = "http://hl7.org/fhir/CodeSystem/task-code"
 TASK_STATUS: Final = "http://hl7.org/fhir/task-status"
 GOAL_STATUS: Final = "http://hl7.org/fhir/goal-status"
 ENCOUNTER_STATUS: Final = "http://hl7.org/fhir/encounter-status"
+APPOINTMENT_STATUS: Final = "http://hl7.org/fhir/appointmentstatus"
 
 # Extension that carries an answer's score (R4 extension-ordinalvalue.html; in R4 its context
 # includes Coding and Questionnaire.item.answerOption).
