@@ -3,46 +3,42 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 from fhir_profiles.canonical import structure_definition_url
+from fhir_profiles.terminology import workflow
 from fhir_profiles.terminology.code import Code
 from fhir_profiles.terminology.local import GOAL_AREAS
 from fhir_profiles.terminology.systems import GOAL_ACHIEVEMENT, IOP_GOAL_AREA, UCUM
-from fhir_profiles.terminology.workflow import (
-    GOAL_ACHIEVED,
-    GOAL_IMPROVING,
-    GOAL_IN_PROGRESS,
-    GOAL_LIFECYCLE_STATUSES,
-    GOAL_NO_CHANGE,
-    GOAL_NO_PROGRESS,
-    GOAL_NOT_ACHIEVED,
-    GOAL_NOT_ATTAINABLE,
-    GOAL_SUSTAINING,
-    GOAL_WORSENING,
-)
 from mappers.errors import Problem, raise_if_problems
+from mappers.fhir_common import (
+    modifier_extension_problems,
+    read_identifier_list,
+    read_reference,
+    reference_problems,
+    unmapped_keys,
+)
 from mappers.fhir_read import read_date, read_str, require_resource_type
 from mappers.loss import Loss, Mapped, unmapped_top_level
+from mappers.schedule import (
+    indexed_links,
+    number,
+    read_coded,
+    read_day,
+    read_references,
+    rename_paths,
+)
 
 GOAL_PROFILE = structure_definition_url("iop-goal")
-LIFECYCLE_STATUSES = frozenset(GOAL_LIFECYCLE_STATUSES)
+LIFECYCLE_STATUSES = frozenset(workflow.GOAL_LIFECYCLE_STATUSES)
+# Goal.achievementStatus codes (R4 codesystem-goal-achievement.html), as fhir_profiles lists them.
 ACHIEVEMENT_STATUSES = {
     c.code: c
-    for c in (
-        GOAL_IN_PROGRESS,
-        GOAL_IMPROVING,
-        GOAL_WORSENING,
-        GOAL_NO_CHANGE,
-        GOAL_ACHIEVED,
-        GOAL_SUSTAINING,
-        GOAL_NOT_ACHIEVED,
-        GOAL_NO_PROGRESS,
-        GOAL_NOT_ATTAINABLE,
-    )
+    for c in vars(workflow).values()
+    if isinstance(c, Code) and c.system == GOAL_ACHIEVEMENT
 }
 # Quantity.comparator, required binding (R4 valueset-quantity-comparator.html).
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
@@ -135,6 +131,9 @@ def _unknown(path: str, value: str) -> Problem:
 
 
 def _target_problems(target: GoalTarget, start: date | None, path: str) -> list[Problem]:
+    if target == GoalTarget(None):
+        # ele-1 (R4 element.html): an empty target element is not valid FHIR.
+        return [Problem(path, "needs a measure or a due date", "required")]
     found: list[Problem] = []
     measure = target.measure
     if measure is None:
@@ -177,7 +176,8 @@ def to_fhir(
 ) -> dict[str, Any]:
     """Fill Goal.identifier, lifecycleStatus, achievementStatus, category, description, subject,
     startDate, target, addresses and note."""
-    raise_if_problems("Goal", goal.problems())
+    subject_problems = reference_problems(subject_reference, "Patient", "subject_reference")
+    raise_if_problems("Goal", goal.problems() + subject_problems)
     resource: dict[str, Any] = {"resourceType": "Goal"}
     if resource_id is not None:
         resource["id"] = resource_id
@@ -243,18 +243,10 @@ def _quantity_to_fhir(quantity: TargetQuantity) -> dict[str, Any]:
     return element
 
 
-_MAPPED = {
-    "identifier",
-    "lifecycleStatus",
-    "achievementStatus",
-    "category",
-    "description",
-    "subject",
-    "startDate",
-    "target",
-    "addresses",
-    "note",
-}
+_MAPPED = frozenset(
+    {"identifier", "modifierExtension", "lifecycleStatus", "achievementStatus", "category"}
+    | {"description", "subject", "startDate", "target", "addresses", "note"}
+)
 
 
 def from_fhir(resource: Any, *, goal_id_system: str) -> Mapped[Goal]:
@@ -264,7 +256,10 @@ def from_fhir(resource: Any, *, goal_id_system: str) -> Mapped[Goal]:
     fhir = require_resource_type(resource, "Goal", problems)
     losses = unmapped_top_level(fhir, _MAPPED, type_name="Goal")
     renames: dict[str, str] = {}
-    identifier = read_identifier(fhir, "Goal", goal_id_system, problems, losses)
+    problems += modifier_extension_problems(fhir, "Goal")
+    identifier = read_identifier_list(
+        fhir.get("identifier"), goal_id_system, "Goal.identifier", problems, losses
+    )
     lifecycle = read_str(
         fhir.get("lifecycleStatus"), "Goal.lifecycleStatus", problems, required=True
     )
@@ -278,14 +273,14 @@ def from_fhir(resource: Any, *, goal_id_system: str) -> Mapped[Goal]:
     start = read_date(fhir.get("startDate"), "Goal.startDate", problems)
     targets = _read_targets(fhir.get("target") or [], problems, losses, renames)
     notes = _read_notes(fhir.get("note") or [], problems, losses, renames)
-    subject = read_reference(fhir.get("subject"), "Goal.subject", problems, losses, required=True)
+    subject = read_reference(fhir.get("subject"), "Goal.subject", "Patient", problems, losses)
     links = {"subject": subject or ""}
     links.update(indexed_links("addresses", read_references(fhir, "Goal.addresses", losses)))
-    raise_if_problems("Goal", problems)
-    assert identifier is not None and lifecycle is not None and description is not None
-    goal = Goal(identifier, description, lifecycle, area, achievement, start, targets, notes)
+    # Valid placeholders stand in for what could not be read (see care_plan.from_fhir).
+    goal = Goal(identifier or "?", description or "?", lifecycle or "proposed", area)
+    goal = replace(goal, achievement_status=achievement, start=start, targets=targets, notes=notes)
     renames.update(_FIXED_RENAMES)
-    raise_if_problems("Goal", rename_paths(goal.problems(), renames))
+    raise_if_problems("Goal", rename_paths(problems, goal.problems(), renames))
     return Mapped(goal, links, tuple(losses))
 
 
@@ -324,7 +319,7 @@ def _read_description(concept: Any, problems: list[Problem], losses: list[Loss])
     if not isinstance(concept, Mapping):
         problems.append(Problem("Goal.description", "expected a CodeableConcept", "structure"))
         return None
-    losses += unmapped_keys(concept, {"text"}, "Goal.description")
+    losses += unmapped_keys(concept, {"text"}, path="Goal.description")
     return read_str(concept.get("text"), "Goal.description.text", problems, required=True)
 
 
@@ -337,12 +332,14 @@ def _read_targets(
         if not isinstance(element, Mapping):
             problems.append(Problem(path, "expected a target object", "structure"))
             continue
-        known = {"measure", "dueDate", *DETAIL_ELEMENTS}
-        losses += unmapped_keys(element, known, path)
+        known = {"measure", "dueDate", "modifierExtension", *DETAIL_ELEMENTS}
+        losses += unmapped_keys(element, known, path=path)
+        problems += modifier_extension_problems(element, path)
         measure = _read_measure(element.get("measure"), f"{path}.measure", problems, losses)
         detail, detail_name = _read_detail(element, path, problems, losses)
         due = read_date(element.get("dueDate"), f"{path}.dueDate", problems)
         domain = f"Goal.targets[{len(read)}]"
+        renames[domain] = path
         renames[f"{domain}.measure"] = f"{path}.measure"
         renames[f"{domain}.detail"] = f"{path}.{detail_name}"
         renames[f"{domain}.due"] = f"{path}.dueDate"
@@ -358,7 +355,7 @@ def _read_measure(
     if not isinstance(concept, Mapping):
         problems.append(Problem(path, "expected a CodeableConcept", "structure"))
         return None
-    losses += unmapped_keys(concept, {"coding", "text"}, path)
+    losses += unmapped_keys(concept, {"coding", "text"}, path=path)
     text = read_str(concept.get("text"), f"{path}.text", problems, required=False)
     codings = concept.get("coding") or []
     losses += [
@@ -367,7 +364,7 @@ def _read_measure(
     if not codings:
         return Measure(text)
     first = codings[0] if isinstance(codings[0], Mapping) else {}
-    losses += unmapped_keys(first, {"system", "code", "display"}, f"{path}.coding[0]")
+    losses += unmapped_keys(first, {"system", "code", "display"}, path=f"{path}.coding[0]")
     system = read_str(first.get("system"), f"{path}.coding[0].system", problems, required=True)
     code = read_str(first.get("code"), f"{path}.coding[0].code", problems, required=True)
     display = read_str(first.get("display"), f"{path}.coding[0].display", problems, required=False)
@@ -398,14 +395,17 @@ def _read_quantity(
     if not isinstance(element, Mapping):
         problems.append(Problem(path, "expected a Quantity", "structure"))
         return None
-    losses += unmapped_keys(element, {"value", "comparator", "unit", "system", "code"}, path)
+    losses += unmapped_keys(element, {"value", "comparator", "unit", "system", "code"}, path=path)
     value = element.get("value")
     if isinstance(value, bool) or not isinstance(value, int | float):
         problems.append(Problem(f"{path}.value", f"expected a number, got {value!r}"))
         return None
-    code = element.get("code")
-    if code is not None and element.get("system") != UCUM:
-        losses += [Loss(f"{path}.{k}", "unit code outside UCUM") for k in ("system", "code")]
+    code = read_str(element.get("code"), f"{path}.code", problems, required=False)
+    system = element.get("system")
+    if system is not None and (system != UCUM or code is None):
+        losses.append(Loss(f"{path}.system", "only a UCUM unit code is kept"))
+    if code is not None and system != UCUM:
+        losses.append(Loss(f"{path}.code", "unit code outside UCUM"))
         code = None
     comparator = read_str(element.get("comparator"), f"{path}.comparator", problems, required=False)
     unit = read_str(element.get("unit"), f"{path}.unit", problems, required=False)
@@ -425,137 +425,10 @@ def _read_notes(
         if not isinstance(time, str):
             losses.append(Loss(path, "note without a date is not kept as a progress note"))
             continue
-        losses += unmapped_keys(note, {"time", "text"}, path)
-        if len(time) > len("YYYY-MM-DD"):
-            # Annotation.time is a dateTime; a progress note keeps only its date.
-            losses.append(Loss(f"{path}.time", "time of day not kept (date only)"))
-        on = read_date(time[:10], f"{path}.time", problems)
+        losses += unmapped_keys(note, {"time", "text"}, path=path)
+        on = read_day(time, f"{path}.time", problems, losses)
         text = read_str(note.get("text"), f"{path}.text", problems, required=True)
         renames[f"Goal.notes[{len(read)}]"] = path
         if on is not None and text is not None:
             read.append(ProgressNote(on, text))
     return tuple(read)
-
-
-# --- Readers shared with mappers.care_plan and mappers.schedule ----------------------------------
-# TODO(lead): move to mappers.fhir_read / mappers.loss (outside this change's file list).
-
-
-def number(value: float) -> int | float:
-    """A JSON number for a FHIR decimal: ``3`` rather than ``3.0`` when the value is whole."""
-    return int(value) if value.is_integer() else value
-
-
-def unmapped_keys(element: Mapping[str, Any], known: Iterable[str], path: str) -> list[Loss]:
-    """Name every key of a nested FHIR element that the mapper does not read."""
-    kept = set(known)
-    return [
-        Loss(f"{path}.{key}", "element not modelled by iop-bridge")
-        for key in element
-        if key not in kept
-    ]
-
-
-def read_coded(
-    concept: Any, system: str, path: str, problems: list[Problem], losses: list[Loss]
-) -> str | None:
-    """Read the code of the first coding in ``system``; report other codings and a differing
-    text (the display is a rendering of the code, so it is not kept)."""
-    if not isinstance(concept, Mapping):
-        problems.append(Problem(path, "expected a CodeableConcept", "structure"))
-        return None
-    losses += unmapped_keys(concept, {"coding", "text"}, path)
-    codings = concept.get("coding") or []
-    index = next(
-        (i for i, c in enumerate(codings) if isinstance(c, Mapping) and c.get("system") == system),
-        None,
-    )
-    losses += [
-        Loss(f"{path}.coding[{i}]", "coding in another system")
-        for i in range(len(codings))
-        if i != index
-    ]
-    if index is None:
-        problems.append(Problem(f"{path}.coding", f"no coding in {system}", "code-invalid"))
-        return None
-    coding = codings[index]
-    losses += unmapped_keys(
-        coding, {"system", "code", "display", "version"}, f"{path}.coding[{index}]"
-    )
-    code = read_str(coding.get("code"), f"{path}.coding[{index}].code", problems, required=True)
-    text = concept.get("text")
-    if text is not None and text != coding.get("display"):
-        losses.append(Loss(f"{path}.text", "free text differs from the code's display"))
-    return code
-
-
-def read_identifier(
-    resource: Mapping[str, Any],
-    type_name: str,
-    system: str,
-    problems: list[Problem],
-    losses: list[Loss],
-) -> str | None:
-    """Read the business identifier in ``system``; report every other identifier."""
-    identifiers = resource.get("identifier") or []
-    path = f"{type_name}.identifier"
-    for index, item in enumerate(identifiers):
-        if isinstance(item, Mapping) and item.get("system") == system:
-            losses += [
-                Loss(f"{path}[{i}]", f"identifier outside {system}")
-                for i in range(len(identifiers))
-                if i != index
-            ]
-            return read_str(item.get("value"), f"{path}[{index}].value", problems, required=True)
-    problems.append(Problem(path, f"no identifier in system {system}", "required"))
-    return None
-
-
-def read_reference(
-    value: Any, path: str, problems: list[Problem], losses: list[Loss], *, required: bool
-) -> str | None:
-    """Read Reference.reference; report its other parts (display, identifier, ...)."""
-    if value is None or not isinstance(value, Mapping):
-        return read_str(
-            None if value is None else value, f"{path}.reference", problems, required=required
-        )
-    losses += unmapped_keys(value, {"reference"}, path)
-    return read_str(value.get("reference"), f"{path}.reference", problems, required=required)
-
-
-def read_references(resource: Mapping[str, Any], path: str, losses: list[Loss]) -> list[str]:
-    """Read a repeating Reference element; entries without a literal reference are reported."""
-    name = path.rsplit(".", 1)[-1]
-    read: list[str] = []
-    for index, item in enumerate(resource.get(name) or []):
-        reference = item.get("reference") if isinstance(item, Mapping) else None
-        if not isinstance(reference, str) or not reference:
-            losses.append(Loss(f"{path}[{index}]", "reference without a literal reference"))
-            continue
-        losses += unmapped_keys(item, {"reference"}, f"{path}[{index}]")
-        read.append(reference)
-    return read
-
-
-def indexed_links(name: str, references: Sequence[str]) -> dict[str, str]:
-    """Links ``name[0]``, ``name[1]``... for a repeating reference (Mapped.links is flat)."""
-    return {f"{name}[{index}]": reference for index, reference in enumerate(references)}
-
-
-def references_in(links: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """The references ``indexed_links`` stored under ``name``, in order."""
-    return tuple(links[f"{name}[{i}]"] for i in range(len(links)) if f"{name}[{i}]" in links)
-
-
-def rename_paths(problems: Iterable[Problem], renames: Mapping[str, str]) -> list[Problem]:
-    """Rewrite domain field paths to the FHIR paths they were read from (longest prefix wins)."""
-    ordered = sorted(renames, key=len, reverse=True)
-    renamed: list[Problem] = []
-    for problem in problems:
-        for prefix in ordered:
-            rest = problem.path[len(prefix) :]
-            if problem.path.startswith(prefix) and (not rest or rest[0] in ".["):
-                problem = Problem(renames[prefix] + rest, problem.message, problem.code)
-                break
-        renamed.append(problem)
-    return renamed

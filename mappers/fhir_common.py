@@ -1,0 +1,214 @@
+"""Readers and writers shared by the Encounter and QuestionnaireResponse mappers.
+
+dateTime with timezone, business identifiers, typed references, modifier extensions and
+element-by-element loss reporting. Like ``fhir_read``, every reader records Problems and Losses
+instead of raising, so ``from_fhir`` can report everything wrong with an input at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from mappers.errors import Problem
+from mappers.fhir_read import read_str
+from mappers.loss import Loss
+
+NOT_MODELLED = "element not modelled by iop-bridge"
+
+# FHIR R4 dateTime with a time part (datatypes.html#dateTime): seconds are required, and "if
+# hours and minutes are specified, a time zone SHALL be populated". Leap second 60 is not kept.
+_DATETIME = re.compile(
+    r"(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})"
+)
+# The R4 regex allows offsets up to 13:59 either way, and 14:00.
+_MAX_OFFSET = timedelta(hours=14)
+
+# A literal reference: relative `Type/id` or absolute `.../Type/id`, optionally versioned
+# (references.html#literal). urn:uuid/urn:oid references inside transaction Bundles carry no type.
+_LITERAL_REFERENCE = re.compile(
+    r"(?:^|/)(?P<type>[A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?"
+)
+
+
+def datetime_problems(value: datetime, field: str) -> list[Problem]:
+    """Why ``value`` cannot be sent as a FHIR dateTime with timezone (empty if it can)."""
+    offset = value.utcoffset()
+    if offset is None:
+        return [Problem(field, "needs a timezone (FHIR dateTime with a time SHALL have one)")]
+    if offset % timedelta(minutes=1) or abs(offset) > _MAX_OFFSET:
+        return [Problem(field, f"timezone offset {offset} is not a whole-minute offset <= 14h")]
+    return []
+
+
+def format_datetime(value: datetime) -> str:
+    """Render an aware datetime as a FHIR dateTime (``Z`` for UTC, microseconds if any)."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def read_datetime(
+    value: Any, path: str, problems: list[Problem], losses: list[Loss]
+) -> datetime | None:
+    """Parse a FHIR dateTime to the second with timezone; record a Problem if it is not one."""
+    if value is None:
+        problems.append(Problem(path, "is required", "required"))
+        return None
+    match = _DATETIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        problems.append(
+            Problem(path, f"expected a dateTime with seconds and timezone, got {value!r}")
+        )
+        return None
+    fraction = match.group("fraction") or ""
+    if len(fraction) > 6:
+        losses.append(Loss(path, "precision below a microsecond is not kept"))
+    text = match.group("base") + (f".{fraction[:6].ljust(6, '0')}" if fraction else "")
+    try:
+        parsed = datetime.fromisoformat(text + match.group("zone").replace("Z", "+00:00"))
+    except ValueError as exc:
+        problems.append(Problem(path, f"{value!r} is not a valid dateTime: {exc}"))
+        return None
+    if abs(parsed.utcoffset() or timedelta()) > _MAX_OFFSET:
+        problems.append(Problem(path, f"timezone offset of {value!r} is beyond 14h"))
+        return None
+    return parsed
+
+
+def unmapped_keys(
+    element: Mapping[str, Any], known: Iterable[str], *, path: str, reason: str = NOT_MODELLED
+) -> list[Loss]:
+    """Name every key of a nested element (not a resource) that the mapper did not read."""
+    kept = set(known) | {"id"}
+    return [Loss(f"{path}.{key}", reason) for key in element if key not in kept]
+
+
+def read_list(value: Any, path: str, problems: list[Problem]) -> list[Any]:
+    """A repeating element as a list: absent is empty, anything but a JSON array is a Problem."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    problems.append(Problem(path, "expected a JSON array (a repeating element)", "structure"))
+    return []
+
+
+def modifier_extension_problems(element: Mapping[str, Any], path: str) -> list[Problem]:
+    """A modifierExtension may change the meaning of its element: unknown ones are refused.
+
+    FHIR R4 extensibility.html#modifierExtension: a system that does not understand a modifier
+    extension SHALL NOT process the element as if it were absent.
+    """
+    found: list[Problem] = []
+    entries = read_list(element.get("modifierExtension"), f"{path}.modifierExtension", found)
+    return found + [
+        Problem(f"{path}.modifierExtension[{i}]", "unknown modifier extension", "not-supported")
+        for i, _ in enumerate(entries)
+    ]
+
+
+def reference_problems(reference: str, expected_type: str, field: str) -> list[Problem]:
+    """Check a literal reference points at ``expected_type`` (urn: references cannot be told)."""
+    if reference.startswith(("urn:uuid:", "urn:oid:")):
+        return []
+    match = _LITERAL_REFERENCE.search(reference)
+    if match is None or not reference.endswith(match.group(0)):
+        return [Problem(field, f"{reference!r} is not a literal reference to a {expected_type}")]
+    if match.group("type") != expected_type:
+        found = match.group("type")
+        return [Problem(field, f"must reference a {expected_type}, not a {found}: {reference!r}")]
+    return []
+
+
+def reference(target: str) -> dict[str, str]:
+    """A FHIR Reference with a literal reference only."""
+    return {"reference": target}
+
+
+def read_reference(
+    value: Any,
+    path: str,
+    expected_type: str,
+    problems: list[Problem],
+    losses: list[Loss],
+) -> str | None:
+    """Read Reference.reference, checking its type; other Reference parts are reported as lost."""
+    if not isinstance(value, Mapping):
+        problems.append(Problem(path, "expected a Reference object", "structure"))
+        return None
+    target = read_str(value.get("reference"), f"{path}.reference", problems, required=True)
+    losses.extend(unmapped_keys(value, {"reference"}, path=path))
+    if target is not None:
+        problems.extend(reference_problems(target, expected_type, f"{path}.reference"))
+    return target
+
+
+def read_identifier_list(
+    identifiers: Any, system: str, path: str, problems: list[Problem], losses: list[Loss]
+) -> str | None:
+    """Read the value of the identifier in ``system`` from a repeating Identifier element."""
+    entries = read_list(identifiers, path, problems)
+    for index, item in enumerate(entries):
+        if isinstance(item, Mapping) and item.get("system") == system:
+            losses.extend(
+                Loss(f"{path}[{i}]", f"identifier outside {system}")
+                for i in range(len(entries))
+                if i != index
+            )
+            losses.extend(unmapped_keys(item, {"system", "value"}, path=f"{path}[{index}]"))
+            return read_str(item.get("value"), f"{path}[{index}].value", problems, required=True)
+    problems.append(Problem(path, f"no identifier in system {system}", "required"))
+    return None
+
+
+def identifier_problems(value: str, field: str) -> list[Problem]:
+    """A business identifier must be a non-blank string."""
+    return [] if value.strip() else [Problem(field, "is required", "required")]
+
+
+def read_known_coding(
+    concept: Any,
+    path: str,
+    known: Mapping[tuple[str, str], Any],
+    problems: list[Problem],
+    *,
+    owned_systems: frozenset[str] = frozenset(),
+) -> tuple[Any, list[Loss]]:
+    """Find the meaning of a CodeableConcept from its recognised codings.
+
+    Returns the value of the recognised codings (they must agree) and the losses inside the
+    concept: every other coding, and unmodelled keys. ``text`` is a label of the same concept and
+    is regenerated on output, so it is not a loss. A code in one of ``owned_systems`` that is not
+    in ``known`` is a Problem, not a loss: in those systems iop-bridge knows every legal code.
+    """
+    if not isinstance(concept, Mapping):
+        problems.append(Problem(path, "expected a CodeableConcept object", "structure"))
+        return None, []
+    losses = unmapped_keys(concept, {"coding", "text"}, path=path)
+    found: dict[Any, None] = {}
+    for index, coding in enumerate(read_list(concept.get("coding"), f"{path}.coding", problems)):
+        at = f"{path}.coding[{index}]"
+        key = _coding_key(coding)
+        if key is not None and key in known:
+            found[known[key]] = None
+            losses.extend(unmapped_keys(coding, {"system", "code", "display"}, path=at))
+        elif key is not None and key[0] in owned_systems:
+            problems.append(
+                Problem(f"{at}.code", f"{key[1]!r} is not allowed here", "code-invalid")
+            )
+        else:
+            losses.append(Loss(at, "coding in a system or code iop-bridge does not map here"))
+    if len(found) > 1:
+        problems.append(Problem(f"{path}.coding", f"codings disagree: {sorted(map(str, found))}"))
+    return next(iter(found), None), losses
+
+
+def _coding_key(coding: Any) -> tuple[str, str] | None:
+    """(system, code) of a Coding with both as strings, else None."""
+    if not isinstance(coding, Mapping):
+        return None
+    system, code = coding.get("system"), coding.get("code")
+    return (system, code) if isinstance(system, str) and isinstance(code, str) else None

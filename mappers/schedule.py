@@ -1,0 +1,429 @@
+"""One planned IOP modality <-> one FHIR R4 CarePlan.activity with a weekly scheduledTiming.
+
+Also home to the small FHIR element readers the goal and care-plan mappers share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from fhir_profiles.terminology.clinical import SNOMED_BY_MODALITY
+from fhir_profiles.terminology.local import MODALITIES
+from fhir_profiles.terminology.systems import IOP_MODALITY
+from mappers.errors import Problem
+from mappers.fhir_common import modifier_extension_problems, unmapped_keys
+from mappers.fhir_read import read_date, read_str
+from mappers.loss import Loss
+
+# Timing.repeat.dayOfWeek, required binding (R4 valueset-days-of-week.html).
+DAYS_OF_WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Timing.repeat.when, required binding to EventTiming (R4 valueset-event-timing.html): MORN and
+# EVE are "during the morning/evening, exact time by institution convention", which is what a
+# 3-hour morning or evening IOP block is.
+TIME_BLOCKS = {"morning": "MORN", "evening": "EVE"}
+# R4 has no coded element for in-person vs virtual delivery on CarePlan.activity.detail (R5 adds
+# Encounter.virtualService; fhir_profiles defines no extension yet), so delivery rides on
+# detail.location as a display-only Reference, which R4 allows (references.html#Reference).
+DELIVERY_DISPLAYS = {"in-person": "In person", "telehealth": "Telehealth"}
+# CarePlan.activity.detail.status, required binding (R4 valueset-care-plan-activity-status.html).
+ACTIVITY_STATUSES = frozenset(
+    {"not-started", "scheduled", "in-progress", "on-hold", "completed", "cancelled", "stopped"}
+    | {"unknown", "entered-in-error"}
+)
+HOURS_PER_DAY = 24
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedModality:
+    """A modality in the plan and its weekly schedule (e.g. group therapy, 3 evenings, 3 h)."""
+
+    modality: str
+    sessions_per_week: int
+    hours_per_session: float
+    days_of_week: tuple[str, ...] = ()
+    time_block: str | None = None
+    delivery: str | None = None
+    status: str = "scheduled"
+
+    @property
+    def hours_per_week(self) -> float:
+        """Planned hours a week: sessions per week times hours per session."""
+        return self.sessions_per_week * self.hours_per_session
+
+    def problems(self, path: str) -> list[Problem]:
+        """Every impossible or unknown value, each named under ``path``."""
+        found: list[Problem] = []
+        for name, value, allowed in (
+            ("modality", self.modality, MODALITIES),
+            ("time_block", self.time_block, TIME_BLOCKS),
+            ("delivery", self.delivery, DELIVERY_DISPLAYS),
+            ("status", self.status, ACTIVITY_STATUSES),
+        ):
+            if value is not None and value not in allowed:
+                found.append(Problem(f"{path}.{name}", f"{value!r} is not a known code"))
+        sessions = self.sessions_per_week
+        if isinstance(sessions, bool) or not isinstance(sessions, int) or sessions <= 0:
+            found.append(
+                Problem(f"{path}.sessions_per_week", f"{sessions!r} is not a positive count")
+            )
+        hours = self.hours_per_session
+        if not 0 < hours <= HOURS_PER_DAY:
+            found.append(
+                Problem(f"{path}.hours_per_session", f"{hours!r} is not within 0-24 hours")
+            )
+        unknown = [d for d in self.days_of_week if d not in DAYS_OF_WEEK]
+        if unknown or len(set(self.days_of_week)) != len(self.days_of_week):
+            found.append(
+                Problem(f"{path}.days_of_week", f"{self.days_of_week!r}: unknown or repeated days")
+            )
+        return found
+
+
+def activity_to_fhir(planned: PlannedModality) -> dict[str, Any]:
+    """Fill CarePlan.activity.detail code (iop-modality + verified SNOMED CT), status,
+    scheduledTiming.repeat and location (delivery)."""
+    modality = MODALITIES[planned.modality]
+    codings = [modality.coding()]
+    if planned.modality in SNOMED_BY_MODALITY:
+        codings.append(SNOMED_BY_MODALITY[planned.modality].coding())
+    # "frequency per period" with period 1 wk is the sessions a week (R4 datatypes.html#Timing).
+    repeat: dict[str, Any] = {
+        "frequency": planned.sessions_per_week,
+        "period": 1,
+        "periodUnit": "wk",
+    }
+    if planned.days_of_week:
+        repeat["dayOfWeek"] = list(planned.days_of_week)
+    if planned.time_block is not None:
+        repeat["when"] = [TIME_BLOCKS[planned.time_block]]
+    repeat["duration"] = number(planned.hours_per_session)
+    repeat["durationUnit"] = "h"
+    detail: dict[str, Any] = {
+        "code": {"coding": codings, "text": modality.display},
+        "status": planned.status,
+        "scheduledTiming": {"repeat": repeat},
+    }
+    if planned.delivery is not None:
+        detail["location"] = {"display": DELIVERY_DISPLAYS[planned.delivery]}
+    return {"detail": detail}
+
+
+def activity_from_fhir(
+    activity: Mapping[str, Any], path: str, problems: list[Problem], losses: list[Loss]
+) -> tuple[PlannedModality | None, dict[str, str]]:
+    """Read a PlannedModality from one CarePlan.activity; return it and the FHIR path of each
+    of its fields (to name problems found later)."""
+    detail = activity["detail"]
+    # R4 extensibility.html#modifierExtension: an unknown modifier may change the meaning.
+    problems += modifier_extension_problems(activity, path)
+    problems += modifier_extension_problems(detail, f"{path}.detail")
+    losses += unmapped_keys(activity, {"detail", "modifierExtension"}, path=path)
+    path = f"{path}.detail"
+    known = {"code", "status", "scheduledTiming", "location", "modifierExtension"}
+    losses += unmapped_keys(detail, known, path=path)
+    code = detail["code"]
+    modality = read_coded(code, IOP_MODALITY, f"{path}.code", problems, losses, derived=_own(code))
+    status = read_str(detail.get("status"), f"{path}.status", problems, required=True)
+    delivery = _read_delivery(detail.get("location"), f"{path}.location", losses)
+    timing = detail.get("scheduledTiming")
+    if not isinstance(timing, Mapping) or not isinstance(timing.get("repeat"), Mapping):
+        problems.append(Problem(f"{path}.scheduledTiming.repeat", "is required", "required"))
+        return None, {}
+    losses += unmapped_keys(timing, {"repeat"}, path=f"{path}.scheduledTiming")
+    repeat_path = f"{path}.scheduledTiming.repeat"
+    schedule = _read_repeat(timing["repeat"], repeat_path, problems, losses)
+    if modality is None or status is None or schedule is None:
+        return None, {}
+    sessions, hours, days, block = schedule
+    planned = PlannedModality(modality, sessions, hours, days, block, delivery, status)
+    fields = {
+        "modality": f"{path}.code",
+        "sessions_per_week": f"{repeat_path}.frequency",
+        "hours_per_session": f"{repeat_path}.duration",
+        "days_of_week": f"{repeat_path}.dayOfWeek",
+        "time_block": f"{repeat_path}.when",
+        "delivery": f"{path}.location",
+        "status": f"{path}.status",
+    }
+    return planned, fields
+
+
+def _own(concept: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The SNOMED CT coding activity_to_fhir writes beside this concept's iop-modality code."""
+    codings = [c for c in concept.get("coding") or [] if isinstance(c, Mapping)]
+    code = next((c.get("code") for c in codings if c.get("system") == IOP_MODALITY), None)
+    snomed = SNOMED_BY_MODALITY.get(code) if isinstance(code, str) else None
+    return {(snomed.system, snomed.code)} if snomed is not None else set()
+
+
+def _read_delivery(location: Any, path: str, losses: list[Loss]) -> str | None:
+    if location is None:
+        return None
+    by_display = {display: code for code, display in DELIVERY_DISPLAYS.items()}
+    if isinstance(location, Mapping) and set(location) == {"display"}:
+        delivery = by_display.get(location["display"])
+        if delivery is not None:
+            return delivery
+    losses.append(Loss(path, "location other than in person / telehealth not modelled"))
+    return None
+
+
+# The Timing.repeat elements a weekly schedule uses; any other (count, bounds, timeOfDay) is lost.
+_WEEKLY_KEYS = {"frequency", "period", "periodUnit"}
+_REPEAT_KEYS = _WEEKLY_KEYS | {"dayOfWeek", "when", "duration", "durationUnit"}
+
+
+def _read_repeat(
+    repeat: Mapping[str, Any], path: str, problems: list[Problem], losses: list[Loss]
+) -> tuple[int, float, tuple[str, ...], str | None] | None:
+    losses += unmapped_keys(repeat, _REPEAT_KEYS, path=path)
+    days = repeat.get("dayOfWeek") or []
+    if not isinstance(days, list) or not all(isinstance(d, str) for d in days):
+        problems.append(Problem(f"{path}.dayOfWeek", "expected a list of day codes", "structure"))
+        days = []
+    sessions = _read_sessions(repeat, path, len(days), problems)
+    hours = _read_hours(repeat, path, problems)
+    block = _read_block(repeat.get("when") or [], f"{path}.when", losses)
+    if sessions is None or hours is None:
+        return None
+    return sessions, hours, tuple(days), block
+
+
+def _read_sessions(
+    repeat: Mapping[str, Any], path: str, day_count: int, problems: list[Problem]
+) -> int | None:
+    frequency, period, unit = (repeat.get(k) for k in ("frequency", "period", "periodUnit"))
+    if frequency is None and period is None and day_count:
+        # Only dayOfWeek given: one session on each listed day (as fhir_profiles' example does).
+        return day_count
+    if isinstance(frequency, bool) or not isinstance(frequency, int | None):
+        problems.append(Problem(f"{path}.frequency", f"expected an integer, got {frequency!r}"))
+        return None
+    if period != 1 or unit != "wk":
+        problems.append(
+            Problem(
+                path,
+                f"expected a weekly schedule (period 1, periodUnit wk), got {period!r} {unit!r}",
+            )
+        )
+        return None
+    # R4 Timing.repeat.frequency: "if no frequency is stated, ... once per period".
+    return 1 if frequency is None else frequency
+
+
+def _read_hours(repeat: Mapping[str, Any], path: str, problems: list[Problem]) -> float | None:
+    duration, unit = repeat.get("duration"), repeat.get("durationUnit")
+    if isinstance(duration, bool) or not isinstance(duration, int | float):
+        problems.append(
+            Problem(f"{path}.duration", f"hours per session are required, got {duration!r}")
+        )
+        return None
+    # durationUnit is a UCUM unit of time (R4 valueset-units-of-time.html); sessions are h or min.
+    per_hour = {"h": 1, "min": 60}.get(unit) if isinstance(unit, str) else None
+    if per_hour is None:
+        problems.append(Problem(f"{path}.durationUnit", f"expected 'h' or 'min', got {unit!r}"))
+        return None
+    return float(duration) / per_hour
+
+
+def _read_block(when: Any, path: str, losses: list[Loss]) -> str | None:
+    by_event = {event: block for block, event in TIME_BLOCKS.items()}
+    block = None
+    for index, event in enumerate(when if isinstance(when, list) else [when]):
+        if block is None and event in by_event:
+            block = by_event[event]
+        else:
+            losses.append(Loss(f"{path}[{index}]", "only one morning/evening block is kept"))
+    return block
+
+
+# --- The plan's other activities: progress review cadence and family involvement -------------
+# Neither has a verified code, and fhir_profiles has no extension for them: each is an activity
+# with a text-only detail.code, recognised on input by that exact text (and nothing else).
+REVIEW_TEXT = "Progress review"
+FAMILY_TEXT = "Family involvement"
+_REVIEW_REPEAT = "{}.detail.scheduledTiming.repeat"
+
+
+def review_activity(every_days: int, status: str) -> dict[str, Any]:
+    """Fill a CarePlan.activity "Progress review" repeating once every ``every_days`` days."""
+    repeat = {"frequency": 1, "period": every_days, "periodUnit": "d"}
+    code = {"text": REVIEW_TEXT}
+    return {"detail": {"code": code, "status": status, "scheduledTiming": {"repeat": repeat}}}
+
+
+def family_activity(text: str, status: str) -> dict[str, Any]:
+    """Fill a CarePlan.activity "Family involvement" whose detail.description is ``text``."""
+    return {"detail": {"code": {"text": FAMILY_TEXT}, "status": status, "description": text}}
+
+
+def activity_kind(activity: Any) -> str | None:
+    """Tell a modality activity ("modality") from the review and family ones (their text)."""
+    detail = activity.get("detail") if isinstance(activity, Mapping) else None
+    if not isinstance(detail, Mapping):
+        return None
+    codings = detail["code"].get("coding") if isinstance(detail.get("code"), Mapping) else None
+    if any(isinstance(c, Mapping) and c.get("system") == IOP_MODALITY for c in codings or []):
+        return "modality"
+    for text in (REVIEW_TEXT, FAMILY_TEXT):
+        if detail.get("code") == {"text": text} and set(activity) == {"detail"}:
+            return text
+    return None
+
+
+def review_from_fhir(
+    detail: Mapping[str, Any],
+    path: str,
+    status: str | None,
+    problems: list[Problem],
+    losses: list[Loss],
+) -> tuple[int | None, str]:
+    """Read the review cadence (once every N days); return it and the FHIR path of N."""
+    losses += _auxiliary_losses(detail, {"scheduledTiming"}, path, status)
+    problems += modifier_extension_problems(detail, f"{path}.detail")
+    here = _REVIEW_REPEAT.format(path)
+    timing = detail.get("scheduledTiming")
+    repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
+    if not isinstance(timing, Mapping) or not isinstance(repeat, Mapping):
+        problems.append(Problem(here, "is required", "required"))
+        return None, here
+    losses += unmapped_keys(timing, {"repeat"}, path=f"{path}.detail.scheduledTiming")
+    losses += unmapped_keys(repeat, {"frequency", "period", "periodUnit"}, path=here)
+    period = repeat.get("period")
+    if repeat.get("frequency", 1) != 1 or repeat.get("periodUnit") != "d":
+        problems.append(Problem(here, "expected once every N days (frequency 1, periodUnit d)"))
+    elif isinstance(period, bool) or not isinstance(period, int):
+        problems.append(Problem(f"{here}.period", f"expected a whole number, got {period!r}"))
+    else:
+        return period, f"{here}.period"
+    return None, here
+
+
+def family_from_fhir(
+    detail: Mapping[str, Any],
+    path: str,
+    status: str | None,
+    problems: list[Problem],
+    losses: list[Loss],
+) -> tuple[str | None, str]:
+    """Read the family involvement text; return it and its FHIR path."""
+    losses += _auxiliary_losses(detail, {"description"}, path, status)
+    problems += modifier_extension_problems(detail, f"{path}.detail")
+    here = f"{path}.detail.description"
+    return read_str(detail.get("description"), here, problems, required=True), here
+
+
+def _auxiliary_losses(
+    detail: Mapping[str, Any], known: set[str], path: str, status: str | None
+) -> list[Loss]:
+    known = {"code", "status", "modifierExtension", *known}
+    losses = unmapped_keys(detail, known, path=f"{path}.detail")
+    if detail.get("status") != status:
+        losses.append(Loss(f"{path}.detail.status", "differs from the plan's status; not kept"))
+    return losses
+
+
+# --- Readers shared with mappers.goal and mappers.care_plan ------------------------------------
+# TODO(lead): move to mappers.fhir_common (outside this change's file list).
+
+
+def number(value: float) -> int | float:
+    """A JSON number for a FHIR decimal: ``3`` rather than ``3.0`` when the value is whole."""
+    return int(value) if float(value).is_integer() else value
+
+
+def read_coded(
+    concept: Any,
+    system: str,
+    path: str,
+    problems: list[Problem],
+    losses: list[Loss],
+    *,
+    derived: Collection[tuple[str, str]] = (),
+) -> str | None:
+    """Read the code of the first coding in ``system``. Other codings are reported, except the
+    ``derived`` (system, code) pairs the mapper writes itself; so is a text that differs from
+    the display (the display renders the code, so it is not kept)."""
+    if not isinstance(concept, Mapping):
+        problems.append(Problem(path, "expected a CodeableConcept", "structure"))
+        return None
+    losses += unmapped_keys(concept, {"coding", "text"}, path=path)
+    codings = [c if isinstance(c, Mapping) else {} for c in concept.get("coding") or []]
+    index = next((i for i, c in enumerate(codings) if c.get("system") == system), None)
+    losses += [
+        Loss(f"{path}.coding[{i}]", "coding in another system")
+        for i, c in enumerate(codings)
+        if i != index and (c.get("system"), c.get("code")) not in derived
+    ]
+    if index is None:
+        problems.append(Problem(f"{path}.coding", f"no coding in {system}", "code-invalid"))
+        return None
+    coding = codings[index]
+    losses += unmapped_keys(coding, {"system", "code", "display"}, path=f"{path}.coding[{index}]")
+    code = read_str(coding.get("code"), f"{path}.coding[{index}].code", problems, required=True)
+    text = concept.get("text")
+    if text is not None and text != coding.get("display"):
+        losses.append(Loss(f"{path}.text", "free text differs from the code's display"))
+    return code
+
+
+def read_references(
+    resource: Mapping[str, Any], path: str, losses: list[Loss]
+) -> list[tuple[int, str]]:
+    """Read a repeating Reference element as (index, reference) pairs; entries without a
+    literal reference are reported."""
+    read: list[tuple[int, str]] = []
+    for index, item in enumerate(resource.get(path.rsplit(".", 1)[-1]) or []):
+        reference = item.get("reference") if isinstance(item, Mapping) else None
+        if not isinstance(reference, str) or not reference:
+            losses.append(Loss(f"{path}[{index}]", "reference without a literal reference"))
+            continue
+        losses += unmapped_keys(item, {"reference"}, path=f"{path}[{index}]")
+        read.append((index, reference))
+    return read
+
+
+def read_day(value: Any, path: str, problems: list[Problem], losses: list[Loss]) -> date | None:
+    """Read the date of a FHIR date or dateTime; a time of day is reported as not kept."""
+    if isinstance(value, str) and len(value) > len("YYYY-MM-DD"):
+        losses.append(Loss(path, "time of day not kept (date only)"))
+        value = value[: len("YYYY-MM-DD")]
+    return read_date(value, path, problems)
+
+
+def indexed_links(name: str, references: Iterable[tuple[int, str]]) -> dict[str, str]:
+    """Links ``name[0]``, ``name[1]``... in reading order (Mapped.links is a flat mapping)."""
+    return {f"{name}[{i}]": reference for i, (_, reference) in enumerate(references)}
+
+
+def references_in(links: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """The references ``indexed_links`` stored under ``name``, in order."""
+    return tuple(links[f"{name}[{i}]"] for i in range(len(links)) if f"{name}[{i}]" in links)
+
+
+def rename_paths(
+    read: list[Problem], checked: Iterable[Problem], renames: Mapping[str, str]
+) -> list[Problem]:
+    """The problems found while reading, plus the domain ``checked`` problems renamed to the
+    FHIR paths their fields came from (longest prefix wins), except those about an element
+    whose reading already failed (its value there is a placeholder)."""
+    ordered = sorted(renames, key=len, reverse=True)
+    gathered = list(read)
+    for problem in checked:
+        for prefix in ordered:
+            rest = problem.path[len(prefix) :]
+            if problem.path.startswith(prefix) and (not rest or rest[0] in ".["):
+                problem = Problem(renames[prefix] + rest, problem.message, problem.code)
+                break
+        if not any(_related(problem.path, r.path) for r in read):
+            gathered.append(problem)
+    return gathered
+
+
+def _related(path: str, other: str) -> bool:
+    """Whether one path is the other or lies inside it."""
+    short, long = sorted((path, other), key=len)
+    return long == short or (long.startswith(short) and long[len(short)] in ".[")
