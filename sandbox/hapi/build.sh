@@ -17,7 +17,9 @@ if ! command -v mvn >/dev/null 2>&1; then
   missing+=("mvn (Apache Maven)")
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
-  echo "build.sh: missing: ${missing[*]}" >&2
+  list=""
+  for m in "${missing[@]}"; do list="${list:+$list, }$m"; done
+  echo "build.sh: missing: $list" >&2
   echo "build.sh: $INSTALL_HINT" >&2
   exit 1
 fi
@@ -47,9 +49,40 @@ fi
 echo "build.sh: building $JAR (the first build downloads ~350 MB of dependencies into ~/.m2) ..."
 start_s=$(date +%s)
 cd "$HERE"
-mvn -B -q -Dstyle.color=never package -DskipTests "$@"
+
+# Servers that are running keep reading their jar. maven-jar-plugin would overwrite the file in place
+# (same inode) and break them, so the old jar is first renamed aside (rename keeps the inode that
+# running JVMs hold open) and unlinked after the build; on failure it is put back.
+PREV_JAR="$JAR.prev.$$"
+restore_prev() {
+  if [ -f "$PREV_JAR" ]; then
+    rm -f "$JAR"
+    mv -f "$PREV_JAR" "$JAR"
+  fi
+}
+trap 'restore_prev; exit 130' INT TERM
+if [ -f "$JAR" ]; then
+  mv -f "$JAR" "$PREV_JAR"
+fi
+# Debian's Maven 3.8 prints stray ANSI colour resets even in batch mode; strip them (pipefail keeps
+# Maven's exit status).
+run_mvn() {
+  mvn -B -Dstyle.color=never "$@" 2>&1 | sed -u 's/\x1b\[[0-9;]*m//g'
+}
+
+if ! run_mvn -q package -DskipTests "$@"; then
+  # a second, verbose attempt: survives a transient download error and shows the full log otherwise
+  echo "build.sh: the quiet build failed; retrying once with full Maven output ..." >&2
+  if ! run_mvn package -DskipTests "$@"; then
+    echo "build.sh: Maven build failed (see above). Maven Central must be reachable for the first build." >&2
+    restore_prev
+    exit 1
+  fi
+fi
 if [ ! -f "$JAR" ]; then
   echo "build.sh: Maven finished but $JAR is missing." >&2
+  restore_prev
   exit 1
 fi
+rm -f "$PREV_JAR"
 echo "build.sh: built $JAR in $(( $(date +%s) - start_s )) s."

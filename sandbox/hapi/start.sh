@@ -43,7 +43,8 @@ fi
 probe() {
   local body
   if body="$(curl -s --max-time 5 -H 'Accept: application/fhir+json' "$BASE_URL/metadata" 2>/dev/null)"; then
-    if printf '%s' "$body" | grep -q '"CapabilityStatement"' && printf '%s' "$body" | grep -q 'HAPI FHIR'; then
+    # here-strings, not pipes: with pipefail, "printf | grep -q" can fail on SIGPIPE
+    if grep -q '"CapabilityStatement"' <<<"$body" && grep -q 'HAPI FHIR' <<<"$body"; then
       echo hapi
     elif [ -n "$body" ]; then
       echo other
@@ -98,7 +99,9 @@ if [ -z "$existing_pid" ]; then
     h2-file)
       HAPI_DATA_DIR="${HAPI_DATA_DIR:-$HAPI_RUN_DIR/data}"
       mkdir -p "$HAPI_DATA_DIR"
-      db_env+=("SPRING_DATASOURCE_URL=jdbc:h2:file:$(cd "$HAPI_DATA_DIR" && pwd)/hapi")
+      # DB_CLOSE_ON_EXIT=FALSE: let Spring close the database on shutdown (otherwise H2's own
+      # shutdown hook closes it first and every late query fails with "Database is already closed")
+      db_env+=("SPRING_DATASOURCE_URL=jdbc:h2:file:$(cd "$HAPI_DATA_DIR" && pwd)/hapi;DB_CLOSE_ON_EXIT=FALSE")
       ;;
     postgres)
       db_env+=("SPRING_DATASOURCE_URL=${HAPI_DB_URL:-jdbc:postgresql://127.0.0.1:5432/hapi}")
@@ -116,6 +119,8 @@ if [ -z "$existing_pid" ]; then
   t0=$(date +%s.%N)
   echo "start.sh: starting HAPI FHIR (db=$HAPI_DB, port=$HAPI_PORT), log: $LOG_FILE"
   # setsid + nohup: own session, so the server survives the calling shell and its Ctrl-C.
+  # Runs in $HAPI_RUN_DIR so that nothing lands in the caller's working directory.
+  cd "$HAPI_RUN_DIR"
   # shellcheck disable=SC2086
   env "${db_env[@]}" setsid nohup java $HAPI_JAVA_OPTS -jar "$JAR" \
     --server.port="$HAPI_PORT" --server.address=127.0.0.1 "$@" \

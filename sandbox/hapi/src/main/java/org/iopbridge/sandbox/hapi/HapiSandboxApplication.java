@@ -3,7 +3,9 @@ package org.iopbridge.sandbox.hapi;
 import ca.uhn.fhir.rest.server.RestfulServer;
 import org.springframework.boot.SpringApplication;
 import org.springframework.boot.autoconfigure.SpringBootApplication;
+import org.springframework.boot.autoconfigure.elasticsearch.ElasticsearchRestClientAutoConfiguration;
 import org.springframework.boot.autoconfigure.orm.jpa.HibernateJpaAutoConfiguration;
+import org.springframework.boot.autoconfigure.thymeleaf.ThymeleafAutoConfiguration;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
 import org.springframework.boot.web.servlet.ServletRegistrationBean;
 import org.springframework.context.annotation.Bean;
@@ -13,9 +15,15 @@ import org.springframework.context.annotation.Bean;
  *
  * <p>Spring Boot provides the embedded Tomcat and the DataSource (from {@code spring.datasource.*});
  * {@link HapiServerConfig} wires the HAPI JPA server itself. The JPA auto-configuration of Spring
- * Boot is switched off because HAPI needs its own entity manager factory.
+ * Boot is switched off because HAPI needs its own entity manager factory; the Elasticsearch client
+ * auto-configuration is switched off because it would try to reach localhost:9200.
  */
-@SpringBootApplication(exclude = {HibernateJpaAutoConfiguration.class})
+@SpringBootApplication(exclude = {
+	HibernateJpaAutoConfiguration.class,
+	// HAPI brings the Elasticsearch client and Thymeleaf onto the classpath; neither is used here
+	ElasticsearchRestClientAutoConfiguration.class,
+	ThymeleafAutoConfiguration.class
+})
 @EnableConfigurationProperties(SandboxProperties.class)
 public class HapiSandboxApplication {
 

@@ -8,6 +8,7 @@ import ca.uhn.fhir.interceptor.api.IInterceptorService;
 import ca.uhn.fhir.jpa.api.config.JpaStorageSettings;
 import ca.uhn.fhir.jpa.api.config.ThreadPoolFactoryConfig;
 import ca.uhn.fhir.jpa.api.dao.IFhirSystemDao;
+import ca.uhn.fhir.jpa.api.model.HistoryCountModeEnum;
 import ca.uhn.fhir.jpa.batch2.JpaBatch2Config;
 import ca.uhn.fhir.jpa.binary.api.IBinaryStorageSvc;
 import ca.uhn.fhir.jpa.binstore.DatabaseBinaryContentStorageSvcImpl;
@@ -31,6 +32,7 @@ import ca.uhn.fhir.rest.server.HardcodedServerAddressStrategy;
 import ca.uhn.fhir.rest.server.IncomingRequestAddressStrategy;
 import ca.uhn.fhir.rest.server.RestfulServer;
 import ca.uhn.fhir.rest.server.interceptor.CorsInterceptor;
+import ca.uhn.fhir.rest.server.interceptor.LoggingInterceptor;
 import ca.uhn.fhir.rest.server.interceptor.RequestValidatingInterceptor;
 import ca.uhn.fhir.rest.server.interceptor.ResponseHighlighterInterceptor;
 import ca.uhn.fhir.rest.server.provider.ResourceProviderFactory;
@@ -99,6 +101,8 @@ public class HapiServerConfig {
 		// null = every search runs fresh (no 60 s result reuse), which keeps tests deterministic
 		settings.setReuseCachedSearchResultsForMillis(theProps.getReuseCachedSearchResultsMillis());
 		settings.setTreatBaseUrlsAsLocal(new HashSet<>(theProps.getLocalBaseUrls()));
+		// exact _history totals instead of counts cached for a minute
+		settings.setHistoryCountMode(HistoryCountModeEnum.COUNT_ACCURATE);
 		settings.setAdvancedHSearchIndexing(false);
 		settings.setHibernateSearchIndexSearchParams(false);
 		ourLog.info("iop-hapi-sandbox storage: expunge={} multipleDelete={} deleteExpunge={} externalRefs={}"
@@ -249,6 +253,15 @@ public class HapiServerConfig {
 			server.registerInterceptor(theCorsInterceptor);
 		}
 		server.registerInterceptor(new ResponseHighlighterInterceptor());
+		// one access-log line per request (logger "iop.hapi.access")
+		LoggingInterceptor accessLog = new LoggingInterceptor();
+		accessLog.setLoggerName("iop.hapi.access");
+		accessLog.setMessageFormat("${requestVerb} ${requestUrl} [${operationType} ${idOrResourceName}]"
+				+ " ${processingTimeMillis}ms from ${remoteAddr} UA[${requestHeader.user-agent}]");
+		accessLog.setErrorMessageFormat("ERROR ${requestVerb} ${requestUrl} ${processingTimeMillis}ms"
+				+ " UA[${requestHeader.user-agent}]: ${exceptionMessage}");
+		accessLog.setLogExceptions(true);
+		server.registerInterceptor(accessLog);
 		if (theProps.getValidation().isRequestsEnabled()) {
 			RequestValidatingInterceptor requestValidator = new RequestValidatingInterceptor();
 			requestValidator.setFailOnSeverity(ResultSeverityEnum.ERROR);

@@ -23,7 +23,6 @@ public class SandboxProperties {
 	private boolean allowMultipleDelete = true;
 	private boolean deleteExpungeEnabled = true;
 	private boolean expungeEnabled = true;
-	private boolean allowCascadingDeletes = false;
 	private boolean enforceReferentialIntegrityOnDelete = true;
 	private boolean enforceReferentialIntegrityOnWrite = true;
 	private boolean autoCreatePlaceholderReferenceTargets = false;
@@ -77,8 +76,6 @@ public class SandboxProperties {
 	public void setDeleteExpungeEnabled(boolean v) { deleteExpungeEnabled = v; }
 	public boolean isExpungeEnabled() { return expungeEnabled; }
 	public void setExpungeEnabled(boolean v) { expungeEnabled = v; }
-	public boolean isAllowCascadingDeletes() { return allowCascadingDeletes; }
-	public void setAllowCascadingDeletes(boolean v) { allowCascadingDeletes = v; }
 	public boolean isEnforceReferentialIntegrityOnDelete() { return enforceReferentialIntegrityOnDelete; }
 	public void setEnforceReferentialIntegrityOnDelete(boolean v) { enforceReferentialIntegrityOnDelete = v; }
 	public boolean isEnforceReferentialIntegrityOnWrite() { return enforceReferentialIntegrityOnWrite; }
