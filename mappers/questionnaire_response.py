@@ -1,0 +1,183 @@
+"""The parts every iop-bridge QuestionnaireResponse shares: identifier, questionnaire, status,
+subject, authored, and the one-answer items the Questionnaires define.
+
+Item ``text`` is accepted without a loss: R4 QuestionnaireResponse.item.text is the question as
+the Questionnaire states it (the validator rejects any other text), not the client's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mappers.errors import Problem
+from mappers.fhir_common import (
+    format_datetime,
+    modifier_extension_problems,
+    read_datetime,
+    read_reference,
+    reference,
+    unmapped_keys,
+)
+from mappers.fhir_read import read_str, require_resource_type
+from mappers.loss import Loss, unmapped_top_level
+
+QR = "QuestionnaireResponse"
+# Required binding on QuestionnaireResponse.status (R4 valueset-questionnaire-answers-status).
+STATUSES = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
+HEADER_ELEMENTS = frozenset(
+    {"identifier", "questionnaire", "status", "subject", "authored", "item"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What every response carries besides its items; None where a Problem was recorded."""
+
+    identifier: str | None
+    questionnaire: str | None
+    status: str | None
+    authored: datetime | None
+    items: list[Any]
+    links: dict[str, str]
+
+
+def status_problems(status: str, field: str) -> list[Problem]:
+    """A response status must be one of the R4 questionnaire-answers-status codes."""
+    if status in STATUSES:
+        return []
+    return [Problem(field, f"{status!r} is not one of {', '.join(sorted(STATUSES))}")]
+
+
+def header_json(
+    *,
+    profile: str | None,
+    id_system: str,
+    identifier: str,
+    questionnaire: str,
+    status: str,
+    subject_reference: str,
+    authored: datetime,
+) -> dict[str, Any]:
+    """QuestionnaireResponse.meta.profile, identifier, questionnaire, status, subject, authored."""
+    resource: dict[str, Any] = {"resourceType": QR}
+    if profile is not None:
+        resource["meta"] = {"profile": [profile]}
+    resource["identifier"] = {"system": id_system, "value": identifier}
+    resource["questionnaire"] = questionnaire
+    resource["status"] = status
+    resource["subject"] = reference(subject_reference)
+    resource["authored"] = format_datetime(authored)
+    return resource
+
+
+def read_header(
+    resource: Any,
+    questionnaires: frozenset[str],
+    id_system: str,
+    problems: list[Problem],
+    losses: list[Loss],
+) -> Header:
+    """Read the response-level elements; report every other top-level element as lost."""
+    response = require_resource_type(resource, QR, problems)
+    losses += unmapped_top_level(response, HEADER_ELEMENTS, type_name=QR)
+    problems += modifier_extension_problems(response, QR)
+    identifier = _read_identifier(response.get("identifier"), id_system, problems, losses)
+    questionnaire = _read_questionnaire(
+        response.get("questionnaire"), questionnaires, problems, losses
+    )
+    status = read_str(response.get("status"), f"{QR}.status", problems, required=True)
+    if status is not None:
+        problems += status_problems(status, f"{QR}.status")
+    links: dict[str, str] = {}
+    subject = response.get("subject")
+    if subject is None:
+        problems.append(Problem(f"{QR}.subject", "is required", "required"))
+    elif target := read_reference(subject, f"{QR}.subject", "Patient", problems, losses):
+        links["subject"] = target
+    authored = read_datetime(response.get("authored"), f"{QR}.authored", problems, losses)
+    items = response.get("item")
+    if not isinstance(items, list) or not items:
+        problems.append(Problem(f"{QR}.item", "is required", "required"))
+        items = []
+    return Header(identifier, questionnaire, status, authored, items, links)
+
+
+def index_items(
+    items: list[Any], path: str, problems: list[Problem], losses: list[Loss]
+) -> dict[str, tuple[int, Mapping[str, Any]]]:
+    """Index items by linkId with their position; refuse duplicates and modifier extensions."""
+    found: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for index, item in enumerate(items):
+        at = f"{path}[{index}]"
+        if not isinstance(item, Mapping):
+            problems.append(Problem(at, "expected an item object", "structure"))
+            continue
+        problems += modifier_extension_problems(item, at)
+        link = read_str(item.get("linkId"), f"{at}.linkId", problems, required=True)
+        if link is None:
+            continue
+        if link in found:
+            problems.append(Problem(f"{at}.linkId", f"{link!r} is answered twice", "duplicate"))
+            continue
+        found[link] = (index, item)
+    return found
+
+
+def single_answer(
+    item: Mapping[str, Any], path: str, value_key: str, problems: list[Problem], losses: list[Loss]
+) -> Any:
+    """The ``value_key`` value of the one answer of an item (R4 QuestionnaireResponse.item.answer).
+
+    A missing answer, several answers or another value type are Problems naming the path.
+    """
+    losses += unmapped_keys(item, {"linkId", "text", "answer"}, path=path)
+    answers = item.get("answer")
+    if not isinstance(answers, list) or not answers:
+        problems.append(Problem(f"{path}.answer", "is required", "required"))
+        return None
+    if len(answers) > 1:
+        problems.append(Problem(f"{path}.answer", f"expected one answer, got {len(answers)}"))
+        return None
+    answer = answers[0]
+    at = f"{path}.answer[0]"
+    if not isinstance(answer, Mapping):
+        problems.append(Problem(at, "expected an answer object", "structure"))
+        return None
+    losses += unmapped_keys(answer, {value_key}, path=at)
+    if answer.get(value_key) is None:
+        given = ", ".join(f"{k}={answer[k]!r}" for k in answer if k.startswith("value")) or "none"
+        problems.append(Problem(at, f"expected {value_key}, got {given}"))
+        return None
+    return answer[value_key]
+
+
+def _read_identifier(
+    value: Any, id_system: str, problems: list[Problem], losses: list[Loss]
+) -> str | None:
+    path = f"{QR}.identifier"
+    if not isinstance(value, Mapping) or value.get("system") != id_system:
+        problems.append(Problem(path, f"no identifier in system {id_system}", "required"))
+        return None
+    losses += unmapped_keys(value, {"system", "value"}, path=path)
+    return read_str(value.get("value"), f"{path}.value", problems, required=True)
+
+
+def _read_questionnaire(
+    value: Any, questionnaires: frozenset[str], problems: list[Problem], losses: list[Loss]
+) -> str | None:
+    """The canonical without its ``|version`` (we send it unversioned; a version is a loss)."""
+    path = f"{QR}.questionnaire"
+    canonical = read_str(value, path, problems, required=True)
+    if canonical is None:
+        return None
+    url = canonical.split("|", 1)[0]
+    if url not in questionnaires:
+        allowed = ", ".join(sorted(questionnaires))
+        problems.append(Problem(path, f"{canonical!r} is not one of: {allowed}", "not-supported"))
+        return None
+    if url != canonical:
+        losses.append(Loss(path, f"questionnaire version in {canonical!r} is not kept"))
+    return url

@@ -1,0 +1,66 @@
+"""PHQ-9 and GAD-7 scoring: answer scores, recomputed totals and severity bands.
+
+Totals are always recomputed from the item answers, never taken from the sender (DESIGN.md,
+"Assessment" row; fhir-domain-reference.md 6.8). Scores per answer come from fhir_profiles'
+terminology, the same values the Questionnaires carry as ordinalValue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from fhir_profiles.terminology import assessments
+from fhir_profiles.terminology.assessments import Instrument
+from fhir_profiles.terminology.code import Code
+
+INSTRUMENTS: Final[Mapping[str, Instrument]] = {i.key: i for i in assessments.INSTRUMENTS}
+ITEM_SCORE_MAX: Final = 3
+
+# Severity bands as (lowest total, label), checked from the top.
+# GAD-7: fhir-domain-reference.md 2.4 (0-4 minimal, 5-9 mild, 10-14 moderate, 15-21 severe).
+# PHQ-9: the reference left these UNVERIFIED. Verified against the HL7 MII IG PRO PHQ-9 page
+# (https://build.fhir.org/ig/medizininformatik-initiative/kerndatensatzmodul-proms/en/phq-9.html:
+# 0-4 none/minimal, 5-9 mild, 10-14 moderate, 15-19 moderately severe, 20+ severe), which agrees
+# with Kroenke & Spitzer, Psychiatric Annals 2002;32:509-521, Table 4 (the Kroenke 2001 cut
+# points 5, 10, 15, 20).
+SEVERITY_BANDS: Final[Mapping[str, tuple[tuple[int, str], ...]]] = {
+    assessments.PHQ9.key: (
+        (20, "severe"),
+        (15, "moderately severe"),
+        (10, "moderate"),
+        (5, "mild"),
+        (0, "minimal"),
+    ),
+    assessments.GAD7.key: ((15, "severe"), (10, "moderate"), (5, "mild"), (0, "minimal")),
+}
+
+
+def item_codes(instrument: Instrument) -> tuple[str, ...]:
+    """The LOINC codes (and linkIds) of the scored items, in questionnaire order."""
+    return tuple(item.code for item, _ in instrument.scored_items)
+
+
+def answer_for(instrument: Instrument, item_index: int, score: int) -> Code:
+    """The LOINC answer that scores ``score`` on the item at ``item_index``."""
+    _, options = instrument.scored_items[item_index]
+    return next(option.answer for option in options if option.score == score)
+
+
+def score_of(instrument: Instrument, item_index: int, answer_code: str) -> int | None:
+    """The score of an answer code on one item, or None if the item does not offer it."""
+    _, options = instrument.scored_items[item_index]
+    return next((o.score for o in options if o.answer.code == answer_code), None)
+
+
+def total(scores: Sequence[int]) -> int:
+    """The instrument total: the sum of the item scores (PHQ-9 difficulty is not an item)."""
+    return sum(scores)
+
+
+def severity(instrument_key: str, total_score: int) -> str:
+    """The severity band of a total, e.g. ``moderately severe`` for a PHQ-9 of 17."""
+    for lowest, label in SEVERITY_BANDS[instrument_key]:
+        if total_score >= lowest:
+            return label
+    raise ValueError(f"{instrument_key}: a total cannot be negative, got {total_score}")
