@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     def mapping_context(self) -> MappingContext:
         """The identifier systems the pure mappers need, taken from these settings."""
+        # Only the MRN system is the deployment's own; iop-bridge mints the other identifiers
+        # in its own namespaces (fhir_profiles.canonical), which MappingContext defaults to.
         return MappingContext(
             mrn_system=self.mrn_system, condition_id_system=self.condition_id_system
         )

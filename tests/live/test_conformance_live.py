@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhir_profiles.registry import conformance_resources, example_resources
 from integration.conformance import upload_conformance, validate
 from integration.fhir_client import FhirClient
-from mappers import condition, patient
+from mappers import (
+    asam_intake,
+    assessment,
+    care_plan,
+    condition,
+    encounter,
+    goal,
+    patient,
+    residential,
+)
 from tests.builders import CONDITION_SYSTEM, MRN_SYSTEM
+from tests.builders.plans import GOAL_SYSTEM, PLAN_SYSTEM
+from tests.builders.sessions import ASSESSMENT_SYSTEM, SESSION_SYSTEM, STAY_SYSTEM
+from tests.strategies.assessment import assessments, intake_assessments
+from tests.strategies.care_plan import treatment_plans
 from tests.strategies.condition import diagnoses
+from tests.strategies.encounter import residential_stays, sessions
+from tests.strategies.goal import goals
 from tests.strategies.patient import clients
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
-LIVE_EXAMPLES = settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+SAMPLES_PER_MAPPER = 20
 
 
 @pytest.fixture
@@ -50,19 +66,58 @@ async def test_examples__validate_with_zero_errors(
     await _assert_valid(loaded, example)
 
 
-@LIVE_EXAMPLES
-@given(client=clients())
-async def test_patient_mapper_output__validates(loaded: FhirClient, client: Any) -> None:
-    await _assert_valid(loaded, patient.to_fhir(client, mrn_system=MRN_SYSTEM))
+SUBJECT = "Patient/iop-ex-patient"
+ORG = "Organization/iop-ex-org"
 
 
-@LIVE_EXAMPLES
-@given(diagnosis=diagnoses())
-async def test_condition_mapper_output__validates(loaded: FhirClient, diagnosis: Any) -> None:
-    resource = condition.to_fhir(
-        diagnosis, id_system=CONDITION_SYSTEM, subject_reference="Patient/iop-ex-patient"
-    )
-    await _assert_valid(loaded, resource)
+@dataclass(frozen=True)
+class Case:
+    """One mapper whose generated output must validate: a strategy and how to map a draw."""
+
+    name: str
+    strategy: st.SearchStrategy[Any]
+    to_fhir: Callable[[Any], dict[str, Any]]
+
+
+CASES = [
+    Case("patient", clients(), lambda c: patient.to_fhir(c, mrn_system=MRN_SYSTEM)),
+    Case("condition", diagnoses(), lambda d: condition.to_fhir(
+        d, id_system=CONDITION_SYSTEM, subject_reference=SUBJECT)),
+    Case("goal", goals(), lambda g: goal.to_fhir(
+        g, goal_id_system=GOAL_SYSTEM, subject_reference=SUBJECT)),
+    Case("care-plan", treatment_plans(), lambda p: care_plan.to_fhir(
+        p, plan_id_system=PLAN_SYSTEM, subject_reference=SUBJECT,
+        goal_references=[f"Goal/goal-{i}" for i in range(len(p.goals))])),
+    Case("session", sessions(), lambda x: encounter.to_fhir(
+        x, id_system=SESSION_SYSTEM, subject_reference=SUBJECT)),
+    Case("residential-stay", residential_stays(), lambda x: residential.to_fhir(
+        x, id_system=STAY_SYSTEM, subject_reference=SUBJECT, service_provider_reference=ORG)),
+    Case("assessment", assessments(), lambda a: assessment.to_fhir(
+        a, id_system=ASSESSMENT_SYSTEM, subject_reference=SUBJECT)),
+    Case("asam-intake", intake_assessments(), lambda a: asam_intake.to_fhir(
+        a, id_system=ASSESSMENT_SYSTEM, subject_reference=SUBJECT)),
+]  # fmt: skip
+
+
+def _samples(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
+    """Draw ``count`` varied values reproducibly (hypothesis runs the collector synchronously)."""
+    drawn: list[Any] = []
+
+    @settings(max_examples=count, derandomize=True, database=None, deadline=None)
+    @given(strategy)
+    def collect(value: Any) -> None:
+        drawn.append(value)
+
+    collect()
+    return drawn
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+async def test_mapper_output__validates_with_zero_errors(loaded: FhirClient, case: Case) -> None:
+    samples = _samples(case.strategy, SAMPLES_PER_MAPPER)
+    assert len(samples) >= SAMPLES_PER_MAPPER // 2, "hypothesis drew too few values"
+    for value in samples:
+        await _assert_valid(loaded, case.to_fhir(value))
 
 
 def _any_client() -> Any:
