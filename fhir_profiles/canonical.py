@@ -62,3 +62,23 @@ def is_ours(url: str) -> bool:
 
 
 MRN_SYSTEM: Final = identifier_system_url("mrn")
+
+# Identifier.system per concept: the namespace of the business identifier each mapper reads and
+# writes (its `id_system` argument). Tail names follow the ones the test builders and Settings
+# already use (tests/builders, integration/settings.py); each is a resource's own business id,
+# not a resource id (FHIR R4 datatypes.html#Identifier).
+ORGANIZATION_ID_SYSTEM: Final = identifier_system_url("organization")
+CONDITION_ID_SYSTEM: Final = identifier_system_url("condition")
+GOAL_ID_SYSTEM: Final = identifier_system_url("goal")
+CARE_PLAN_ID_SYSTEM: Final = identifier_system_url("care-plan")
+SESSION_ID_SYSTEM: Final = identifier_system_url("session")
+RESIDENTIAL_STAY_ID_SYSTEM: Final = identifier_system_url("residential-stay")
+ASSESSMENT_ID_SYSTEM: Final = identifier_system_url("assessment")
+# The ASAM intake is a QuestionnaireResponse like the PHQ-9 and GAD-7 and is numbered by the same
+# assessment register (the test builders send it in the assessment namespace), so it shares it.
+INTAKE_ID_SYSTEM: Final = ASSESSMENT_ID_SYSTEM
+REFERRAL_ID_SYSTEM: Final = identifier_system_url("referral")
+TASK_ID_SYSTEM: Final = identifier_system_url("referral-task")
+CONSENT_ID_SYSTEM: Final = identifier_system_url("consent")
+MEDICATION_STATEMENT_ID_SYSTEM: Final = identifier_system_url("medication-statement")
+MEDICATION_LIST_ID_SYSTEM: Final = identifier_system_url("medication-list")

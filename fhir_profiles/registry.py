@@ -34,7 +34,9 @@ _EXAMPLE_RANK: Final = {
     "Encounter": 4,
     "QuestionnaireResponse": 5,
 }
-# Profiles picked when asked by resource type; QuestionnaireResponse has two, so it needs a name.
+# Profiles picked when asked by resource type. Encounter defaults to the IOP session (the
+# residential stay is asked for by name); QuestionnaireResponse has one profile per instrument,
+# so it always needs a name.
 _PROFILE_BY_TYPE: Final = {
     "Patient": "iop-patient",
     "Condition": "iop-condition",
@@ -110,8 +112,8 @@ def profile_url_for(resource_type_or_name: str) -> str:
     if profile_id is None:
         if resource_type_or_name == "QuestionnaireResponse":
             raise UnknownProfileError(
-                "QuestionnaireResponse has one profile per instrument: "
-                "ask for iop-phq9-response or iop-gad7-response"
+                "QuestionnaireResponse has one profile per instrument: ask for "
+                "iop-phq9-response, iop-gad7-response or iop-asam-intake-response"
             )
         raise UnknownProfileError(f"no shipped profile for {resource_type_or_name!r}")
     return structure_definition_url(profile_id)

@@ -15,7 +15,7 @@ import httpx
 import orjson
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from integration.errors import FhirError, FhirTransportError
+from integration.errors import FhirError, FhirNotFound, FhirTransportError
 from integration.fhir_responses import raise_for_status
 from integration.retry_policy import RetryPolicy, wait_for
 from integration.settings import Settings
@@ -139,9 +139,32 @@ class FhirClient:
         return (await self.request("GET", resource_type, params=params)).body
 
     async def search_all(
+        self, resource_type: str, params: Mapping[str, str], *, max_restarts: int = 3
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield every matching resource once, following Bundle.link[next] exactly as given.
+
+        HAPI keeps a search's pages in a cache that expires; a next link to an expired search
+        answers 404/410. The search is then run again and resources already yielded are skipped
+        (by Type/id), at most ``max_restarts`` times.
+        """
+        seen: set[str] = set()
+        for restart in range(max_restarts + 1):
+            try:
+                async for resource in self._pages(resource_type, params):
+                    key = f"{resource.get('resourceType')}/{resource.get('id')}"
+                    if key not in seen:
+                        seen.add(key)
+                        yield resource
+                return
+            except _ExpiredSearch:
+                if restart == max_restarts:
+                    raise FhirNotFound(
+                        f"{resource_type} search pages kept expiring ({max_restarts} restarts)"
+                    ) from None
+
+    async def _pages(
         self, resource_type: str, params: Mapping[str, str]
     ) -> AsyncIterator[dict[str, Any]]:
-        """Yield every matching resource, following Bundle.link[next] exactly as given."""
         page = await self.search(resource_type, params)
         while True:
             for entry in page.get("entry") or []:
@@ -150,7 +173,10 @@ class FhirClient:
             next_url = _next_link(page)
             if next_url is None or not page.get("entry"):
                 return
-            page = (await self.request("GET", next_url)).body
+            try:
+                page = (await self.request("GET", next_url)).body
+            except FhirNotFound as gone:
+                raise _ExpiredSearch from gone
 
     async def create(
         self, resource: Mapping[str, Any], *, if_none_exist: str | None = None
@@ -188,13 +214,18 @@ class FhirClient:
         return WriteOutcome(response.status == 201, response.location, response.body)
 
     async def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
-        """POST [base] with a transaction or batch Bundle; returns the response Bundle."""
+        """POST [base] with a transaction or batch Bundle (Bundle.type says which; a batch's
+        entries succeed or fail one by one); returns the response Bundle."""
         return (await self.request("POST", "", body=bundle)).body
 
     async def count(self, resource_type: str, params: Mapping[str, str]) -> int:
         """How many resources match, via _summary=count (no resources transferred)."""
         page = await self.search(resource_type, {**params, "_summary": "count"})
         return int(page.get("total", 0))
+
+
+class _ExpiredSearch(Exception):
+    """A next link pointed at a cached search the server no longer has."""
 
 
 def _next_link(bundle: Mapping[str, Any]) -> str | None:

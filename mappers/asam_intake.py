@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fhir_profiles.canonical import questionnaire_url
+from fhir_profiles.canonical import questionnaire_url, structure_definition_url
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_common import (
     datetime_problems,
@@ -33,10 +33,8 @@ from mappers.questionnaire_response import (
     status_problems,
 )
 
-# TODO(fhir_profiles): the asam-intake Questionnaire and a response profile do not exist yet;
-# until the profile does, no meta.profile is sent (HAPI rejects unknown profiles).
 INTAKE_QUESTIONNAIRE = questionnaire_url("asam-intake")
-INTAKE_PROFILE: str | None = None
+INTAKE_PROFILE = structure_definition_url("iop-asam-intake-response")
 
 # The six dimensions of the ASAM Criteria, in their numbered order.
 ASAM_DIMENSIONS = (
@@ -88,8 +86,8 @@ class IntakeAssessment:
 
 
 def to_fhir(intake: IntakeAssessment, *, id_system: str, subject_reference: str) -> dict[str, Any]:
-    """Fill QuestionnaireResponse.identifier, questionnaire, status, subject, authored and one
-    item group per ASAM dimension (risk rating, note)."""
+    """Fill QuestionnaireResponse.meta.profile, identifier, questionnaire, status, subject,
+    authored and one item group per ASAM dimension (risk rating, note)."""
     problems = intake.problems()
     problems += reference_problems(subject_reference, "Patient", f"{QR}.subject.reference")
     raise_if_problems("IntakeAssessment", problems)

@@ -262,7 +262,7 @@ def _loinc_code(
     caller reads them)."""
     if coding is None:
         return None
-    if not isinstance(coding, Mapping) or coding.get("system") != LOINC:
+    if not isinstance(coding, dict) or coding.get("system") != LOINC:
         problems.append(Problem(path, f"expected a LOINC answer ({LOINC}), got {coding!r}"))
         return None
     known = {"system", "code", "display"} | ({"extension"} if reads_extensions else set())
@@ -281,7 +281,7 @@ def _check_ordinal_value(
     extensions = read_list(coding.get("extension"), f"{path}.extension", problems)
     for index, extension in enumerate(extensions):
         at = f"{path}.extension[{index}]"
-        if isinstance(extension, Mapping) and extension.get("url") == ORDINAL_VALUE_EXTENSION:
+        if isinstance(extension, dict) and extension.get("url") == ORDINAL_VALUE_EXTENSION:
             given = extension.get("valueDecimal")
             if given != score:
                 losses.append(

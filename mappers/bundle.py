@@ -74,6 +74,11 @@ def read_transaction_response(bundle: Mapping[str, Any]) -> list[EntryOutcome]:
     return outcomes
 
 
+_SEARCH_SPECIAL = frozenset("\\|,$")
+
+
 def _escape(token: str) -> str:
     # FHIR search escaping (search.html#escaping): backslash-escape the special characters.
+    if _SEARCH_SPECIAL.isdisjoint(token):
+        return token  # the usual case, and this runs twice per transaction entry
     return token.replace("\\", "\\\\").replace("|", "\\|").replace(",", "\\,").replace("$", "\\$")

@@ -339,7 +339,7 @@ def _read_level(
     level = None
     for index, extension in enumerate(extensions):
         path = f"CarePlan.extension[{index}]"
-        if not (isinstance(extension, Mapping) and extension.get("url") == LEVEL_OF_CARE_EXTENSION):
+        if not (isinstance(extension, dict) and extension.get("url") == LEVEL_OF_CARE_EXTENSION):
             losses.append(Loss(path, "extension not modelled by iop-bridge"))
             continue
         if level is not None:
@@ -358,7 +358,7 @@ def _read_period(
     period: Any, problems: list[Problem], losses: list[Loss]
 ) -> tuple[date | None, int | None]:
     """Read period.start and the inclusive period.end as a whole number of planned weeks."""
-    if not isinstance(period, Mapping):
+    if not isinstance(period, dict):
         problems.append(Problem("CarePlan.period", "is required", "required"))
         return None, None
     losses += unmapped_keys(period, {"start", "end"}, path="CarePlan.period")
@@ -424,7 +424,7 @@ def _read_preferences(notes: list[Any], problems: list[Problem], losses: list[Lo
     losses += [
         Loss(f"CarePlan.note[{i}]", "only the first note is kept") for i in range(1, len(notes))
     ]
-    first = notes[0] if isinstance(notes[0], Mapping) else {}
+    first = notes[0] if isinstance(notes[0], dict) else {}
     losses += unmapped_keys(first, {"text"}, path="CarePlan.note[0]")
     return read_str(first.get("text"), "CarePlan.note[0].text", problems, required=True)
 

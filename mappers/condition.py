@@ -144,11 +144,11 @@ def _read_role(extensions: list[Any], problems: list[Problem]) -> tuple[str | No
     """The iop-diagnosis-role extension; every other extension is reported as lost."""
     role, losses = None, []
     for index, extension in enumerate(extensions):
-        if isinstance(extension, Mapping) and extension.get("url") == ROLE_EXTENSION:
+        if isinstance(extension, dict) and extension.get("url") == ROLE_EXTENSION:
             path = f"Condition.extension[{index}].valueCode"
             role = read_str(extension.get("valueCode"), path, problems, required=True)
         else:
-            url = extension.get("url") if isinstance(extension, Mapping) else None
+            url = extension.get("url") if isinstance(extension, dict) else None
             losses.append(Loss(f"Condition.extension[{index}]", f"unknown extension {url}"))
     return role, losses
 
@@ -161,7 +161,7 @@ def _read_identifier(
     identifiers: list[Any], id_system: str, problems: list[Problem]
 ) -> tuple[str | None, list[Loss]]:
     for index, item in enumerate(identifiers):
-        if isinstance(item, Mapping) and item.get("system") == id_system:
+        if isinstance(item, dict) and item.get("system") == id_system:
             value = read_str(
                 item.get("value"), f"Condition.identifier[{index}].value", problems, required=True
             )

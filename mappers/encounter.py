@@ -30,9 +30,9 @@ from enum import StrEnum
 from typing import Any
 
 from fhir_profiles.canonical import structure_definition_url
-from fhir_profiles.terminology import clinical, local
+from fhir_profiles.terminology import clinical, local, workflow
 from fhir_profiles.terminology.code import Code
-from fhir_profiles.terminology.systems import V3_ACT_CODE
+from fhir_profiles.terminology.systems import ENCOUNTER_REASON_CANCELLED_EXTENSION, V3_ACT_CODE
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_common import (
     datetime_problems,
@@ -52,13 +52,10 @@ from mappers.fhir_read import read_str, require_resource_type
 from mappers.loss import Loss, Mapped, unmapped_top_level
 
 SESSION_PROFILE = structure_definition_url("iop-session-encounter")
-# R4 core extension (extension-encounter-reasoncancelled.html, context Encounter).
-REASON_CANCELLED_EXTENSION = "http://hl7.org/fhir/StructureDefinition/encounter-reasonCancelled"
-# R4 appointmentstatus code system, code `noshow` "No Show": "Some or all of the participant(s)
-# have not/did not appear for the appointment (usually the patient)" (codesystem-appointmentstatus).
-# TODO(fhir_profiles): move to terminology.workflow.
-APPOINTMENT_STATUS_SYSTEM = "http://hl7.org/fhir/appointmentstatus"
-NO_SHOW = {"system": APPOINTMENT_STATUS_SYSTEM, "code": "noshow", "display": "No Show"}
+# A no-show is R4 appointmentstatus `noshow` "No Show" ("Some or all of the participant(s) have
+# not/did not appear for the appointment (usually the patient)") in the core reasonCancelled
+# extension; code, extension URL and their sources are in fhir_profiles.terminology.
+NO_SHOW = workflow.APPOINTMENT_NO_SHOW
 
 
 class SessionKind(StrEnum):
@@ -166,9 +163,9 @@ def to_fhir(
     raise_if_problems("Session", problems)
     resource: dict[str, Any] = {"resourceType": "Encounter", "meta": {"profile": [SESSION_PROFILE]}}
     if session.attendance is Attendance.NO_SHOW:
-        concept = {"coding": [NO_SHOW], "text": "Client did not attend"}
+        concept = NO_SHOW.codeable_concept("Client did not attend")
         resource["extension"] = [
-            {"url": REASON_CANCELLED_EXTENSION, "valueCodeableConcept": concept}
+            {"url": ENCOUNTER_REASON_CANCELLED_EXTENSION, "valueCodeableConcept": concept}
         ]
     resource["identifier"] = [{"system": id_system, "value": session.identifier}]
     resource["status"] = ATTENDANCE_STATUS[session.attendance]
@@ -224,7 +221,7 @@ def read_period(
     period: Any, problems: list[Problem], losses: list[Loss], *, end_required: bool
 ) -> tuple[datetime | None, datetime | None]:
     """Read Encounter.period.start and end (dateTimes with timezone)."""
-    if not isinstance(period, Mapping):
+    if not isinstance(period, dict):
         problems.append(Problem("Encounter.period", "is required", "required"))
         return None, None
     losses += unmapped_keys(period, {"start", "end"}, path="Encounter.period")
@@ -306,8 +303,8 @@ def _read_attendance(
     extensions = read_list(encounter.get("extension"), "Encounter.extension", problems)
     for index, extension in enumerate(extensions):
         path = f"Encounter.extension[{index}]"
-        is_reason = isinstance(extension, Mapping) and extension.get("url") == (
-            REASON_CANCELLED_EXTENSION
+        is_reason = isinstance(extension, dict) and extension.get("url") == (
+            ENCOUNTER_REASON_CANCELLED_EXTENSION
         )
         if is_reason and status == "cancelled" and _is_no_show(extension, path, losses):
             no_show = True
@@ -328,9 +325,9 @@ def _read_attendance(
 def _is_no_show(extension: Mapping[str, Any], path: str, losses: list[Loss]) -> bool:
     """True if a reasonCancelled extension says no-show; its other codings are losses."""
     concept = extension.get("valueCodeableConcept")
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         return False
-    known = {(APPOINTMENT_STATUS_SYSTEM, "noshow"): True}
+    known = {(NO_SHOW.system, NO_SHOW.code): True}
     found, inner = read_known_coding(concept, f"{path}.valueCodeableConcept", known, [])
     if found:
         losses += inner
@@ -339,7 +336,7 @@ def _is_no_show(extension: Mapping[str, Any], path: str, losses: list[Loss]) -> 
 
 
 def _read_delivery(value: Any, problems: list[Problem], losses: list[Loss]) -> Delivery | None:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         problems.append(Problem("Encounter.class", "is required", "required"))
         return None
     delivery = _DELIVERY_BY_CODING.get((str(value.get("system")), str(value.get("code"))))

@@ -82,8 +82,16 @@ def unmapped_keys(
     element: Mapping[str, Any], known: Iterable[str], *, path: str, reason: str = NOT_MODELLED
 ) -> list[Loss]:
     """Name every key of a nested element (not a resource) that the mapper did not read."""
-    kept = set(known) | {"id"}
-    return [Loss(f"{path}.{key}", reason) for key in element if key not in kept]
+    # Runs for nearly every element read: check key by key before building anything, since
+    # almost every element has nothing extra.
+    for key in element:
+        if key not in known and key != "id":
+            break
+    else:
+        return []
+    return [
+        Loss(f"{path}.{key}", reason) for key in element if key not in known and key != "id"
+    ]
 
 
 def read_list(value: Any, path: str, problems: list[Problem]) -> list[Any]:
@@ -102,6 +110,8 @@ def modifier_extension_problems(element: Mapping[str, Any], path: str) -> list[P
     FHIR R4 extensibility.html#modifierExtension: a system that does not understand a modifier
     extension SHALL NOT process the element as if it were absent.
     """
+    if "modifierExtension" not in element:
+        return []
     found: list[Problem] = []
     entries = read_list(element.get("modifierExtension"), f"{path}.modifierExtension", found)
     return found + [
@@ -136,7 +146,7 @@ def read_reference(
     losses: list[Loss],
 ) -> str | None:
     """Read Reference.reference, checking its type; other Reference parts are reported as lost."""
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         problems.append(Problem(path, "expected a Reference object", "structure"))
         return None
     target = read_str(value.get("reference"), f"{path}.reference", problems, required=True)
@@ -152,7 +162,7 @@ def read_identifier_list(
     """Read the value of the identifier in ``system`` from a repeating Identifier element."""
     entries = read_list(identifiers, path, problems)
     for index, item in enumerate(entries):
-        if isinstance(item, Mapping) and item.get("system") == system:
+        if isinstance(item, dict) and item.get("system") == system:
             losses.extend(
                 Loss(f"{path}[{i}]", f"identifier outside {system}")
                 for i in range(len(entries))
@@ -184,7 +194,7 @@ def read_known_coding(
     is regenerated on output, so it is not a loss. A code in one of ``owned_systems`` that is not
     in ``known`` is a Problem, not a loss: in those systems iop-bridge knows every legal code.
     """
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         problems.append(Problem(path, "expected a CodeableConcept object", "structure"))
         return None, []
     losses = unmapped_keys(concept, {"coding", "text"}, path=path)
@@ -208,7 +218,7 @@ def read_known_coding(
 
 def _coding_key(coding: Any) -> tuple[str, str] | None:
     """(system, code) of a Coding with both as strings, else None."""
-    if not isinstance(coding, Mapping):
+    if not isinstance(coding, dict):
         return None
     system, code = coding.get("system"), coding.get("code")
     return (system, code) if isinstance(system, str) and isinstance(code, str) else None

@@ -14,7 +14,7 @@ def require_resource_type(
     resource: Any, expected: str, problems: list[Problem]
 ) -> Mapping[str, Any]:
     """Check the JSON object is a FHIR resource of ``expected`` type; return it as a mapping."""
-    if not isinstance(resource, Mapping):
+    if not isinstance(resource, dict):
         problems.append(Problem(expected, "expected a JSON object", "structure"))
         return {}
     actual = resource.get("resourceType")
@@ -54,12 +54,12 @@ def find_coding(
     concept: Any, system: str, path: str, problems: list[Problem]
 ) -> tuple[Mapping[str, Any] | None, int | None]:
     """Find the first coding of ``system`` in a CodeableConcept; return it and its index."""
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         problems.append(Problem(path, "expected a CodeableConcept object", "structure"))
         return None, None
     codings = concept.get("coding") or []
     for index, coding in enumerate(codings):
-        if isinstance(coding, Mapping) and coding.get("system") == system:
+        if isinstance(coding, dict) and coding.get("system") == system:
             return coding, index
     return None, None
 

@@ -300,8 +300,8 @@ def _read_area(
     area = None
     for index, concept in enumerate(categories):
         path = f"Goal.category[{index}]"
-        has_area = isinstance(concept, Mapping) and any(
-            isinstance(c, Mapping) and c.get("system") == IOP_GOAL_AREA
+        has_area = isinstance(concept, dict) and any(
+            isinstance(c, dict) and c.get("system") == IOP_GOAL_AREA
             for c in concept.get("coding") or []
         )
         if area is None and has_area:
@@ -316,7 +316,7 @@ def _read_description(concept: Any, problems: list[Problem], losses: list[Loss])
     if concept is None:
         problems.append(Problem("Goal.description", "is required", "required"))
         return None
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         problems.append(Problem("Goal.description", "expected a CodeableConcept", "structure"))
         return None
     losses += unmapped_keys(concept, {"text"}, path="Goal.description")
@@ -329,7 +329,7 @@ def _read_targets(
     read: list[GoalTarget] = []
     for index, element in enumerate(targets):
         path = f"Goal.target[{index}]"
-        if not isinstance(element, Mapping):
+        if not isinstance(element, dict):
             problems.append(Problem(path, "expected a target object", "structure"))
             continue
         known = {"measure", "dueDate", "modifierExtension", *DETAIL_ELEMENTS}
@@ -352,7 +352,7 @@ def _read_measure(
 ) -> Measure | None:
     if concept is None:
         return None
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         problems.append(Problem(path, "expected a CodeableConcept", "structure"))
         return None
     losses += unmapped_keys(concept, {"coding", "text"}, path=path)
@@ -363,7 +363,7 @@ def _read_measure(
     ]
     if not codings:
         return Measure(text)
-    first = codings[0] if isinstance(codings[0], Mapping) else {}
+    first = codings[0] if isinstance(codings[0], dict) else {}
     losses += unmapped_keys(first, {"system", "code", "display"}, path=f"{path}.coding[0]")
     system = read_str(first.get("system"), f"{path}.coding[0].system", problems, required=True)
     code = read_str(first.get("code"), f"{path}.coding[0].code", problems, required=True)
@@ -392,7 +392,7 @@ def _read_detail(
 def _read_quantity(
     element: Any, path: str, problems: list[Problem], losses: list[Loss]
 ) -> TargetQuantity | None:
-    if not isinstance(element, Mapping):
+    if not isinstance(element, dict):
         problems.append(Problem(path, "expected a Quantity", "structure"))
         return None
     losses += unmapped_keys(element, {"value", "comparator", "unit", "system", "code"}, path=path)
@@ -418,7 +418,7 @@ def _read_notes(
     read: list[ProgressNote] = []
     for index, note in enumerate(notes):
         path = f"Goal.note[{index}]"
-        if not isinstance(note, Mapping):
+        if not isinstance(note, dict):
             problems.append(Problem(path, "expected an Annotation", "structure"))
             continue
         time = note.get("time")

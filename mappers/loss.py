@@ -37,11 +37,13 @@ def unmapped_top_level(
     resource: Mapping[str, Any], mapped: Iterable[str], *, type_name: str
 ) -> list[Loss]:
     """Name every top-level element of ``resource`` that is neither mapped nor bookkeeping."""
-    known = BOOKKEEPING_ELEMENTS.union(mapped)
+    extra = resource.keys() - mapped - BOOKKEEPING_ELEMENTS
+    if not extra:
+        return []
     return [
         Loss(f"{type_name}.{key}", "element not modelled by iop-bridge")
         for key in resource
-        if key not in known
+        if key in extra
     ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -89,7 +88,7 @@ def _read_mrn(
     identifiers: list[Any], mrn_system: str, problems: list[Problem]
 ) -> tuple[str | None, int | None]:
     for index, identifier in enumerate(identifiers):
-        if isinstance(identifier, Mapping) and identifier.get("system") == mrn_system:
+        if isinstance(identifier, dict) and identifier.get("system") == mrn_system:
             path = f"Patient.identifier[{index}].value"
             return read_str(identifier.get("value"), path, problems, required=True), index
     problems.append(Problem("Patient.identifier", f"no identifier in MRN system {mrn_system}"))
@@ -104,10 +103,10 @@ def _read_name(
         problems.append(Problem("Patient.name", "is required", "required"))
         return None, (), []
     index = next(
-        (i for i, n in enumerate(names) if isinstance(n, Mapping) and n.get("use") == "official"),
+        (i for i, n in enumerate(names) if isinstance(n, dict) and n.get("use") == "official"),
         0,
     )
-    name = names[index] if isinstance(names[index], Mapping) else {}
+    name = names[index] if isinstance(names[index], dict) else {}
     path = f"Patient.name[{index}]"
     family = read_str(name.get("family"), f"{path}.family", problems, required=True)
     given = tuple(str(g) for g in name.get("given") or [])

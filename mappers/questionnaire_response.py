@@ -112,7 +112,7 @@ def index_items(
     found: dict[str, tuple[int, Mapping[str, Any]]] = {}
     for index, item in enumerate(items):
         at = f"{path}[{index}]"
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             problems.append(Problem(at, "expected an item object", "structure"))
             continue
         problems += modifier_extension_problems(item, at)
@@ -143,7 +143,7 @@ def single_answer(
         return None
     answer = answers[0]
     at = f"{path}.answer[0]"
-    if not isinstance(answer, Mapping):
+    if not isinstance(answer, dict):
         problems.append(Problem(at, "expected an answer object", "structure"))
         return None
     losses += unmapped_keys(answer, {value_key}, path=at)
@@ -158,7 +158,7 @@ def _read_identifier(
     value: Any, id_system: str, problems: list[Problem], losses: list[Loss]
 ) -> str | None:
     path = f"{QR}.identifier"
-    if not isinstance(value, Mapping) or value.get("system") != id_system:
+    if not isinstance(value, dict) or value.get("system") != id_system:
         problems.append(Problem(path, f"no identifier in system {id_system}", "required"))
         return None
     losses += unmapped_keys(value, {"system", "value"}, path=path)

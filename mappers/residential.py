@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fhir_profiles.canonical import structure_definition_url
 from fhir_profiles.terminology import clinical, workflow
-from fhir_profiles.terminology.code import Code, Evidence
+from fhir_profiles.terminology.code import Code
 from fhir_profiles.terminology.systems import (
     COLORADO_BHA_ASAM_LEVEL_OF_CARE,
     DISCHARGE_DISPOSITION,
@@ -45,19 +46,10 @@ from mappers.fhir_common import (
 from mappers.fhir_read import read_str, require_resource_type
 from mappers.loss import Loss, Mapped, unmapped_top_level
 
-# TODO(fhir_profiles): no iop-residential-encounter profile exists yet, so no meta.profile is
-# sent (HAPI rejects an unknown profile). Set this to structure_definition_url(...) once it does.
-RESIDENTIAL_PROFILE: str | None = None
+RESIDENTIAL_PROFILE = structure_definition_url("iop-residential-encounter")
 
-# TODO(fhir_profiles): move to terminology.clinical next to ENCOUNTER_CLASS_INPATIENT. Code and
-# display checked in the R4 v3-ActCode code system HAPI's validator ships (v3-codesystems.xml).
-ENCOUNTER_CLASS_NON_ACUTE = Code(
-    V3_ACT_CODE,
-    "NONAC",
-    "inpatient non-acute",
-    "R4 v3-ActCode (http://terminology.hl7.org/CodeSystem/v3-ActCode), ActEncounterCode",
-    Evidence.SPEC,
-)
+# v3-ActCode NONAC "inpatient non-acute" (source in fhir_profiles.terminology.clinical).
+ENCOUNTER_CLASS_NON_ACUTE = clinical.ENCOUNTER_CLASS_NON_ACUTE
 
 # Residential levels only: a stay at 1.0-2.5 is not residential.
 RESIDENTIAL_LEVELS: Mapping[str, Code] = {
@@ -128,17 +120,19 @@ def to_fhir(
     subject_reference: str,
     service_provider_reference: str,
 ) -> dict[str, Any]:
-    """Fill Encounter.identifier, status, class (NONAC), type (ASAM level), subject, period,
-    hospitalization.dischargeDisposition and serviceProvider from a ResidentialStay."""
+    """Fill Encounter.meta.profile, identifier, status, class (NONAC), type (ASAM level),
+    subject, period, hospitalization.dischargeDisposition and serviceProvider from a
+    ResidentialStay."""
     problems = stay.problems()
     problems += reference_problems(subject_reference, "Patient", "Encounter.subject.reference")
     problems += reference_problems(
         service_provider_reference, "Organization", "Encounter.serviceProvider.reference"
     )
     raise_if_problems("ResidentialStay", problems)
-    resource: dict[str, Any] = {"resourceType": "Encounter"}
-    if RESIDENTIAL_PROFILE is not None:
-        resource["meta"] = {"profile": [RESIDENTIAL_PROFILE]}
+    resource: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "meta": {"profile": [RESIDENTIAL_PROFILE]},
+    }
     resource["identifier"] = [{"system": id_system, "value": stay.identifier}]
     resource["status"] = "in-progress" if stay.discharged is None else "finished"
     resource["class"] = ENCOUNTER_CLASS_NON_ACUTE.coding()
@@ -230,7 +224,7 @@ def _unless_finished(
 
 
 def _read_class(value: Any, problems: list[Problem], losses: list[Loss]) -> None:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         problems.append(Problem("Encounter.class", "is required", "required"))
         return
     losses += unmapped_keys(value, {"system", "code", "display"}, path="Encounter.class")
@@ -243,7 +237,7 @@ def _read_hospitalization(value: Any, problems: list[Problem], losses: list[Loss
     if value is None:
         return None
     path = "Encounter.hospitalization"
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         problems.append(Problem(path, "expected a JSON object", "structure"))
         return None
     losses += unmapped_keys(value, {"dischargeDisposition"}, path=path)

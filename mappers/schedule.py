@@ -129,7 +129,7 @@ def activity_from_fhir(
     status = read_str(detail.get("status"), f"{path}.status", problems, required=True)
     delivery = _read_delivery(detail.get("location"), f"{path}.location", losses)
     timing = detail.get("scheduledTiming")
-    if not isinstance(timing, Mapping) or not isinstance(timing.get("repeat"), Mapping):
+    if not isinstance(timing, dict) or not isinstance(timing.get("repeat"), Mapping):
         problems.append(Problem(f"{path}.scheduledTiming.repeat", "is required", "required"))
         return None, {}
     losses += unmapped_keys(timing, {"repeat"}, path=f"{path}.scheduledTiming")
@@ -153,7 +153,7 @@ def activity_from_fhir(
 
 def _own(concept: Mapping[str, Any]) -> set[tuple[str, str]]:
     """The SNOMED CT coding activity_to_fhir writes beside this concept's iop-modality code."""
-    codings = [c for c in concept.get("coding") or [] if isinstance(c, Mapping)]
+    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
     code = next((c.get("code") for c in codings if c.get("system") == IOP_MODALITY), None)
     snomed = SNOMED_BY_MODALITY.get(code) if isinstance(code, str) else None
     return {(snomed.system, snomed.code)} if snomed is not None else set()
@@ -163,7 +163,7 @@ def _read_delivery(location: Any, path: str, losses: list[Loss]) -> str | None:
     if location is None:
         return None
     by_display = {display: code for code, display in DELIVERY_DISPLAYS.items()}
-    if isinstance(location, Mapping) and set(location) == {"display"}:
+    if isinstance(location, dict) and set(location) == {"display"}:
         delivery = by_display.get(location["display"])
         if delivery is not None:
             return delivery
@@ -262,11 +262,11 @@ def family_activity(text: str, status: str) -> dict[str, Any]:
 
 def activity_kind(activity: Any) -> str | None:
     """Tell a modality activity ("modality") from the review and family ones (their text)."""
-    detail = activity.get("detail") if isinstance(activity, Mapping) else None
-    if not isinstance(detail, Mapping):
+    detail = activity.get("detail") if isinstance(activity, dict) else None
+    if not isinstance(detail, dict):
         return None
     codings = detail["code"].get("coding") if isinstance(detail.get("code"), Mapping) else None
-    if any(isinstance(c, Mapping) and c.get("system") == IOP_MODALITY for c in codings or []):
+    if any(isinstance(c, dict) and c.get("system") == IOP_MODALITY for c in codings or []):
         return "modality"
     for text in (REVIEW_TEXT, FAMILY_TEXT):
         if detail.get("code") == {"text": text} and set(activity) == {"detail"}:
@@ -286,8 +286,8 @@ def review_from_fhir(
     problems += modifier_extension_problems(detail, f"{path}.detail")
     here = _REVIEW_REPEAT.format(path)
     timing = detail.get("scheduledTiming")
-    repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
-    if not isinstance(timing, Mapping) or not isinstance(repeat, Mapping):
+    repeat = timing.get("repeat") if isinstance(timing, dict) else None
+    if not isinstance(timing, dict) or not isinstance(repeat, dict):
         problems.append(Problem(here, "is required", "required"))
         return None, here
     losses += unmapped_keys(timing, {"repeat"}, path=f"{path}.detail.scheduledTiming")
@@ -347,11 +347,11 @@ def read_coded(
     """Read the code of the first coding in ``system``. Other codings are reported, except the
     ``derived`` (system, code) pairs the mapper writes itself; so is a text that differs from
     the display (the display renders the code, so it is not kept)."""
-    if not isinstance(concept, Mapping):
+    if not isinstance(concept, dict):
         problems.append(Problem(path, "expected a CodeableConcept", "structure"))
         return None
     losses += unmapped_keys(concept, {"coding", "text"}, path=path)
-    codings = [c if isinstance(c, Mapping) else {} for c in concept.get("coding") or []]
+    codings = [c if isinstance(c, dict) else {} for c in concept.get("coding") or []]
     index = next((i for i, c in enumerate(codings) if c.get("system") == system), None)
     losses += [
         Loss(f"{path}.coding[{i}]", "coding in another system")
@@ -377,7 +377,7 @@ def read_references(
     literal reference are reported."""
     read: list[tuple[int, str]] = []
     for index, item in enumerate(resource.get(path.rsplit(".", 1)[-1]) or []):
-        reference = item.get("reference") if isinstance(item, Mapping) else None
+        reference = item.get("reference") if isinstance(item, dict) else None
         if not isinstance(reference, str) or not reference:
             losses.append(Loss(f"{path}[{index}]", "reference without a literal reference"))
             continue

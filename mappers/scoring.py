@@ -17,23 +17,10 @@ from fhir_profiles.terminology.code import Code
 INSTRUMENTS: Final[Mapping[str, Instrument]] = {i.key: i for i in assessments.INSTRUMENTS}
 ITEM_SCORE_MAX: Final = 3
 
-# Severity bands as (lowest total, label), checked from the top.
-# GAD-7: fhir-domain-reference.md 2.4 (0-4 minimal, 5-9 mild, 10-14 moderate, 15-21 severe).
-# PHQ-9: the reference left these UNVERIFIED. Verified against the HL7 MII IG PRO PHQ-9 page
-# (https://build.fhir.org/ig/medizininformatik-initiative/kerndatensatzmodul-proms/en/phq-9.html:
-# 0-4 none/minimal, 5-9 mild, 10-14 moderate, 15-19 moderately severe, 20+ severe), which agrees
-# with Kroenke & Spitzer, Psychiatric Annals 2002;32:509-521, Table 4 (the Kroenke 2001 cut
-# points 5, 10, 15, 20).
-SEVERITY_BANDS: Final[Mapping[str, tuple[tuple[int, str], ...]]] = {
-    assessments.PHQ9.key: (
-        (20, "severe"),
-        (15, "moderately severe"),
-        (10, "moderate"),
-        (5, "mild"),
-        (0, "minimal"),
-    ),
-    assessments.GAD7.key: ((15, "severe"), (10, "moderate"), (5, "mild"), (0, "minimal")),
-}
+# Severity bands as (lowest total, label), checked from the top. The bands and their sources
+# (PHQ-9: HL7 MII IG PRO and Kroenke & Spitzer 2002; GAD-7: fhir-domain-reference.md 2.4) live
+# in fhir_profiles.terminology.assessments.
+SEVERITY_BANDS: Final[Mapping[str, tuple[tuple[int, str], ...]]] = assessments.SEVERITY_BANDS
 
 
 def item_codes(instrument: Instrument) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""LOINC codes for the PHQ-9 and GAD-7 instruments, with the score of every answer.
+"""LOINC codes for the PHQ-9 and GAD-7 instruments, the score of every answer, severity bands.
 
 Item displays are the LOINC names as HL7 IGs carry them. Scores ride on answers through the
 ordinalValue extension (see systems.ORDINAL_VALUE_EXTENSION). Totals are recomputed from the
@@ -208,3 +208,30 @@ GAD7: Final = Instrument(
 )
 
 INSTRUMENTS: Final = (PHQ9, GAD7)
+
+# --- Severity bands -----------------------------------------------------------------------------
+# (lowest total, label) pairs, highest band first, so that the first band whose lowest total the
+# score reaches is its band. Labels only: no verified LOINC answer codes the bands.
+# PHQ-9: the reference (2.4) left these UNVERIFIED. They were verified against the HL7 MII IG PRO
+# PHQ-9 page (0-4 none/minimal, 5-9 mild, 10-14 moderate, 15-19 moderately severe, 20+ severe),
+# which agrees with Kroenke & Spitzer, Psychiatric Annals 2002;32:509-521, Table 4 (the Kroenke
+# 2001 cut points 5, 10, 15 and 20).
+SRC_PHQ9_SEVERITY: Final = (
+    "https://build.fhir.org/ig/medizininformatik-initiative/kerndatensatzmodul-proms/en/"
+    "phq-9.html; Kroenke & Spitzer, Psychiatric Annals 2002;32:509-521, Table 4"
+)
+PHQ9_SEVERITY_BANDS: Final = (
+    (20, "severe"),
+    (15, "moderately severe"),
+    (10, "moderate"),
+    (5, "mild"),
+    (0, "minimal"),
+)
+# GAD-7: fhir-domain-reference.md 2.4 (0-4 minimal, 5-9 mild, 10-14 moderate, 15-21 severe).
+SRC_GAD7_SEVERITY: Final = "fhir-domain-reference.md 2.4"
+GAD7_SEVERITY_BANDS: Final = ((15, "severe"), (10, "moderate"), (5, "mild"), (0, "minimal"))
+
+SEVERITY_BANDS: Final[dict[str, tuple[tuple[int, str], ...]]] = {
+    PHQ9.key: PHQ9_SEVERITY_BANDS,
+    GAD7.key: GAD7_SEVERITY_BANDS,
+}

@@ -121,6 +121,19 @@ ENCOUNTER_CLASS_VIRTUAL: Final = Code(
 ENCOUNTER_CLASS_INPATIENT: Final = Code(
     V3_ACT_CODE, "IMP", "inpatient encounter", _SRC_ACT_ENCOUNTER, Evidence.SPEC
 )
+# NONAC, a child of IMP: "Any category of inpatient encounter except 'acute'". The class of an
+# ASAM 3.x residential stay (admitted, overnight, room and board, not acute care); see
+# mappers/residential.py. Not in reference 2.3: code, display and parent were read in the R4
+# v3-ActCode that HAPI's validator ships (hapi-fhir-validation-resources-r4 8.8.0 and 8.12.1,
+# v3-codesystems.xml, _ActEncounterCode > IMP > NONAC).
+ENCOUNTER_CLASS_NON_ACUTE: Final = Code(
+    V3_ACT_CODE,
+    "NONAC",
+    "inpatient non-acute",
+    "http://terminology.hl7.org/CodeSystem/v3-ActCode (R4 4.0.1, as shipped in "
+    "hapi-fhir-validation-resources-r4 v3-codesystems.xml): _ActEncounterCode > IMP > NONAC",
+    Evidence.SPEC,
+)
 
 # --- ASAM levels of care (Colorado BHA, variant A) ----------------------------------------------
 # CoBHA/CoBHRM-FHIR-IG input/fsh/codesystems/BHAASAMLevelOfCareCS.fsh (displays as published;

@@ -38,6 +38,19 @@ GOAL_STATUS: Final = "http://hl7.org/fhir/goal-status"
 ENCOUNTER_STATUS: Final = "http://hl7.org/fhir/encounter-status"
 APPOINTMENT_STATUS: Final = "http://hl7.org/fhir/appointmentstatus"
 
+# R4 core extension "reasonCancelled" (extension-encounter-reasoncancelled.html; context
+# Encounter, valueCodeableConcept): "If the encountered was cancelled after it was planned, why?
+# Applies only if the status is cancelled." Checked in the R4 extension-definitions.xml that
+# HAPI's validator ships (hapi-fhir-validation-resources-r4 8.8.0).
+ENCOUNTER_REASON_CANCELLED_EXTENSION: Final = (
+    "http://hl7.org/fhir/StructureDefinition/encounter-reasonCancelled"
+)
+
+# R4 core extensions bounding a Questionnaire item's answer (extension-minvalue.html,
+# extension-maxvalue.html; context Questionnaire.item, value[x] includes integer).
+MIN_VALUE_EXTENSION: Final = "http://hl7.org/fhir/StructureDefinition/minValue"
+MAX_VALUE_EXTENSION: Final = "http://hl7.org/fhir/StructureDefinition/maxValue"
+
 # Extension that carries an answer's score (R4 extension-ordinalvalue.html; in R4 its context
 # includes Coding and Questionnaire.item.answerOption).
 ORDINAL_VALUE_EXTENSION: Final = "http://hl7.org/fhir/StructureDefinition/ordinalValue"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 import respx
@@ -206,3 +208,72 @@ async def test_search_all__follows_next_links_until_none(client: FhirClient) -> 
     )
     found = [r["id"] async for r in client.search_all("Task", {"status": "requested"})]
     assert found == ["a", "b", "c"]
+
+
+@respx.mock
+async def test_search_all__restarts_an_expired_search_without_repeating(
+    client: FhirClient,
+) -> None:
+    def page(ids: list[str], next_url: str | None) -> httpx.Response:
+        links = [{"relation": "next", "url": next_url}] if next_url else []
+        entries = [{"resource": {"resourceType": "Task", "id": i}} for i in ids]
+        return httpx.Response(200, json={"resourceType": "Bundle", "link": links, "entry": entries})
+
+    respx.get(f"{BASE}/Task").mock(
+        side_effect=[
+            page(["a", "b"], f"{BASE}?_getpages=old&_getpagesoffset=2"),
+            page(["a", "b"], f"{BASE}?_getpages=new&_getpagesoffset=2"),
+        ]
+    )
+    respx.get(f"{BASE}", params={"_getpages": "old"}).mock(
+        return_value=httpx.Response(410, json=_outcome("HAPI-0523: search expired"))
+    )
+    respx.get(f"{BASE}", params={"_getpages": "new"}).mock(return_value=page(["c"], None))
+    found = [r["id"] async for r in client.search_all("Task", {})]
+    assert found == ["a", "b", "c"]
+
+
+@respx.mock
+async def test_update_owned_fields__reapplies_the_change_after_a_conflict(
+    client: FhirClient,
+) -> None:
+    from integration.concurrency import update_owned_fields
+
+    respx.get(f"{BASE}/Task/t1").mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json={
+                    "resourceType": "Task",
+                    "id": "t1",
+                    "meta": {"versionId": "1"},
+                    "status": "requested",
+                },
+            ),
+            httpx.Response(
+                200,
+                json={
+                    "resourceType": "Task",
+                    "id": "t1",
+                    "meta": {"versionId": "2"},
+                    "status": "requested",
+                    "note": [{"text": "theirs"}],
+                },
+            ),
+        ]
+    )
+    put = respx.put(f"{BASE}/Task/t1").mock(
+        side_effect=[
+            httpx.Response(409, json=_outcome("HAPI-0989: not the current version")),
+            httpx.Response(200, json={"resourceType": "Task", "id": "t1"}),
+        ]
+    )
+
+    def accept(task: dict[str, object]) -> dict[str, object]:
+        return {**task, "status": "accepted"}
+
+    await update_owned_fields(client, "Task", "t1", accept)
+    last = json.loads(put.calls.last.request.content)
+    assert put.calls.last.request.headers["If-Match"] == 'W/"2"'
+    assert last["status"] == "accepted"
+    assert last["note"] == [{"text": "theirs"}]  # the other side's change survived

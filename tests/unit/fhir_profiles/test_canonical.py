@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fhir_profiles import canonical
 from fhir_profiles.canonical import (
     CANONICAL_BASE,
     MRN_SYSTEM,
@@ -16,6 +17,8 @@ from fhir_profiles.canonical import (
     structure_definition_url,
     value_set_url,
 )
+from tests import builders
+from tests.builders import plans, sessions
 
 FHIR_IDS = st.from_regex(r"[A-Za-z0-9\-.]{1,64}", fullmatch=True)
 
@@ -61,3 +64,56 @@ def test_canonical_url__any_legal_id_stays_under_base(name: str) -> None:
     url = value_set_url(name)
     assert is_ours(url)
     assert url.rsplit("/", 1)[1] == name
+
+
+ID_SYSTEMS = {
+    name: value
+    for name, value in vars(canonical).items()
+    if name.endswith("_ID_SYSTEM") or name == "MRN_SYSTEM"
+}
+
+
+def test_id_systems__every_concept_has_one_under_sid() -> None:
+    expected = {
+        "MRN_SYSTEM",
+        "ORGANIZATION_ID_SYSTEM",
+        "CONDITION_ID_SYSTEM",
+        "GOAL_ID_SYSTEM",
+        "CARE_PLAN_ID_SYSTEM",
+        "SESSION_ID_SYSTEM",
+        "RESIDENTIAL_STAY_ID_SYSTEM",
+        "ASSESSMENT_ID_SYSTEM",
+        "INTAKE_ID_SYSTEM",
+        "REFERRAL_ID_SYSTEM",
+        "TASK_ID_SYSTEM",
+        "CONSENT_ID_SYSTEM",
+        "MEDICATION_STATEMENT_ID_SYSTEM",
+        "MEDICATION_LIST_ID_SYSTEM",
+    }
+    assert set(ID_SYSTEMS) == expected
+    for value in ID_SYSTEMS.values():
+        assert value.startswith(f"{CANONICAL_BASE}/sid/")
+
+
+def test_id_systems__distinct_except_intake_sharing_the_assessment_register() -> None:
+    values = [v for k, v in ID_SYSTEMS.items() if k != "INTAKE_ID_SYSTEM"]
+    assert len(values) == len(set(values))
+    assert canonical.INTAKE_ID_SYSTEM == canonical.ASSESSMENT_ID_SYSTEM
+
+
+@pytest.mark.parametrize(
+    ("constant", "used_in_tests"),
+    [
+        ("MRN_SYSTEM", builders.MRN_SYSTEM),
+        ("CONDITION_ID_SYSTEM", builders.CONDITION_SYSTEM),
+        ("GOAL_ID_SYSTEM", plans.GOAL_SYSTEM),
+        ("CARE_PLAN_ID_SYSTEM", plans.PLAN_SYSTEM),
+        ("SESSION_ID_SYSTEM", sessions.SESSION_SYSTEM),
+        ("RESIDENTIAL_STAY_ID_SYSTEM", sessions.STAY_SYSTEM),
+        ("ASSESSMENT_ID_SYSTEM", sessions.ASSESSMENT_SYSTEM),
+    ],
+)
+def test_id_systems__match_the_namespaces_the_mapper_tests_use(
+    constant: str, used_in_tests: str
+) -> None:
+    assert ID_SYSTEMS[constant] == used_in_tests

@@ -6,9 +6,13 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from fhir_profiles.canonical import MRN_SYSTEM
+from fhir_profiles.canonical import MRN_SYSTEM, questionnaire_url
 from fhir_profiles.registry import conformance_resource, conformance_resources, example_resources
-from fhir_profiles.terminology.systems import ORDINAL_VALUE_EXTENSION
+from fhir_profiles.terminology.systems import (
+    MAX_VALUE_EXTENSION,
+    MIN_VALUE_EXTENSION,
+    ORDINAL_VALUE_EXTENSION,
+)
 
 EXAMPLES = example_resources()
 PROFILES = {
@@ -95,20 +99,53 @@ def _responses() -> list[dict[str, Any]]:
     return [e for e in EXAMPLES if e["resourceType"] == "QuestionnaireResponse"]
 
 
+def _scored_responses() -> list[dict[str, Any]]:
+    """The PHQ-9 and GAD-7 responses: the ones with an ordinalValue-scored total."""
+    scored = {questionnaire_url("phq-9"), questionnaire_url("gad-7")}
+    return [e for e in _responses() if e["questionnaire"] in scored]
+
+
+def _integer_bound(item: dict[str, Any], url: str) -> int | None:
+    values = [e["valueInteger"] for e in item.get("extension", []) if e["url"] == url]
+    return values[0] if values else None
+
+
+def _assert_follows(
+    answered_items: list[dict[str, Any]], asked_items: list[dict[str, Any]]
+) -> None:
+    """Answered items come in questionnaire order, include every required one, repeat the
+    question text exactly (HAPI rejects other text), and answer within what is asked."""
+    asked = {i["linkId"]: i for i in asked_items}
+    links = [i["linkId"] for i in answered_items]
+    assert links == [i["linkId"] for i in asked_items if i["linkId"] in links]
+    assert {i["linkId"] for i in asked_items if i.get("required")} <= set(links)
+    for answered in answered_items:
+        item = asked[answered["linkId"]]
+        assert answered.get("text", item["text"]) == item["text"]
+        if item["type"] == "group":
+            _assert_follows(answered["item"], item["item"])
+        elif item["type"] == "choice":
+            options = [o["valueCoding"] for o in item["answerOption"]]
+            assert answered["answer"][0]["valueCoding"] in options
+        elif item["type"] == "integer":
+            value = answered["answer"][0]["valueInteger"]
+            low = _integer_bound(item, MIN_VALUE_EXTENSION)
+            high = _integer_bound(item, MAX_VALUE_EXTENSION)
+            assert (low is None or value >= low) and (high is None or value <= high)
+
+
 @pytest.mark.parametrize("qr", _responses(), ids=_ids(_responses()))
 def test_example_response__follows_its_questionnaire(qr: dict[str, Any]) -> None:
     questionnaire = conformance_resource(qr["questionnaire"])
-    items = {i["linkId"]: i for i in questionnaire["item"]}
-    assert [i["linkId"] for i in qr["item"]] == [i["linkId"] for i in questionnaire["item"]]
-    for answered in qr["item"]:
-        asked = items[answered["linkId"]]
-        assert answered.get("text", asked["text"]) == asked["text"]  # HAPI rejects other text
-        if asked["type"] == "choice":
-            options = [o["valueCoding"] for o in asked["answerOption"]]
-            assert answered["answer"][0]["valueCoding"] in options
+    _assert_follows(qr["item"], questionnaire["item"])
 
 
-@pytest.mark.parametrize("qr", _responses(), ids=_ids(_responses()))
+def test_example_responses__one_per_shipped_questionnaire() -> None:
+    shipped = {r["url"] for r in conformance_resources() if r["resourceType"] == "Questionnaire"}
+    assert sorted(qr["questionnaire"] for qr in _responses()) == sorted(shipped)
+
+
+@pytest.mark.parametrize("qr", _scored_responses(), ids=_ids(_scored_responses()))
 def test_example_response__total_equals_recomputed_score(qr: dict[str, Any]) -> None:
     questionnaire = conformance_resource(qr["questionnaire"])
     score_of = {

@@ -1,4 +1,5 @@
-"""PHQ-9 and GAD-7 Questionnaires: LOINC-coded, scored by ordinalValue, totals 27 and 21."""
+"""PHQ-9 and GAD-7 Questionnaires (LOINC-coded, scored by ordinalValue, totals 27 and 21) and
+the text-only ASAM intake Questionnaire (six dimension groups, risk 0-4)."""
 
 from typing import Any
 
@@ -7,7 +8,13 @@ import pytest
 from fhir_profiles.canonical import questionnaire_url
 from fhir_profiles.registry import conformance_resource
 from fhir_profiles.terminology import assessments
-from fhir_profiles.terminology.systems import LOINC, ORDINAL_VALUE_EXTENSION
+from fhir_profiles.terminology.systems import (
+    LOINC,
+    MAX_VALUE_EXTENSION,
+    MIN_VALUE_EXTENSION,
+    ORDINAL_VALUE_EXTENSION,
+)
+from mappers import asam_intake
 
 PHQ9 = conformance_resource(questionnaire_url("phq-9"))
 GAD7 = conformance_resource(questionnaire_url("gad-7"))
@@ -95,3 +102,60 @@ def test_questionnaire__total_item_is_read_only_integer(q: dict[str, Any], total
     assert item["type"] == "integer"
     assert item["readOnly"] is True
     assert "answerOption" not in item
+
+
+# --- ASAM intake ----------------------------------------------------------------------------
+ASAM = conformance_resource(questionnaire_url("asam-intake"))
+DIMENSION_TEXTS = (
+    "Acute intoxication and/or withdrawal potential",
+    "Biomedical conditions and complications",
+    "Emotional, behavioral, or cognitive conditions and complications",
+    "Readiness to change",
+    "Relapse, continued use, or continued problem potential",
+    "Recovery/living environment",
+)
+
+
+def _bound(item: dict[str, Any], url: str) -> list[int]:
+    return [e["valueInteger"] for e in item.get("extension", []) if e["url"] == url]
+
+
+def test_questionnaire_asam__one_required_group_per_dimension_in_order() -> None:
+    groups = ASAM["item"]
+    assert [g["linkId"] for g in groups] == [f"dimension-{n}" for n in range(1, 7)]
+    assert tuple(g["text"] for g in groups) == DIMENSION_TEXTS
+    assert [g["prefix"] for g in groups] == [str(n) for n in range(1, 7)]
+    assert all(g["type"] == "group" and g["required"] is True for g in groups)
+
+
+def test_questionnaire_asam__texts_and_link_ids_match_the_intake_mapper() -> None:
+    # mappers/asam_intake.py names the dimensions and the 0-4 range; HAPI rejects a response
+    # whose item text differs from the Questionnaire's, so the two must never drift apart.
+    assert tuple(g["text"] for g in ASAM["item"]) == asam_intake.ASAM_DIMENSIONS
+    risk = ASAM["item"][0]["item"][0]
+    bounds = (_bound(risk, MIN_VALUE_EXTENSION), _bound(risk, MAX_VALUE_EXTENSION))
+    assert bounds == ([asam_intake.RISK_MIN], [asam_intake.RISK_MAX])
+
+
+@pytest.mark.parametrize("number", range(1, 7))
+def test_questionnaire_asam__group_holds_required_risk_and_optional_note(number: int) -> None:
+    risk, note = ASAM["item"][number - 1]["item"]
+    assert (risk["linkId"], risk["type"], risk["required"]) == (
+        f"dimension-{number}-risk",
+        "integer",
+        True,
+    )
+    assert (_bound(risk, MIN_VALUE_EXTENSION), _bound(risk, MAX_VALUE_EXTENSION)) == ([0], [4])
+    assert (note["linkId"], note["type"], note["required"]) == (
+        f"dimension-{number}-note",
+        "text",
+        False,
+    )
+
+
+def test_questionnaire_asam__is_text_only_and_says_so() -> None:
+    def coded(items: list[dict[str, Any]]) -> bool:
+        return any("code" in i or coded(i.get("item", [])) for i in items)
+
+    assert "code" not in ASAM and not coded(ASAM["item"])
+    assert "no verified LOINC or SNOMED CT code" in ASAM["description"]

@@ -53,6 +53,8 @@ def test_example_resources__patient_first() -> None:
         ("iop-phq9-response", "iop-phq9-response"),
         ("IopGad7Response", "iop-gad7-response"),
         ("IopCondition", "iop-condition"),
+        ("iop-residential-encounter", "iop-residential-encounter"),
+        ("IopAsamIntakeResponse", "iop-asam-intake-response"),
     ],
 )
 def test_profile_url_for__resolves_type_id_or_name(query: str, profile_id: str) -> None:
@@ -60,7 +62,8 @@ def test_profile_url_for__resolves_type_id_or_name(query: str, profile_id: str) 
 
 
 def test_profile_url_for__questionnaire_response_needs_instrument() -> None:
-    with pytest.raises(UnknownProfileError, match="iop-phq9-response or iop-gad7-response"):
+    expected = "iop-phq9-response, iop-gad7-response or iop-asam-intake-response"
+    with pytest.raises(UnknownProfileError, match=expected):
         profile_url_for("QuestionnaireResponse")
 
 

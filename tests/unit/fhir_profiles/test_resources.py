@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from fhir_profiles.canonical import CANONICAL_BASE, CONFORMANCE_VERSION, is_ours
+from fhir_profiles.canonical import (
+    CANONICAL_BASE,
+    CONFORMANCE_VERSION,
+    is_ours,
+    questionnaire_url,
+    value_set_url,
+)
 from fhir_profiles.registry import conformance_resources
 from fhir_profiles.terminology import clinical, local, systems
 
@@ -46,7 +52,12 @@ def test_conformance_resources__expected_inventory() -> None:
         t: len(_by_type(t))
         for t in ("CodeSystem", "ValueSet", "StructureDefinition", "Questionnaire")
     }
-    assert counts == {"CodeSystem": 3, "ValueSet": 4, "StructureDefinition": 9, "Questionnaire": 2}
+    assert counts == {
+        "CodeSystem": 3,
+        "ValueSet": 4,
+        "StructureDefinition": 11,
+        "Questionnaire": 3,
+    }
 
 
 def test_canonical_urls__unique_and_under_base() -> None:
@@ -183,3 +194,45 @@ def test_conformance_resources__load_order_puts_dependencies_first() -> None:
     assert kinds.index("Questionnaire") > max(
         i for i, k in enumerate(kinds) if k == "StructureDefinition"
     )
+
+
+def _profile(profile_id: str) -> dict[str, dict[str, Any]]:
+    """The differential of one shipped profile, by element id."""
+    sd = next(p for p in PROFILES if p["id"] == profile_id)
+    return {e["id"]: e for e in _elements(sd)}
+
+
+def test_response_profiles__fix_questionnaire_to_a_shipped_questionnaire() -> None:
+    shipped = {r["url"] for r in _by_type("Questionnaire")}
+    fixed = [
+        e["fixedCanonical"]
+        for sd in PROFILES
+        if sd["type"] == "QuestionnaireResponse"
+        for e in _elements(sd)
+        if e["id"] == "QuestionnaireResponse.questionnaire"
+    ]
+    assert sorted(fixed) == sorted(shipped)
+    intake = _profile("iop-asam-intake-response")["QuestionnaireResponse.questionnaire"]
+    assert intake["fixedCanonical"] == questionnaire_url("asam-intake")
+
+
+def test_residential_profile__requires_identifier_type_subject_period() -> None:
+    elements = _profile("iop-residential-encounter")
+    for path in ("identifier", "type", "subject", "period"):
+        assert elements[f"Encounter.{path}"]["min"] == 1, path
+    for path in ("status", "class", "hospitalization.dischargeDisposition"):
+        assert elements[f"Encounter.{path}"]["mustSupport"] is True, path
+
+
+def test_residential_profile__type_is_the_asam_level_extensibly_bound() -> None:
+    binding = _profile("iop-residential-encounter")["Encounter.type"]["binding"]
+    assert binding == {
+        "strength": "extensible",
+        "valueSet": value_set_url("iop-asam-level-of-care"),
+    }
+
+
+def test_residential_profile__finished_stay_needs_discharge_time() -> None:
+    (constraint,) = _profile("iop-residential-encounter")["Encounter"]["constraint"]
+    assert constraint["key"] == "iop-res-1" and constraint["severity"] == "error"
+    assert constraint["expression"] == "status = 'finished' implies period.end.exists()"

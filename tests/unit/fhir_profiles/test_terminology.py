@@ -166,3 +166,55 @@ def test_code_coding__renders_fhir_coding_and_concept() -> None:
         "display": code.display,
     }
     assert code.codeable_concept("CBT") == {"coding": [code.coding()], "text": "CBT"}
+
+
+def test_encounter_class_non_acute__is_v3_nonac_beside_inpatient() -> None:
+    nonac = clinical.ENCOUNTER_CLASS_NON_ACUTE
+    assert (nonac.system, nonac.code, nonac.display) == (
+        systems.V3_ACT_CODE,
+        "NONAC",
+        "inpatient non-acute",
+    )
+    assert nonac.system == clinical.ENCOUNTER_CLASS_INPATIENT.system
+    assert nonac.evidence is Evidence.SPEC
+
+
+def test_appointment_no_show__is_the_r4_appointmentstatus_code() -> None:
+    no_show = workflow.APPOINTMENT_NO_SHOW
+    assert no_show.coding() == {
+        "system": "http://hl7.org/fhir/appointmentstatus",
+        "code": "noshow",
+        "display": "No Show",
+    }
+
+
+def test_reason_cancelled_extension__is_the_r4_core_url() -> None:
+    assert systems.ENCOUNTER_REASON_CANCELLED_EXTENSION == (
+        "http://hl7.org/fhir/StructureDefinition/encounter-reasonCancelled"
+    )
+
+
+@pytest.mark.parametrize("instrument", assessments.INSTRUMENTS, ids=lambda i: i.key)
+def test_severity_bands__descend_to_zero_within_the_total(
+    instrument: assessments.Instrument,
+) -> None:
+    lowest = [low for low, _ in assessments.SEVERITY_BANDS[instrument.key]]
+    assert lowest == sorted(lowest, reverse=True)
+    assert len(set(lowest)) == len(lowest)
+    assert lowest[-1] == 0 and lowest[0] <= instrument.max_total
+
+
+def test_severity_bands__phq9_kroenke_cut_points() -> None:
+    assert assessments.PHQ9_SEVERITY_BANDS == (
+        (20, "severe"),
+        (15, "moderately severe"),
+        (10, "moderate"),
+        (5, "mild"),
+        (0, "minimal"),
+    )
+    assert "Kroenke" in assessments.SRC_PHQ9_SEVERITY
+
+
+def test_severity_bands__gad7_cut_points() -> None:
+    bands = assessments.SEVERITY_BANDS[assessments.GAD7.key]
+    assert bands == ((15, "severe"), (10, "moderate"), (5, "mild"), (0, "minimal"))

@@ -279,7 +279,9 @@ def test_to_fhir__refuses_unknown_instrument_and_naive_authored() -> None:
 
 def test_to_fhir__intake_has_a_group_per_dimension() -> None:
     resource = _intake_fhir()
-    assert "meta" not in resource  # no asam-intake profile in fhir_profiles yet
+    assert resource["meta"] == {
+        "profile": ["http://iop-bridge.example/fhir/StructureDefinition/iop-asam-intake-response"]
+    }
     assert resource["questionnaire"] == "http://iop-bridge.example/fhir/Questionnaire/asam-intake"
     assert [group["linkId"] for group in resource["item"]] == [
         f"dimension-{n}" for n in range(1, 7)

@@ -326,7 +326,9 @@ def test_to_fhir__basedon_must_be_a_service_request() -> None:
 
 def test_to_fhir__residential_stay_content() -> None:
     resource = _stay_fhir()
-    assert "meta" not in resource  # no residential profile in fhir_profiles yet
+    assert resource["meta"] == {
+        "profile": ["http://iop-bridge.example/fhir/StructureDefinition/iop-residential-encounter"]
+    }
     assert resource["status"] == "finished"
     assert resource["class"] == {
         "system": ACT_CODE,
