@@ -6,6 +6,7 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,43 @@ async def test_expunge__removes_a_deleted_resource_for_good(fhir: FhirClient, un
     await asyncio.sleep(0)  # the instance-level expunge is synchronous in HAPI
     with pytest.raises(FhirNotFound):
         await fhir.request("GET", f"{path}/_history/1")
+
+
+async def test_expired_search_page__is_the_not_found_the_client_restarts_on(
+    fhir: FhirClient,
+) -> None:
+    # search_all restarts a search when a next link answers FhirNotFound; prove HAPI's answer
+    # for a search id it no longer has (410, HAPI-0417) is exactly that.
+    with pytest.raises(FhirNotFound) as caught:
+        await fhir.request("GET", "?_getpages=expired-search-id&_getpagesoffset=20&_count=20")
+    assert caught.value.status == 410
+    assert "HAPI-0417" in caught.value.hapi_codes
+
+
+async def test_update_owned_fields__survives_a_concurrent_writer(
+    fhir: FhirClient, unique: str
+) -> None:
+    from integration.concurrency import update_owned_fields
+
+    created = (await fhir.create(_patient(unique))).resource
+    calls = 0
+
+    def change(resource: dict[str, Any]) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        return {**resource, "gender": "other"}
+
+    # Another writer updates between our read and our write on the first attempt.
+    original_read = fhir.read
+
+    async def read_then_interfere(resource_type: str, resource_id: str) -> dict[str, Any]:
+        current = await original_read(resource_type, resource_id)
+        if calls == 0:
+            await fhir.update({**current, "birthDate": "1991-02-03"})
+        return current
+
+    fhir.read = read_then_interfere  # type: ignore[method-assign]
+    outcome = await update_owned_fields(fhir, "Patient", created["id"], change)
+    assert calls == 2  # the first PUT met a 409 and the change was re-applied
+    assert outcome.resource["gender"] == "other"
+    assert outcome.resource["birthDate"] == "1991-02-03"
