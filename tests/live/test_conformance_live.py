@@ -18,20 +18,34 @@ from mappers import (
     assessment,
     care_plan,
     condition,
+    consent,
     encounter,
     goal,
+    medication,
     patient,
+    referral,
+    referral_task,
     residential,
 )
 from tests.builders import CONDITION_SYSTEM, MRN_SYSTEM
 from tests.builders.plans import GOAL_SYSTEM, PLAN_SYSTEM
+from tests.builders.referrals import (
+    CONSENT_SYSTEM,
+    MED_LIST_SYSTEM,
+    MEDICATION_SYSTEM,
+    REFERRAL_SYSTEM,
+    TASK_SYSTEM,
+)
 from tests.builders.sessions import ASSESSMENT_SYSTEM, SESSION_SYSTEM, STAY_SYSTEM
 from tests.strategies.assessment import assessments, intake_assessments
 from tests.strategies.care_plan import treatment_plans
 from tests.strategies.condition import diagnoses
+from tests.strategies.consent import consents
 from tests.strategies.encounter import residential_stays, sessions
 from tests.strategies.goal import goals
+from tests.strategies.medication import medication_entries, medication_lists
 from tests.strategies.patient import clients
+from tests.strategies.referral import referral_tasks, referrals
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
 SAMPLES_PER_MAPPER = 20
@@ -96,6 +110,16 @@ CASES = [
         a, id_system=ASSESSMENT_SYSTEM, subject_reference=SUBJECT)),
     Case("asam-intake", intake_assessments(), lambda a: asam_intake.to_fhir(
         a, id_system=ASSESSMENT_SYSTEM, subject_reference=SUBJECT)),
+    # No iop-bridge profile for these yet: validated against base R4.
+    Case("medication", medication_entries(), lambda m: medication.to_fhir(
+        m, id_system=MEDICATION_SYSTEM, subject_reference=SUBJECT)),
+    Case("medication-list", medication_lists(), lambda m: medication.list_to_fhir(
+        m, id_system=MED_LIST_SYSTEM, subject_reference=SUBJECT,
+        entry_references=[f"MedicationStatement/ms-{i}" for i in range(len(m.entries))])),
+    Case("referral", referrals(), lambda r: referral.to_fhir(r, id_system=REFERRAL_SYSTEM)),
+    Case("referral-task", referral_tasks(), lambda t: referral_task.to_fhir(
+        t, id_system=TASK_SYSTEM)),
+    Case("consent", consents(), lambda c: consent.to_fhir(c, id_system=CONSENT_SYSTEM)),
 ]  # fmt: skip
 
 
