@@ -1,0 +1,39 @@
+"""The IOP Organization and the Task Subscription are created once, however often we ask."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from integration.fhir_client import FhirClient
+from integration.fhir_setup import ensure_organization, ensure_task_subscription
+from integration.settings import Settings
+
+pytestmark = [pytest.mark.live, pytest.mark.anyio]
+
+
+async def test_ensure_organization__same_organization_every_time(
+    fhir: FhirClient, live_settings: Settings, unique: str
+) -> None:
+    settings = live_settings.model_copy(update={"organization_id": f"IOP-{unique}"})
+    first = await ensure_organization(fhir, settings, name="Synthetic IOP")
+    second = await ensure_organization(fhir, settings, name="Synthetic IOP")
+    assert first == second
+    assert first.startswith("Organization/")
+
+
+async def test_ensure_task_subscription__created_once_and_activated(
+    fhir: FhirClient, live_settings: Settings, unique: str
+) -> None:
+    settings = live_settings.model_copy(update={"organization_id": f"IOP-{unique}"})
+    organization = await ensure_organization(fhir, settings, name="Synthetic IOP")
+    endpoint = f"http://127.0.0.1:9/hooks-{unique}"  # nothing listens: only activation is checked
+    first = await ensure_task_subscription(fhir, organization, endpoint, "secret")
+    second = await ensure_task_subscription(fhir, organization, endpoint, "secret")
+    assert first == second
+    for _ in range(60):  # HAPI activates subscriptions asynchronously (a few seconds)
+        if (await fhir.read("Subscription", first.split("/")[1]))["status"] == "active":
+            break
+        await asyncio.sleep(0.5)
+    assert (await fhir.read("Subscription", first.split("/")[1]))["status"] == "active"
