@@ -1,0 +1,113 @@
+"""The discharge summary document judged by HAPI: $validate with zero errors, stored as a Bundle
+resource (R4 documents.html: a document may be stored at [base]/Bundle) and read back equal; the
+reconciliation Lists validated against base R4 the same way."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from fhir_profiles.registry import conformance_resources
+from integration.conformance import upload_conformance, validate
+from integration.fhir_client import FhirClient
+from mappers import reconciliation
+from mappers.discharge import DischargeSummary
+from mappers.discharge_document import discharge_from_document, to_document_bundle
+from mappers.medication import ListSource
+from tests.builders.discharge import TIMESTAMP, document_entries, make_discharge_summary
+from tests.builders.referrals import (
+    MED_LIST_SYSTEM,
+    make_buprenorphine,
+    make_medication_list,
+    make_sertraline,
+    make_text_only_medication,
+)
+
+pytestmark = [pytest.mark.live, pytest.mark.anyio]
+
+
+@pytest.fixture
+async def loaded(fhir: FhirClient) -> FhirClient:
+    # Upload before validating: HAPI caches "unknown profile" answers (hapi-fhir #5707).
+    await upload_conformance(fhir, conformance_resources())
+    return fhir
+
+
+def _document(summary: DischargeSummary) -> dict[str, Any]:
+    return to_document_bundle(
+        summary,
+        composition_id=str(uuid.uuid4()),
+        bundle_identifier=str(uuid.uuid4()),
+        timestamp=TIMESTAMP,
+        entries=document_entries(summary),
+    )
+
+
+def _variants(unique: str) -> list[DischargeSummary]:
+    """With SUD content (Part 2 labels and notice), and a depression-only minimal one."""
+    full = make_discharge_summary(identifier=f"DS-{unique}")
+    depression = full.diagnoses[1]
+    minimal = replace(
+        full, diagnoses=(depression,), part2_notice=None, plan_of_care=None, phq9=None, gad7=None
+    )
+    return [full, minimal]
+
+
+async def test_document__validates_with_zero_errors(loaded: FhirClient, unique: str) -> None:
+    for summary in _variants(unique):
+        report = await validate(loaded, _document(summary))
+        assert report.errors == (), [str(e) for e in report.errors]
+
+
+async def test_validator__is_really_checking_the_document(loaded: FhirClient) -> None:
+    bundle = _document(make_discharge_summary())
+    del bundle["identifier"]  # bdl-9: a document must have an identifier
+    report = await validate(loaded, bundle)
+    assert any("bdl-9" in p.message for p in report.errors), [str(e) for e in report.errors]
+
+
+async def test_document__stored_as_a_bundle_and_read_back_equal(
+    loaded: FhirClient, unique: str
+) -> None:
+    summary = make_discharge_summary(identifier=f"DS-{unique}")
+    bundle = _document(summary)
+    created = await loaded.create(bundle)
+    assert created.created
+    stored = await loaded.read("Bundle", created.resource["id"])
+    without_server_meta = {k: v for k, v in stored.items() if k not in ("id", "meta")}
+    assert without_server_meta == {k: v for k, v in bundle.items() if k != "meta"}
+    # HAPI keeps the labels but not their order.
+    labels = sorted(bundle["meta"]["security"], key=lambda c: (c["system"], c["code"]))
+    assert sorted(stored["meta"]["security"], key=lambda c: (c["system"], c["code"])) == labels
+    assert discharge_from_document(stored).value == summary
+
+
+async def test_reconciliation_lists__validate_with_zero_errors(loaded: FhirClient) -> None:
+    discharge = make_medication_list(
+        entries=(make_sertraline(), make_buprenorphine(), make_text_only_medication())
+    )
+    intake = make_medication_list(
+        identifier="MEDLIST-LIVE-I",
+        source=ListSource.IOP_INTAKE,
+        entries=(make_sertraline(identifier="I-1"), make_buprenorphine(identifier="I-2",
+                 times_per_day=3)),
+    )  # fmt: skip
+    result = reconciliation.reconcile(
+        discharge, intake, reconciled_identifier="MEDLIST-LIVE-R", at=TIMESTAMP
+    )
+    refs: dict[str, Any] = {
+        "id_system": MED_LIST_SYSTEM,
+        "subject_reference": "Patient/iop-ex-patient",
+        "discharge_references": ("MedicationStatement/d0", "MedicationStatement/d1",
+                                 "MedicationStatement/d2"),
+        "intake_references": ("MedicationStatement/i0", "MedicationStatement/i1"),
+    }  # fmt: skip
+    for resource in (
+        reconciliation.to_fhir(result, **refs),
+        reconciliation.changes_to_fhir(result, identifier="MEDCHANGES-LIVE", **refs),
+    ):
+        report = await validate(loaded, resource)
+        assert report.errors == (), [str(e) for e in report.errors]
