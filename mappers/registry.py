@@ -20,9 +20,13 @@ from mappers import (
     assessment,
     care_plan,
     condition,
+    consent,
     encounter,
     goal,
+    medication,
     patient,
+    referral,
+    referral_task,
     residential,
 )
 from mappers.errors import MappingError, Problem
@@ -43,6 +47,11 @@ class MappingContext:
     residential_stay_id_system: str = canonical.RESIDENTIAL_STAY_ID_SYSTEM
     assessment_id_system: str = canonical.ASSESSMENT_ID_SYSTEM
     intake_id_system: str = canonical.INTAKE_ID_SYSTEM
+    medication_statement_id_system: str = canonical.MEDICATION_STATEMENT_ID_SYSTEM
+    medication_list_id_system: str = canonical.MEDICATION_LIST_ID_SYSTEM
+    referral_id_system: str = canonical.REFERRAL_ID_SYSTEM
+    task_id_system: str = canonical.TASK_ID_SYSTEM
+    consent_id_system: str = canonical.CONSENT_ID_SYSTEM
 
 
 FromFhir = Callable[[Mapping[str, Any], MappingContext], Mapped[Any]]
@@ -79,13 +88,20 @@ FROM_FHIR: Mapping[str, FromFhir] = MappingProxyType(
         "CarePlan": lambda r, c: care_plan.from_fhir(r, plan_id_system=c.care_plan_id_system),
         "Encounter": _encounter,
         "QuestionnaireResponse": _questionnaire_response,
+        "MedicationStatement": lambda r, c: medication.from_fhir(
+            r, id_system=c.medication_statement_id_system
+        ),
+        "List": lambda r, c: medication.list_from_fhir(r, id_system=c.medication_list_id_system),
+        "ServiceRequest": lambda r, c: referral.from_fhir(r, id_system=c.referral_id_system),
+        "Task": lambda r, c: referral_task.from_fhir(r, id_system=c.task_id_system),
+        "Consent": lambda r, c: consent.from_fhir(r, id_system=c.consent_id_system),
     }
 )
 
 
 def from_fhir(resource: Any, context: MappingContext) -> Mapped[Any]:
     """Map any supported resource to its domain value, links and loss report."""
-    resource_type = resource.get("resourceType") if isinstance(resource, Mapping) else None
+    resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
     mapper = FROM_FHIR.get(str(resource_type))
     if mapper is None:
         supported = ", ".join(sorted(FROM_FHIR))

@@ -1,0 +1,394 @@
+"""Step-down / aftercare referral <-> FHIR R4 ServiceRequest (the ask; the Task tracks the loop).
+
+Shape (fhir-domain-reference.md 1.1 SDOHCC ServiceRequest, 1.2 BSeR ReferralServiceRequest):
+
+- identifier: the referrer's business identifier, typed v2-0203 ``PLAC`` "Placer Identifier"
+  as BSeR slices it (PLAC is in R4 v2-0203 and in the R4 identifier-type value set);
+- intent is always ``order``; status is R4 request-status and owned by the requester;
+- category is text-only "Behavioral health": the R4 binding is an example and no verified code
+  names behavioral health (SDOHCC's category slice is for SDOH domains, not this one);
+- code is the requested level of care, an ASAM code in the Colorado BHA system (reference 2.1
+  suggests ServiceRequest.code or orderDetail; code is 1..1-worthy and what receivers search);
+- subject, requester, performer, reasonReference and supportingInfo are references that belong
+  to the referral itself, so they live in the domain type rather than in ``Mapped.links``.
+
+The identifier and reference helpers here are shared with ``mappers.referral_task`` and
+``mappers.consent``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from fhir_profiles.terminology.clinical import ASAM_LEVELS
+from fhir_profiles.terminology.code import Code, Evidence
+from fhir_profiles.terminology.systems import COLORADO_BHA_ASAM_LEVEL_OF_CARE, V2_IDENTIFIER_TYPE
+from mappers.errors import Problem, raise_if_problems
+from mappers.fhir_common import (
+    REFERENCE_KEYS,
+    datetime_problems,
+    format_datetime,
+    identifier_problems,
+    is_reference_to,
+    modifier_extension_problems,
+    read_datetime,
+    read_known_coding,
+    read_list,
+    reference,
+    reference_problems,
+    unmapped_keys,
+)
+from mappers.fhir_read import read_str, read_str_in, require_resource_type
+from mappers.loss import Loss, Mapped, unmapped_top_level
+from mappers.schedule import read_day
+
+# TODO(fhir_profiles): move to terminology.workflow beside IDENTIFIER_TYPE_MR. Code and display
+# checked in R4 v2-0203 (hapi-fhir-validation-resources-r4 8.12.1 v2-tables.xml) and listed in
+# the R4 identifier-type value set (valuesets.xml); BSeR slices identifier on it (reference 1.2).
+IDENTIFIER_TYPE_PLAC = Code(
+    V2_IDENTIFIER_TYPE,
+    "PLAC",
+    "Placer Identifier",
+    "http://hl7.org/fhir/R4/v2/0203/index.html",
+    Evidence.SPEC,
+)
+# ServiceRequest.status, required binding (R4 valueset-request-status.html).
+REQUEST_STATUSES = frozenset(
+    {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}
+)
+CATEGORY_TEXT = "Behavioral health"
+_CATEGORY = {"text": CATEGORY_TEXT}  # compared with only; to_fhir sends a fresh copy
+ASAM_BY_CODE: Mapping[str, Code] = {c.code: c for c in ASAM_LEVELS}
+# Another build of the Colorado BHA IG spells outpatient "1" (reference 2.1 CONFLICT).
+_ASAM_KNOWN = {(c.system, c.code): c.code for c in ASAM_LEVELS} | {
+    (COLORADO_BHA_ASAM_LEVEL_OF_CARE, "1"): "1.0"
+}
+_ASAM_SYSTEMS = frozenset({COLORADO_BHA_ASAM_LEVEL_OF_CARE})
+# What the step-down package points at (DESIGN.md workflow 1; BSeR supportingInfo is a Bundle).
+SUPPORTING_TYPES = (
+    "Encounter",
+    "QuestionnaireResponse",
+    "List",
+    "Consent",
+    "Bundle",
+    "DocumentReference",
+    "Observation",
+    "CarePlan",
+    "Composition",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    """A referral to a level of care (IOP for a step-down, outpatient for aftercare)."""
+
+    identifier: str
+    status: str
+    level_of_care: str  # ASAM code, e.g. "2.1" Intensive Outpatient
+    subject: str  # Patient reference
+    requester: str  # Organization reference (the referring program)
+    performer: str  # Organization reference (the program asked to provide the care)
+    authored_on: datetime
+    requested_start: date | None = None
+    reasons: tuple[str, ...] = ()  # Condition references
+    supporting_info: tuple[str, ...] = ()  # the package: Encounter, responses, List, Consent
+    note: str | None = None
+
+    def problems(self) -> list[Problem]:
+        """Every reason this referral cannot be sent as a ServiceRequest, each with its field."""
+        found = identifier_problems(self.identifier, "Referral.identifier")
+        if self.status not in REQUEST_STATUSES:
+            found.append(Problem("Referral.status", f"{self.status!r} is not a request-status"))
+        if self.level_of_care not in ASAM_BY_CODE:
+            found.append(
+                Problem("Referral.level_of_care", f"{self.level_of_care!r} is not an ASAM level")
+            )
+        found += reference_problems(self.subject, "Patient", "Referral.subject")
+        found += reference_problems(self.requester, "Organization", "Referral.requester")
+        found += reference_problems(self.performer, "Organization", "Referral.performer")
+        found += datetime_problems(self.authored_on, "Referral.authored_on")
+        for index, target in enumerate(self.reasons):
+            found += reference_problems(target, "Condition", f"Referral.reasons[{index}]")
+        for index, target in enumerate(self.supporting_info):
+            path = f"Referral.supporting_info[{index}]"
+            found += typed_reference_problems(target, SUPPORTING_TYPES, path)
+        if self.note is not None and not self.note.strip():
+            found.append(Problem("Referral.note", "must not be blank (use None for none)"))
+        return found
+
+
+def to_fhir(
+    referral: Referral, *, id_system: str, resource_id: str | None = None
+) -> dict[str, Any]:
+    """Fill ServiceRequest.identifier (PLAC), status, intent, category, code (ASAM), subject,
+    occurrenceDateTime, authoredOn, requester, performer, reasonReference, supportingInfo, note."""
+    raise_if_problems("Referral", referral.problems())
+    resource: dict[str, Any] = {"resourceType": "ServiceRequest"}
+    if resource_id is not None:
+        resource["id"] = resource_id
+    resource["identifier"] = [placer_identifier(id_system, referral.identifier)]
+    resource["status"] = referral.status
+    resource["intent"] = "order"
+    resource["category"] = [{"text": CATEGORY_TEXT}]
+    resource["code"] = ASAM_BY_CODE[referral.level_of_care].codeable_concept()
+    resource["subject"] = reference(referral.subject)
+    if referral.requested_start is not None:
+        # occurrence[x] dateTime at day precision: the requested first day (BSeR occurrence).
+        resource["occurrenceDateTime"] = referral.requested_start.isoformat()
+    resource["authoredOn"] = format_datetime(referral.authored_on)
+    resource["requester"] = reference(referral.requester)
+    resource["performer"] = [reference(referral.performer)]
+    if referral.reasons:
+        resource["reasonReference"] = [reference(r) for r in referral.reasons]
+    if referral.supporting_info:
+        resource["supportingInfo"] = [reference(r) for r in referral.supporting_info]
+    if referral.note is not None:
+        resource["note"] = [{"text": referral.note}]
+    return resource
+
+
+_MAPPED = frozenset(
+    {"identifier", "modifierExtension", "status", "intent", "category", "code", "subject"}
+    | {"occurrenceDateTime", "authoredOn", "requester", "performer", "reasonReference"}
+    | {"supportingInfo", "note"}
+)
+
+
+def from_fhir(resource: Any, *, id_system: str) -> Mapped[Referral]:
+    """Read a Referral from ServiceRequest.identifier, status, intent, category, code, subject,
+    occurrenceDateTime, authoredOn, requester, performer, reasonReference, supportingInfo, note."""
+    problems: list[Problem] = []
+    fhir = require_resource_type(resource, "ServiceRequest", problems)
+    losses = unmapped_top_level(fhir, _MAPPED, type_name="ServiceRequest")
+    problems += modifier_extension_problems(fhir, "ServiceRequest")
+    identifier = read_placer_identifier(fhir, id_system, "ServiceRequest", problems, losses)
+    status = read_code(fhir.get("status"), "ServiceRequest.status", REQUEST_STATUSES, problems)
+    read_fixed_code(fhir.get("intent"), "ServiceRequest.intent", "order", problems)
+    losses += [
+        Loss(f"ServiceRequest.category[{i}]", "category not modelled by iop-bridge")
+        for i, c in enumerate(read_list(fhir.get("category"), "ServiceRequest.category", problems))
+        if c != _CATEGORY
+    ]
+    level = _read_level(fhir.get("code"), problems, losses)
+    refs = _read_parties(fhir, problems, losses)
+    start = read_day(
+        fhir.get("occurrenceDateTime"), "ServiceRequest.occurrenceDateTime", problems, losses
+    )
+    authored = read_datetime(fhir.get("authoredOn"), "ServiceRequest.authoredOn", problems, losses)
+    note = read_first_note(fhir.get("note"), "ServiceRequest.note", problems, losses)
+    raise_if_problems("ServiceRequest", problems)
+    assert identifier and status and level and authored
+    referral = Referral(
+        identifier, status, level, refs["subject"], refs["requester"], refs["performer"],
+        authored, start, refs["reasons"], refs["supporting"], note,
+    )  # fmt: skip
+    raise_if_problems("ServiceRequest", referral.problems())
+    return Mapped(referral, {}, tuple(losses))
+
+
+def _read_level(concept: Any, problems: list[Problem], losses: list[Loss]) -> str | None:
+    """The ASAM level in ServiceRequest.code; a code outside the Colorado BHA list is refused."""
+    if concept is None:
+        problems.append(Problem("ServiceRequest.code", "is required", "required"))
+        return None
+    before = len(problems)
+    level, inner = read_known_coding(
+        concept, "ServiceRequest.code", _ASAM_KNOWN, problems, owned_systems=_ASAM_SYSTEMS
+    )
+    losses += inner
+    if level is None and len(problems) == before:
+        problems.append(
+            Problem("ServiceRequest.code", "no ASAM level-of-care coding", "code-invalid")
+        )
+    return None if level is None else str(level)
+
+
+def _read_parties(
+    fhir: Mapping[str, Any], problems: list[Problem], losses: list[Loss]
+) -> dict[str, Any]:
+    """subject, requester, the first performer, reasonReference and supportingInfo."""
+    subject = read_required_reference(
+        fhir, "ServiceRequest", "subject", "Patient", problems, losses
+    )
+    requester = read_required_reference(
+        fhir, "ServiceRequest", "requester", "Organization", problems, losses
+    )
+    performers = read_list(fhir.get("performer"), "ServiceRequest.performer", problems)
+    performer = ""
+    if not performers:
+        problems.append(Problem("ServiceRequest.performer", "is required", "required"))
+    else:
+        performer = read_reference_to(
+            performers[0], "ServiceRequest.performer[0]", ("Organization",), problems, losses
+        )
+        if len(performers) > 1:
+            losses += [
+                Loss(f"ServiceRequest.performer[{i}]", "only one performer is kept")
+                for i in range(1, len(performers))
+            ]
+    reasons = read_reference_list(
+        fhir.get("reasonReference"),
+        "ServiceRequest.reasonReference",
+        ("Condition",),
+        problems,
+        losses,
+    )
+    supporting = read_reference_list(
+        fhir.get("supportingInfo"),
+        "ServiceRequest.supportingInfo",
+        SUPPORTING_TYPES,
+        problems,
+        losses,
+    )
+    return {
+        "subject": subject,
+        "requester": requester,
+        "performer": performer,
+        "reasons": reasons,
+        "supporting": supporting,
+    }
+
+
+# --- Shared helpers (ServiceRequest, Task, Consent) ---------------------------------------------
+
+
+_PLACER_IDENTIFIER_KEYS = frozenset({"system", "value", "type"})
+# Only compared with, never sent: every resource gets its own copy from placer_identifier.
+_PLAC_CONCEPT = IDENTIFIER_TYPE_PLAC.codeable_concept()
+
+
+def placer_identifier(system: str, value: str) -> dict[str, Any]:
+    """An Identifier typed v2-0203 PLAC, as BSeR requires for the initiator's identifier."""
+    return {"type": IDENTIFIER_TYPE_PLAC.codeable_concept(), "system": system, "value": value}
+
+
+def read_placer_identifier(
+    fhir: Mapping[str, Any],
+    system: str,
+    type_name: str,
+    problems: list[Problem],
+    losses: list[Loss],
+) -> str | None:
+    """The value of the identifier in ``system``; its PLAC type is regenerated, not a loss."""
+    path = f"{type_name}.identifier"
+    entries = read_list(fhir.get("identifier"), path, problems)
+    for index, item in enumerate(entries):
+        if isinstance(item, dict) and item.get("system") == system:
+            at = f"{path}[{index}]"
+            if len(entries) > 1:
+                losses += [
+                    Loss(f"{path}[{i}]", f"identifier outside {system}")
+                    for i in range(len(entries))
+                    if i != index
+                ]
+            losses += unmapped_keys(item, _PLACER_IDENTIFIER_KEYS, path=at)
+            if "type" in item and item["type"] != _PLAC_CONCEPT:
+                losses.append(Loss(f"{at}.type", "identifier type other than PLAC not kept"))
+            return read_str_in(item, "value", at, problems, required=True)
+    problems.append(Problem(path, f"no identifier in system {system}", "required"))
+    return None
+
+
+def read_code(value: Any, path: str, allowed: Iterable[str], problems: list[Problem]) -> str | None:
+    """A required ``code`` element that must be one of ``allowed``."""
+    code = read_str(value, path, problems, required=True)
+    allowed = frozenset(allowed)
+    if code is not None and code not in allowed:
+        problems.append(
+            Problem(path, f"{code!r} is not one of: {', '.join(sorted(allowed))}", "code-invalid")
+        )
+        return None
+    return code
+
+
+def read_fixed_code(value: Any, path: str, expected: str, problems: list[Problem]) -> None:
+    """A required ``code`` element whose only accepted value is ``expected``."""
+    code = read_str(value, path, problems, required=True)
+    if code is not None and code != expected:
+        problems.append(Problem(path, f"expected {expected!r}, got {code!r}", "code-invalid"))
+
+
+def typed_reference_problems(target: str, allowed: Sequence[str], field: str) -> list[Problem]:
+    """Check a literal reference points at one of the ``allowed`` resource types."""
+    if is_reference_to(target, allowed):
+        return []
+    kinds = ", ".join(allowed)
+    return [Problem(field, f"{target!r} is not a literal reference to one of: {kinds}")]
+
+
+def read_reference_to(
+    value: Any, path: str, allowed: Sequence[str], problems: list[Problem], losses: list[Loss]
+) -> str:
+    """Reference.reference to one of ``allowed`` types (a Problem otherwise); other parts lost."""
+    if not isinstance(value, dict):
+        problems.append(Problem(path, "expected a Reference object", "structure"))
+        return ""
+    target = read_str_in(value, "reference", path, problems, required=True)
+    losses += unmapped_keys(value, REFERENCE_KEYS, path=path)
+    if target is None:
+        return ""
+    if is_reference_to(target, allowed):
+        return target
+    problems += typed_reference_problems(target, allowed, f"{path}.reference")
+    return ""
+
+
+def read_required_reference(
+    fhir: Mapping[str, Any],
+    type_name: str,
+    element: str,
+    kind: str,
+    problems: list[Problem],
+    losses: list[Loss],
+) -> str:
+    """A required single Reference element to a ``kind`` resource."""
+    value = fhir.get(element)
+    if value is None:
+        problems.append(Problem(f"{type_name}.{element}", "is required", "required"))
+        return ""
+    return read_reference_to(value, f"{type_name}.{element}", (kind,), problems, losses)
+
+
+def read_reference_list(
+    value: Any, path: str, allowed: Sequence[str], problems: list[Problem], losses: list[Loss]
+) -> tuple[str, ...]:
+    """A repeating Reference element: references to ``allowed`` types are kept in order; any
+    other literal reference is reported as lost; one that is not a Reference is a Problem."""
+    kept: list[str] = []
+    for index, item in enumerate(read_list(value, path, problems)):
+        at = f"{path}[{index}]"
+        target = item.get("reference") if isinstance(item, dict) else None
+        if not isinstance(target, str) or not target.strip():
+            problems.append(Problem(f"{at}.reference", "expected a literal reference"))
+        elif not is_reference_to(target, allowed):
+            losses.append(Loss(at, f"reference to a type not modelled here: {target!r}"))
+        else:
+            losses += unmapped_keys(item, REFERENCE_KEYS, path=at)
+            kept.append(target)
+    return tuple(kept)
+
+
+def read_first_note(
+    value: Any, path: str, problems: list[Problem], losses: list[Loss]
+) -> str | None:
+    """The text of the first Annotation; later notes and annotation authors/times are lost."""
+    notes = read_list(value, path, problems)
+    if not notes:
+        return None
+    losses += [Loss(f"{path}[{i}]", "only the first note is kept") for i in range(1, len(notes))]
+    first = notes[0] if isinstance(notes[0], dict) else {}
+    losses += unmapped_keys(first, _NOTE_KEYS, path=f"{path}[0]")
+    return read_str_in(first, "text", f"{path}[0]", problems, required=True)
+
+
+_NOTE_KEYS = frozenset({"text"})
+
+
+def read_optional_datetime(
+    value: Any, path: str, problems: list[Problem], losses: list[Loss]
+) -> datetime | None:
+    """An optional dateTime with seconds and timezone."""
+    return None if value is None else read_datetime(value, path, problems, losses)

@@ -1,0 +1,404 @@
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+
+from mappers import medication
+from mappers.errors import MappingError
+from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
+from mappers.schedule import references_in
+from tests.builders.referrals import (
+    DIAGNOSES,
+    MED_LIST_SYSTEM,
+    MEDICATION_SYSTEM,
+    SUBJECT,
+    make_buprenorphine,
+    make_medication_list,
+    make_sertraline,
+    make_text_only_medication,
+    statement_references,
+)
+from tests.strategies.encounter import corrupted
+from tests.strategies.medication import medication_entries, medication_lists
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+UCUM = "http://unitsofmeasure.org"
+LIST_CODES = "http://terminology.hl7.org/CodeSystem/list-example-use-codes"
+
+
+def _statement(entry: MedicationEntry | None = None, **kwargs: Any) -> dict[str, Any]:
+    return medication.to_fhir(
+        entry or make_sertraline(), id_system=MEDICATION_SYSTEM, subject_reference=SUBJECT, **kwargs
+    )
+
+
+def _list(med_list: MedicationList | None = None, **kwargs: Any) -> dict[str, Any]:
+    med_list = med_list or make_medication_list()
+    kwargs.setdefault("entry_references", statement_references(med_list))
+    return medication.list_to_fhir(
+        med_list, id_system=MED_LIST_SYSTEM, subject_reference=SUBJECT, **kwargs
+    )
+
+
+def _statements(med_list: MedicationList) -> dict[str, MedicationEntry]:
+    return dict(zip(statement_references(med_list), med_list.entries, strict=True))
+
+
+def _statement_problems(resource: Any) -> set[str]:
+    with pytest.raises(MappingError) as caught:
+        medication.from_fhir(resource, id_system=MEDICATION_SYSTEM)
+    return {p.path for p in caught.value.problems}
+
+
+def _list_problems(resource: Any, med_list: MedicationList | None = None) -> set[str]:
+    statements = None if med_list is None else _statements(med_list)
+    with pytest.raises(MappingError) as caught:
+        medication.list_from_fhir(resource, id_system=MED_LIST_SYSTEM, statements=statements)
+    return {p.path for p in caught.value.problems}
+
+
+# --- MedicationStatement: content ---------------------------------------------------------------
+
+
+def test_to_fhir__sertraline_statement_content() -> None:
+    resource = _statement(reason_references=DIAGNOSES[1:])
+    assert "meta" not in resource  # no fhir_profiles profile: validated against base R4
+    assert resource["identifier"] == [{"system": MEDICATION_SYSTEM, "value": "MED-TEST-0001"}]
+    assert resource["status"] == "active"
+    assert resource["medicationCodeableConcept"] == {
+        "coding": [{"system": RXNORM, "code": "312941", "display": "sertraline 50 MG Oral Tablet"}],
+        "text": "sertraline 50 MG Oral Tablet",
+    }
+    assert resource["effectivePeriod"] == {"start": "2024-09-12"}
+    assert resource["subject"] == {"reference": SUBJECT}
+    assert resource["reasonReference"] == [{"reference": "Condition/dx-mdd"}]
+    assert resource["dosage"] == [
+        {
+            "text": "50 mg by mouth once daily",
+            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [
+                {"doseQuantity": {"value": 50, "unit": "mg", "system": UCUM, "code": "mg"}}
+            ],
+        }
+    ]
+
+
+def test_to_fhir__count_unit_is_sent_as_text_without_ucum_code() -> None:
+    quantity = _statement(make_buprenorphine())["dosage"][0]["doseAndRate"][0]["doseQuantity"]
+    assert quantity == {"value": 1, "unit": "film"}
+
+
+def test_to_fhir__drug_without_verified_code_is_text_only_without_dosage() -> None:
+    resource = _statement(make_text_only_medication())
+    assert resource["medicationCodeableConcept"] == {"text": "Omega-3 fish oil (patient reported)"}
+    assert "dosage" not in resource and "effectivePeriod" not in resource
+
+
+def test_to_fhir__stopped_medication_has_period_end() -> None:
+    entry = make_sertraline(status="stopped", end=date(2024, 10, 1))
+    resource = _statement(entry)
+    assert resource["status"] == "stopped"
+    assert resource["effectivePeriod"] == {"start": "2024-09-12", "end": "2024-10-01"}
+
+
+def test_to_fhir__bad_entry_names_every_field() -> None:
+    entry = MedicationEntry(
+        " ", " ", "31x", "taking", dose=Dose(0, ""), times_per_day=0,
+        start=date(2024, 9, 2), end=date(2024, 9, 1),
+    )  # fmt: skip
+    with pytest.raises(MappingError) as caught:
+        _statement(entry, reason_references=("Observation/o1",))
+    assert {p.path for p in caught.value.problems} == {
+        "MedicationEntry.identifier",
+        "MedicationEntry.medication",
+        "MedicationEntry.rxnorm_code",
+        "MedicationEntry.status",
+        "MedicationEntry.dose.value",
+        "MedicationEntry.dose.unit",
+        "MedicationEntry.times_per_day",
+        "MedicationEntry.end",
+        "reason_references[0]",
+    }
+
+
+# --- MedicationStatement: round trip ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "entry", [make_sertraline(), make_buprenorphine(), make_text_only_medication()]
+)
+def test_round_trip__builders_are_identity_with_links(entry: MedicationEntry) -> None:
+    mapped = medication.from_fhir(
+        _statement(entry, reason_references=DIAGNOSES), id_system=MEDICATION_SYSTEM
+    )
+    assert mapped.value == entry
+    assert mapped.links == {
+        "subject": SUBJECT,
+        "reasonReference[0]": DIAGNOSES[0],
+        "reasonReference[1]": DIAGNOSES[1],
+    }
+    assert mapped.losses == ()
+
+
+@given(medication_entries())
+def test_round_trip__any_valid_entry_is_identity(entry: MedicationEntry) -> None:
+    mapped = medication.from_fhir(_statement(entry), id_system=MEDICATION_SYSTEM)
+    assert mapped.value == entry
+    assert mapped.losses == ()
+
+
+# --- MedicationStatement: foreign input ---------------------------------------------------------
+
+
+def test_from_fhir__foreign_statement_content_is_reported_not_dropped() -> None:
+    foreign = _statement()
+    foreign["identifier"].append({"system": "http://ehr.example/med", "value": "9"})
+    foreign["medicationCodeableConcept"]["coding"].insert(
+        0, {"system": "http://hl7.org/fhir/sid/ndc", "code": "0000-0000-00"}
+    )
+    foreign["dosage"][0]["route"] = {"text": "oral"}
+    foreign["dosage"].append({"text": "extra"})
+    foreign["dosage"][0]["doseAndRate"][0]["type"] = {"text": "ordered"}
+    foreign["reasonReference"] = [{"reference": "Observation/o1"}]
+    foreign["informationSource"] = {"reference": "Patient/x"}
+    foreign["contained"] = [{"resourceType": "Medication", "id": "m"}]
+    mapped = medication.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
+    assert mapped.value == make_sertraline()
+    assert {loss.path for loss in mapped.losses} == {
+        "MedicationStatement.identifier[1]",
+        "MedicationStatement.medicationCodeableConcept.coding[0]",
+        "MedicationStatement.dosage[0].route",
+        "MedicationStatement.dosage[1]",
+        "MedicationStatement.dosage[0].doseAndRate[0].type",
+        "MedicationStatement.reasonReference[0]",
+        "MedicationStatement.informationSource",
+        "MedicationStatement.contained",
+    }
+
+
+def test_from_fhir__timing_other_than_n_a_day_is_a_loss_and_text_stays() -> None:
+    foreign = _statement()
+    foreign["dosage"][0]["timing"] = {"repeat": {"frequency": 1, "period": 12, "periodUnit": "h"}}
+    mapped = medication.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
+    assert mapped.value == make_sertraline(times_per_day=None)
+    assert [loss.path for loss in mapped.losses] == ["MedicationStatement.dosage[0].timing"]
+
+
+def test_from_fhir__unit_code_that_is_not_regenerated_is_a_loss() -> None:
+    foreign = _statement(make_buprenorphine())
+    quantity = foreign["dosage"][0]["doseAndRate"][0]["doseQuantity"]
+    quantity |= {"system": UCUM, "code": "{film}"}
+    mapped = medication.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
+    assert mapped.value == make_buprenorphine()
+    assert [loss.path for loss in mapped.losses] == [
+        "MedicationStatement.dosage[0].doseAndRate[0].doseQuantity.code"
+    ]
+
+
+def test_from_fhir__brand_text_beside_rxnorm_display_keeps_text() -> None:
+    foreign = _statement()
+    foreign["medicationCodeableConcept"]["text"] = "Zoloft 50 mg"
+    mapped = medication.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
+    assert mapped.value == make_sertraline(medication="Zoloft 50 mg")
+    assert [loss.path for loss in mapped.losses] == [
+        "MedicationStatement.medicationCodeableConcept.coding.display"
+    ]
+
+
+# --- MedicationStatement: bad input -------------------------------------------------------------
+
+
+def test_from_fhir__wrong_resource_type_is_named() -> None:
+    with pytest.raises(MappingError) as caught:
+        medication.from_fhir({"resourceType": "MedicationRequest"}, id_system=MEDICATION_SYSTEM)
+    assert any(
+        p.path == "MedicationStatement.resourceType" and "MedicationRequest" in p.message
+        for p in caught.value.problems
+    )
+
+
+def test_from_fhir__bare_statement_names_every_missing_element() -> None:
+    assert _statement_problems({"resourceType": "MedicationStatement"}) == {
+        "MedicationStatement.identifier",
+        "MedicationStatement.status",
+        "MedicationStatement.medicationCodeableConcept",
+        "MedicationStatement.subject",
+    }
+
+
+@pytest.mark.parametrize(
+    ("element", "value", "path"),
+    [
+        ("status", "taking", "MedicationStatement.status"),
+        ("subject", {"reference": "Group/g"}, "MedicationStatement.subject.reference"),
+        (
+            "medicationCodeableConcept",
+            {"coding": [{"system": RXNORM}]},
+            "MedicationStatement.medicationCodeableConcept.coding[0].code",
+        ),
+        (
+            "effectivePeriod",
+            {"start": "2024-09-12", "end": "2024-09-01"},
+            "MedicationStatement.effectivePeriod.end",
+        ),
+        (
+            "modifierExtension",
+            [{"url": "http://x.example/m"}],
+            "MedicationStatement.modifierExtension[0]",
+        ),
+        (
+            "dosage",
+            [{"doseAndRate": [{"doseQuantity": {"value": 0, "unit": "mg"}}]}],
+            "MedicationStatement.dosage[0].doseAndRate[0].doseQuantity.value",
+        ),
+        ("dosage", [{"timing": ["daily"]}], "MedicationStatement.dosage[0].timing"),
+    ],
+)
+def test_from_fhir__unmappable_values_are_named(element: str, value: Any, path: str) -> None:
+    resource = _statement()
+    resource[element] = value
+    assert path in _statement_problems(resource)
+
+
+def test_from_fhir__medication_reference_is_named_as_missing_concept() -> None:
+    resource = _statement()
+    del resource["medicationCodeableConcept"]
+    resource["medicationReference"] = {"reference": "Medication/m1"}
+    assert _statement_problems(resource) == {"MedicationStatement.medicationCodeableConcept"}
+
+
+@given(corrupted(_statement(reason_references=DIAGNOSES)))
+def test_from_fhir__any_corrupted_statement_maps_or_raises(resource: Any) -> None:
+    try:
+        mapped = medication.from_fhir(resource, id_system=MEDICATION_SYSTEM)
+    except MappingError as error:
+        assert error.problems
+    else:
+        assert mapped.value.problems() == []
+
+
+# --- List ---------------------------------------------------------------------------------------
+
+
+def test_list_to_fhir__discharge_list_content() -> None:
+    resource = _list()
+    assert resource["status"] == "current" and resource["mode"] == "snapshot"
+    assert resource["title"] == "Residential discharge medications"
+    assert resource["code"] == {
+        "coding": [{"system": LIST_CODES, "code": "medications", "display": "Medication List"}],
+        "text": "Residential discharge medication list",
+    }
+    assert resource["date"] == "2024-10-04T11:30:00-04:00"
+    assert resource["entry"] == [
+        {"item": {"reference": "MedicationStatement/med-test-0001"}},
+        {"item": {"reference": "MedicationStatement/med-test-0002"}},
+    ]
+
+
+@pytest.mark.parametrize("source", [*ListSource, None])
+def test_list_round_trip__each_source_is_identity_with_links(source: ListSource | None) -> None:
+    med_list = make_medication_list(source=source)
+    mapped = medication.list_from_fhir(
+        _list(med_list), id_system=MED_LIST_SYSTEM, statements=_statements(med_list)
+    )
+    assert mapped.value == med_list
+    assert references_in(mapped.links, "entry") == statement_references(med_list)
+    assert mapped.links["subject"] == SUBJECT
+    assert mapped.losses == ()
+
+
+def test_list_from_fhir__without_statements_entries_stay_empty_but_linked() -> None:
+    mapped = medication.list_from_fhir(_list(), id_system=MED_LIST_SYSTEM)
+    assert mapped.value == make_medication_list(entries=())
+    assert references_in(mapped.links, "entry") == statement_references(make_medication_list())
+
+
+@given(medication_lists())
+def test_list_round_trip__any_valid_list_is_identity(med_list: MedicationList) -> None:
+    mapped = medication.list_from_fhir(
+        _list(med_list), id_system=MED_LIST_SYSTEM, statements=_statements(med_list)
+    )
+    assert mapped.value == med_list
+    assert mapped.losses == ()
+
+
+def test_list_from_fhir__foreign_list_content_is_reported_not_dropped() -> None:
+    foreign = _list()
+    foreign["code"] = {
+        "coding": [{"system": "http://loinc.org", "code": "10160-0"}],
+        "text": "Home meds",
+    }
+    foreign["entry"][0]["flag"] = {"text": "changed"}
+    foreign["source"] = {"reference": "Practitioner/p1"}
+    foreign["note"] = [{"text": "Reviewed with client"}]
+    mapped = medication.list_from_fhir(foreign, id_system=MED_LIST_SYSTEM)
+    assert mapped.value.source is None
+    assert {loss.path for loss in mapped.losses} == {
+        "List.code.coding[0]",
+        "List.code.text",
+        "List.entry[0].flag",
+        "List.source",
+        "List.note",
+    }
+
+
+def test_list_from_fhir__bare_list_names_every_missing_element() -> None:
+    assert _list_problems({"resourceType": "List"}) == {
+        "List.identifier",
+        "List.status",
+        "List.mode",
+        "List.title",
+        "List.subject",
+        "List.date",
+    }
+
+
+def test_list_from_fhir__bad_entries_and_mode_are_named() -> None:
+    resource = _list()
+    resource["mode"] = "changes"
+    resource["entry"].append({"item": {"reference": "MedicationRequest/mr1"}})
+    resource["entry"].append({"item": copy.deepcopy(resource["entry"][0]["item"])})
+    resource["entry"].append({"flag": {"text": "no item"}})
+    assert _list_problems(resource, make_medication_list()) == {
+        "List.mode",
+        "List.entry[2].item.reference",
+        "List.entry[3].item",
+        "List.entry[4].item",
+    }
+
+
+def test_list_from_fhir__entry_not_among_statements_passed_in_is_named() -> None:
+    med_list = make_medication_list()
+    partial = replace(med_list, entries=med_list.entries[:1])
+    resource = _list(med_list)
+    with pytest.raises(MappingError, match=r"List\.entry\[1\]\.item\.reference"):
+        medication.list_from_fhir(
+            resource, id_system=MED_LIST_SYSTEM, statements=_statements(partial)
+        )
+
+
+def test_list_to_fhir__references_must_match_entries() -> None:
+    with pytest.raises(MappingError) as caught:
+        _list(entry_references=("MedicationStatement/a",))
+    assert [p.path for p in caught.value.problems] == ["entry_references"]
+    with pytest.raises(MappingError, match=r"entry_references\[1\]"):
+        _list(entry_references=("MedicationStatement/a", "Condition/c"))
+
+
+def test_list_to_fhir__entry_problems_are_named_by_position() -> None:
+    bad = make_medication_list(
+        entries=(make_sertraline(), make_buprenorphine(identifier="MED-TEST-0001", status="x")),
+        date=datetime(2024, 10, 4, 11, 30),
+    )
+    with pytest.raises(MappingError) as caught:
+        _list(bad, entry_references=("MedicationStatement/a", "MedicationStatement/b"))
+    assert {p.path for p in caught.value.problems} == {
+        "MedicationList.date",
+        "MedicationList.entries[1].status",
+        "MedicationList.entries",
+    }
