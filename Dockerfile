@@ -1,7 +1,8 @@
 # iop-bridge API image, used by docker-compose.yml.
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md alembic.ini ./
+COPY migrations ./migrations
 COPY api ./api
 COPY integration ./integration
 COPY mappers ./mappers

@@ -1,49 +1,49 @@
-"""Persistence: SQLAlchemy 2 typed models; SQLite embedded by default, PostgreSQL supported.
+"""Persistence: engines, units of work and the sync-record repository (SQLAlchemy 2).
 
+SQLite is the embedded default, PostgreSQL is supported; the schema is owned by the Alembic
+migrations in ``migrations/`` (``integration.db.migrate``), never by ``create_all``.
 Repositories flush and never commit: the caller owns the transaction (``session_scope``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import DateTime, Engine, Integer, String, UniqueConstraint, create_engine, select
+from sqlalchemy import Engine, create_engine, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
+
+from integration.db.base import Base, utcnow
+from integration.db.migrate import migrate
+from integration.db.sync_table import SyncRecord
+
+__all__ = [
+    "Base",
+    "SyncRecord",
+    "create_db_engine",
+    "list_sync_records",
+    "record_sync",
+    "session_scope",
+]
 
 
-class Base(DeclarativeBase):
-    """Declarative base of every iop-bridge table."""
+def create_db_engine(database_url: str, *, migrate_schema: bool = True) -> Engine:
+    """An engine for ``database_url``; by default first brings the schema to the newest revision.
 
-
-class SyncRecord(Base):
-    """Where one domain record lives on the FHIR server, and how its last sync went."""
-
-    __tablename__ = "sync_record"
-    __table_args__ = (UniqueConstraint("resource_type", "identifier_system", "identifier_value"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    resource_type: Mapped[str] = mapped_column(String(64))
-    identifier_system: Mapped[str] = mapped_column(String(255))
-    identifier_value: Mapped[str] = mapped_column(String(255))
-    server_id: Mapped[str | None] = mapped_column(String(64))
-    version_id: Mapped[str | None] = mapped_column(String(64))
-    last_outcome: Mapped[str] = mapped_column(String(32))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-def create_db_engine(database_url: str) -> Engine:
-    """An engine for ``database_url``; creates the SQLite file's folder when needed."""
+    The app and the CLI call this at start, so ``migrate_schema`` is how every process meets
+    the schema it was written for; workers sharing an already migrated database may skip it.
+    """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url)
-    Base.metadata.create_all(engine)
-    return engine
+    if migrate_schema:
+        migrate(database_url)
+    return create_engine(url)
 
 
 @contextmanager
@@ -66,28 +66,44 @@ def record_sync(
 ) -> SyncRecord:
     """Insert or update the sync record of one business identifier (flushes, never commits)."""
     system, value = identifier
-    record = session.scalar(
-        select(SyncRecord).where(
-            SyncRecord.resource_type == resource_type,
-            SyncRecord.identifier_system == system,
-            SyncRecord.identifier_value == value,
+    values = {
+        "server_id": server_id,
+        "version_id": version_id,
+        "last_outcome": outcome,
+        "updated_at": now or utcnow(),
+    }
+    # One upsert statement, not select-then-insert: two workers syncing the same identifier
+    # at once would otherwise both insert and one would fail on the unique constraint.
+    insert = _dialect_insert(session)(SyncRecord).values(
+        resource_type=resource_type,
+        identifier_system=system,
+        identifier_value=value,
+        attempts=1,
+        **values,
+    )
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["resource_type", "identifier_system", "identifier_value"],
+            set_={**values, "attempts": SyncRecord.attempts + 1},
         )
     )
-    if record is None:
-        record = SyncRecord(
-            resource_type=resource_type,
-            identifier_system=system,
-            identifier_value=value,
-            attempts=0,
-        )
-        session.add(record)
-    record.server_id = server_id
-    record.version_id = version_id
-    record.last_outcome = outcome
-    record.attempts = (record.attempts or 0) + 1
-    record.updated_at = now or datetime.now(UTC)
     session.flush()
-    return record
+    query = select(SyncRecord).where(
+        SyncRecord.resource_type == resource_type,
+        SyncRecord.identifier_system == system,
+        SyncRecord.identifier_value == value,
+    )
+    return session.execute(query.execution_options(populate_existing=True)).scalar_one()
+
+
+def _dialect_insert(session: Session) -> Callable[..., Any]:
+    # ON CONFLICT exists on both backends (SQLite 3.24+), but each dialect has its own construct.
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"no upsert for database backend {name!r}")
 
 
 def list_sync_records(session: Session, *, limit: int = 100) -> list[SyncRecord]:

@@ -1,0 +1,1 @@
+"""iop-bridge's own database: declarative base, domain records, outbox table, migrations runner."""
