@@ -44,6 +44,10 @@ class MessageKind(StrEnum):
 
     TRANSACTION = "transaction"  # payload: Bundle of type transaction -> POST [base]
     RESOURCE = "resource"  # payload: {"resource", "request": {method, url, ifNoneExist}}
+    # payload: {"resourceType", "identifier": {system, value}, "set": {element: value},
+    #           "remove": [element]} -> read the one match, change only these elements, PUT with
+    #           If-Match; on a version conflict re-read and re-apply (integration.concurrency)
+    OWNED_FIELDS = "owned-fields"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +207,14 @@ def _check_payload(kind: MessageKind, payload: Mapping[str, Any]) -> None:
         request = payload.get("request")
         if not isinstance(payload.get("resource"), Mapping) or not isinstance(request, Mapping):
             raise ValueError("a resource message needs 'resource' and 'request' (Bundle.entry)")
+    elif kind is MessageKind.OWNED_FIELDS:
+        identifier = payload.get("identifier")
+        if not isinstance(payload.get("resourceType"), str) or not isinstance(identifier, Mapping):
+            raise ValueError("an owned-fields message needs 'resourceType' and 'identifier'")
+        if not isinstance(payload.get("set", {}), Mapping) or not isinstance(
+            payload.get("remove", []), list
+        ):
+            raise ValueError("an owned-fields message needs 'set' (object) and 'remove' (list)")
     else:
         raise ValueError(f"unknown outbox message kind {kind!r}")
 

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from integration.errors import FhirError, FhirRateLimited
+from integration.concurrency import update_owned_fields
+from integration.errors import FhirError, FhirNotFound, FhirRateLimited
 from integration.fhir_client import FhirClient, WriteOutcome
 from integration.outbox import (
     DEFAULT_LEASE_SECONDS,
@@ -97,6 +98,8 @@ async def deliver_message(fhir: FhirClient, message: ClaimedMessage) -> list[Del
         return await _deliver_transaction(fhir, message.payload)
     if message.kind == MessageKind.RESOURCE:
         return [await _deliver_entry(fhir, message.payload)]
+    if message.kind == MessageKind.OWNED_FIELDS:
+        return [await _deliver_owned_fields(fhir, message.payload)]
     raise MalformedMessage(f"unknown outbox message kind {message.kind!r}")
 
 
@@ -237,6 +240,29 @@ async def _deliver_entry(fhir: FhirClient, entry: Mapping[str, Any]) -> Delivere
     else:
         raise MalformedMessage(f"unsupported request method {method!r} for a resource message")
     return _delivered(request, _entry_outcome(str(resource["resourceType"]), written))
+
+
+async def _deliver_owned_fields(fhir: FhirClient, payload: Mapping[str, Any]) -> DeliveredEntry:
+    """Change only the elements this side owns on the one resource with that identifier."""
+    resource_type = str(payload["resourceType"])
+    system, value = str(payload["identifier"]["system"]), str(payload["identifier"]["value"])
+    token = bundle.identifier_token(system, value)
+    found = [r async for r in fhir.search_all(resource_type, {"identifier": token})]
+    if len(found) != 1:
+        # Messages of one aggregate are delivered in order, so the create came first: zero
+        # matches means the resource was removed, several that identifiers are not unique.
+        # Retrying cannot fix either; the message goes dead with this reason.
+        raise FhirNotFound(f"{resource_type} with identifier {token}: {len(found)} matches")
+    to_set = dict(payload.get("set") or {})
+    to_remove = [str(name) for name in payload.get("remove") or []]
+
+    def change(current: dict[str, Any]) -> dict[str, Any]:
+        for name in to_remove:
+            current.pop(name, None)
+        return current | to_set
+
+    written = await update_owned_fields(fhir, resource_type, str(found[0]["id"]), change)
+    return DeliveredEntry((system, value), _entry_outcome(resource_type, written), "updated")
 
 
 def _entry_outcome(resource_type: str, written: WriteOutcome) -> EntryOutcome:

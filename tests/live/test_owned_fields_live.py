@@ -1,0 +1,37 @@
+"""The owned-fields outbox kind against HAPI: only our elements change, theirs survive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from integration.fhir_client import FhirClient
+from integration.outbox import ClaimedMessage, MessageKind
+from integration.worker import deliver_message
+from mappers import bundle
+
+pytestmark = [pytest.mark.live, pytest.mark.anyio]
+SYSTEM = "http://iop-bridge.example/fhir/sid/live-owned"
+
+
+def _message(payload: dict[str, Any]) -> ClaimedMessage:
+    fields = ClaimedMessage.__dataclass_fields__
+    values: dict[str, Any] = {name: None for name in fields}
+    values |= {"id": 1, "kind": MessageKind.OWNED_FIELDS, "payload": payload, "attempts": 1}
+    return ClaimedMessage(**values)
+
+
+async def test_owned_fields__changes_only_the_named_elements(fhir: FhirClient, unique: str) -> None:
+    patient = {"resourceType": "Patient", "identifier": [{"system": SYSTEM, "value": unique}],
+               "gender": "unknown", "birthDate": "1990-01-01"}  # fmt: skip
+    created = await fhir.create(patient, if_none_exist=bundle.identifier_query(SYSTEM, unique))
+    payload = {"resourceType": "Patient", "identifier": {"system": SYSTEM, "value": unique},
+               "set": {"gender": "other"}, "remove": ["birthDate"]}  # fmt: skip
+    [delivered] = await deliver_message(fhir, _message(payload))
+    stored = await fhir.read("Patient", created.resource["id"])
+    assert delivered.label == "updated"
+    assert stored["gender"] == "other"
+    assert "birthDate" not in stored
+    assert stored["identifier"] == patient["identifier"]
+    assert stored["meta"]["versionId"] == "2"
