@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from api.errors import install_error_handler
+from api.hooks import make_hooks_router
 from integration.fhir_client import FhirClient
 from integration.health import check_health
 from integration.settings import Settings
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="iop-bridge", version="0.1.0", lifespan=lifespan)
     install_error_handler(app)
     _add_routes(app)
+    app.include_router(make_hooks_router(token=None))  # TODO(lead): a hook-token setting
     return app
 
 

@@ -74,8 +74,15 @@ class StepDownPackage:
     consent: DisclosureConsent
 
 
-def make_package(n: int, *, discharged: datetime | None = None) -> StepDownPackage:
-    """The n-th synthetic package; every business identifier carries ``n``."""
+def make_package(
+    n: int,
+    *,
+    discharged: datetime | None = None,
+    iop_organization: str = IOP_ORGANIZATION,
+    residential_organization: str = RESIDENTIAL_ORGANIZATION,
+) -> StepDownPackage:
+    """The n-th synthetic package; every business identifier carries ``n``. The two Organization
+    references are the referring (residential) program and the IOP asked to take the client."""
     tag = f"{n:06d}"
     out = discharged or datetime(2026, 11, 2, 11, 30, tzinfo=UTC)
     client = Client(f"SD-{tag}", "Okafor", ("Jordan",), date(1987, 6, 3), "male")
@@ -113,8 +120,8 @@ def make_package(n: int, *, discharged: datetime | None = None) -> StepDownPacka
             "active",
             "2.1",
             "urn:uuid:placeholder",
-            RESIDENTIAL_ORGANIZATION,
-            IOP_ORGANIZATION,
+            residential_organization,
+            iop_organization,
             out - timedelta(days=1),
             out.date() + timedelta(days=3),
         ),
@@ -123,9 +130,9 @@ def make_package(n: int, *, discharged: datetime | None = None) -> StepDownPacka
             "requested",
             "urn:uuid:placeholder",
             "urn:uuid:placeholder",
-            RESIDENTIAL_ORGANIZATION,
+            residential_organization,
             out - timedelta(days=1),
-            owner=IOP_ORGANIZATION,
+            owner=iop_organization,
             business_status="2.0",
         ),
         consent=DisclosureConsent(
@@ -135,10 +142,10 @@ def make_package(n: int, *, discharged: datetime | None = None) -> StepDownPacka
             out - timedelta(days=2),
             start=out.date() - timedelta(days=2),
             end=out.date() + timedelta(days=365),
-            recipients=(IOP_ORGANIZATION,),
+            recipients=(iop_organization,),
             purposes=("TREAT",),
             data_classes=("ETH",),
-            custodian=RESIDENTIAL_ORGANIZATION,
+            custodian=residential_organization,
         ),
     )
 
@@ -303,7 +310,7 @@ def to_transaction(package: StepDownPackage, new_uuid: Any = uuid.uuid4) -> dict
             package.stay,
             id_system=CONTEXT.residential_stay_id_system,
             subject_reference=subject,
-            service_provider_reference=RESIDENTIAL_ORGANIZATION,
+            service_provider_reference=package.referral.requester,
         ),
         CONTEXT.residential_stay_id_system,
         package.stay.identifier,

@@ -212,6 +212,9 @@ class MedicationLine(Base):
     dose_text: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(24))  # MedicationStatement.status
     change: Mapped[str | None] = mapped_column(String(16))
+    # The whole entry (structured dose, times a day, identifier) that the columns above cannot
+    # hold and reconciliation compares: {"current", "previous", "matched_by"} (migration 0004).
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     medication_list: Mapped[MedicationListRecord] = relationship(back_populates="lines")
 
 

@@ -1,0 +1,116 @@
+"""The rest-hook receiver: HAPI tells iop-bridge about Tasks owned by the IOP.
+
+HAPI delivers an R4 rest-hook Subscription with a payload as ``PUT {endpoint}/Task/{id}`` with
+the Task as body (sandbox/hapi/README.md); without a payload a bare POST may come instead
+(fhir-domain-reference.md 5.6), so POST is accepted too: with an id the Task is read, without one
+a poll runs. The shared secret arrives as ``Authorization: Bearer <token>`` (the Subscription's
+channel.header). The answer is an empty 200 at once (HAPI only needs a 2xx); the work runs after
+the response, and if it fails the poll catches that Task later.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from integration import inbound
+from integration.fhir_client import FhirClient
+from integration.settings import Settings
+from mappers.errors import InvalidInputError, IopBridgeError, Problem
+
+log = logging.getLogger(__name__)
+HOOK_PATH = "/fhir-hooks"
+
+
+class HookUnauthorized(IopBridgeError):
+    """The notification did not carry the shared secret."""
+
+    http_status = 401
+    issue_code = "security"
+
+
+def make_hooks_router(token: str | None) -> APIRouter:
+    """Routes under /fhir-hooks; ``token`` is the expected Bearer secret (None: not checked)."""
+    router = APIRouter(prefix=HOOK_PATH, tags=["fhir-hooks"])
+    organization: dict[str, str] = {}  # the IOP's Organization reference, found once
+
+    async def receive(request: Request, background: BackgroundTasks, task_id: str | None) -> Any:
+        _check_token(request, token)
+        body = await request.body()
+        task = _parse_task(body, task_id) if body.strip() else None
+        background.add_task(_process, request, organization, task if task else task_id)
+        return Response(status_code=200)
+
+    @router.put("/Task/{task_id}")
+    async def put_task(request: Request, background: BackgroundTasks, task_id: str) -> Any:
+        return await receive(request, background, task_id)
+
+    @router.post("/Task/{task_id}")
+    async def post_task(request: Request, background: BackgroundTasks, task_id: str) -> Any:
+        return await receive(request, background, task_id)
+
+    @router.post("")
+    async def post_bare(request: Request, background: BackgroundTasks) -> Any:
+        return await receive(request, background, None)
+
+    return router
+
+
+def _check_token(request: Request, token: str | None) -> None:
+    if token is None:
+        return
+    given = request.headers.get("authorization", "")
+    # constant-time comparison: the secret is not leaked by response timing
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise HookUnauthorized("missing or wrong Authorization for the FHIR hook")
+
+
+def _parse_task(body: bytes, task_id: str | None) -> dict[str, Any]:
+    """The Task in the body; a clear error when it is not one, or not the one in the path."""
+    try:
+        task = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidInputError(
+            "body is not JSON", problems=[Problem("body", "not JSON")]
+        ) from None
+    problems = []
+    if not isinstance(task, dict) or task.get("resourceType") != "Task":
+        problems.append(Problem("resourceType", "expected a Task"))
+    elif task_id is not None and task.get("id") != task_id:
+        problems.append(Problem("Task.id", "does not match the id in the path"))
+    if problems:
+        raise InvalidInputError("the notification is not this Task", problems=problems)
+    assert isinstance(task, dict)
+    return task
+
+
+async def _process(
+    request: Request, organization: dict[str, str], task: dict[str, Any] | str | None
+) -> None:
+    """Accept one notification (or poll, when it named no Task); failures are left to the poll."""
+    state = request.app.state
+    fhir: FhirClient = state.fhir
+    engine: Engine = state.engine
+    settings: Settings = state.settings
+    try:
+        if "ref" not in organization:
+            found = await inbound.find_organization(fhir, settings)
+            if found is None:
+                log.warning("FHIR hook: the IOP Organization is not on the server yet")
+                return
+            organization["ref"] = found
+        if task is None:
+            await inbound.poll_tasks(fhir, engine, settings, organization["ref"])
+            return
+        handler = inbound.default_handler(fhir, settings, organization["ref"])
+        await inbound.accept_notification(fhir, engine, task, handler=handler)
+    except (IopBridgeError, SQLAlchemyError) as exc:
+        # ids and error classes only: messages may quote the resource (PHI)
+        task_id = task.get("id") if isinstance(task, dict) else task
+        log.warning("FHIR hook: Task/%s not handled (%s)", task_id, type(exc).__name__)

@@ -1,0 +1,140 @@
+"""The rest-hook route: shared secret, the shapes HAPI delivers, and a quick empty 200."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from fastapi import FastAPI
+
+from api import hooks
+from api.app import create_app
+from api.errors import install_error_handler
+from integration.settings import Settings
+
+BASE = "http://fhir.test/fhir"
+TASK = {
+    "resourceType": "Task",
+    "id": "42",
+    "status": "requested",
+    "meta": {"versionId": "1", "lastUpdated": "2026-11-02T10:00:00Z"},
+}
+pytestmark = pytest.mark.anyio
+
+
+class Calls:
+    """Records what the route asked the inbound service to do."""
+
+    def __init__(self) -> None:
+        self.notifications: list[Any] = []
+        self.polls: list[str] = []
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    seen = Calls()
+
+    async def find_organization(fhir: Any, settings: Any) -> str:
+        return "Organization/iop-1"
+
+    async def accept_notification(fhir: Any, engine: Any, task: Any, *, handler: Any) -> str:
+        seen.notifications.append(task)
+        return "handled"
+
+    async def poll_tasks(fhir: Any, engine: Any, settings: Any, organization: str) -> None:
+        seen.polls.append(organization)
+
+    monkeypatch.setattr(hooks.inbound, "find_organization", find_organization)
+    monkeypatch.setattr(hooks.inbound, "accept_notification", accept_notification)
+    monkeypatch.setattr(hooks.inbound, "poll_tasks", poll_tasks)
+    monkeypatch.setattr(hooks.inbound, "default_handler", lambda *args: None)
+    return seen
+
+
+async def _client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@pytest.fixture
+async def http(calls: Calls) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    install_error_handler(app)
+    app.include_router(hooks.make_hooks_router("s3cret"))
+    app.state.fhir = app.state.engine = app.state.settings = SimpleNamespace()
+    async with await _client(app) as client:
+        yield client
+
+
+AUTH = {"Authorization": "Bearer s3cret", "Content-Type": "application/fhir+json"}
+
+
+async def test_put_task__the_body_is_accepted_and_the_answer_is_an_empty_200(
+    http: httpx.AsyncClient, calls: Calls
+) -> None:
+    response = await http.put("/fhir-hooks/Task/42", json=TASK, headers=AUTH)
+    assert (response.status_code, response.content) == (200, b"")
+    assert calls.notifications == [TASK]
+
+
+async def test_post_without_body__reads_the_task_by_id(
+    http: httpx.AsyncClient, calls: Calls
+) -> None:
+    response = await http.post("/fhir-hooks/Task/42", headers=AUTH)
+    assert response.status_code == 200
+    assert calls.notifications == ["42"]
+
+
+async def test_bare_post__runs_a_poll(http: httpx.AsyncClient, calls: Calls) -> None:
+    response = await http.post("/fhir-hooks", headers=AUTH)
+    assert response.status_code == 200
+    assert (calls.notifications, calls.polls) == ([], ["Organization/iop-1"])
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", "s3cret", "Basic s3cret"])
+async def test_wrong_or_missing_secret__401_and_nothing_done(
+    http: httpx.AsyncClient, calls: Calls, authorization: str | None
+) -> None:
+    headers = {"Content-Type": "application/fhir+json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    response = await http.put("/fhir-hooks/Task/42", json=TASK, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert calls.notifications == []
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (b"{not json", "body"),
+        (b'{"resourceType": "Patient"}', "resourceType"),
+        (b'{"resourceType": "Task", "id": "43"}', "Task.id"),
+    ],
+)
+async def test_body_that_is_not_this_task__422_naming_what_is_wrong(
+    http: httpx.AsyncClient, calls: Calls, body: bytes, path: str
+) -> None:
+    response = await http.put("/fhir-hooks/Task/42", content=body, headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["expression"] == [path]
+    assert calls.notifications == []
+
+
+@respx.mock
+async def test_create_app__serves_the_hook_route(tmp_path: Path) -> None:
+    # The IOP Organization is not on the server yet: the route still answers 200 at once.
+    respx.get(f"{BASE}/Organization").respond(200, json={"resourceType": "Bundle", "entry": []})
+    settings = Settings(
+        fhir_base_url=BASE,
+        database_url=f"sqlite:///{tmp_path / 'a.db'}",  # type: ignore[arg-type]
+        retry_max_attempts=1,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), await _client(app) as client:
+        response = await client.put("/fhir-hooks/Task/42", json=TASK)
+    assert response.status_code == 200
