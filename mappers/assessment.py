@@ -24,9 +24,10 @@ from fhir_profiles.terminology.systems import LOINC, ORDINAL_VALUE_EXTENSION
 from mappers import scoring
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_common import (
+    CODING_KEYS,
     datetime_problems,
     identifier_problems,
-    read_list,
+    read_list_in,
     reference_problems,
     unmapped_keys,
 )
@@ -49,6 +50,7 @@ PROFILES: Mapping[str, str] = {
     assessments.GAD7.key: structure_definition_url("iop-gad7-response"),
 }
 _KEY_BY_QUESTIONNAIRE = {url: key for key, url in QUESTIONNAIRES.items()}
+_QUESTIONNAIRE_URLS = frozenset(_KEY_BY_QUESTIONNAIRE)
 DIFFICULTY_ANSWERS = {c.code: c for c in assessments.DIFFICULTY_ANSWERS}
 
 
@@ -90,8 +92,9 @@ class Assessment:
                     "Assessment.item_scores", f"expected {expected}, got {len(self.item_scores)}"
                 )
             )
+        top = scoring.ITEM_SCORE_MAX
         for index, score in enumerate(self.item_scores):
-            if isinstance(score, bool) or not 0 <= score <= scoring.ITEM_SCORE_MAX:
+            if isinstance(score, bool) or not 0 <= score <= top:
                 found.append(Problem(f"Assessment.item_scores[{index}]", f"{score!r} is not 0-3"))
         found += datetime_problems(self.authored, "Assessment.authored")
         found += status_problems(self.status, "Assessment.status")
@@ -141,7 +144,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Assessment]:
     authored and item answers; the total is recomputed, and subject is returned as a link."""
     problems: list[Problem] = []
     losses: list[Loss] = []
-    header = read_header(resource, frozenset(_KEY_BY_QUESTIONNAIRE), id_system, problems, losses)
+    header = read_header(resource, _QUESTIONNAIRE_URLS, id_system, problems, losses)
     if header.questionnaire is None:
         raise_if_problems(QR, problems)
     assert header.questionnaire is not None
@@ -171,6 +174,8 @@ def _unknown_items(
     known = {*scoring.item_codes(instrument), instrument.total.code}
     if instrument is assessments.PHQ9:
         known.add(assessments.PHQ9_DIFFICULTY.code)
+    if known.issuperset(items):
+        return []  # the usual case
     return [
         Loss(f"{QR}.item[{index}]", f"item {link!r} is not in the {instrument.key} questionnaire")
         for link, (index, _) in items.items()
@@ -206,7 +211,8 @@ def _read_scores(
         if score is None:
             problems.append(_not_offered(f"{at}.code", code, link))
             continue
-        _check_ordinal_value(coding, score, at, problems, losses)
+        if "extension" in coding:  # an ordinalValue is optional: usually nothing to check
+            _check_ordinal_value(coding, score, at, problems, losses)
         scores.append(score)
     return tuple(scores) if len(scores) == len(instrument.scored_items) else None
 
@@ -265,7 +271,7 @@ def _loinc_code(
     if not isinstance(coding, dict) or coding.get("system") != LOINC:
         problems.append(Problem(path, f"expected a LOINC answer ({LOINC}), got {coding!r}"))
         return None
-    known = {"system", "code", "display"} | ({"extension"} if reads_extensions else set())
+    known = _ANSWER_CODING_KEYS if reads_extensions else CODING_KEYS
     losses += unmapped_keys(coding, known, path=path)
     code = coding.get("code")
     if not isinstance(code, str):
@@ -274,11 +280,14 @@ def _loinc_code(
     return code
 
 
+_ANSWER_CODING_KEYS = CODING_KEYS | {"extension"}
+
+
 def _check_ordinal_value(
     coding: Mapping[str, Any], score: int, path: str, problems: list[Problem], losses: list[Loss]
 ) -> None:
     """An ordinalValue equal to the Questionnaire's score is redundant; any other is a loss."""
-    extensions = read_list(coding.get("extension"), f"{path}.extension", problems)
+    extensions = read_list_in(coding, "extension", path, problems)
     for index, extension in enumerate(extensions):
         at = f"{path}.extension[{index}]"
         if isinstance(extension, dict) and extension.get("url") == ORDINAL_VALUE_EXTENSION:

@@ -19,7 +19,7 @@ only the level-of-care extension, so the others use standard elements):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -29,13 +29,14 @@ from fhir_profiles.terminology.clinical import ASAM_2_5_PARTIAL_HOSPITALIZATION 
 from fhir_profiles.terminology.systems import COLORADO_BHA_ASAM_LEVEL_OF_CARE as ASAM_SYSTEM
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_common import (
+    PERIOD_KEYS,
     modifier_extension_problems,
     read_identifier_list,
     read_reference,
     reference_problems,
     unmapped_keys,
 )
-from mappers.fhir_read import read_str, require_resource_type
+from mappers.fhir_read import read_str, read_str_in, require_resource_type
 from mappers.goal import Goal
 from mappers.loss import Loss, Mapped, unmapped_top_level
 from mappers.schedule import (
@@ -278,6 +279,9 @@ _MAPPED = frozenset(
     {"extension", "modifierExtension", "identifier", "status", "intent", "category", "subject"}
     | {"period", "addresses", "goal", "activity", "note"}
 )
+_CATEGORY = {"text": CATEGORY_TEXT}
+_EXTENSION_MAPPED = frozenset({"url", "valueCodeableConcept"})
+_NOTE_MAPPED = frozenset({"text"})
 # Domain field -> FHIR element, for problems found after reading (the rest are added per index).
 _FIXED_RENAMES = {
     "TreatmentPlan.identifier": "CarePlan.identifier",
@@ -303,12 +307,12 @@ def from_fhir(
     identifier = read_identifier_list(
         fhir.get("identifier"), plan_id_system, "CarePlan.identifier", problems, losses
     )
-    status = read_str(fhir.get("status"), "CarePlan.status", problems, required=True)
+    status = read_str_in(fhir, "status", "CarePlan", problems, required=True)
     _check_intent(fhir.get("intent"), problems)
     losses += [
         Loss(f"CarePlan.category[{i}]", "category not modelled")
         for i, c in enumerate(fhir.get("category") or [])
-        if c != {"text": CATEGORY_TEXT}
+        if c != _CATEGORY
     ]
     level = _read_level(fhir.get("extension") or [], problems, losses, renames)
     start, weeks = _read_period(fhir.get("period"), problems, losses)
@@ -318,9 +322,15 @@ def from_fhir(
     # Valid placeholders stand in for what could not be read, so that the domain rules still
     # check everything else; rename_paths drops what they would say about the placeholders.
     plan = TreatmentPlan(
-        identifier or "?", status or "unknown", level, start or date.min, weeks or 1, *read
+        identifier or "?",
+        status or "unknown",
+        level,
+        start or date.min,
+        weeks or 1,
+        *read,
+        preferences=preferences,
+        goals=plan_goals,
     )
-    plan = replace(plan, preferences=preferences, goals=plan_goals)
     raise_if_problems("CarePlan", rename_paths(problems, plan.problems(), renames))
     return Mapped(plan, links, tuple(losses))
 
@@ -345,7 +355,7 @@ def _read_level(
         if level is not None:
             losses.append(Loss(path, "only one level of care is kept"))
             continue
-        losses += unmapped_keys(extension, {"url", "valueCodeableConcept"}, path=path)
+        losses += unmapped_keys(extension, _EXTENSION_MAPPED, path=path)
         value_path = f"{path}.valueCodeableConcept"
         value = extension.get("valueCodeableConcept")
         code = read_coded(value, ASAM_SYSTEM, value_path, problems, losses)
@@ -361,7 +371,7 @@ def _read_period(
     if not isinstance(period, dict):
         problems.append(Problem("CarePlan.period", "is required", "required"))
         return None, None
-    losses += unmapped_keys(period, {"start", "end"}, path="CarePlan.period")
+    losses += unmapped_keys(period, PERIOD_KEYS, path="CarePlan.period")
     start = read_day(period.get("start"), "CarePlan.period.start", problems, losses)
     end = read_day(period.get("end"), "CarePlan.period.end", problems, losses)
     for name in ("start", "end"):
@@ -421,12 +431,13 @@ def _read_preferences(notes: list[Any], problems: list[Problem], losses: list[Lo
     """Read note[0].text as the cultural and religious preferences; report further notes."""
     if not notes:
         return None
-    losses += [
-        Loss(f"CarePlan.note[{i}]", "only the first note is kept") for i in range(1, len(notes))
-    ]
+    if len(notes) > 1:
+        losses += [
+            Loss(f"CarePlan.note[{i}]", "only the first note is kept") for i in range(1, len(notes))
+        ]
     first = notes[0] if isinstance(notes[0], dict) else {}
-    losses += unmapped_keys(first, {"text"}, path="CarePlan.note[0]")
-    return read_str(first.get("text"), "CarePlan.note[0].text", problems, required=True)
+    losses += unmapped_keys(first, _NOTE_MAPPED, path="CarePlan.note[0]")
+    return read_str_in(first, "text", "CarePlan.note[0]", problems, required=True)
 
 
 def _read_links(

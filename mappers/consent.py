@@ -308,9 +308,9 @@ def _read_custodian(value: Any, problems: list[Problem], losses: list[Loss]) -> 
 
 Provision = tuple[date, date, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 _NARROWING_KEYS = frozenset(_NARROWING)
-_PROVISION_KEYS = _NARROWING_KEYS | {
-    "modifierExtension", "type", "period", "actor", "purpose", "securityLabel", "action"
-}  # fmt: skip
+_PROVISION_KEYS = _NARROWING_KEYS | frozenset(
+    {"modifierExtension", "type", "period", "actor", "purpose", "securityLabel", "action"}
+)
 _PERMIT = frozenset({"permit"})
 # (system, code) -> code of PURPOSES and DATA_CLASSES, as _read_codes looks codings up.
 _PURPOSE_BY_CODING = {(c.system, c.code): c.code for c in PURPOSES.values()}
@@ -333,7 +333,7 @@ def _read_provision(value: Any, problems: list[Problem], losses: list[Loss]) -> 
             for name in _NARROWING
             if name in value
         ]
-    read_code(value.get("type"), "Consent.provision.type", _PERMIT, problems)
+    read_code(value.get("type"), f"{path}.type", _PERMIT, problems)
     _read_action(value.get("action"), problems, losses)
     start, end = _read_period(value.get("period"), problems, losses)
     recipients = _read_recipients(value.get("actor"), problems, losses)

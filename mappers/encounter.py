@@ -35,6 +35,7 @@ from fhir_profiles.terminology.code import Code
 from fhir_profiles.terminology.systems import ENCOUNTER_REASON_CANCELLED_EXTENSION, V3_ACT_CODE
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_common import (
+    PERIOD_KEYS,
     datetime_problems,
     format_datetime,
     identifier_problems,
@@ -181,16 +182,19 @@ def to_fhir(
     return resource
 
 
+_MAPPED = frozenset(
+    {"extension", "identifier", "status", "class", "type", "subject", "basedOn"}
+    | {"period", "serviceProvider"}
+)
+
+
 def from_fhir(resource: Any, *, id_system: str) -> Mapped[Session]:
     """Read a Session from Encounter.identifier, status (+ reasonCancelled), class, type, period;
     subject, basedOn and serviceProvider are returned as links."""
     problems: list[Problem] = []
     losses: list[Loss] = []
     encounter = require_resource_type(resource, "Encounter", problems)
-    mapped = {"extension", "identifier", "status", "class", "type", "subject", "basedOn"}
-    losses += unmapped_top_level(
-        encounter, mapped | {"period", "serviceProvider"}, type_name="Encounter"
-    )
+    losses += unmapped_top_level(encounter, _MAPPED, type_name="Encounter")
     problems += modifier_extension_problems(encounter, "Encounter")
     identifier = read_identifier_list(
         encounter.get("identifier"), id_system, "Encounter.identifier", problems, losses
@@ -224,7 +228,7 @@ def read_period(
     if not isinstance(period, dict):
         problems.append(Problem("Encounter.period", "is required", "required"))
         return None, None
-    losses += unmapped_keys(period, {"start", "end"}, path="Encounter.period")
+    losses += unmapped_keys(period, PERIOD_KEYS, path="Encounter.period")
     start = read_datetime(period.get("start"), "Encounter.period.start", problems, losses)
     end = None
     if end_required or period.get("end") is not None:
@@ -253,11 +257,12 @@ def read_type(
         )
         if value is not None:
             losses += inner
-            losses += [
-                Loss(f"Encounter.type[{i}]", "type not modelled by iop-bridge")
-                for i in range(len(entries))
-                if i != index
-            ]
+            if len(entries) > 1:
+                losses += [
+                    Loss(f"Encounter.type[{i}]", "type not modelled by iop-bridge")
+                    for i in range(len(entries))
+                    if i != index
+                ]
             return value
     if len(problems) == before:  # a refused code in an owned system already says what is wrong
         problems.append(Problem("Encounter.type", f"no coding for {what}", "required"))
@@ -288,10 +293,11 @@ def read_links(
         )
     ):
         links["basedOn"] = target
-    losses += [
-        Loss(f"Encounter.basedOn[{i}]", "only one referral is kept")
-        for i in range(1, len(based_on))
-    ]
+    if len(based_on) > 1:
+        losses += [
+            Loss(f"Encounter.basedOn[{i}]", "only one referral is kept")
+            for i in range(1, len(based_on))
+        ]
     return links
 
 

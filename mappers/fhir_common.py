@@ -8,12 +8,12 @@ instead of raising, so ``from_fhir`` can report everything wrong with an input a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from mappers.errors import Problem
-from mappers.fhir_read import read_str
+from mappers.fhir_read import read_str_in
 from mappers.loss import Loss
 
 NOT_MODELLED = "element not modelled by iop-bridge"
@@ -26,6 +26,15 @@ _DATETIME = re.compile(
 )
 # The R4 regex allows offsets up to 13:59 either way, and 14:00.
 _MAX_OFFSET = timedelta(hours=14)
+_MINUTE = timedelta(minutes=1)
+
+# Keys of the small elements read everywhere, as constants rather than a set literal per call.
+REFERENCE_KEYS = frozenset({"reference"})
+IDENTIFIER_KEYS = frozenset({"system", "value"})
+CODING_KEYS = frozenset({"system", "code", "display"})
+CONCEPT_KEYS = frozenset({"coding", "text"})
+PERIOD_KEYS = frozenset({"start", "end"})
+URN_PREFIXES = ("urn:uuid:", "urn:oid:")
 
 # A literal reference: relative `Type/id` or absolute `.../Type/id`, optionally versioned
 # (references.html#literal). urn:uuid/urn:oid references inside transaction Bundles carry no type.
@@ -39,7 +48,7 @@ def datetime_problems(value: datetime, field: str) -> list[Problem]:
     offset = value.utcoffset()
     if offset is None:
         return [Problem(field, "needs a timezone (FHIR dateTime with a time SHALL have one)")]
-    if offset % timedelta(minutes=1) or abs(offset) > _MAX_OFFSET:
+    if offset % _MINUTE or abs(offset) > _MAX_OFFSET:
         return [Problem(field, f"timezone offset {offset} is not a whole-minute offset <= 14h")]
     return []
 
@@ -63,12 +72,15 @@ def read_datetime(
             Problem(path, f"expected a dateTime with seconds and timezone, got {value!r}")
         )
         return None
-    fraction = match.group("fraction") or ""
-    if len(fraction) > 6:
-        losses.append(Loss(path, "precision below a microsecond is not kept"))
-    text = match.group("base") + (f".{fraction[:6].ljust(6, '0')}" if fraction else "")
+    base, fraction, zone = match.groups()
+    if fraction is None:
+        text = base
+    else:
+        if len(fraction) > 6:
+            losses.append(Loss(path, "precision below a microsecond is not kept"))
+        text = f"{base}.{fraction[:6].ljust(6, '0')}"
     try:
-        parsed = datetime.fromisoformat(text + match.group("zone").replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text + ("+00:00" if zone == "Z" else zone))
     except ValueError as exc:
         problems.append(Problem(path, f"{value!r} is not a valid dateTime: {exc}"))
         return None
@@ -89,9 +101,7 @@ def unmapped_keys(
             break
     else:
         return []
-    return [
-        Loss(f"{path}.{key}", reason) for key in element if key not in known and key != "id"
-    ]
+    return [Loss(f"{path}.{key}", reason) for key in element if key not in known and key != "id"]
 
 
 def read_list(value: Any, path: str, problems: list[Problem]) -> list[Any]:
@@ -102,6 +112,18 @@ def read_list(value: Any, path: str, problems: list[Problem]) -> list[Any]:
         return value
     problems.append(Problem(path, "expected a JSON array (a repeating element)", "structure"))
     return []
+
+
+def read_list_in(
+    element: Mapping[str, Any], key: str, path: str, problems: list[Problem]
+) -> list[Any]:
+    """``read_list`` of ``element[key]``, reported at ``path.key`` (built only for a Problem)."""
+    value = element.get(key)
+    if isinstance(value, list):
+        return value
+    if value is None:
+        return []
+    return read_list(value, f"{path}.{key}", problems)
 
 
 def modifier_extension_problems(element: Mapping[str, Any], path: str) -> list[Problem]:
@@ -122,15 +144,33 @@ def modifier_extension_problems(element: Mapping[str, Any], path: str) -> list[P
 
 def reference_problems(reference: str, expected_type: str, field: str) -> list[Problem]:
     """Check a literal reference points at ``expected_type`` (urn: references cannot be told)."""
-    if reference.startswith(("urn:uuid:", "urn:oid:")):
+    if reference.startswith(URN_PREFIXES):
         return []
-    match = _LITERAL_REFERENCE.search(reference)
-    if match is None or not reference.endswith(match.group(0)):
+    found = _literal_type(reference)
+    if found is None:
         return [Problem(field, f"{reference!r} is not a literal reference to a {expected_type}")]
-    if match.group("type") != expected_type:
-        found = match.group("type")
+    if found != expected_type:
         return [Problem(field, f"must reference a {expected_type}, not a {found}: {reference!r}")]
     return []
+
+
+def is_reference_to(reference: str, types: Collection[str]) -> bool:
+    """Whether ``reference_problems`` accepts ``reference`` for one of ``types`` (type names,
+    such as a tuple): a literal reference to one of them, or a urn: reference (whose type
+    cannot be told)."""
+    if reference.startswith(URN_PREFIXES):
+        return bool(types)
+    found = _literal_type(reference)
+    return found is not None and found in types
+
+
+def _literal_type(reference: str) -> str | None:
+    """The resource type a literal reference names, or None if it is not one."""
+    match = _LITERAL_REFERENCE.search(reference)
+    if match is None:
+        return None
+    whole, found = match.group(0, "type")
+    return found if reference.endswith(whole) else None
 
 
 def reference(target: str) -> dict[str, str]:
@@ -149,9 +189,10 @@ def read_reference(
     if not isinstance(value, dict):
         problems.append(Problem(path, "expected a Reference object", "structure"))
         return None
-    target = read_str(value.get("reference"), f"{path}.reference", problems, required=True)
-    losses.extend(unmapped_keys(value, {"reference"}, path=path))
-    if target is not None:
+    target = read_str_in(value, "reference", path, problems, required=True)
+    if len(value) != 1 or target is None:  # a bare {"reference": ...} has nothing else to lose
+        losses.extend(unmapped_keys(value, REFERENCE_KEYS, path=path))
+    if target is not None and not target.startswith(URN_PREFIXES):  # a urn: is never refused
         problems.extend(reference_problems(target, expected_type, f"{path}.reference"))
     return target
 
@@ -163,13 +204,18 @@ def read_identifier_list(
     entries = read_list(identifiers, path, problems)
     for index, item in enumerate(entries):
         if isinstance(item, dict) and item.get("system") == system:
-            losses.extend(
-                Loss(f"{path}[{i}]", f"identifier outside {system}")
-                for i in range(len(entries))
-                if i != index
-            )
-            losses.extend(unmapped_keys(item, {"system", "value"}, path=f"{path}[{index}]"))
-            return read_str(item.get("value"), f"{path}[{index}].value", problems, required=True)
+            if len(entries) > 1:
+                losses.extend(
+                    Loss(f"{path}[{i}]", f"identifier outside {system}")
+                    for i in range(len(entries))
+                    if i != index
+                )
+            value = item.get("value")
+            if len(item) == 2 and isinstance(value, str) and value.strip():
+                return value  # just system and value, as sent: nothing lost, nothing wrong
+            at = f"{path}[{index}]"
+            losses.extend(unmapped_keys(item, IDENTIFIER_KEYS, path=at))
+            return read_str_in(item, "value", at, problems, required=True)
     problems.append(Problem(path, f"no identifier in system {system}", "required"))
     return None
 
@@ -197,14 +243,14 @@ def read_known_coding(
     if not isinstance(concept, dict):
         problems.append(Problem(path, "expected a CodeableConcept object", "structure"))
         return None, []
-    losses = unmapped_keys(concept, {"coding", "text"}, path=path)
+    losses = unmapped_keys(concept, CONCEPT_KEYS, path=path)
     found: dict[Any, None] = {}
-    for index, coding in enumerate(read_list(concept.get("coding"), f"{path}.coding", problems)):
+    for index, coding in enumerate(read_list_in(concept, "coding", path, problems)):
         at = f"{path}.coding[{index}]"
         key = _coding_key(coding)
         if key is not None and key in known:
             found[known[key]] = None
-            losses.extend(unmapped_keys(coding, {"system", "code", "display"}, path=at))
+            losses.extend(unmapped_keys(coding, CODING_KEYS, path=at))
         elif key is not None and key[0] in owned_systems:
             problems.append(
                 Problem(f"{at}.code", f"{key[1]!r} is not allowed here", "code-invalid")
@@ -214,6 +260,14 @@ def read_known_coding(
     if len(found) > 1:
         problems.append(Problem(f"{path}.coding", f"codings disagree: {sorted(map(str, found))}"))
     return next(iter(found), None), losses
+
+
+def has_coding_in(codings: Any, system: str) -> bool:
+    """Whether any Coding in a ``coding`` list (None or empty: none) is in ``system``."""
+    for coding in codings or []:
+        if isinstance(coding, dict) and coding.get("system") == system:
+            return True
+    return False
 
 
 def _coding_key(coding: Any) -> tuple[str, str] | None:

@@ -50,6 +50,20 @@ def read_str(value: Any, path: str, problems: list[Problem], *, required: bool) 
     return value
 
 
+def read_str_in(
+    element: Mapping[str, Any], key: str, path: str, problems: list[Problem], *, required: bool
+) -> str | None:
+    """``read_str`` of ``element[key]``, reported at ``path.key``.
+
+    The path is built only when a problem is recorded: this runs for most string elements a
+    mapper reads, and nearly all of them are valid.
+    """
+    value = element.get(key)
+    if isinstance(value, str) and value.strip():
+        return value
+    return read_str(value, f"{path}.{key}", problems, required=required)
+
+
 def find_coding(
     concept: Any, system: str, path: str, problems: list[Problem]
 ) -> tuple[Mapping[str, Any] | None, int | None]:

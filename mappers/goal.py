@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -15,13 +15,16 @@ from fhir_profiles.terminology.local import GOAL_AREAS
 from fhir_profiles.terminology.systems import GOAL_ACHIEVEMENT, IOP_GOAL_AREA, UCUM
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_common import (
+    CODING_KEYS,
+    CONCEPT_KEYS,
+    has_coding_in,
     modifier_extension_problems,
     read_identifier_list,
     read_reference,
     reference_problems,
     unmapped_keys,
 )
-from mappers.fhir_read import read_date, read_str, require_resource_type
+from mappers.fhir_read import read_date, read_str_in, require_resource_type
 from mappers.loss import Loss, Mapped, unmapped_top_level
 from mappers.schedule import (
     indexed_links,
@@ -108,9 +111,10 @@ class Goal:
     def problems(self, path: str = "Goal") -> list[Problem]:
         """Every reason this goal cannot be sent as a Goal, each named under ``path``."""
         found: list[Problem] = []
-        for name, value in (("identifier", self.identifier), ("description", self.description)):
-            if not value.strip():
-                found.append(Problem(f"{path}.{name}", "is required", "required"))
+        if not self.identifier.strip():
+            found.append(Problem(f"{path}.identifier", "is required", "required"))
+        if not self.description.strip():
+            found.append(Problem(f"{path}.description", "is required", "required"))
         if self.lifecycle_status not in LIFECYCLE_STATUSES:
             found.append(_unknown(f"{path}.lifecycle_status", self.lifecycle_status))
         if self.area is not None and self.area not in GOAL_AREAS:
@@ -131,7 +135,7 @@ def _unknown(path: str, value: str) -> Problem:
 
 
 def _target_problems(target: GoalTarget, start: date | None, path: str) -> list[Problem]:
-    if target == GoalTarget(None):
+    if target.measure is None and target.detail is None and target.due is None:
         # ele-1 (R4 element.html): an empty target element is not valid FHIR.
         return [Problem(path, "needs a measure or a due date", "required")]
     found: list[Problem] = []
@@ -260,9 +264,7 @@ def from_fhir(resource: Any, *, goal_id_system: str) -> Mapped[Goal]:
     identifier = read_identifier_list(
         fhir.get("identifier"), goal_id_system, "Goal.identifier", problems, losses
     )
-    lifecycle = read_str(
-        fhir.get("lifecycleStatus"), "Goal.lifecycleStatus", problems, required=True
-    )
+    lifecycle = read_str_in(fhir, "lifecycleStatus", "Goal", problems, required=True)
     achievement = None
     if fhir.get("achievementStatus") is not None:
         achievement = read_coded(
@@ -277,8 +279,16 @@ def from_fhir(resource: Any, *, goal_id_system: str) -> Mapped[Goal]:
     links = {"subject": subject or ""}
     links.update(indexed_links("addresses", read_references(fhir, "Goal.addresses", losses)))
     # Valid placeholders stand in for what could not be read (see care_plan.from_fhir).
-    goal = Goal(identifier or "?", description or "?", lifecycle or "proposed", area)
-    goal = replace(goal, achievement_status=achievement, start=start, targets=targets, notes=notes)
+    goal = Goal(
+        identifier or "?",
+        description or "?",
+        lifecycle or "proposed",
+        area,
+        achievement_status=achievement,
+        start=start,
+        targets=targets,
+        notes=notes,
+    )
     renames.update(_FIXED_RENAMES)
     raise_if_problems("Goal", rename_paths(problems, goal.problems(), renames))
     return Mapped(goal, links, tuple(losses))
@@ -300,10 +310,7 @@ def _read_area(
     area = None
     for index, concept in enumerate(categories):
         path = f"Goal.category[{index}]"
-        has_area = isinstance(concept, dict) and any(
-            isinstance(c, dict) and c.get("system") == IOP_GOAL_AREA
-            for c in concept.get("coding") or []
-        )
+        has_area = isinstance(concept, dict) and has_coding_in(concept.get("coding"), IOP_GOAL_AREA)
         if area is None and has_area:
             area = read_coded(concept, IOP_GOAL_AREA, path, problems, losses)
             renames["Goal.area"] = path
@@ -319,8 +326,14 @@ def _read_description(concept: Any, problems: list[Problem], losses: list[Loss])
     if not isinstance(concept, dict):
         problems.append(Problem("Goal.description", "expected a CodeableConcept", "structure"))
         return None
-    losses += unmapped_keys(concept, {"text"}, path="Goal.description")
-    return read_str(concept.get("text"), "Goal.description.text", problems, required=True)
+    losses += unmapped_keys(concept, _DESCRIPTION_MAPPED, path="Goal.description")
+    return read_str_in(concept, "text", "Goal.description", problems, required=True)
+
+
+_DESCRIPTION_MAPPED = frozenset({"text"})
+_TARGET_MAPPED = frozenset({"measure", "dueDate", "modifierExtension", *DETAIL_ELEMENTS})
+_QUANTITY_MAPPED = frozenset({"value", "comparator", "unit", "system", "code"})
+_NOTE_MAPPED = frozenset({"time", "text"})
 
 
 def _read_targets(
@@ -332,8 +345,7 @@ def _read_targets(
         if not isinstance(element, dict):
             problems.append(Problem(path, "expected a target object", "structure"))
             continue
-        known = {"measure", "dueDate", "modifierExtension", *DETAIL_ELEMENTS}
-        losses += unmapped_keys(element, known, path=path)
+        losses += unmapped_keys(element, _TARGET_MAPPED, path=path)
         problems += modifier_extension_problems(element, path)
         measure = _read_measure(element.get("measure"), f"{path}.measure", problems, losses)
         detail, detail_name = _read_detail(element, path, problems, losses)
@@ -355,19 +367,21 @@ def _read_measure(
     if not isinstance(concept, dict):
         problems.append(Problem(path, "expected a CodeableConcept", "structure"))
         return None
-    losses += unmapped_keys(concept, {"coding", "text"}, path=path)
-    text = read_str(concept.get("text"), f"{path}.text", problems, required=False)
+    losses += unmapped_keys(concept, CONCEPT_KEYS, path=path)
+    text = read_str_in(concept, "text", path, problems, required=False)
     codings = concept.get("coding") or []
-    losses += [
-        Loss(f"{path}.coding[{i}]", "only one coding is kept") for i in range(1, len(codings))
-    ]
+    if len(codings) > 1:
+        losses += [
+            Loss(f"{path}.coding[{i}]", "only one coding is kept") for i in range(1, len(codings))
+        ]
     if not codings:
         return Measure(text)
     first = codings[0] if isinstance(codings[0], dict) else {}
-    losses += unmapped_keys(first, {"system", "code", "display"}, path=f"{path}.coding[0]")
-    system = read_str(first.get("system"), f"{path}.coding[0].system", problems, required=True)
-    code = read_str(first.get("code"), f"{path}.coding[0].code", problems, required=True)
-    display = read_str(first.get("display"), f"{path}.coding[0].display", problems, required=False)
+    at = f"{path}.coding[0]"
+    losses += unmapped_keys(first, CODING_KEYS, path=at)
+    system = read_str_in(first, "system", at, problems, required=True)
+    code = read_str_in(first, "code", at, problems, required=True)
+    display = read_str_in(first, "display", at, problems, required=False)
     return Measure(text, system, code, display)
 
 
@@ -385,7 +399,7 @@ def _read_detail(
         return None, "detailInteger"
     if "detailString" in target:
         name = "detailString"
-        return read_str(target[name], f"{path}.{name}", problems, required=True), name
+        return read_str_in(target, name, path, problems, required=True), name
     return None, "detail[x]"
 
 
@@ -395,20 +409,20 @@ def _read_quantity(
     if not isinstance(element, dict):
         problems.append(Problem(path, "expected a Quantity", "structure"))
         return None
-    losses += unmapped_keys(element, {"value", "comparator", "unit", "system", "code"}, path=path)
+    losses += unmapped_keys(element, _QUANTITY_MAPPED, path=path)
     value = element.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         problems.append(Problem(f"{path}.value", f"expected a number, got {value!r}"))
         return None
-    code = read_str(element.get("code"), f"{path}.code", problems, required=False)
+    code = read_str_in(element, "code", path, problems, required=False)
     system = element.get("system")
     if system is not None and (system != UCUM or code is None):
         losses.append(Loss(f"{path}.system", "only a UCUM unit code is kept"))
     if code is not None and system != UCUM:
         losses.append(Loss(f"{path}.code", "unit code outside UCUM"))
         code = None
-    comparator = read_str(element.get("comparator"), f"{path}.comparator", problems, required=False)
-    unit = read_str(element.get("unit"), f"{path}.unit", problems, required=False)
+    comparator = read_str_in(element, "comparator", path, problems, required=False)
+    unit = read_str_in(element, "unit", path, problems, required=False)
     return TargetQuantity(float(value), comparator, unit, code)
 
 
@@ -425,9 +439,9 @@ def _read_notes(
         if not isinstance(time, str):
             losses.append(Loss(path, "note without a date is not kept as a progress note"))
             continue
-        losses += unmapped_keys(note, {"time", "text"}, path=path)
+        losses += unmapped_keys(note, _NOTE_MAPPED, path=path)
         on = read_day(time, f"{path}.time", problems, losses)
-        text = read_str(note.get("text"), f"{path}.text", problems, required=True)
+        text = read_str_in(note, "text", path, problems, required=True)
         renames[f"Goal.notes[{len(read)}]"] = path
         if on is not None and text is not None:
             read.append(ProgressNote(on, text))

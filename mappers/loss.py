@@ -37,9 +37,10 @@ def unmapped_top_level(
     resource: Mapping[str, Any], mapped: Iterable[str], *, type_name: str
 ) -> list[Loss]:
     """Name every top-level element of ``resource`` that is neither mapped nor bookkeeping."""
-    extra = resource.keys() - mapped - BOOKKEEPING_ELEMENTS
-    if not extra:
-        return []
+    extra = resource.keys() - mapped
+    if extra <= BOOKKEEPING_ELEMENTS:
+        return []  # the usual case, without building the set of what is left
+    extra -= BOOKKEEPING_ELEMENTS
     return [
         Loss(f"{type_name}.{key}", "element not modelled by iop-bridge")
         for key in resource
@@ -51,4 +52,6 @@ def unmapped_list_entries(
     entries: list[Any], kept_index: int | None, *, path: str, reason: str
 ) -> list[Loss]:
     """Name every entry of a repeating element except the one that was kept."""
+    if len(entries) == 1 and kept_index == 0:
+        return []  # the usual case: the one entry was kept
     return [Loss(f"{path}[{i}]", reason) for i in range(len(entries)) if i != kept_index]

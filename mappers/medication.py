@@ -224,18 +224,14 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[MedicationEntry]:
     problems += modifier_extension_problems(fhir, "MedicationStatement")
     path = "MedicationStatement"
     identifier = read_identifier_list(
-        fhir.get("identifier"), id_system, "MedicationStatement.identifier", problems, losses
+        fhir.get("identifier"), id_system, f"{path}.identifier", problems, losses
     )
     status = read_code(fhir.get("status"), f"{path}.status", STATEMENT_STATUSES, problems)
     drug = _read_medication(fhir, problems, losses)
     start, end = _read_effective(fhir.get("effectivePeriod"), problems, losses)
     subject = read_required_reference(fhir, path, "subject", "Patient", problems, losses)
     reasons = read_reference_list(
-        fhir.get("reasonReference"),
-        "MedicationStatement.reasonReference",
-        ("Condition",),
-        problems,
-        losses,
+        fhir.get("reasonReference"), f"{path}.reasonReference", ("Condition",), problems, losses
     )
     dose_text, dose, times = _read_dosage(fhir.get("dosage"), problems, losses)
     raise_if_problems("MedicationStatement", problems)
@@ -286,10 +282,8 @@ def _read_effective(
         problems.append(Problem(path, "expected a Period", "structure"))
         return None, None
     losses += unmapped_keys(period, PERIOD_KEYS, path=path)
-    start = read_day(
-        period.get("start"), "MedicationStatement.effectivePeriod.start", problems, losses
-    )
-    end = read_day(period.get("end"), "MedicationStatement.effectivePeriod.end", problems, losses)
+    start = read_day(period.get("start"), f"{path}.start", problems, losses)
+    end = read_day(period.get("end"), f"{path}.end", problems, losses)
     if start is not None and end is not None and end < start:
         problems.append(Problem(f"{path}.end", "is before the start"))
     return start, end
@@ -305,7 +299,7 @@ def _read_dosage(
         return None, None, None
     if len(dosages) > 1:
         losses += [Loss(f"{path}[{i}]", "only one dosage is kept") for i in range(1, len(dosages))]
-    path = "MedicationStatement.dosage[0]"
+    path += "[0]"
     dosage = dosages[0]
     if not isinstance(dosage, dict):
         problems.append(Problem(path, "expected a Dosage", "structure"))

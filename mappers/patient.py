@@ -8,7 +8,7 @@ from typing import Any
 
 from fhir_profiles.canonical import structure_definition_url
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_read import read_date, read_str, require_resource_type
+from mappers.fhir_read import read_date, read_str, read_str_in, require_resource_type
 from mappers.loss import Loss, Mapped, unmapped_list_entries, unmapped_top_level
 
 # http://hl7.org/fhir/R4/valueset-administrative-gender.html (required binding on Patient.gender)
@@ -56,13 +56,15 @@ def to_fhir(client: Client, *, mrn_system: str, resource_id: str | None = None) 
     return resource
 
 
+_MAPPED = frozenset({"identifier", "name", "gender", "birthDate"})
+_NAME_MAPPED = frozenset({"use", "family", "given"})
+
+
 def from_fhir(resource: Any, *, mrn_system: str) -> Mapped[Client]:
     """Read a Client from Patient.identifier (MRN), name, gender and birthDate."""
     problems: list[Problem] = []
     patient = require_resource_type(resource, "Patient", problems)
-    losses = unmapped_top_level(
-        patient, {"identifier", "name", "gender", "birthDate"}, type_name="Patient"
-    )
+    losses = unmapped_top_level(patient, _MAPPED, type_name="Patient")
     mrn, mrn_index = _read_mrn(patient.get("identifier") or [], mrn_system, problems)
     losses += unmapped_list_entries(
         patient.get("identifier") or [],
@@ -72,7 +74,7 @@ def from_fhir(resource: Any, *, mrn_system: str) -> Mapped[Client]:
     )
     family, given, name_losses = _read_name(patient.get("name") or [], problems)
     losses += name_losses
-    gender = read_str(patient.get("gender"), "Patient.gender", problems, required=True)
+    gender = read_str_in(patient, "gender", "Patient", problems, required=True)
     if gender is not None and gender not in ADMINISTRATIVE_GENDERS:
         problems.append(Problem("Patient.gender", f"{gender!r} is not an administrative-gender"))
     birth_date = read_date(patient.get("birthDate"), "Patient.birthDate", problems)
@@ -108,14 +110,15 @@ def _read_name(
     )
     name = names[index] if isinstance(names[index], dict) else {}
     path = f"Patient.name[{index}]"
-    family = read_str(name.get("family"), f"{path}.family", problems, required=True)
+    family = read_str_in(name, "family", path, problems, required=True)
     given = tuple(str(g) for g in name.get("given") or [])
     losses = unmapped_list_entries(
         names, index, path="Patient.name", reason="only one (official) name is kept"
     )
-    losses += [
-        Loss(f"{path}.{key}", "name part not modelled")
-        for key in name
-        if key not in {"use", "family", "given"}
-    ]
+    if not _NAME_MAPPED.issuperset(name):
+        losses += [
+            Loss(f"{path}.{key}", "name part not modelled")
+            for key in name
+            if key not in _NAME_MAPPED
+        ]
     return family, given, losses

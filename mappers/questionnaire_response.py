@@ -14,6 +14,7 @@ from typing import Any
 
 from mappers.errors import Problem
 from mappers.fhir_common import (
+    IDENTIFIER_KEYS,
     format_datetime,
     modifier_extension_problems,
     read_datetime,
@@ -21,7 +22,7 @@ from mappers.fhir_common import (
     reference,
     unmapped_keys,
 )
-from mappers.fhir_read import read_str, require_resource_type
+from mappers.fhir_read import read_str, read_str_in, require_resource_type
 from mappers.loss import Loss, unmapped_top_level
 
 QR = "QuestionnaireResponse"
@@ -88,7 +89,7 @@ def read_header(
     questionnaire = _read_questionnaire(
         response.get("questionnaire"), questionnaires, problems, losses
     )
-    status = read_str(response.get("status"), f"{QR}.status", problems, required=True)
+    status = read_str_in(response, "status", QR, problems, required=True)
     if status is not None:
         problems += status_problems(status, f"{QR}.status")
     links: dict[str, str] = {}
@@ -116,7 +117,7 @@ def index_items(
             problems.append(Problem(at, "expected an item object", "structure"))
             continue
         problems += modifier_extension_problems(item, at)
-        link = read_str(item.get("linkId"), f"{at}.linkId", problems, required=True)
+        link = read_str_in(item, "linkId", at, problems, required=True)
         if link is None:
             continue
         if link in found:
@@ -126,6 +127,9 @@ def index_items(
     return found
 
 
+_ITEM_KEYS = frozenset({"linkId", "text", "answer"})
+
+
 def single_answer(
     item: Mapping[str, Any], path: str, value_key: str, problems: list[Problem], losses: list[Loss]
 ) -> Any:
@@ -133,7 +137,7 @@ def single_answer(
 
     A missing answer, several answers or another value type are Problems naming the path.
     """
-    losses += unmapped_keys(item, {"linkId", "text", "answer"}, path=path)
+    losses += unmapped_keys(item, _ITEM_KEYS, path=path)
     answers = item.get("answer")
     if not isinstance(answers, list) or not answers:
         problems.append(Problem(f"{path}.answer", "is required", "required"))
@@ -146,7 +150,8 @@ def single_answer(
     if not isinstance(answer, dict):
         problems.append(Problem(at, "expected an answer object", "structure"))
         return None
-    losses += unmapped_keys(answer, {value_key}, path=at)
+    if len(answer) != 1 or value_key not in answer:  # else nothing but the value is there
+        losses += unmapped_keys(answer, {value_key}, path=at)
     if answer.get(value_key) is None:
         given = ", ".join(f"{k}={answer[k]!r}" for k in answer if k.startswith("value")) or "none"
         problems.append(Problem(at, f"expected {value_key}, got {given}"))
@@ -161,8 +166,8 @@ def _read_identifier(
     if not isinstance(value, dict) or value.get("system") != id_system:
         problems.append(Problem(path, f"no identifier in system {id_system}", "required"))
         return None
-    losses += unmapped_keys(value, {"system", "value"}, path=path)
-    return read_str(value.get("value"), f"{path}.value", problems, required=True)
+    losses += unmapped_keys(value, IDENTIFIER_KEYS, path=path)
+    return read_str_in(value, "value", path, problems, required=True)
 
 
 def _read_questionnaire(

@@ -327,7 +327,8 @@ def read_reference_to(
         problems.append(Problem(path, "expected a Reference object", "structure"))
         return ""
     target = read_str_in(value, "reference", path, problems, required=True)
-    losses += unmapped_keys(value, REFERENCE_KEYS, path=path)
+    if len(value) != 1 or target is None:  # a bare {"reference": ...} has nothing else to lose
+        losses += unmapped_keys(value, REFERENCE_KEYS, path=path)
     if target is None:
         return ""
     if is_reference_to(target, allowed):
@@ -359,14 +360,15 @@ def read_reference_list(
     other literal reference is reported as lost; one that is not a Reference is a Problem."""
     kept: list[str] = []
     for index, item in enumerate(read_list(value, path, problems)):
-        at = f"{path}[{index}]"
         target = item.get("reference") if isinstance(item, dict) else None
         if not isinstance(target, str) or not target.strip():
-            problems.append(Problem(f"{at}.reference", "expected a literal reference"))
+            problems.append(Problem(f"{path}[{index}].reference", "expected a literal reference"))
         elif not is_reference_to(target, allowed):
-            losses.append(Loss(at, f"reference to a type not modelled here: {target!r}"))
+            reason = f"reference to a type not modelled here: {target!r}"
+            losses.append(Loss(f"{path}[{index}]", reason))
         else:
-            losses += unmapped_keys(item, REFERENCE_KEYS, path=at)
+            if len(item) > 1:  # more than its reference (the usual Reference has nothing else)
+                losses += unmapped_keys(item, REFERENCE_KEYS, path=f"{path}[{index}]")
             kept.append(target)
     return tuple(kept)
 

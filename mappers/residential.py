@@ -34,6 +34,7 @@ from fhir_profiles.terminology.systems import (
 from mappers.encounter import period_json, read_links, read_period, read_type
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_common import (
+    CODING_KEYS,
     datetime_problems,
     identifier_problems,
     modifier_extension_problems,
@@ -147,30 +148,37 @@ def to_fhir(
     return resource
 
 
+_MAPPED = frozenset(
+    {"identifier", "status", "class", "type", "subject", "period", "serviceProvider"}
+    | {"hospitalization", "basedOn"}
+)
+_LEVEL_BY_CODING = {(c.system, c.code): c.code for c in RESIDENTIAL_LEVELS.values()}
+_ASAM_SYSTEMS = frozenset({COLORADO_BHA_ASAM_LEVEL_OF_CARE})
+_DISPOSITION_BY_CODING = {(c.system, c.code): c.code for c in DISPOSITIONS.values()}
+_DISPOSITION_SYSTEMS = frozenset({DISCHARGE_DISPOSITION})
+_HOSPITALIZATION_MAPPED = frozenset({"dischargeDisposition"})
+
+
 def from_fhir(resource: Any, *, id_system: str) -> Mapped[ResidentialStay]:
     """Read a ResidentialStay from Encounter.identifier, status, class, type (ASAM), period and
     hospitalization.dischargeDisposition; subject and serviceProvider are returned as links."""
     problems: list[Problem] = []
     losses: list[Loss] = []
     encounter = require_resource_type(resource, "Encounter", problems)
-    mapped = {"identifier", "status", "class", "type", "subject", "period", "serviceProvider"}
-    losses += unmapped_top_level(
-        encounter, mapped | {"hospitalization", "basedOn"}, type_name="Encounter"
-    )
+    losses += unmapped_top_level(encounter, _MAPPED, type_name="Encounter")
     problems += modifier_extension_problems(encounter, "Encounter")
     identifier = read_identifier_list(
         encounter.get("identifier"), id_system, "Encounter.identifier", problems, losses
     )
     finished = _read_status(encounter, problems)
     _read_class(encounter.get("class"), problems, losses)
-    levels = {(c.system, c.code): c.code for c in RESIDENTIAL_LEVELS.values()}
     level = read_type(
         encounter.get("type"),
-        levels,
+        _LEVEL_BY_CODING,
         "a residential ASAM level of care",
         problems,
         losses,
-        owned_systems=frozenset({COLORADO_BHA_ASAM_LEVEL_OF_CARE}),
+        owned_systems=_ASAM_SYSTEMS,
     )
     admitted, discharged = read_period(
         encounter.get("period"), problems, losses, end_required=False
@@ -227,7 +235,7 @@ def _read_class(value: Any, problems: list[Problem], losses: list[Loss]) -> None
     if not isinstance(value, dict):
         problems.append(Problem("Encounter.class", "is required", "required"))
         return
-    losses += unmapped_keys(value, {"system", "code", "display"}, path="Encounter.class")
+    losses += unmapped_keys(value, CODING_KEYS, path="Encounter.class")
     if (value.get("system"), value.get("code")) != (V3_ACT_CODE, ENCOUNTER_CLASS_NON_ACUTE.code):
         losses.append(Loss("Encounter.class", f"class {value.get('code')!r} is sent back as NONAC"))
 
@@ -240,17 +248,16 @@ def _read_hospitalization(value: Any, problems: list[Problem], losses: list[Loss
     if not isinstance(value, dict):
         problems.append(Problem(path, "expected a JSON object", "structure"))
         return None
-    losses += unmapped_keys(value, {"dischargeDisposition"}, path=path)
+    losses += unmapped_keys(value, _HOSPITALIZATION_MAPPED, path=path)
     concept = value.get("dischargeDisposition")
     if concept is None:
         return None
-    known = {(c.system, c.code): c.code for c in DISPOSITIONS.values()}
     code, inner = read_known_coding(
         concept,
         f"{path}.dischargeDisposition",
-        known,
+        _DISPOSITION_BY_CODING,
         problems,
-        owned_systems=frozenset({DISCHARGE_DISPOSITION}),
+        owned_systems=_DISPOSITION_SYSTEMS,
     )
     if code is None:
         losses.append(Loss(f"{path}.dischargeDisposition", "no discharge-disposition coding"))

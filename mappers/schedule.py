@@ -14,8 +14,15 @@ from fhir_profiles.terminology.clinical import SNOMED_BY_MODALITY
 from fhir_profiles.terminology.local import MODALITIES
 from fhir_profiles.terminology.systems import IOP_MODALITY
 from mappers.errors import Problem
-from mappers.fhir_common import modifier_extension_problems, unmapped_keys
-from mappers.fhir_read import read_date, read_str
+from mappers.fhir_common import (
+    CODING_KEYS,
+    CONCEPT_KEYS,
+    REFERENCE_KEYS,
+    has_coding_in,
+    modifier_extension_problems,
+    unmapped_keys,
+)
+from mappers.fhir_read import read_date, read_str, read_str_in
 from mappers.loss import Loss
 
 # Timing.repeat.dayOfWeek, required binding (R4 valueset-days-of-week.html).
@@ -120,19 +127,18 @@ def activity_from_fhir(
     # R4 extensibility.html#modifierExtension: an unknown modifier may change the meaning.
     problems += modifier_extension_problems(activity, path)
     problems += modifier_extension_problems(detail, f"{path}.detail")
-    losses += unmapped_keys(activity, {"detail", "modifierExtension"}, path=path)
+    losses += unmapped_keys(activity, _ACTIVITY_MAPPED, path=path)
     path = f"{path}.detail"
-    known = {"code", "status", "scheduledTiming", "location", "modifierExtension"}
-    losses += unmapped_keys(detail, known, path=path)
+    losses += unmapped_keys(detail, _DETAIL_MAPPED, path=path)
     code = detail["code"]
     modality = read_coded(code, IOP_MODALITY, f"{path}.code", problems, losses, derived=_own(code))
-    status = read_str(detail.get("status"), f"{path}.status", problems, required=True)
+    status = read_str_in(detail, "status", path, problems, required=True)
     delivery = _read_delivery(detail.get("location"), f"{path}.location", losses)
     timing = detail.get("scheduledTiming")
     if not isinstance(timing, dict) or not isinstance(timing.get("repeat"), Mapping):
         problems.append(Problem(f"{path}.scheduledTiming.repeat", "is required", "required"))
         return None, {}
-    losses += unmapped_keys(timing, {"repeat"}, path=f"{path}.scheduledTiming")
+    losses += unmapped_keys(timing, _TIMING_MAPPED, path=f"{path}.scheduledTiming")
     repeat_path = f"{path}.scheduledTiming.repeat"
     schedule = _read_repeat(timing["repeat"], repeat_path, problems, losses)
     if modality is None or status is None or schedule is None:
@@ -151,20 +157,30 @@ def activity_from_fhir(
     return planned, fields
 
 
+_ACTIVITY_MAPPED = frozenset({"detail", "modifierExtension"})
+_DETAIL_MAPPED = frozenset({"code", "status", "scheduledTiming", "location", "modifierExtension"})
+_TIMING_MAPPED = frozenset({"repeat"})
+
+
 def _own(concept: Mapping[str, Any]) -> set[tuple[str, str]]:
     """The SNOMED CT coding activity_to_fhir writes beside this concept's iop-modality code."""
-    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
-    code = next((c.get("code") for c in codings if c.get("system") == IOP_MODALITY), None)
+    code = None
+    for coding in concept.get("coding") or []:
+        if isinstance(coding, dict) and coding.get("system") == IOP_MODALITY:
+            code = coding.get("code")
+            break
     snomed = SNOMED_BY_MODALITY.get(code) if isinstance(code, str) else None
     return {(snomed.system, snomed.code)} if snomed is not None else set()
+
+
+_DELIVERY_BY_DISPLAY = {display: code for code, display in DELIVERY_DISPLAYS.items()}
 
 
 def _read_delivery(location: Any, path: str, losses: list[Loss]) -> str | None:
     if location is None:
         return None
-    by_display = {display: code for code, display in DELIVERY_DISPLAYS.items()}
-    if isinstance(location, dict) and set(location) == {"display"}:
-        delivery = by_display.get(location["display"])
+    if isinstance(location, dict) and len(location) == 1 and "display" in location:
+        delivery = _DELIVERY_BY_DISPLAY.get(location["display"])
         if delivery is not None:
             return delivery
     losses.append(Loss(path, "location other than in person / telehealth not modelled"))
@@ -172,7 +188,7 @@ def _read_delivery(location: Any, path: str, losses: list[Loss]) -> str | None:
 
 
 # The Timing.repeat elements a weekly schedule uses; any other (count, bounds, timeOfDay) is lost.
-_WEEKLY_KEYS = {"frequency", "period", "periodUnit"}
+_WEEKLY_KEYS = frozenset({"frequency", "period", "periodUnit"})
 _REPEAT_KEYS = _WEEKLY_KEYS | {"dayOfWeek", "when", "duration", "durationUnit"}
 
 
@@ -195,11 +211,12 @@ def _read_repeat(
 def _read_sessions(
     repeat: Mapping[str, Any], path: str, day_count: int, problems: list[Problem]
 ) -> int | None:
-    frequency, period, unit = (repeat.get(k) for k in ("frequency", "period", "periodUnit"))
+    frequency = repeat.get("frequency")
+    period, unit = repeat.get("period"), repeat.get("periodUnit")
     if frequency is None and period is None and day_count:
         # Only dayOfWeek given: one session on each listed day (as fhir_profiles' example does).
         return day_count
-    if isinstance(frequency, bool) or not isinstance(frequency, int | None):
+    if isinstance(frequency, bool) or not (frequency is None or isinstance(frequency, int)):
         problems.append(Problem(f"{path}.frequency", f"expected an integer, got {frequency!r}"))
         return None
     if period != 1 or unit != "wk":
@@ -214,27 +231,32 @@ def _read_sessions(
     return 1 if frequency is None else frequency
 
 
+_PER_HOUR = {"h": 1, "min": 60}
+
+
 def _read_hours(repeat: Mapping[str, Any], path: str, problems: list[Problem]) -> float | None:
     duration, unit = repeat.get("duration"), repeat.get("durationUnit")
-    if isinstance(duration, bool) or not isinstance(duration, int | float):
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
         problems.append(
             Problem(f"{path}.duration", f"hours per session are required, got {duration!r}")
         )
         return None
     # durationUnit is a UCUM unit of time (R4 valueset-units-of-time.html); sessions are h or min.
-    per_hour = {"h": 1, "min": 60}.get(unit) if isinstance(unit, str) else None
+    per_hour = _PER_HOUR.get(unit) if isinstance(unit, str) else None
     if per_hour is None:
         problems.append(Problem(f"{path}.durationUnit", f"expected 'h' or 'min', got {unit!r}"))
         return None
     return float(duration) / per_hour
 
 
+_BLOCK_BY_EVENT = {event: block for block, event in TIME_BLOCKS.items()}
+
+
 def _read_block(when: Any, path: str, losses: list[Loss]) -> str | None:
-    by_event = {event: block for block, event in TIME_BLOCKS.items()}
     block = None
     for index, event in enumerate(when if isinstance(when, list) else [when]):
-        if block is None and event in by_event:
-            block = by_event[event]
+        if block is None and event in _BLOCK_BY_EVENT:
+            block = _BLOCK_BY_EVENT[event]
         else:
             losses.append(Loss(f"{path}[{index}]", "only one morning/evening block is kept"))
     return block
@@ -265,8 +287,8 @@ def activity_kind(activity: Any) -> str | None:
     detail = activity.get("detail") if isinstance(activity, dict) else None
     if not isinstance(detail, dict):
         return None
-    codings = detail["code"].get("coding") if isinstance(detail.get("code"), Mapping) else None
-    if any(isinstance(c, dict) and c.get("system") == IOP_MODALITY for c in codings or []):
+    code = detail.get("code")
+    if isinstance(code, Mapping) and has_coding_in(code.get("coding"), IOP_MODALITY):
         return "modality"
     for text in (REVIEW_TEXT, FAMILY_TEXT):
         if detail.get("code") == {"text": text} and set(activity) == {"detail"}:
@@ -282,7 +304,7 @@ def review_from_fhir(
     losses: list[Loss],
 ) -> tuple[int | None, str]:
     """Read the review cadence (once every N days); return it and the FHIR path of N."""
-    losses += _auxiliary_losses(detail, {"scheduledTiming"}, path, status)
+    losses += _auxiliary_losses(detail, _REVIEW_DETAIL_MAPPED, path, status)
     problems += modifier_extension_problems(detail, f"{path}.detail")
     here = _REVIEW_REPEAT.format(path)
     timing = detail.get("scheduledTiming")
@@ -290,8 +312,8 @@ def review_from_fhir(
     if not isinstance(timing, dict) or not isinstance(repeat, dict):
         problems.append(Problem(here, "is required", "required"))
         return None, here
-    losses += unmapped_keys(timing, {"repeat"}, path=f"{path}.detail.scheduledTiming")
-    losses += unmapped_keys(repeat, {"frequency", "period", "periodUnit"}, path=here)
+    losses += unmapped_keys(timing, _TIMING_MAPPED, path=f"{path}.detail.scheduledTiming")
+    losses += unmapped_keys(repeat, _WEEKLY_KEYS, path=here)
     period = repeat.get("period")
     if repeat.get("frequency", 1) != 1 or repeat.get("periodUnit") != "d":
         problems.append(Problem(here, "expected once every N days (frequency 1, periodUnit d)"))
@@ -310,16 +332,20 @@ def family_from_fhir(
     losses: list[Loss],
 ) -> tuple[str | None, str]:
     """Read the family involvement text; return it and its FHIR path."""
-    losses += _auxiliary_losses(detail, {"description"}, path, status)
+    losses += _auxiliary_losses(detail, _FAMILY_DETAIL_MAPPED, path, status)
     problems += modifier_extension_problems(detail, f"{path}.detail")
     here = f"{path}.detail.description"
     return read_str(detail.get("description"), here, problems, required=True), here
 
 
+_REVIEW_DETAIL_MAPPED = frozenset({"code", "status", "modifierExtension", "scheduledTiming"})
+_FAMILY_DETAIL_MAPPED = frozenset({"code", "status", "modifierExtension", "description"})
+
+
 def _auxiliary_losses(
-    detail: Mapping[str, Any], known: set[str], path: str, status: str | None
+    detail: Mapping[str, Any], known: frozenset[str], path: str, status: str | None
 ) -> list[Loss]:
-    known = {"code", "status", "modifierExtension", *known}
+    """Unmapped keys of an auxiliary activity's detail (``known`` includes code and status)."""
     losses = unmapped_keys(detail, known, path=f"{path}.detail")
     if detail.get("status") != status:
         losses.append(Loss(f"{path}.detail.status", "differs from the plan's status; not kept"))
@@ -350,20 +376,21 @@ def read_coded(
     if not isinstance(concept, dict):
         problems.append(Problem(path, "expected a CodeableConcept", "structure"))
         return None
-    losses += unmapped_keys(concept, {"coding", "text"}, path=path)
-    codings = [c if isinstance(c, dict) else {} for c in concept.get("coding") or []]
-    index = next((i for i, c in enumerate(codings) if c.get("system") == system), None)
-    losses += [
-        Loss(f"{path}.coding[{i}]", "coding in another system")
-        for i, c in enumerate(codings)
-        if i != index and (c.get("system"), c.get("code")) not in derived
-    ]
+    losses += unmapped_keys(concept, CONCEPT_KEYS, path=path)
+    index: int | None = None
+    coding: Mapping[str, Any] = {}
+    for i, item in enumerate(concept.get("coding") or []):
+        other = item if isinstance(item, dict) else {}
+        if index is None and other.get("system") == system:
+            index, coding = i, other
+        elif (other.get("system"), other.get("code")) not in derived:
+            losses.append(Loss(f"{path}.coding[{i}]", "coding in another system"))
     if index is None:
         problems.append(Problem(f"{path}.coding", f"no coding in {system}", "code-invalid"))
         return None
-    coding = codings[index]
-    losses += unmapped_keys(coding, {"system", "code", "display"}, path=f"{path}.coding[{index}]")
-    code = read_str(coding.get("code"), f"{path}.coding[{index}].code", problems, required=True)
+    at = f"{path}.coding[{index}]"
+    losses += unmapped_keys(coding, CODING_KEYS, path=at)
+    code = read_str_in(coding, "code", at, problems, required=True)
     text = concept.get("text")
     if text is not None and text != coding.get("display"):
         losses.append(Loss(f"{path}.text", "free text differs from the code's display"))
@@ -381,7 +408,8 @@ def read_references(
         if not isinstance(reference, str) or not reference:
             losses.append(Loss(f"{path}[{index}]", "reference without a literal reference"))
             continue
-        losses += unmapped_keys(item, {"reference"}, path=f"{path}[{index}]")
+        if len(item) > 1:  # more than its reference (the usual Reference has nothing else)
+            losses += unmapped_keys(item, REFERENCE_KEYS, path=f"{path}[{index}]")
         read.append((index, reference))
     return read
 
@@ -405,13 +433,15 @@ def references_in(links: Mapping[str, str], name: str) -> tuple[str, ...]:
 
 
 def rename_paths(
-    read: list[Problem], checked: Iterable[Problem], renames: Mapping[str, str]
+    read: list[Problem], checked: Collection[Problem], renames: Mapping[str, str]
 ) -> list[Problem]:
     """The problems found while reading, plus the domain ``checked`` problems renamed to the
     FHIR paths their fields came from (longest prefix wins), except those about an element
     whose reading already failed (its value there is a placeholder)."""
-    ordered = sorted(renames, key=len, reverse=True)
     gathered = list(read)
+    if not checked:
+        return gathered  # the usual case: nothing to rename
+    ordered = sorted(renames, key=len, reverse=True)
     for problem in checked:
         for prefix in ordered:
             rest = problem.path[len(prefix) :]
