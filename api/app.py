@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,6 +17,7 @@ from api.errors import install_error_handler
 from api.hooks import make_hooks_router
 from integration.fhir_client import FhirClient
 from integration.health import check_health
+from integration.runtime import run_background
 from integration.settings import Settings
 from integration.store import create_db_engine, list_sync_records, session_scope
 
@@ -52,16 +54,26 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.engine = create_db_engine(settings.database_url)
         app.state.fhir = FhirClient.from_settings(settings)
+        stop = asyncio.Event()
+        background = None
+        if settings.embedded_worker:
+            background = asyncio.create_task(
+                run_background(app.state.engine, app.state.fhir, settings,
+                               worker_id="embedded", stop_event=stop)
+            )  # fmt: skip
         try:
             yield
         finally:
+            stop.set()
+            if background is not None:
+                await background
             await app.state.fhir.aclose()
             app.state.engine.dispose()
 
     app = FastAPI(title="iop-bridge", version="0.1.0", lifespan=lifespan)
     install_error_handler(app)
     _add_routes(app)
-    app.include_router(make_hooks_router(token=None))  # TODO(lead): a hook-token setting
+    app.include_router(make_hooks_router(token=settings.hook_secret))
     return app
 
 

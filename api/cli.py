@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from api import cli_fhir
+from api import cli_fhir, cli_workflows
 from integration.fhir_client import FhirClient
 from integration.health import check_health
 from integration.settings import Settings
@@ -27,6 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "map": cli_fhir.run_map,
         "validate": cli_fhir.run_validate,
         "profiles": cli_fhir.run_profiles,
+        "worker": cli_workflows.run_worker_command,
+        "handoffs": cli_workflows.run_handoffs,
+        "accept": cli_workflows.run_action,
+        "decline": cli_workflows.run_action,
+        "schedule": cli_workflows.run_action,
+        "session": cli_workflows.run_action,
     }[args.command]
     return handler(settings, args)
 
@@ -42,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check the FHIR server and the database")
     check.add_argument("--json", action="store_true", help="print JSON for scripts")
     cli_fhir.add_commands(commands)
+    cli_workflows.add_commands(commands)
     return parser
 
 

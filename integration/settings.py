@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, HttpUrl, field_validator
+from pydantic import Field, HttpUrl, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mappers.registry import MappingContext
@@ -43,6 +43,19 @@ class Settings(BaseSettings):
     condition_id_system: str = "http://iop-bridge.example/fhir/sid/condition"
     organization_id_system: str = "http://iop-bridge.example/fhir/sid/organization"
     organization_id: str = "IOP-DEMO-ORG"
+    organization_name: str = "Synthetic IOP Program"
+
+    # Inbound: where the FHIR server's rest-hook Subscription reaches iop-bridge, the shared
+    # secret it sends (channel.header), and how often the _lastUpdated safety-net poll runs.
+    hook_base_url: str = "http://127.0.0.1:8000/fhir-hooks"
+    hook_token: SecretStr | None = None
+    inbound_poll_seconds: float = Field(default=30.0, gt=0)
+
+    # Outbox workers. With the embedded SQLite default the API process runs the worker and the
+    # inbound poll itself; with PostgreSQL, run `iop-bridge worker` processes and turn this off.
+    embedded_worker: bool = False
+    worker_batch_size: int = Field(default=10, ge=1, le=500)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
 
     # FHIR client behaviour.
     http_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -56,6 +69,11 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: HttpUrl) -> HttpUrl:
         # Relative references are joined onto this base; one canonical form avoids "//".
         return HttpUrl(str(value).rstrip("/"))
+
+    @property
+    def hook_secret(self) -> str | None:
+        """The rest-hook shared secret in clear, for the Subscription and the receiving route."""
+        return self.hook_token.get_secret_value() if self.hook_token else None
 
     @property
     def fhir_base(self) -> str:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # demo.sh - the main job on embedded defaults: build and start the local HAPI sandbox, start the
-# iop-bridge API on SQLite, run the demo step-down slice, and say where to look.
+# iop-bridge API on SQLite (its embedded worker delivers the outbox and listens for Tasks), run
+# the demo step-down referral end to end, and say where to look.
 # Both servers keep running afterwards; `make stop` stops them.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,6 +12,16 @@ sandbox/hapi/start.sh
 
 API_PORT="${IOP_BRIDGE_API_PORT:-8000}"
 RUN_DIR="$REPO/var/iop-bridge"
+# One process owns the embedded SQLite database's background work; HAPI calls it back here.
+export IOP_BRIDGE_EMBEDDED_WORKER=true
+export IOP_BRIDGE_HOOK_BASE_URL="http://127.0.0.1:$API_PORT/fhir-hooks"
+export IOP_BRIDGE_INBOUND_POLL_SECONDS="${IOP_BRIDGE_INBOUND_POLL_SECONDS:-10}"
+if [ ! -s "$RUN_DIR/hook-token" ]; then
+  mkdir -p "$RUN_DIR"
+  head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN_DIR/hook-token"
+fi
+IOP_BRIDGE_HOOK_TOKEN="$(cat "$RUN_DIR/hook-token")"
+export IOP_BRIDGE_HOOK_TOKEN
 mkdir -p "$RUN_DIR"
 if curl -fsS "http://127.0.0.1:$API_PORT/health" >/dev/null 2>&1; then
   echo "iop-bridge API already answering on 127.0.0.1:$API_PORT"
@@ -30,15 +41,16 @@ else
 fi
 
 echo
-echo "== demo step-down slice"
-.venv/bin/python sandbox/demo_slice.py
+echo "== demo step-down referral"
+.venv/bin/python sandbox/demo_step_down.py
 
 cat <<EOT
 
 Where to look:
+  handoffs (CLI)        .venv/bin/iop-bridge handoffs
   iop-bridge health     http://127.0.0.1:$API_PORT/health
-  sync records (SQLite) http://127.0.0.1:$API_PORT/sync-records
   API docs              http://127.0.0.1:$API_PORT/docs
-  HAPI FHIR server      http://127.0.0.1:${HAPI_PORT:-8090}/fhir/Patient?identifier=IOP-DEMO-0002
+  Tasks on HAPI         http://127.0.0.1:${HAPI_PORT:-8090}/fhir/Task?_sort=-_lastUpdated
+  API log               $RUN_DIR/api.log
 Stop both servers with: make stop
 EOT

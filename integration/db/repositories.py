@@ -91,12 +91,19 @@ def record_task_version(
 
 def schedule_intake(session: Session, referral: Referral, *, on: date) -> Intake:
     """Create or move the referral's one intake appointment."""
+    intake = _intake_of(session, referral)
+    intake.scheduled_date = on
+    session.flush()
+    return intake
+
+
+def _intake_of(session: Session, referral: Referral) -> Intake:
+    """The referral's one intake row, created (and flushed) when it does not exist yet."""
     intake = session.scalar(select(Intake).where(Intake.referral_id == referral.id))
     if intake is None:
         intake = Intake(referral_id=referral.id)
         session.add(intake)
-    intake.scheduled_date = on
-    session.flush()
+        session.flush()
     return intake
 
 
@@ -111,6 +118,10 @@ def record_session(
     intake: Intake | None = None,
 ) -> SessionRecord:
     """Store one session; the first attended one dates the intake's first attendance."""
+    if intake is None and attendance is Attendance.ATTENDED:
+        # A client can attend before an intake date was ever entered; the FUI windows still
+        # count that session, so the referral's intake row is created to carry the date.
+        intake = _intake_of(session, referral)
     record = SessionRecord(
         business_id=business_id,
         referral_id=referral.id,

@@ -1,0 +1,178 @@
+"""CLI commands for running iop-bridge and for case managers: worker, handoffs, actions.
+
+Every command is thin: parse, call an integration service, print (``--json`` for scripts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from datetime import UTC, date, datetime
+from typing import Any
+
+from api.render import to_jsonable
+from integration.db import models
+from integration.fhir_client import FhirClient
+from integration.handoffs import list_handoffs
+from integration.outbox import count_by_status
+from integration.runtime import run_background
+from integration.settings import Settings
+from integration.store import create_db_engine, session_scope
+from integration.workflows import step_down
+from mappers.encounter import Attendance, Delivery, Session, SessionKind
+
+
+def add_commands(commands: Any) -> None:
+    """Register worker, handoffs, accept, decline, schedule and session."""
+    worker = commands.add_parser("worker", help="deliver the outbox and poll for Task changes")
+    worker.add_argument("--worker-id", default="worker-1")
+    worker.add_argument(
+        "--until-empty",
+        action="store_true",
+        help="stop once nothing is pending or in flight (shows progress)",
+    )
+    worker.add_argument(
+        "--no-subscribe",
+        action="store_true",
+        help="do not register the rest-hook Subscription (poll only)",
+    )
+    listing = commands.add_parser("handoffs", help="list handoffs with status and FUI windows")
+    listing.add_argument("--status", help="only this Task status, e.g. requested")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    for name, text in (("accept", "accept a referral"), ("decline", "decline a referral")):
+        action = commands.add_parser(name, help=text)
+        action.add_argument("referral_id", type=int)
+        if name == "decline":
+            action.add_argument("--reason", required=True, help="why (sent as statusReason)")
+    schedule = commands.add_parser("schedule", help="set the intake date of a referral")
+    schedule.add_argument("referral_id", type=int)
+    schedule.add_argument("--date", type=date.fromisoformat, required=True)
+    sess = commands.add_parser("session", help="record an IOP session for a referral")
+    sess.add_argument("referral_id", type=int)
+    sess.add_argument("--id", required=True, help="the session's business identifier")
+    sess.add_argument(
+        "--start",
+        type=datetime.fromisoformat,
+        required=True,
+        help="ISO date-time with offset, e.g. 2026-11-23T18:00:00-05:00",
+    )
+    sess.add_argument("--end", type=datetime.fromisoformat, required=True)
+    sess.add_argument("--kind", choices=[k.value for k in SessionKind], default="group")
+    sess.add_argument("--delivery", choices=[d.value for d in Delivery], default="in-person")
+    sess.add_argument("--attendance", choices=[a.value for a in Attendance], default="attended")
+
+
+def run_worker_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Set up the FHIR side, then deliver and poll until stopped (or until the outbox is empty)."""
+    return asyncio.run(_work(settings, args))
+
+
+async def _work(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_db_engine(settings.database_url)
+    fhir = FhirClient.from_settings(settings)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    background = run_background(
+        engine, fhir, settings, worker_id=args.worker_id, stop_event=stop,
+        subscribe=not args.no_subscribe,
+    )  # fmt: skip
+    try:
+        if args.until_empty:
+            await asyncio.gather(background, _stop_when_empty(engine, stop))
+        else:
+            await background
+    finally:
+        await fhir.aclose()
+        engine.dispose()
+    return 0
+
+
+async def _stop_when_empty(engine: Any, stop: asyncio.Event) -> None:
+    """Show delivery progress on stderr; set ``stop`` once nothing is pending or in flight."""
+    total = None
+    while not stop.is_set():
+        with session_scope(engine) as session:
+            counts = count_by_status(session)
+        left = counts.get("pending", 0) + counts.get("in-flight", 0)
+        total = max(total or 0, left + counts.get("delivered", 0) + counts.get("dead", 0))
+        done = total - left
+        bar = "#" * (30 * done // total if total else 30)
+        print(
+            f"\routbox [{bar:<30}] {done}/{total} dead={counts.get('dead', 0)}",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        if left == 0:
+            print(file=sys.stderr)
+            stop.set()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+
+
+def run_handoffs(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the handoffs table (or JSON)."""
+    engine = create_db_engine(settings.database_url)
+    with session_scope(engine) as session:
+        views = list_handoffs(session, today=date.today(), status=args.status, limit=args.limit)
+    engine.dispose()
+    if args.json:
+        print(json.dumps(to_jsonable(views), indent=2))
+        return 0
+    print(
+        f"{'id':>5} {'referral':<22} {'status':<12} {'days':>5} {'7-day':<8} {'30-day':<8} "
+        f"{'intake':<10} {'first session':<13} no-shows"
+    )
+    for v in views:
+        days = "" if v.days_since_discharge is None else str(v.days_since_discharge)
+        print(
+            f"{v.referral_id:>5} {v.business_id:<22} {v.status:<12} {days:>5} "
+            f"{v.follow_up_7:<8} {v.follow_up_30:<8} {v.intake_scheduled or ''!s:<10} "
+            f"{v.first_attended or ''!s:<13} {v.no_shows}"
+        )
+    return 0
+
+
+def run_action(settings: Settings, args: argparse.Namespace) -> int:
+    """accept / decline / schedule / session: one transaction each, Task change queued."""
+    engine = create_db_engine(settings.database_url)
+    now = datetime.now(UTC)
+    with session_scope(engine) as session:
+        result = _apply(session, args, now)
+    engine.dispose()
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _apply(session: Any, args: argparse.Namespace, now: datetime) -> dict[str, Any]:
+    if args.command == "accept":
+        referral = step_down.accept(session, args.referral_id, at=now)
+    elif args.command == "decline":
+        referral = step_down.decline(session, args.referral_id, args.reason, at=now)
+    elif args.command == "schedule":
+        step_down.schedule_intake(session, args.referral_id, args.date, at=now)
+        referral = session.get(models.Referral, args.referral_id)
+    else:
+        iop_session = Session(
+            args.id,
+            SessionKind(args.kind),
+            Delivery(args.delivery),
+            Attendance(args.attendance),
+            args.start,
+            args.end,
+        )
+        step_down.record_session(session, args.referral_id, iop_session, at=now)
+        referral = session.get(models.Referral, args.referral_id)
+    return {
+        "referral_id": referral.id,
+        "business_id": referral.business_id,
+        "status": referral.status,
+        "queued": "Task update (run: iop-bridge worker)",
+    }

@@ -1,0 +1,80 @@
+"""The background side of one iop-bridge process: FHIR setup, outbox worker and inbound poll.
+
+Run by ``iop-bridge worker`` (any database) and, when ``embedded_worker`` is on, inside the API
+process (the SQLite default: one process owns the embedded database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy import Engine
+
+from integration.errors import FhirError
+from integration.fhir_client import FhirClient
+from integration.fhir_setup import ensure_organization, ensure_task_subscription
+from integration.inbound import run_poller
+from integration.settings import Settings
+from integration.worker import run_worker
+
+log = logging.getLogger(__name__)
+
+
+async def set_up_fhir_side(
+    fhir: FhirClient, settings: Settings, *, subscribe: bool, stop_event: asyncio.Event
+) -> str | None:
+    """Ensure our Organization (and the Task Subscription); retry while the server is away."""
+    delay = 1.0
+    while not stop_event.is_set():
+        try:
+            organization = await ensure_organization(
+                fhir, settings, name=settings.organization_name
+            )
+            if subscribe:
+                await ensure_task_subscription(
+                    fhir, organization, settings.hook_base_url, settings.hook_secret
+                )
+            return organization
+        except FhirError as error:
+            log.warning("FHIR setup failed (%s); retrying in %.0f s", type(error).__name__, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_event.wait(), timeout=delay)
+            delay = min(delay * 2, 60.0)
+    return None
+
+
+async def run_background(
+    engine: Engine,
+    fhir: FhirClient,
+    settings: Settings,
+    *,
+    worker_id: str,
+    stop_event: asyncio.Event,
+    subscribe: bool = True,
+) -> None:
+    """Set up, then deliver the outbox and poll for Task changes until ``stop_event`` is set."""
+    organization = await set_up_fhir_side(
+        fhir, settings, subscribe=subscribe, stop_event=stop_event
+    )
+    if organization is None:
+        return
+    await asyncio.gather(
+        run_worker(
+            engine,
+            fhir,
+            worker_id=worker_id,
+            stop_event=stop_event,
+            batch_size=settings.worker_batch_size,
+            poll_interval=settings.worker_poll_seconds,
+        ),
+        run_poller(
+            fhir,
+            engine,
+            settings,
+            organization,
+            stop_event=stop_event,
+            interval_seconds=settings.inbound_poll_seconds,
+        ),
+    )

@@ -1,0 +1,142 @@
+"""The demo: one residential-to-IOP step-down referral, end to end, through the FHIR server.
+
+1. The simulated residential EHR (sandbox/residential_ehr.py) posts a referral package to the
+   FHIR server as one transaction, the way a foreign EHR would.
+2. iop-bridge (the API process started by scripts/demo.sh, with its embedded worker) hears of
+   the Task by rest-hook Subscription (or its _lastUpdated poll) and stores the referral.
+3. The case manager accepts it, schedules the intake and records the first attended session;
+   each action is queued in the outbox with the referral change and delivered to the server.
+4. The Task on the server ends completed (BSeR 7.0) with its output pointing to the Encounter.
+
+Run by ``make demo``; alone: ``.venv/bin/python sandbox/demo_step_down.py`` (needs HAPI and
+``iop-bridge serve`` with IOP_BRIDGE_EMBEDDED_WORKER=true on the same database).
+Synthetic people and data only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from residential_ehr import ResidentialEhr
+
+from integration.db import repositories as repo
+from integration.handoffs import list_handoffs
+from integration.outbox import count_by_status
+from integration.settings import Settings
+from integration.store import create_db_engine, session_scope
+from integration.workflows import step_down
+from mappers.encounter import Attendance, Delivery, Session, SessionKind
+
+T = TypeVar("T")
+
+
+async def wait_for(what: str, probe: Callable[[], Awaitable[T | None]], seconds: float) -> T:
+    """Poll ``probe`` until it returns something, or fail naming what never happened."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = await probe()
+        if found is not None:
+            return found
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"{what} did not happen within {seconds:.0f} s")
+
+
+async def run(settings: Settings) -> bool:
+    """Drive one referral through the loop; True when the server's Task ends completed."""
+    engine = create_db_engine(settings.database_url)
+    ehr = ResidentialEhr.connect(
+        settings.fhir_base,
+        iop_identifier=(settings.organization_id_system, settings.organization_id),
+    )
+    try:
+        await wait_for("the IOP Organization on the server", _found(ehr.find_iop), 120)
+        referred = await ehr.refer(int(time.time()) % 1_000_000)
+        print(f"1. residential EHR posted referral {referred.identifier} (Task/{referred.task_id})")
+
+        async def stored() -> Any:
+            with session_scope(engine) as session:
+                return repo.get_referral(session, referred.identifier)
+
+        referral = await wait_for("iop-bridge receiving the referral", stored, 120)
+        print(f"2. iop-bridge stored it as referral {referral.id} (status {referral.status})")
+        _act(engine, referral.id, referred.package.stay.discharged)
+        print("3. case manager: accepted, intake scheduled, first session attended (queued)")
+        await wait_for("the outbox to drain", lambda: _drained(engine), 120)
+        task = await ehr.task(referred.identifier)
+        business = task["businessStatus"]["coding"][0]
+        output = [o["valueReference"]["reference"] for o in task.get("output") or []]
+        print(
+            f"4. Task on the server: status {task['status']}, businessStatus "
+            f"{business['code']} ({business.get('display', '')}), output {output}"
+        )
+        _print_handoff(engine, referral.id)
+        return task["status"] == "completed" and bool(output)
+    finally:
+        await ehr.aclose()
+        engine.dispose()
+
+
+def _found(lookup: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[str | None]]:
+    async def probe() -> str | None:
+        try:
+            return await lookup()
+        except LookupError:
+            return None
+
+    return probe
+
+
+def _act(engine: Any, referral_id: int, discharged: datetime) -> None:
+    now = datetime.now(UTC)
+    start = discharged + timedelta(days=3, hours=6)
+    session = Session(
+        "SES-" + str(referral_id) + "-1",
+        SessionKind.GROUP,
+        Delivery.IN_PERSON,
+        Attendance.ATTENDED,
+        start,
+        start + timedelta(hours=3),
+    )
+    with session_scope(engine) as db:
+        step_down.accept(db, referral_id, at=now)
+    with session_scope(engine) as db:
+        step_down.schedule_intake(db, referral_id, start.date(), at=now + timedelta(seconds=1))
+    with session_scope(engine) as db:
+        step_down.record_session(db, referral_id, session, at=now + timedelta(seconds=2))
+
+
+async def _drained(engine: Any) -> bool | None:
+    with session_scope(engine) as session:
+        counts = count_by_status(session)
+    busy = counts.get("pending", 0) + counts.get("in-flight", 0)
+    return True if busy == 0 else None
+
+
+def _print_handoff(engine: Any, referral_id: int) -> None:
+    with session_scope(engine) as session:
+        views = list_handoffs(session, today=datetime.now(UTC).date(), limit=500)
+    view = next(v for v in views if v.referral_id == referral_id)
+    print(
+        f"   handoff: {view.days_since_discharge} days since residential discharge, "
+        f"7-day follow-up {view.follow_up_7}, 30-day {view.follow_up_30}"
+    )
+
+
+def main() -> int:
+    """Run the demo against the configured server and database; exit 1 if the loop stayed open."""
+    settings = Settings()
+    print(f"FHIR server: {settings.fhir_base}")
+    ok = asyncio.run(run(settings))
+    print("demo step-down flow:", "OK" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
