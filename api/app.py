@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
+from api.auth import Principal, Role, require
 from api.errors import install_error_handler
 from api.hooks import make_hooks_router
 from integration.fhir_client import FhirClient
@@ -92,6 +93,7 @@ EngineDep = Annotated[Engine, Depends(_engine)]
 
 
 def _add_routes(app: FastAPI) -> None:
+    # /health is the one open route: a liveness probe that reveals no client data.
     @app.get("/health", response_model=HealthOut)
     async def health(request: Request, fhir: FhirDep, engine: EngineDep) -> Any:
         report = await check_health(fhir, engine)
@@ -106,7 +108,11 @@ def _add_routes(app: FastAPI) -> None:
         return JSONResponse(body.model_dump(), status_code=200 if report.ok else 503)
 
     @app.get("/sync-records", response_model=list[SyncRecordOut])
-    def sync_records(engine: EngineDep, limit: int = 100) -> list[SyncRecordOut]:
+    def sync_records(
+        engine: EngineDep,
+        _admin: Annotated[Principal, Depends(require(Role.ADMIN))],
+        limit: int = 100,
+    ) -> list[SyncRecordOut]:
         with session_scope(engine) as session:
             rows = list_sync_records(session, limit=min(max(limit, 1), 1000))
             return [SyncRecordOut.model_validate(r, from_attributes=True) for r in rows]

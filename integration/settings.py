@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, HttpUrl, SecretStr, field_validator
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mappers.registry import MappingContext
@@ -17,6 +17,14 @@ from mappers.registry import MappingContext
 # The local HAPI sandbox (sandbox/hapi) listens here unless HAPI_PORT says otherwise.
 LOCAL_SANDBOX_FHIR_BASE = "http://127.0.0.1:8090/fhir"
 DEFAULT_DATA_DIR = Path("var")
+
+
+class ApiKeyGrant(BaseModel):
+    """What one API key may do: configured under the key's SHA-256 (hex), never the key."""
+
+    name: str
+    role: str  # ehr-system | case-manager | admin
+    organization: str
 
 
 class Settings(BaseSettings):
@@ -50,6 +58,14 @@ class Settings(BaseSettings):
     hook_base_url: str = "http://127.0.0.1:8000/fhir-hooks"
     hook_token: SecretStr | None = None
     inbound_poll_seconds: float = Field(default=30.0, gt=0)
+
+    # Authentication of callers (api/auth.py). JSON in the environment for the collections,
+    # e.g. IOP_BRIDGE_AUTH_API_KEYS='{"<sha256 hex>": {"name": "...", "role": "...", ...}}'.
+    auth_jwt_secret: SecretStr | None = None  # HS256, for development and tests
+    auth_jwt_public_keys: list[str] = Field(default_factory=list)  # PEM, RS256 / ES256
+    auth_jwt_audience: str = "iop-bridge"
+    auth_jwt_issuer: str | None = None
+    auth_api_keys: dict[str, ApiKeyGrant] = Field(default_factory=dict)
 
     # Outbox workers. With the embedded SQLite default the API process runs the worker and the
     # inbound poll itself; with PostgreSQL, run `iop-bridge worker` processes and turn this off.

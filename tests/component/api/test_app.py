@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 import respx
 from fastapi import FastAPI
@@ -15,6 +17,7 @@ from integration.settings import Settings
 from mappers.errors import MappingError, Problem
 
 BASE = "http://fhir.test/fhir"
+SECRET = "component-test-secret-of-sufficient-length"
 pytestmark = pytest.mark.anyio
 
 
@@ -24,6 +27,7 @@ def settings(tmp_path: Path) -> Settings:
         fhir_base_url=BASE,  # type: ignore[arg-type]
         database_url=f"sqlite:///{tmp_path / 'app.db'}",
         retry_max_attempts=1,
+        auth_jwt_secret=SECRET,  # type: ignore[arg-type]
     )
 
 
@@ -104,7 +108,24 @@ async def test_errors__other_callers_get_problem_json(http: httpx.AsyncClient) -
     assert response.json()["problems"] == [{"path": "Patient.gender", "message": "bad code"}]
 
 
-async def test_sync_records__empty_store_lists_nothing(http: httpx.AsyncClient) -> None:
-    response = await http.get("/sync-records")
+async def test_sync_records__needs_an_admin(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/sync-records")).status_code == 401
+
+
+async def test_sync_records__empty_store_lists_nothing_for_an_admin(
+    http: httpx.AsyncClient,
+) -> None:
+    token = jwt.encode(
+        {
+            "sub": "admin-1",
+            "role": "admin",
+            "org": "IOP-1",
+            "aud": "iop-bridge",
+            "exp": int(time.time()) + 60,
+        },
+        SECRET,
+        algorithm="HS256",
+    )
+    response = await http.get("/sync-records", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.json() == []
