@@ -13,9 +13,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
+from api.audit import install_privacy_hooks, make_audit_router
 from api.auth import Principal, Role, require
 from api.errors import install_error_handler
 from api.hooks import make_hooks_router
+from api.referrals import make_referrals_router
+from api.tracker import make_tracker_router
 from integration.fhir_client import FhirClient
 from integration.health import check_health
 from integration.runtime import run_background
@@ -73,8 +76,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="iop-bridge", version="0.1.0", lifespan=lifespan)
     install_error_handler(app)
+    install_privacy_hooks(app)
     _add_routes(app)
     app.include_router(make_hooks_router(token=settings.hook_secret))
+    app.include_router(make_referrals_router())
+    app.include_router(make_audit_router())
+    app.include_router(make_tracker_router(settings))
     return app
 
 

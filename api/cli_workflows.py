@@ -18,7 +18,7 @@ from api.render import to_jsonable
 from integration.db import models
 from integration.fhir_client import FhirClient
 from integration.handoffs import list_handoffs
-from integration.outbox import count_by_status
+from integration.outbox import DEFAULT_LEASE_SECONDS, count_by_status
 from integration.runtime import run_background
 from integration.settings import Settings
 from integration.store import create_db_engine, session_scope
@@ -39,6 +39,13 @@ def add_commands(commands: Any) -> None:
         "--no-subscribe",
         action="store_true",
         help="do not register the rest-hook Subscription (poll only)",
+    )
+    worker.add_argument(
+        "--lease-seconds",
+        type=_positive_seconds,
+        default=DEFAULT_LEASE_SECONDS,
+        help="how long a claimed message stays this worker's before another may take it over "
+        f"(default {DEFAULT_LEASE_SECONDS:.0f}; must outlast one delivery with its retries)",
     )
     listing = commands.add_parser("handoffs", help="list handoffs with status and FUI windows")
     listing.add_argument("--status", help="only this Task status, e.g. requested")
@@ -67,6 +74,14 @@ def add_commands(commands: Any) -> None:
     sess.add_argument("--attendance", choices=[a.value for a in Attendance], default="attended")
 
 
+def _positive_seconds(text: str) -> float:
+    """A number of seconds greater than zero, for argparse."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
 def run_worker_command(settings: Settings, args: argparse.Namespace) -> int:
     """Set up the FHIR side, then deliver and poll until stopped (or until the outbox is empty)."""
     return asyncio.run(_work(settings, args))
@@ -80,7 +95,7 @@ async def _work(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     background = run_background(
         engine, fhir, settings, worker_id=args.worker_id, stop_event=stop,
-        subscribe=not args.no_subscribe,
+        subscribe=not args.no_subscribe, lease_seconds=args.lease_seconds,
     )  # fmt: skip
     try:
         if args.until_empty:

@@ -31,10 +31,10 @@ from integration.fhir_client import FhirClient
 from integration.settings import Settings
 from integration.store import session_scope
 from integration.workflows import step_down
-from integration.workflows.package import read_task
+from integration.workflows.package_fetch import read_task
 from mappers import bundle
 from mappers.errors import InvalidInputError, IopBridgeError, Problem
-from mappers.fhir_common import format_datetime
+from mappers.fhir_write import format_datetime
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from integration.errors import FhirError
 from integration.fhir_client import FhirClient
 from integration.fhir_setup import ensure_organization, ensure_task_subscription
 from integration.inbound import run_poller
+from integration.outbox import DEFAULT_LEASE_SECONDS
 from integration.settings import Settings
 from integration.worker import run_worker
 
@@ -53,6 +54,7 @@ async def run_background(
     worker_id: str,
     stop_event: asyncio.Event,
     subscribe: bool = True,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> None:
     """Set up, then deliver the outbox and poll for Task changes until ``stop_event`` is set."""
     organization = await set_up_fhir_side(
@@ -68,6 +70,7 @@ async def run_background(
             stop_event=stop_event,
             batch_size=settings.worker_batch_size,
             poll_interval=settings.worker_poll_seconds,
+            lease_seconds=lease_seconds,
         ),
         run_poller(
             fhir,

@@ -16,14 +16,10 @@ from typing import Any
 
 from fhir_profiles.canonical import questionnaire_url, structure_definition_url
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_common import (
-    datetime_problems,
-    identifier_problems,
-    read_list,
-    reference_problems,
-    unmapped_keys,
-)
-from mappers.loss import Loss, Mapped
+from mappers.fhir_read import read_list
+from mappers.fhir_reference import reference_problems
+from mappers.fhir_write import datetime_problems, identifier_problems
+from mappers.loss import Loss, Mapped, unmapped_keys
 from mappers.questionnaire_response import (
     QR,
     header_json,

@@ -23,15 +23,11 @@ from fhir_profiles.terminology.assessments import Instrument
 from fhir_profiles.terminology.systems import LOINC, ORDINAL_VALUE_EXTENSION
 from mappers import scoring
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_common import (
-    CODING_KEYS,
-    datetime_problems,
-    identifier_problems,
-    read_list_in,
-    reference_problems,
-    unmapped_keys,
-)
-from mappers.loss import Loss, Mapped
+from mappers.fhir_coding import CODING_KEYS
+from mappers.fhir_read import read_list_in
+from mappers.fhir_reference import reference_problems
+from mappers.fhir_write import datetime_problems, identifier_problems
+from mappers.loss import Loss, Mapped, unmapped_keys
 from mappers.questionnaire_response import (
     QR,
     header_json,

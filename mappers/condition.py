@@ -10,7 +10,8 @@ from fhir_profiles.canonical import structure_definition_url
 from fhir_profiles.terminology.local import DIAGNOSIS_ROLES
 from fhir_profiles.terminology.systems import ICD_10_CM, SNOMED_CT
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_read import find_coding, read_fhir_date, read_str, require_resource_type
+from mappers.fhir_coding import find_coding
+from mappers.fhir_read import read_fhir_date, read_str, require_resource_type
 from mappers.loss import Loss, Mapped, unmapped_list_entries, unmapped_top_level
 
 ICD10CM_SYSTEM = ICD_10_CM

@@ -1,7 +1,8 @@
 """IOP discharge summary (DESIGN.md workflow 3): the domain type, its section codes, the
 narrative it renders, and the aftercare referral to the next provider.
 
-The FHIR document Bundle is built and read in ``mappers.discharge_document``.
+The FHIR document Bundle is built in ``mappers.discharge_document`` and read in
+``mappers.discharge_reader``.
 
 Codes (each checked in HL7's C-CDA on FHIR IG, HL7/ccda-on-fhir; no profile of that IG is
 claimed, the codes are reused for what they mean):
@@ -40,7 +41,8 @@ from fhir_profiles.terminology.workflow import BSER_CREATED
 from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_common import datetime_problems, identifier_problems, reference_problems
+from mappers.fhir_reference import reference_problems
+from mappers.fhir_write import datetime_problems, identifier_problems
 from mappers.medication import MedicationList
 from mappers.referral import Referral
 from mappers.referral_task import ReferralTask

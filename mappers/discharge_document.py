@@ -18,28 +18,23 @@ Shape:
   R + ETH: DS4P spec.md says privacy-revealing refrain tags (its example is NODSCLCD) SHALL NOT
   be in the high-watermark labels of a Bundle, and NORDSCLCD is a refrain tag of the same kind.
   Composition.confidentiality is left out (PACIO TOC sets it 0..0 and puts labels in meta).
+
+The reader of such a document is ``mappers.discharge_reader``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-from fhir_profiles import canonical
 from fhir_profiles.terminology.privacy import (
     CONFIDENTIALITY_RESTRICTED,
     PART2_SECURITY_LABELS,
     SENSITIVITY_ETH,
 )
-from mappers import assessment, condition, medication
-from mappers.assessment import Assessment
-from mappers.condition import Diagnosis
 from mappers.discharge import (
-    AFTERCARE_LABELS,
-    COURSE_LABELS,
     DISCHARGE_SUMMARY,
     DISCHARGE_SUMMARY_ID_SYSTEM,
     PART2_SECTION_TEXT,
@@ -49,37 +44,16 @@ from mappers.discharge import (
     SECTION_PLAN,
     SECTION_PROBLEMS,
     SECTION_RESULTS,
-    SUPPORT_GROUPS_LABEL,
-    AftercarePlan,
-    CourseOfTreatment,
     DischargeSummary,
-    DocumentedDiagnosis,
-    DocumentedMedications,
-    FinalScore,
-    PlanOfCare,
     aftercare_narrative,
     course_narrative,
     narrative,
-    read_narrative,
     score_line,
 )
-from mappers.errors import MappingError, Problem, raise_if_problems
-from mappers.fhir_common import (
-    datetime_problems,
-    format_datetime,
-    modifier_extension_problems,
-    read_datetime,
-    read_known_coding,
-    read_list,
-    reference,
-    unmapped_keys,
-)
-from mappers.fhir_read import read_str, require_resource_type
-from mappers.loss import Loss, Mapped, unmapped_top_level
-from mappers.medication import MedicationEntry
-from mappers.referral import read_fixed_code, read_reference_to, read_required_reference
+from mappers.errors import Problem, raise_if_problems
+from mappers.fhir_reference import reference
+from mappers.fhir_write import datetime_problems, format_datetime
 
-T = TypeVar("T")
 BUNDLE_LABELS: Final = (CONFIDENTIALITY_RESTRICTED, SENSITIVITY_ETH)
 COMPOSITION_LABELS: Final = PART2_SECURITY_LABELS
 DOCUMENT_ID_SYSTEM: Final = "urn:ietf:rfc:3986"  # Bundle.identifier of a document (documents.html)
@@ -209,7 +183,7 @@ def _composition(summary: DischargeSummary, timestamp: datetime, id_system: str)
 
 def _section(code: str, text: dict[str, str], entries: Sequence[str] = ()) -> dict[str, Any]:
     section: dict[str, Any] = {"title": SECTION_TITLES[code]}
-    section["code"] = _SECTION_CODES[code].codeable_concept()
+    section["code"] = SECTION_CODES[code].codeable_concept()
     section["text"] = text
     if entries:
         section["entry"] = [reference(target) for target in entries]
@@ -264,418 +238,10 @@ def _medications_section(summary: DischargeSummary) -> dict[str, Any]:
     return _section(SECTION_MEDICATIONS.code, text, [summary.medications.reference])
 
 
-_SECTION_CODES: Final = {
+SECTION_CODES: Final = {
     code.code: code
     for code in (
         *(SECTION_COURSE, SECTION_PROBLEMS, SECTION_MEDICATIONS),
         *(SECTION_PLAN, SECTION_RESULTS, SECTION_AFTERCARE),
     )
 }
-
-
-# --- Reading a document back --------------------------------------------------------------------
-
-_BUNDLE_MAPPED = frozenset({"identifier", "type", "timestamp", "entry"})
-_COMPOSITION_MAPPED = frozenset(
-    {"text", "identifier", "status", "type", "subject", "date", "author", "title", "custodian"}
-    | {"event", "section"}
-)
-
-
-class _Document:
-    """The entries of a document Bundle by fullUrl, and which of them were read."""
-
-    def __init__(self, entries: list[Any], problems: list[Problem], losses: list[Loss]) -> None:
-        self.problems, self.losses = problems, losses
-        self.by_url: dict[str, tuple[int, Mapping[str, Any]]] = {}
-        self.used: set[int] = {0}
-        for index, entry in enumerate(entries):
-            at = f"Bundle.entry[{index}]"
-            if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-                problems.append(Problem(f"{at}.resource", "is required", "required"))
-                continue
-            losses += unmapped_keys(entry, {"fullUrl", "resource"}, path=at)
-            url = read_str(entry.get("fullUrl"), f"{at}.fullUrl", problems, required=True)
-            if url is not None:
-                self.by_url[url] = (index, entry["resource"])
-        self.count = len(entries)
-
-    def resolve(self, target: str, kind: str, path: str) -> tuple[str, Mapping[str, Any]] | None:
-        """The entry ``target`` names (its path and resource); a Problem if absent or mistyped."""
-        found = self.by_url.get(target)
-        if found is None:
-            self.problems.append(Problem(path, f"{target!r} is not a fullUrl in this document"))
-            return None
-        index, resource = found
-        if resource.get("resourceType") != kind:
-            given = resource.get("resourceType")
-            self.problems.append(Problem(path, f"{target!r} is a {given}, expected a {kind}"))
-            return None
-        self.used.add(index)
-        return f"Bundle.entry[{index}].resource", resource
-
-    def read(
-        self, mapper: Callable[[Any], Mapped[T]], target: str, kind: str, path: str
-    ) -> T | None:
-        """Map the entry ``target`` names with a concept mapper, its problems and losses
-        renamed to the entry's path."""
-        found = self.resolve(target, kind, path)
-        if found is None:
-            return None
-        at, resource = found
-        try:
-            mapped = mapper(resource)
-        except MappingError as error:
-            self.problems += [_moved(p, kind, at) for p in error.problems]
-            return None
-        self.losses += [Loss(_rename(loss.path, kind, at), loss.reason) for loss in mapped.losses]
-        return mapped.value
-
-    def unread(self) -> list[Loss]:
-        """Entries no modelled element of the Composition reaches."""
-        return [
-            Loss(f"Bundle.entry[{i}]", "resource not referenced by a modelled section or header")
-            for i in range(self.count)
-            if i not in self.used
-        ]
-
-
-def _rename(path: str, kind: str, at: str) -> str:
-    return at + path[len(kind) :] if path.startswith(kind) else f"{at}: {path}"
-
-
-def _moved(problem: Problem, kind: str, at: str) -> Problem:
-    return Problem(_rename(problem.path, kind, at), problem.message, problem.code)
-
-
-@dataclass(frozen=True, slots=True)
-class ReadSystems:
-    """The business identifier systems a document's resources are read with."""
-
-    discharge: str = DISCHARGE_SUMMARY_ID_SYSTEM
-    condition: str = canonical.CONDITION_ID_SYSTEM
-    medication_statement: str = canonical.MEDICATION_STATEMENT_ID_SYSTEM
-    medication_list: str = canonical.MEDICATION_LIST_ID_SYSTEM
-    assessment: str = canonical.ASSESSMENT_ID_SYSTEM
-
-
-def discharge_from_document(
-    bundle: Any, *, systems: ReadSystems | None = None
-) -> Mapped[DischargeSummary]:
-    """Read a DischargeSummary from a document Bundle: Bundle.identifier, timestamp and entry;
-    Composition.identifier, status, type, subject, author, custodian, title, event and sections
-    with the Conditions, List + MedicationStatements and QuestionnaireResponses they reference.
-    Links: ``Bundle.identifier``, ``Bundle.timestamp``, ``Composition.date``, ``composition``."""
-    systems = systems or ReadSystems()
-    problems: list[Problem] = []
-    fhir = require_resource_type(bundle, "Bundle", problems)
-    losses = unmapped_top_level(fhir, _BUNDLE_MAPPED, type_name="Bundle")
-    read_fixed_code(fhir.get("type"), "Bundle.type", "document", problems)
-    links = _read_bundle_links(fhir, problems, losses)
-    doc = _Document(read_list(fhir.get("entry"), "Bundle.entry", problems), problems, losses)
-    first = read_list(fhir.get("entry"), "Bundle.entry", [])[:1]
-    composition = first[0].get("resource") if first and isinstance(first[0], dict) else None
-    if not isinstance(composition, dict) or composition.get("resourceType") != "Composition":
-        problems.append(Problem("Bundle.entry[0]", "a document starts with a Composition (bdl-11)"))
-        raise_if_problems("Bundle", problems)
-    assert isinstance(composition, dict)
-    links["composition"] = str(first[0].get("fullUrl"))
-    fields = _read_header(composition, doc, systems.discharge)
-    fields |= _read_sections(composition.get("section"), doc, systems)
-    if "Composition.date" in composition:
-        links["Composition.date"] = str(composition["date"])
-    raise_if_problems("Bundle", problems)
-    summary = _assemble(fields)
-    losses += doc.unread()
-    return Mapped(summary, links, tuple(losses))
-
-
-def _read_bundle_links(
-    fhir: Mapping[str, Any], problems: list[Problem], losses: list[Loss]
-) -> dict[str, str]:
-    identifier = fhir.get("identifier")
-    if not isinstance(identifier, dict) or not identifier.get("value"):
-        problems.append(Problem("Bundle.identifier", "a document has one (bdl-9)", "required"))
-        identifier = {}
-    else:
-        losses += unmapped_keys(identifier, {"system", "value"}, path="Bundle.identifier")
-    when = read_datetime(fhir.get("timestamp"), "Bundle.timestamp", problems, losses)
-    links = {"Bundle.identifier": str(identifier.get("value", ""))}
-    if when is not None:
-        links["Bundle.timestamp"] = format_datetime(when)
-    return links
-
-
-def _read_header(composition: Mapping[str, Any], doc: _Document, id_system: str) -> dict[str, Any]:
-    problems, losses, path = doc.problems, doc.losses, "Composition"
-    losses += unmapped_top_level(composition, _COMPOSITION_MAPPED, type_name=path)
-    problems += modifier_extension_problems(composition, path)
-    identifier = composition.get("identifier")
-    if not isinstance(identifier, dict) or identifier.get("system") != id_system:
-        problems.append(Problem(f"{path}.identifier", f"no identifier in system {id_system}"))
-        identifier = {}
-    losses += unmapped_keys(identifier, {"system", "value"}, path=f"{path}.identifier")
-    read_fixed_code(composition.get("status"), f"{path}.status", "final", problems)
-    known = {(DISCHARGE_SUMMARY.system, DISCHARGE_SUMMARY.code): True}
-    kind, inner = read_known_coding(composition.get("type"), f"{path}.type", known, problems)
-    losses += inner
-    if kind is None:
-        problems.append(Problem(f"{path}.type", "expected LOINC 18842-5 Discharge summary"))
-    fields: dict[str, Any] = {"identifier": identifier.get("value")}
-    fields["title"] = read_str(composition.get("title"), f"{path}.title", problems, required=True)
-    for name, kind_name in (("subject", "Patient"), ("custodian", "Organization")):
-        target = read_required_reference(composition, path, name, kind_name, problems, losses)
-        found = target and doc.resolve(target, kind_name, f"{path}.{name}")
-        fields[name] = target if found else None
-    fields["author"] = _read_author(composition, doc)
-    fields["discharged"] = _read_event(composition.get("event"), problems, losses)
-    return fields
-
-
-def _read_author(composition: Mapping[str, Any], doc: _Document) -> str | None:
-    authors = read_list(composition.get("author"), "Composition.author", doc.problems)
-    if not authors:
-        doc.problems.append(Problem("Composition.author", "is required", "required"))
-        return None
-    doc.losses += [
-        Loss(f"Composition.author[{i}]", "only the first author is kept")
-        for i in range(1, len(authors))
-    ]
-    at = "Composition.author[0]"
-    target = read_reference_to(authors[0], at, ("Organization",), doc.problems, doc.losses)
-    return target if target and doc.resolve(target, "Organization", at) else None
-
-
-def _read_event(value: Any, problems: list[Problem], losses: list[Loss]) -> datetime | None:
-    events = read_list(value, "Composition.event", problems)
-    period = events[0].get("period") if events and isinstance(events[0], dict) else None
-    if not isinstance(period, dict):
-        problems.append(Problem("Composition.event[0].period.end", "the discharge is required"))
-        return None
-    losses += [
-        Loss(f"Composition.event[{i}]", "only the first event is kept")
-        for i in range(1, len(events))
-    ]
-    losses += unmapped_keys(events[0], {"period"}, path="Composition.event[0]")
-    losses += unmapped_keys(period, {"end"}, path="Composition.event[0].period")
-    return read_datetime(period.get("end"), "Composition.event[0].period.end", problems, losses)
-
-
-def _section_key(section: Any) -> str | None:
-    """The section kind: its LOINC section code, or ``part2`` for the text-only notice."""
-    concept = section.get("code") if isinstance(section, dict) else None
-    if not isinstance(concept, dict):
-        return None
-    if concept == {"text": PART2_SECTION_TEXT}:
-        return "part2"
-    codings = concept.get("coding")
-    for coding in codings if isinstance(codings, list) else []:
-        if isinstance(coding, dict) and coding.get("system") == DISCHARGE_SUMMARY.system:
-            code = coding.get("code")
-            if isinstance(code, str) and code in _SECTION_CODES:
-                return code
-    return None
-
-
-def _section_losses(section: Mapping[str, Any], key: str, at: str) -> list[Loss]:
-    losses = unmapped_keys(section, {"title", "code", "text", "entry"}, path=at)
-    expected = PART2_SECTION_TEXT if key == "part2" else SECTION_TITLES[key]
-    if section.get("title") != expected:
-        losses.append(Loss(f"{at}.title", f"regenerated as {expected!r}"))
-    if key != "part2" and section.get("code") != _SECTION_CODES[key].codeable_concept():
-        losses.append(Loss(f"{at}.code", "regenerated from the section kind"))
-    text = section.get("text")
-    if isinstance(text, dict) and text.get("status") != "generated":
-        losses.append(Loss(f"{at}.text", "narrative not generated by iop-bridge is regenerated"))
-    return losses
-
-
-def _read_sections(value: Any, doc: _Document, systems: ReadSystems) -> dict[str, Any]:
-    """Each known section once, by code; others are lost; the required ones must be there."""
-    fields: dict[str, Any] = {"diagnoses": (), "plan_of_care": None, "phq9": None, "gad7": None}
-    fields["part2_notice"] = None
-    seen: set[str] = set()
-    for index, section in enumerate(read_list(value, "Composition.section", doc.problems)):
-        at = f"Composition.section[{index}]"
-        key = _section_key(section)
-        if key is None or key in seen:
-            reason = "section not modelled by iop-bridge" if key is None else "a repeated section"
-            doc.losses.append(Loss(at, reason))
-            continue
-        seen.add(key)
-        doc.losses += _section_losses(section, key, at)
-        fields |= _SECTION_READERS[key](section, at, doc, systems)
-    for code in (SECTION_COURSE, SECTION_PROBLEMS, SECTION_MEDICATIONS, SECTION_AFTERCARE):
-        if code.code not in seen:
-            message = f"no {SECTION_TITLES[code.code]!r} section (LOINC {code.code})"
-            doc.problems.append(Problem("Composition.section", message, "required"))
-    return fields
-
-
-def _targets_of(section: Mapping[str, Any], at: str, doc: _Document) -> list[str]:
-    found: list[str] = []
-    for index, item in enumerate(read_list(section.get("entry"), f"{at}.entry", doc.problems)):
-        target = item.get("reference") if isinstance(item, dict) else None
-        path = f"{at}.entry[{index}]"
-        if isinstance(target, str) and target:
-            found.append(target)
-            doc.losses += unmapped_keys(item, {"reference"}, path=path)
-        else:
-            doc.problems.append(Problem(f"{path}.reference", "expected a literal reference"))
-    return found
-
-
-def _paragraphs(section: Mapping[str, Any], at: str, doc: _Document) -> list[str] | None:
-    read = read_narrative(section.get("text"))
-    if read is None:
-        doc.problems.append(
-            Problem(f"{at}.text.div", "not in the narrative shape iop-bridge writes")
-        )
-        return None
-    return read[0] + read[1]
-
-
-def _read_course(section: Any, at: str, doc: _Document, _: ReadSystems) -> dict[str, Any]:
-    parts = _paragraphs(section, at, doc) or []
-    counts = [_labelled(p, label) for p, label in zip(parts, COURSE_LABELS, strict=False)]
-    if len(parts) not in (3, 4) or any(c is None or not c.isdigit() for c in counts):
-        doc.problems.append(Problem(f"{at}.text.div", "expected weeks, attended and missed counts"))
-        return {"course": None}
-    weeks, attended, missed = (int(c or 0) for c in counts)
-    summary = parts[3] if len(parts) == 4 else None
-    return {"course": CourseOfTreatment(weeks, attended, missed, summary)}
-
-
-def _labelled(paragraph: str, label: str) -> str | None:
-    prefix = f"{label}: "
-    return paragraph[len(prefix) :] if paragraph.startswith(prefix) else None
-
-
-def _read_problems(section: Any, at: str, doc: _Document, systems: ReadSystems) -> dict[str, Any]:
-    def mapper(resource: Any) -> Mapped[Diagnosis]:
-        return condition.from_fhir(resource, id_system=systems.condition)
-
-    found = []
-    for index, target in enumerate(_targets_of(section, at, doc)):
-        diagnosis = doc.read(mapper, target, "Condition", f"{at}.entry[{index}]")
-        if diagnosis is not None:
-            found.append(DocumentedDiagnosis(target, diagnosis))
-    return {"diagnoses": tuple(found)}
-
-
-def _first_target(section: Any, at: str, doc: _Document) -> str | None:
-    targets = _targets_of(section, at, doc)
-    doc.losses += [
-        Loss(f"{at}.entry[{i}]", "only one entry is kept") for i in range(1, len(targets))
-    ]
-    if not targets:
-        doc.problems.append(Problem(f"{at}.entry", "is required", "required"))
-    return targets[0] if targets else None
-
-
-def _read_medications(
-    section: Any, at: str, doc: _Document, systems: ReadSystems
-) -> dict[str, Any]:
-    target = _first_target(section, at, doc)
-    found = None if target is None else doc.resolve(target, "List", f"{at}.entry[0]")
-    if target is None or found is None:
-        return {"medications": None}
-    path, resource = found
-    statements: dict[str, MedicationEntry] = {}
-    for index, item in enumerate(read_list(resource.get("entry"), f"{path}.entry", [])):
-        pointer = item.get("item") if isinstance(item, dict) else None
-        ref = pointer.get("reference") if isinstance(pointer, dict) else None
-        if not isinstance(ref, str) or ref not in doc.by_url:
-            continue  # list_from_fhir names it
-        entry = doc.read(
-            lambda r: medication.from_fhir(r, id_system=systems.medication_statement),
-            ref, "MedicationStatement", f"{path}.entry[{index}].item",
-        )  # fmt: skip
-        if entry is not None:
-            statements[ref] = entry
-    med_list = doc.read(
-        lambda r: medication.list_from_fhir(
-            r, id_system=systems.medication_list, statements=statements
-        ),
-        target, "List", f"{at}.entry[0]",
-    )  # fmt: skip
-    return {"medications": None if med_list is None else DocumentedMedications(target, med_list)}
-
-
-def _read_plan(section: Any, at: str, doc: _Document, _: ReadSystems) -> dict[str, Any]:
-    target = _first_target(section, at, doc)
-    parts = _paragraphs(section, at, doc)
-    if target is None or not doc.resolve(target, "CarePlan", f"{at}.entry[0]") or not parts:
-        return {"plan_of_care": None}
-    doc.losses += [Loss(f"{at}.text", "only the first paragraph is kept")] if len(parts) > 1 else []
-    return {"plan_of_care": PlanOfCare(target, parts[0])}
-
-
-def _read_results(section: Any, at: str, doc: _Document, systems: ReadSystems) -> dict[str, Any]:
-    def mapper(resource: Any) -> Mapped[Assessment]:
-        return assessment.from_fhir(resource, id_system=systems.assessment)
-
-    found: dict[str, Any] = {}
-    for index, target in enumerate(_targets_of(section, at, doc)):
-        path = f"{at}.entry[{index}]"
-        read = doc.read(mapper, target, "QuestionnaireResponse", path)
-        if read is None:
-            continue
-        key = read.instrument.replace("-", "")  # phq-9 -> phq9
-        if key in found:
-            doc.losses.append(Loss(path, f"a second {read.instrument}: the first is kept"))
-            continue
-        found[key] = FinalScore(target, read)
-    return found
-
-
-def _read_aftercare(section: Any, at: str, doc: _Document, _: ReadSystems) -> dict[str, Any]:
-    target = _first_target(section, at, doc)
-    read = read_narrative(section.get("text"))
-    parts, groups = read if read is not None else ([], [])
-    values = [_labelled(p, label) for p, label in zip(parts, AFTERCARE_LABELS, strict=False)]
-    tail = parts[len(AFTERCARE_LABELS) :]
-    if (
-        len(values) < len(AFTERCARE_LABELS)
-        or None in values
-        or tail not in ([], [SUPPORT_GROUPS_LABEL])
-    ):
-        doc.problems.append(
-            Problem(f"{at}.text.div", "not the aftercare narrative iop-bridge writes")
-        )
-        return {"aftercare": None}
-    if target is None or not doc.resolve(target, "Organization", f"{at}.entry[0]"):
-        return {"aftercare": None}
-    name, relapse, follow_up, crisis = (str(v) for v in values)
-    plan = AftercarePlan(target, name, relapse, follow_up, tuple(groups), crisis or None)
-    return {"aftercare": plan}
-
-
-def _read_part2(section: Any, at: str, doc: _Document, _: ReadSystems) -> dict[str, Any]:
-    parts = _paragraphs(section, at, doc)
-    return {"part2_notice": "\n".join(parts) if parts else None}
-
-
-_SECTION_READERS: Final[
-    Mapping[str, Callable[[Any, str, _Document, ReadSystems], dict[str, Any]]]
-] = {
-    SECTION_COURSE.code: _read_course,
-    SECTION_PROBLEMS.code: _read_problems,
-    SECTION_MEDICATIONS.code: _read_medications,
-    SECTION_PLAN.code: _read_plan,
-    SECTION_RESULTS.code: _read_results,
-    SECTION_AFTERCARE.code: _read_aftercare,
-    "part2": _read_part2,
-}
-
-
-def _assemble(fields: Mapping[str, Any]) -> DischargeSummary:
-    """The summary from what was read; its own rules are checked with Composition paths."""
-    summary = DischargeSummary(
-        fields["identifier"], fields["subject"], fields["author"], fields["custodian"],
-        fields["discharged"], fields["course"], fields["diagnoses"], fields["medications"],
-        fields["aftercare"], fields["plan_of_care"], fields["phq9"], fields["gad7"],
-        fields["part2_notice"], fields["title"],
-    )  # fmt: skip
-    raise_if_problems("Bundle", summary.problems())
-    return summary

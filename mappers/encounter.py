@@ -34,23 +34,19 @@ from fhir_profiles.terminology import clinical, local, workflow
 from fhir_profiles.terminology.code import Code
 from fhir_profiles.terminology.systems import ENCOUNTER_REASON_CANCELLED_EXTENSION, V3_ACT_CODE
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_common import (
+from mappers.fhir_coding import read_known_coding
+from mappers.fhir_read import (
     PERIOD_KEYS,
-    datetime_problems,
-    format_datetime,
-    identifier_problems,
     modifier_extension_problems,
     read_datetime,
     read_identifier_list,
-    read_known_coding,
     read_list,
-    read_reference,
-    reference,
-    reference_problems,
-    unmapped_keys,
+    read_str,
+    require_resource_type,
 )
-from mappers.fhir_read import read_str, require_resource_type
-from mappers.loss import Loss, Mapped, unmapped_top_level
+from mappers.fhir_reference import read_reference, reference, reference_problems
+from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
+from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
 
 SESSION_PROFILE = structure_definition_url("iop-session-encounter")
 # A no-show is R4 appointmentstatus `noshow` "No Show" ("Some or all of the participant(s) have

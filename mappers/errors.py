@@ -8,7 +8,7 @@ turn any of them into an OperationOutcome or problem JSON.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -65,3 +65,30 @@ def raise_if_problems(what: str, problems: list[Problem]) -> None:
     """Raise one MappingError listing ``problems`` if there are any."""
     if problems:
         raise MappingError.from_problems(what, problems)
+
+
+def rename_paths(
+    read: list[Problem], checked: Collection[Problem], renames: Mapping[str, str]
+) -> list[Problem]:
+    """The problems found while reading, plus the domain ``checked`` problems renamed to the
+    FHIR paths their fields came from (longest prefix wins), except those about an element
+    whose reading already failed (its value there is a placeholder)."""
+    gathered = list(read)
+    if not checked:
+        return gathered  # the usual case: nothing to rename
+    ordered = sorted(renames, key=len, reverse=True)
+    for problem in checked:
+        for prefix in ordered:
+            rest = problem.path[len(prefix) :]
+            if problem.path.startswith(prefix) and (not rest or rest[0] in ".["):
+                problem = Problem(renames[prefix] + rest, problem.message, problem.code)
+                break
+        if not any(_related(problem.path, r.path) for r in read):
+            gathered.append(problem)
+    return gathered
+
+
+def _related(path: str, other: str) -> bool:
+    """Whether one path is the other or lies inside it."""
+    short, long = sorted((path, other), key=len)
+    return long == short or (long.startswith(short) and long[len(short)] in ".[")

@@ -1,13 +1,25 @@
-"""Small pure readers shared by the ``from_fhir`` mappers: each records a Problem, never raises."""
+"""Small readers shared by the ``from_fhir`` mappers: strings, dates and dateTimes, codes, lists,
+identifiers, notes and modifier extensions.
+
+Each records Problems (and Losses) instead of raising, so ``from_fhir`` can report everything
+wrong with an input at once. CodeableConcepts are read by ``mappers.fhir_coding``, References by
+``mappers.fhir_reference``.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from mappers.errors import Problem
+from mappers.fhir_write import MAX_TIMEZONE_OFFSET
+from mappers.loss import Loss, unmapped_keys
+
+# Keys of the small elements read everywhere, as constants rather than a set literal per call.
+IDENTIFIER_KEYS = frozenset({"system", "value"})
+PERIOD_KEYS = frozenset({"start", "end"})
 
 
 def require_resource_type(
@@ -23,19 +35,6 @@ def require_resource_type(
             Problem(f"{expected}.resourceType", f"expected {expected!r}, got {actual!r}")
         )
     return resource
-
-
-def read_date(value: Any, path: str, problems: list[Problem]) -> date | None:
-    """Parse a FHIR ``date`` of full precision (YYYY-MM-DD); record a problem otherwise."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    problems.append(Problem(path, f"expected a full date YYYY-MM-DD, got {value!r}"))
-    return None
 
 
 def read_str(value: Any, path: str, problems: list[Problem], *, required: bool) -> str | None:
@@ -64,18 +63,17 @@ def read_str_in(
     return read_str(value, f"{path}.{key}", problems, required=required)
 
 
-def find_coding(
-    concept: Any, system: str, path: str, problems: list[Problem]
-) -> tuple[Mapping[str, Any] | None, int | None]:
-    """Find the first coding of ``system`` in a CodeableConcept; return it and its index."""
-    if not isinstance(concept, dict):
-        problems.append(Problem(path, "expected a CodeableConcept object", "structure"))
-        return None, None
-    codings = concept.get("coding") or []
-    for index, coding in enumerate(codings):
-        if isinstance(coding, dict) and coding.get("system") == system:
-            return coding, index
-    return None, None
+def read_date(value: Any, path: str, problems: list[Problem]) -> date | None:
+    """Parse a FHIR ``date`` of full precision (YYYY-MM-DD); record a problem otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    problems.append(Problem(path, f"expected a full date YYYY-MM-DD, got {value!r}"))
+    return None
 
 
 _FHIR_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
@@ -102,3 +100,153 @@ def _is_calendar_date(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def read_day(value: Any, path: str, problems: list[Problem], losses: list[Loss]) -> date | None:
+    """Read the date of a FHIR date or dateTime; a time of day is reported as not kept."""
+    if isinstance(value, str) and len(value) > len("YYYY-MM-DD"):
+        losses.append(Loss(path, "time of day not kept (date only)"))
+        value = value[: len("YYYY-MM-DD")]
+    return read_date(value, path, problems)
+
+
+# FHIR R4 dateTime with a time part (datatypes.html#dateTime): seconds are required, and "if
+# hours and minutes are specified, a time zone SHALL be populated". Leap second 60 is not kept.
+_DATETIME = re.compile(
+    r"(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})"
+)
+
+
+def read_datetime(
+    value: Any, path: str, problems: list[Problem], losses: list[Loss]
+) -> datetime | None:
+    """Parse a FHIR dateTime to the second with timezone; record a Problem if it is not one."""
+    if value is None:
+        problems.append(Problem(path, "is required", "required"))
+        return None
+    match = _DATETIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        problems.append(
+            Problem(path, f"expected a dateTime with seconds and timezone, got {value!r}")
+        )
+        return None
+    base, fraction, zone = match.groups()
+    if fraction is None:
+        text = base
+    else:
+        if len(fraction) > 6:
+            losses.append(Loss(path, "precision below a microsecond is not kept"))
+        text = f"{base}.{fraction[:6].ljust(6, '0')}"
+    try:
+        parsed = datetime.fromisoformat(text + ("+00:00" if zone == "Z" else zone))
+    except ValueError as exc:
+        problems.append(Problem(path, f"{value!r} is not a valid dateTime: {exc}"))
+        return None
+    if abs(parsed.utcoffset() or timedelta()) > MAX_TIMEZONE_OFFSET:
+        problems.append(Problem(path, f"timezone offset of {value!r} is beyond 14h"))
+        return None
+    return parsed
+
+
+def read_code(value: Any, path: str, allowed: Iterable[str], problems: list[Problem]) -> str | None:
+    """A required ``code`` element that must be one of ``allowed``."""
+    code = read_str(value, path, problems, required=True)
+    allowed = frozenset(allowed)
+    if code is not None and code not in allowed:
+        problems.append(
+            Problem(path, f"{code!r} is not one of: {', '.join(sorted(allowed))}", "code-invalid")
+        )
+        return None
+    return code
+
+
+def read_fixed_code(value: Any, path: str, expected: str, problems: list[Problem]) -> None:
+    """A required ``code`` element whose only accepted value is ``expected``."""
+    code = read_str(value, path, problems, required=True)
+    if code is not None and code != expected:
+        problems.append(Problem(path, f"expected {expected!r}, got {code!r}", "code-invalid"))
+
+
+def read_first_note(
+    value: Any, path: str, problems: list[Problem], losses: list[Loss]
+) -> str | None:
+    """The text of the first Annotation; later notes and annotation authors/times are lost."""
+    notes = read_list(value, path, problems)
+    if not notes:
+        return None
+    losses += [Loss(f"{path}[{i}]", "only the first note is kept") for i in range(1, len(notes))]
+    first = notes[0] if isinstance(notes[0], dict) else {}
+    losses += unmapped_keys(first, _NOTE_KEYS, path=f"{path}[0]")
+    return read_str_in(first, "text", f"{path}[0]", problems, required=True)
+
+
+_NOTE_KEYS = frozenset({"text"})
+
+
+def read_optional_datetime(
+    value: Any, path: str, problems: list[Problem], losses: list[Loss]
+) -> datetime | None:
+    """An optional dateTime with seconds and timezone."""
+    return None if value is None else read_datetime(value, path, problems, losses)
+
+
+def read_list(value: Any, path: str, problems: list[Problem]) -> list[Any]:
+    """A repeating element as a list: absent is empty, anything but a JSON array is a Problem."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    problems.append(Problem(path, "expected a JSON array (a repeating element)", "structure"))
+    return []
+
+
+def read_list_in(
+    element: Mapping[str, Any], key: str, path: str, problems: list[Problem]
+) -> list[Any]:
+    """``read_list`` of ``element[key]``, reported at ``path.key`` (built only for a Problem)."""
+    value = element.get(key)
+    if isinstance(value, list):
+        return value
+    if value is None:
+        return []
+    return read_list(value, f"{path}.{key}", problems)
+
+
+def modifier_extension_problems(element: Mapping[str, Any], path: str) -> list[Problem]:
+    """A modifierExtension may change the meaning of its element: unknown ones are refused.
+
+    FHIR R4 extensibility.html#modifierExtension: a system that does not understand a modifier
+    extension SHALL NOT process the element as if it were absent.
+    """
+    if "modifierExtension" not in element:
+        return []
+    found: list[Problem] = []
+    entries = read_list(element.get("modifierExtension"), f"{path}.modifierExtension", found)
+    return found + [
+        Problem(f"{path}.modifierExtension[{i}]", "unknown modifier extension", "not-supported")
+        for i, _ in enumerate(entries)
+    ]
+
+
+def read_identifier_list(
+    identifiers: Any, system: str, path: str, problems: list[Problem], losses: list[Loss]
+) -> str | None:
+    """Read the value of the identifier in ``system`` from a repeating Identifier element."""
+    entries = read_list(identifiers, path, problems)
+    for index, item in enumerate(entries):
+        if isinstance(item, dict) and item.get("system") == system:
+            if len(entries) > 1:
+                losses.extend(
+                    Loss(f"{path}[{i}]", f"identifier outside {system}")
+                    for i in range(len(entries))
+                    if i != index
+                )
+            value = item.get("value")
+            if len(item) == 2 and isinstance(value, str) and value.strip():
+                return value  # just system and value, as sent: nothing lost, nothing wrong
+            at = f"{path}[{index}]"
+            losses.extend(unmapped_keys(item, IDENTIFIER_KEYS, path=at))
+            return read_str_in(item, "value", at, problems, required=True)
+    problems.append(Problem(path, f"no identifier in system {system}", "required"))
+    return None

@@ -13,17 +13,17 @@ from datetime import datetime
 from typing import Any
 
 from mappers.errors import Problem
-from mappers.fhir_common import (
+from mappers.fhir_read import (
     IDENTIFIER_KEYS,
-    format_datetime,
     modifier_extension_problems,
     read_datetime,
-    read_reference,
-    reference,
-    unmapped_keys,
+    read_str,
+    read_str_in,
+    require_resource_type,
 )
-from mappers.fhir_read import read_str, read_str_in, require_resource_type
-from mappers.loss import Loss, unmapped_top_level
+from mappers.fhir_reference import read_reference, reference
+from mappers.fhir_write import format_datetime
+from mappers.loss import Loss, unmapped_keys, unmapped_top_level
 
 QR = "QuestionnaireResponse"
 # Required binding on QuestionnaireResponse.status (R4 valueset-questionnaire-answers-status).

@@ -38,13 +38,8 @@ from typing import Any
 from fhir_profiles.terminology.code import Code, Evidence
 from mappers import medication
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_common import (
-    datetime_problems,
-    format_datetime,
-    identifier_problems,
-    reference,
-    reference_problems,
-)
+from mappers.fhir_reference import reference, reference_problems
+from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
 from mappers.medication import ListSource, MedicationEntry, MedicationList
 
 RECONCILED_TITLE = "Reconciled medication list"

@@ -12,13 +12,12 @@ Shape (fhir-domain-reference.md 1.1 SDOHCC ServiceRequest, 1.2 BSeR ReferralServ
 - subject, requester, performer, reasonReference and supportingInfo are references that belong
   to the referral itself, so they live in the domain type rather than in ``Mapped.links``.
 
-The identifier and reference helpers here are shared with ``mappers.referral_task`` and
-``mappers.consent``.
+The placer identifier (PLAC) helpers here are shared with ``mappers.referral_task``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -27,23 +26,28 @@ from fhir_profiles.terminology.clinical import ASAM_LEVELS
 from fhir_profiles.terminology.code import Code, Evidence
 from fhir_profiles.terminology.systems import COLORADO_BHA_ASAM_LEVEL_OF_CARE, V2_IDENTIFIER_TYPE
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_common import (
-    REFERENCE_KEYS,
-    datetime_problems,
-    format_datetime,
-    identifier_problems,
-    is_reference_to,
+from mappers.fhir_coding import read_known_coding
+from mappers.fhir_read import (
     modifier_extension_problems,
+    read_code,
     read_datetime,
-    read_known_coding,
+    read_day,
+    read_first_note,
+    read_fixed_code,
     read_list,
+    read_str_in,
+    require_resource_type,
+)
+from mappers.fhir_reference import (
+    read_reference_list,
+    read_reference_to,
+    read_required_reference,
     reference,
     reference_problems,
-    unmapped_keys,
+    typed_reference_problems,
 )
-from mappers.fhir_read import read_str, read_str_in, require_resource_type
-from mappers.loss import Loss, Mapped, unmapped_top_level
-from mappers.schedule import read_day
+from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
+from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
 
 # TODO(fhir_profiles): move to terminology.workflow beside IDENTIFIER_TYPE_MR. Code and display
 # checked in R4 v2-0203 (hapi-fhir-validation-resources-r4 8.12.1 v2-tables.xml) and listed in
@@ -252,7 +256,7 @@ def _read_parties(
     }
 
 
-# --- Shared helpers (ServiceRequest, Task, Consent) ---------------------------------------------
+# --- The placer identifier, shared with the Task (mappers.referral_task) -----------------------
 
 
 _PLACER_IDENTIFIER_KEYS = frozenset({"system", "value", "type"})
@@ -290,107 +294,3 @@ def read_placer_identifier(
             return read_str_in(item, "value", at, problems, required=True)
     problems.append(Problem(path, f"no identifier in system {system}", "required"))
     return None
-
-
-def read_code(value: Any, path: str, allowed: Iterable[str], problems: list[Problem]) -> str | None:
-    """A required ``code`` element that must be one of ``allowed``."""
-    code = read_str(value, path, problems, required=True)
-    allowed = frozenset(allowed)
-    if code is not None and code not in allowed:
-        problems.append(
-            Problem(path, f"{code!r} is not one of: {', '.join(sorted(allowed))}", "code-invalid")
-        )
-        return None
-    return code
-
-
-def read_fixed_code(value: Any, path: str, expected: str, problems: list[Problem]) -> None:
-    """A required ``code`` element whose only accepted value is ``expected``."""
-    code = read_str(value, path, problems, required=True)
-    if code is not None and code != expected:
-        problems.append(Problem(path, f"expected {expected!r}, got {code!r}", "code-invalid"))
-
-
-def typed_reference_problems(target: str, allowed: Sequence[str], field: str) -> list[Problem]:
-    """Check a literal reference points at one of the ``allowed`` resource types."""
-    if is_reference_to(target, allowed):
-        return []
-    kinds = ", ".join(allowed)
-    return [Problem(field, f"{target!r} is not a literal reference to one of: {kinds}")]
-
-
-def read_reference_to(
-    value: Any, path: str, allowed: Sequence[str], problems: list[Problem], losses: list[Loss]
-) -> str:
-    """Reference.reference to one of ``allowed`` types (a Problem otherwise); other parts lost."""
-    if not isinstance(value, dict):
-        problems.append(Problem(path, "expected a Reference object", "structure"))
-        return ""
-    target = read_str_in(value, "reference", path, problems, required=True)
-    if len(value) != 1 or target is None:  # a bare {"reference": ...} has nothing else to lose
-        losses += unmapped_keys(value, REFERENCE_KEYS, path=path)
-    if target is None:
-        return ""
-    if is_reference_to(target, allowed):
-        return target
-    problems += typed_reference_problems(target, allowed, f"{path}.reference")
-    return ""
-
-
-def read_required_reference(
-    fhir: Mapping[str, Any],
-    type_name: str,
-    element: str,
-    kind: str,
-    problems: list[Problem],
-    losses: list[Loss],
-) -> str:
-    """A required single Reference element to a ``kind`` resource."""
-    value = fhir.get(element)
-    if value is None:
-        problems.append(Problem(f"{type_name}.{element}", "is required", "required"))
-        return ""
-    return read_reference_to(value, f"{type_name}.{element}", (kind,), problems, losses)
-
-
-def read_reference_list(
-    value: Any, path: str, allowed: Sequence[str], problems: list[Problem], losses: list[Loss]
-) -> tuple[str, ...]:
-    """A repeating Reference element: references to ``allowed`` types are kept in order; any
-    other literal reference is reported as lost; one that is not a Reference is a Problem."""
-    kept: list[str] = []
-    for index, item in enumerate(read_list(value, path, problems)):
-        target = item.get("reference") if isinstance(item, dict) else None
-        if not isinstance(target, str) or not target.strip():
-            problems.append(Problem(f"{path}[{index}].reference", "expected a literal reference"))
-        elif not is_reference_to(target, allowed):
-            reason = f"reference to a type not modelled here: {target!r}"
-            losses.append(Loss(f"{path}[{index}]", reason))
-        else:
-            if len(item) > 1:  # more than its reference (the usual Reference has nothing else)
-                losses += unmapped_keys(item, REFERENCE_KEYS, path=f"{path}[{index}]")
-            kept.append(target)
-    return tuple(kept)
-
-
-def read_first_note(
-    value: Any, path: str, problems: list[Problem], losses: list[Loss]
-) -> str | None:
-    """The text of the first Annotation; later notes and annotation authors/times are lost."""
-    notes = read_list(value, path, problems)
-    if not notes:
-        return None
-    losses += [Loss(f"{path}[{i}]", "only the first note is kept") for i in range(1, len(notes))]
-    first = notes[0] if isinstance(notes[0], dict) else {}
-    losses += unmapped_keys(first, _NOTE_KEYS, path=f"{path}[0]")
-    return read_str_in(first, "text", f"{path}[0]", problems, required=True)
-
-
-_NOTE_KEYS = frozenset({"text"})
-
-
-def read_optional_datetime(
-    value: Any, path: str, problems: list[Problem], losses: list[Loss]
-) -> datetime | None:
-    """An optional dateTime with seconds and timezone."""
-    return None if value is None else read_datetime(value, path, problems, losses)

@@ -33,29 +33,26 @@ from fhir_profiles.terminology.workflow import (
     TASK_FULFILL,
 )
 from mappers.errors import InvalidInputError, Problem, raise_if_problems
-from mappers.fhir_common import (
-    datetime_problems,
-    format_datetime,
-    identifier_problems,
+from mappers.fhir_coding import read_known_coding
+from mappers.fhir_read import (
     modifier_extension_problems,
-    read_datetime,
-    read_known_coding,
-    read_list,
-    reference,
-    reference_problems,
-    unmapped_keys,
-)
-from mappers.fhir_read import read_str_in, require_resource_type
-from mappers.loss import Loss, Mapped, unmapped_top_level
-from mappers.referral import (
-    placer_identifier,
     read_code,
+    read_datetime,
     read_fixed_code,
+    read_list,
     read_optional_datetime,
-    read_placer_identifier,
+    read_str_in,
+    require_resource_type,
+)
+from mappers.fhir_reference import (
     read_reference_to,
     read_required_reference,
+    reference,
+    reference_problems,
 )
+from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
+from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
+from mappers.referral import placer_identifier, read_placer_identifier
 
 BUSINESS_STATUSES = {c.code: c for c in BSER_BUSINESS_STATUSES}
 OUTPUT_TYPE_TEXT = "Resulting activity"

@@ -1,10 +1,11 @@
 """The explicit registry of ``from_fhir`` mappers, keyed by resourceType.
 
-Each entry adapts one concept module's ``from_fhir`` to a shared ``MappingContext`` (the business
-identifier systems a deployment uses), so callers such as ``iop-bridge map`` can map any
-supported resource without knowing which module handles it. Two resource types carry two IOP
-concepts each and are routed by content: Encounter by class (a session is AMB or VR; anything
-else is a residential stay), QuestionnaireResponse by its questionnaire canonical.
+Each entry adapts one concept's ``from_fhir`` (in its module, or its ``*_reader`` module) to a
+shared ``MappingContext`` (the business identifier systems a deployment uses), so callers such as
+``iop-bridge map`` can map any supported resource without knowing which module handles it. Two
+resource types carry two IOP concepts each and are routed by content: Encounter by class (a
+session is AMB or VR; anything else is a residential stay), QuestionnaireResponse by its
+questionnaire canonical.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from fhir_profiles import canonical
 from mappers import (
     asam_intake,
     assessment,
-    care_plan,
+    care_plan_reader,
     condition,
-    consent,
+    consent_reader,
     encounter,
-    goal,
-    medication,
+    goal_reader,
+    medication_reader,
     patient,
     referral,
     referral_task,
@@ -84,17 +85,21 @@ FROM_FHIR: Mapping[str, FromFhir] = MappingProxyType(
     {
         "Patient": lambda r, c: patient.from_fhir(r, mrn_system=c.mrn_system),
         "Condition": lambda r, c: condition.from_fhir(r, id_system=c.condition_id_system),
-        "Goal": lambda r, c: goal.from_fhir(r, goal_id_system=c.goal_id_system),
-        "CarePlan": lambda r, c: care_plan.from_fhir(r, plan_id_system=c.care_plan_id_system),
+        "Goal": lambda r, c: goal_reader.from_fhir(r, goal_id_system=c.goal_id_system),
+        "CarePlan": lambda r, c: care_plan_reader.from_fhir(
+            r, plan_id_system=c.care_plan_id_system
+        ),
         "Encounter": _encounter,
         "QuestionnaireResponse": _questionnaire_response,
-        "MedicationStatement": lambda r, c: medication.from_fhir(
+        "MedicationStatement": lambda r, c: medication_reader.from_fhir(
             r, id_system=c.medication_statement_id_system
         ),
-        "List": lambda r, c: medication.list_from_fhir(r, id_system=c.medication_list_id_system),
+        "List": lambda r, c: medication_reader.list_from_fhir(
+            r, id_system=c.medication_list_id_system
+        ),
         "ServiceRequest": lambda r, c: referral.from_fhir(r, id_system=c.referral_id_system),
         "Task": lambda r, c: referral_task.from_fhir(r, id_system=c.task_id_system),
-        "Consent": lambda r, c: consent.from_fhir(r, id_system=c.consent_id_system),
+        "Consent": lambda r, c: consent_reader.from_fhir(r, id_system=c.consent_id_system),
     }
 )
 

@@ -33,19 +33,16 @@ from fhir_profiles.terminology.systems import (
 )
 from mappers.encounter import period_json, read_links, read_period, read_type
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_common import (
-    CODING_KEYS,
-    datetime_problems,
-    identifier_problems,
+from mappers.fhir_coding import CODING_KEYS, read_known_coding
+from mappers.fhir_read import (
     modifier_extension_problems,
     read_identifier_list,
-    read_known_coding,
-    reference,
-    reference_problems,
-    unmapped_keys,
+    read_str,
+    require_resource_type,
 )
-from mappers.fhir_read import read_str, require_resource_type
-from mappers.loss import Loss, Mapped, unmapped_top_level
+from mappers.fhir_reference import reference, reference_problems
+from mappers.fhir_write import datetime_problems, identifier_problems
+from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
 
 RESIDENTIAL_PROFILE = structure_definition_url("iop-residential-encounter")
 

@@ -1,29 +1,19 @@
-"""One planned IOP modality <-> one FHIR R4 CarePlan.activity with a weekly scheduledTiming.
-
-Also home to the small FHIR element readers the goal and care-plan mappers share.
-"""
+"""One planned IOP modality <-> one FHIR R4 CarePlan.activity with a weekly scheduledTiming."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from fhir_profiles.terminology.clinical import SNOMED_BY_MODALITY
 from fhir_profiles.terminology.local import MODALITIES
 from fhir_profiles.terminology.systems import IOP_MODALITY
 from mappers.errors import Problem
-from mappers.fhir_common import (
-    CODING_KEYS,
-    CONCEPT_KEYS,
-    REFERENCE_KEYS,
-    has_coding_in,
-    modifier_extension_problems,
-    unmapped_keys,
-)
-from mappers.fhir_read import read_date, read_str, read_str_in
-from mappers.loss import Loss
+from mappers.fhir_coding import has_coding_in, read_coded
+from mappers.fhir_read import modifier_extension_problems, read_str, read_str_in
+from mappers.fhir_write import number
+from mappers.loss import Loss, unmapped_keys
 
 # Timing.repeat.dayOfWeek, required binding (R4 valueset-days-of-week.html).
 DAYS_OF_WEEK = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -350,110 +340,3 @@ def _auxiliary_losses(
     if detail.get("status") != status:
         losses.append(Loss(f"{path}.detail.status", "differs from the plan's status; not kept"))
     return losses
-
-
-# --- Readers shared with mappers.goal and mappers.care_plan ------------------------------------
-# TODO(lead): move to mappers.fhir_common (outside this change's file list).
-
-
-def number(value: float) -> int | float:
-    """A JSON number for a FHIR decimal: ``3`` rather than ``3.0`` when the value is whole."""
-    return int(value) if float(value).is_integer() else value
-
-
-def read_coded(
-    concept: Any,
-    system: str,
-    path: str,
-    problems: list[Problem],
-    losses: list[Loss],
-    *,
-    derived: Collection[tuple[str, str]] = (),
-) -> str | None:
-    """Read the code of the first coding in ``system``. Other codings are reported, except the
-    ``derived`` (system, code) pairs the mapper writes itself; so is a text that differs from
-    the display (the display renders the code, so it is not kept)."""
-    if not isinstance(concept, dict):
-        problems.append(Problem(path, "expected a CodeableConcept", "structure"))
-        return None
-    losses += unmapped_keys(concept, CONCEPT_KEYS, path=path)
-    index: int | None = None
-    coding: Mapping[str, Any] = {}
-    for i, item in enumerate(concept.get("coding") or []):
-        other = item if isinstance(item, dict) else {}
-        if index is None and other.get("system") == system:
-            index, coding = i, other
-        elif (other.get("system"), other.get("code")) not in derived:
-            losses.append(Loss(f"{path}.coding[{i}]", "coding in another system"))
-    if index is None:
-        problems.append(Problem(f"{path}.coding", f"no coding in {system}", "code-invalid"))
-        return None
-    at = f"{path}.coding[{index}]"
-    losses += unmapped_keys(coding, CODING_KEYS, path=at)
-    code = read_str_in(coding, "code", at, problems, required=True)
-    text = concept.get("text")
-    if text is not None and text != coding.get("display"):
-        losses.append(Loss(f"{path}.text", "free text differs from the code's display"))
-    return code
-
-
-def read_references(
-    resource: Mapping[str, Any], path: str, losses: list[Loss]
-) -> list[tuple[int, str]]:
-    """Read a repeating Reference element as (index, reference) pairs; entries without a
-    literal reference are reported."""
-    read: list[tuple[int, str]] = []
-    for index, item in enumerate(resource.get(path.rsplit(".", 1)[-1]) or []):
-        reference = item.get("reference") if isinstance(item, dict) else None
-        if not isinstance(reference, str) or not reference:
-            losses.append(Loss(f"{path}[{index}]", "reference without a literal reference"))
-            continue
-        if len(item) > 1:  # more than its reference (the usual Reference has nothing else)
-            losses += unmapped_keys(item, REFERENCE_KEYS, path=f"{path}[{index}]")
-        read.append((index, reference))
-    return read
-
-
-def read_day(value: Any, path: str, problems: list[Problem], losses: list[Loss]) -> date | None:
-    """Read the date of a FHIR date or dateTime; a time of day is reported as not kept."""
-    if isinstance(value, str) and len(value) > len("YYYY-MM-DD"):
-        losses.append(Loss(path, "time of day not kept (date only)"))
-        value = value[: len("YYYY-MM-DD")]
-    return read_date(value, path, problems)
-
-
-def indexed_links(name: str, references: Iterable[tuple[int, str]]) -> dict[str, str]:
-    """Links ``name[0]``, ``name[1]``... in reading order (Mapped.links is a flat mapping)."""
-    return {f"{name}[{i}]": reference for i, (_, reference) in enumerate(references)}
-
-
-def references_in(links: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """The references ``indexed_links`` stored under ``name``, in order."""
-    return tuple(links[f"{name}[{i}]"] for i in range(len(links)) if f"{name}[{i}]" in links)
-
-
-def rename_paths(
-    read: list[Problem], checked: Collection[Problem], renames: Mapping[str, str]
-) -> list[Problem]:
-    """The problems found while reading, plus the domain ``checked`` problems renamed to the
-    FHIR paths their fields came from (longest prefix wins), except those about an element
-    whose reading already failed (its value there is a placeholder)."""
-    gathered = list(read)
-    if not checked:
-        return gathered  # the usual case: nothing to rename
-    ordered = sorted(renames, key=len, reverse=True)
-    for problem in checked:
-        for prefix in ordered:
-            rest = problem.path[len(prefix) :]
-            if problem.path.startswith(prefix) and (not rest or rest[0] in ".["):
-                problem = Problem(renames[prefix] + rest, problem.message, problem.code)
-                break
-        if not any(_related(problem.path, r.path) for r in read):
-            gathered.append(problem)
-    return gathered
-
-
-def _related(path: str, other: str) -> bool:
-    """Whether one path is the other or lies inside it."""
-    short, long = sorted((path, other), key=len)
-    return long == short or (long.startswith(short) and long[len(short)] in ".[")

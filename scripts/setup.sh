@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh - installs everything iop-bridge needs on a fresh Debian machine, idempotently:
-# system packages (Java 17, Maven, curl, PostgreSQL for the store's tests) when missing, then a
-# virtualenv in .venv with the project and its dev tools. Run by `make setup`, `make demo`,
-# `make test` and CI alike.
+# system packages (Java 17, Maven, curl, PostgreSQL for the store's tests, chromium for the
+# tracker's browser tests) when missing, then a virtualenv in .venv with the project and its dev
+# tools. Run by `make setup`, `make demo`, `make test` and CI alike.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -14,6 +14,9 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # the store and outbox tests run on PostgreSQL too (scripts/postgres.sh); Debian puts the
 # server binaries under /usr/lib/postgresql/<major>/bin, not on PATH
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
+# the tracker's browser tests drive Debian's chromium through Playwright (executable_path);
+# Playwright's own browser download is not used (and not reachable here)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "setup: missing ${need_apt[*]}; install them (Debian: apt-get install ${need_apt[*]})" >&2

@@ -22,7 +22,13 @@ BASELINE_REVISION = "0001_sync_record"
 
 def target_metadata() -> MetaData:
     """The metadata of every table, as Alembic compares it against the database."""
-    from integration.db import inbound_table, models, outbox_table, sync_table  # noqa: F401
+    from integration.db import (  # noqa: F401
+        audit_table,
+        inbound_table,
+        models,
+        outbox_table,
+        sync_table,
+    )
     from integration.db.base import Base
 
     return Base.metadata

@@ -31,21 +31,28 @@ Why the changes List too: the snapshot says only what the client takes now; the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from integration.db import repositories as repo
-from integration.db.models import ListSource as StoredSource
+from integration import audit, disclosure
 from integration.db.models import MedicationLine, MedicationListRecord, Referral
 from integration.outbox import MessageKind, enqueue
+from integration.workflows.errors import WorkflowNotReady
+from integration.workflows.medication_lists import (
+    entry_from_json,
+    entry_json,
+    load_list,
+    save_list,
+    stored_line,
+)
+from integration.workflows.referrals import find_referral
 from mappers import bundle, medication, reconciliation
-from mappers.errors import IopBridgeError, Problem, raise_if_problems
-from mappers.medication import SOURCE_TEXT, Dose, ListSource, MedicationEntry, MedicationList
+from mappers.errors import Problem
+from mappers.medication import ListSource, MedicationEntry, MedicationList
 from mappers.reconciliation import Change, MatchedBy, Reconciliation, ReconciliationLine
 from mappers.registry import MappingContext
 
@@ -58,101 +65,6 @@ URN_NAMESPACE = uuid.UUID("6f0c7a52-3c1e-4d7e-9d8e-1f6b8f0c2a41")
 _PLACEHOLDER_SUBJECT = f"urn:uuid:{uuid.uuid5(URN_NAMESPACE, 'subject')}"
 
 
-class ReferralNotFound(IopBridgeError):
-    """No referral with this business identifier in the store."""
-
-    http_status = 404
-    issue_code = "not-found"
-
-
-class WorkflowNotReady(IopBridgeError):
-    """A workflow step was asked for before what it needs exists (e.g. no intake list yet)."""
-
-    http_status = 409
-    issue_code = "business-rule"
-
-
-def find_referral(session: Session, referral_id: str) -> Referral:
-    """The referral with business identifier ``referral_id``, or ReferralNotFound."""
-    referral = repo.get_referral(session, referral_id)
-    if referral is None:
-        raise ReferralNotFound(f"no referral {referral_id!r} in the store")
-    return referral
-
-
-# --- storing and loading lists ------------------------------------------------------------------
-
-
-def record_discharge_list(
-    session: Session, referral_id: str, discharge: MedicationList, at: datetime
-) -> MedicationListRecord:
-    """Store (or replace) the residential discharge list of the referral's package."""
-    referral = find_referral(session, referral_id)
-    return _store_list(session, referral, discharge, ListSource.RESIDENTIAL_DISCHARGE, at)
-
-
-def record_intake_list(
-    session: Session, referral_id: str, intake: MedicationList, at: datetime
-) -> MedicationListRecord:
-    """Store (or replace, same identifier) the IOP intake list; the newest recorded is current."""
-    referral = find_referral(session, referral_id)
-    return _store_list(session, referral, intake, ListSource.IOP_INTAKE, at)
-
-
-def _store_list(
-    session: Session,
-    referral: Referral,
-    med_list: MedicationList,
-    source: ListSource,
-    at: datetime,
-) -> MedicationListRecord:
-    problems = med_list.problems()
-    if med_list.source not in (None, source):
-        problems.append(
-            Problem("MedicationList.source", f"expected {source}, not {med_list.source}")
-        )
-    record = repo.get_medication_list(session, med_list.identifier)
-    if record is not None and (record.referral_id, record.source) != (referral.id, source):
-        message = "is already the identifier of another referral's or another kind of list"
-        problems.append(Problem("MedicationList.identifier", message, "duplicate"))
-    raise_if_problems("MedicationList", problems)
-    lines = [_list_line(i, entry) for i, entry in enumerate(med_list.entries)]
-    return _save(session, referral, med_list.identifier, source, at, lines)
-
-
-def _save(
-    session: Session,
-    referral: Referral,
-    business_id: str,
-    source: ListSource,
-    at: datetime,
-    lines: list[MedicationLine],
-) -> MedicationListRecord:
-    """Insert the list, or replace the lines of the one stored under ``business_id``."""
-    record = repo.get_medication_list(session, business_id)
-    if record is None:
-        record = repo.add_medication_list(
-            session,
-            referral,
-            business_id=business_id,
-            source=StoredSource(source.value),
-            recorded_at=at,
-            lines=(),
-        )
-    else:
-        record.lines.clear()
-        session.flush()  # delete the old lines first: (list_id, position) is unique
-        record.recorded_at = at
-    record.lines.extend(lines)
-    session.flush()
-    return record
-
-
-def _list_line(position: int, entry: MedicationEntry) -> MedicationLine:
-    """A line of a discharge or intake list: the columns for queries, the entry in ``detail``."""
-    return _stored_line(position, entry, None, {"current": entry_json(entry)})
-
-
 def _reconciled_line(position: int, rec: ReconciliationLine) -> MedicationLine:
     """A reconciled line: the medication now (or, stopped, as it was) and both sides' entries."""
     current, previous = rec.current_entry, rec.discharge_entry
@@ -163,82 +75,7 @@ def _reconciled_line(position: int, rec: ReconciliationLine) -> MedicationLine:
     }
     shown = current or previous
     assert shown is not None  # every line has one side at least
-    return _stored_line(position, shown, rec.change, detail)
-
-
-def _stored_line(
-    position: int, shown: MedicationEntry, change: Change | None, detail: dict[str, Any]
-) -> MedicationLine:
-    return MedicationLine(
-        position=position,
-        rxnorm_code=shown.rxnorm_code,
-        display=shown.medication[:255],  # detail keeps the full text
-        dose_text=None if shown.dose_text is None else shown.dose_text[:255],
-        status="stopped" if change is Change.STOPPED else shown.status,
-        change=None if change is None else change.value,
-        detail=detail,
-    )
-
-
-def entry_json(entry: MedicationEntry) -> dict[str, Any]:
-    """A MedicationEntry as plain JSON (every field; dates ISO 8601)."""
-    return {
-        "identifier": entry.identifier,
-        "medication": entry.medication,
-        "rxnorm_code": entry.rxnorm_code,
-        "status": entry.status,
-        "dose_text": entry.dose_text,
-        "dose": None
-        if entry.dose is None
-        else {"value": entry.dose.value, "unit": entry.dose.unit},
-        "times_per_day": entry.times_per_day,
-        "start": None if entry.start is None else entry.start.isoformat(),
-        "end": None if entry.end is None else entry.end.isoformat(),
-    }
-
-
-def entry_from_json(data: Mapping[str, Any]) -> MedicationEntry:
-    """The MedicationEntry ``entry_json`` wrote."""
-    dose = data.get("dose")
-    return MedicationEntry(
-        identifier=str(data["identifier"]),
-        medication=str(data["medication"]),
-        rxnorm_code=data.get("rxnorm_code"),
-        status=str(data.get("status", "active")),
-        dose_text=data.get("dose_text"),
-        dose=None if dose is None else Dose(float(dose["value"]), str(dose["unit"])),
-        times_per_day=data.get("times_per_day"),
-        start=None if data.get("start") is None else date.fromisoformat(data["start"]),
-        end=None if data.get("end") is None else date.fromisoformat(data["end"]),
-    )
-
-
-def _current_of(line: MedicationLine, list_id: str) -> MedicationEntry | None:
-    """The line's entry; a line stored without detail (before migration 0004) is rebuilt from
-    its columns, without structured dose, under a positional identifier."""
-    if line.detail is None:
-        return MedicationEntry(
-            f"{list_id}-{line.position}", line.display, line.rxnorm_code, line.status,
-            line.dose_text,
-        )  # fmt: skip
-    current = line.detail.get("current")
-    return None if current is None else entry_from_json(current)
-
-
-def load_list(record: MedicationListRecord) -> MedicationList:
-    """The stored list as a MedicationList (a reconciled list: its current entries only).
-
-    The list's own title and date are not stored: the title is the one of its kind, the date
-    when it was recorded."""
-    source = ListSource(record.source)
-    entries = (_current_of(line, record.business_id) for line in record.lines)
-    return MedicationList(
-        record.business_id,
-        SOURCE_TEXT[source],
-        source,
-        record.recorded_at,
-        tuple(e for e in entries if e is not None),
-    )
+    return stored_line(position, shown, rec.change, detail)
 
 
 def current_list(
@@ -265,27 +102,29 @@ def reconciled_identifier(referral: Referral) -> str:
 
 def reconcile_referral(
     session: Session,
-    referral_id: str,
+    business_id: str,
     *,
     at: datetime,
     context: MappingContext | None = None,
 ) -> Reconciliation:
     """Reconcile the referral's current discharge and intake lists; store the reconciled list
-    with each line's change and enqueue its transaction, both in the caller's transaction."""
+    with each line's change and enqueue its transaction, both in the caller's transaction.
+    ``business_id`` is the referral's business identifier."""
     context = context or MappingContext()
-    referral = find_referral(session, referral_id)
+    referral = find_referral(session, business_id)
     discharge, intake = _inputs(session, referral)
     result = reconciliation.reconcile(
         discharge, intake, reconciled_identifier=reconciled_identifier(referral), at=at
     )
     lines = [_reconciled_line(i, rec) for i, rec in enumerate(result.lines)]
-    _save(session, referral, result.reconciled.identifier, ListSource.RECONCILED, at, lines)
+    save_list(session, referral, result.reconciled.identifier, ListSource.RECONCILED, at, lines)
     payload = reconciliation_transaction(
         result,
         mrn=referral.client_mrn,
         changes_identifier=referral.business_id + CHANGES_SUFFIX,
         context=context,
     )
+    payload = disclosure.labelled(session, referral, payload)  # 42 CFR Part 2 labels
     enqueue(
         session,
         aggregate_type=AGGREGATE_TYPE,
@@ -293,6 +132,8 @@ def reconcile_referral(
         kind=MessageKind.TRANSACTION,
         payload=payload,
     )
+    listed = audit.Entity("List", result.reconciled.identifier, context.medication_list_id_system)
+    audit.changed(session, audit.RECONCILE, listed, organization=referral.iop_organization)
     return result
 
 
@@ -413,7 +254,7 @@ class Difference:
 class ReconciliationView:
     """The referral's stored reconciliation: when, and every difference in list order."""
 
-    referral_id: str
+    referral_id: str  # the referral's business identifier (Referral.business_id)
     reconciled_at: datetime
     differences: tuple[Difference, ...]
 
@@ -422,14 +263,15 @@ class ReconciliationView:
         return sum(1 for d in self.differences if d.change == change)
 
 
-def medication_differences(session: Session, referral_id: str) -> ReconciliationView | None:
-    """The stored reconciliation of the referral for the tracker and CLI; None if never run."""
-    referral = find_referral(session, referral_id)
+def medication_differences(session: Session, business_id: str) -> ReconciliationView | None:
+    """The stored reconciliation of the referral for the tracker and CLI; None if never run.
+    ``business_id`` is the referral's business identifier."""
+    referral = find_referral(session, business_id)
     record = current_list(session, referral, ListSource.RECONCILED)
     if record is None:
         return None
     differences = tuple(_difference(line) for line in record.lines)
-    return ReconciliationView(referral_id, record.recorded_at, differences)
+    return ReconciliationView(business_id, record.recorded_at, differences)
 
 
 def _difference(line: MedicationLine) -> Difference:

@@ -2,8 +2,8 @@
 close the loop on that Task (SDOHCC Task pattern, BSeR businessStatus; reference 1.1-1.2).
 
 Inbound, in two steps so that no database transaction waits on the network:
-``package.prepare`` (async) reads and maps the package of a new ``requested`` Task owned by the
-IOP; ``on_task_changed`` (one transaction, with the inbound de-duplication row) stores the
+``package_fetch.prepare`` (async) reads and maps the package of a new ``requested`` Task owned by
+the IOP; ``on_task_changed`` (one transaction, with the inbound de-duplication row) stores the
 referral with its intake, assessments and discharge medication list. A package that fails to map
 is stored as a ``requested`` referral listing its problems (referral_link.problems): the case
 manager sees it and can only decline it, with those problems as the reason.
@@ -34,21 +34,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fhir_profiles.terminology import workflow
-from integration import outbox
+from integration import audit, disclosure, outbox
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.fhir_client import FhirClient
-from integration.workflows.package import (
-    TaskChange,
-    copy_task,
-    prepare,
-    store_referral,
-    task_version,
-)
+from integration.workflows.errors import ReferralActionRefused, ReferralNotFound
+from integration.workflows.package import TaskChange, copy_task, store_referral, task_version
+from integration.workflows.package_fetch import prepare
 from mappers import encounter
-from mappers.errors import InvalidInputError, IopBridgeError, Problem, raise_if_problems
-from mappers.fhir_common import format_datetime
+from mappers.errors import InvalidInputError, Problem, raise_if_problems
+from mappers.fhir_write import format_datetime
 from mappers.referral_task import (
     BUSINESS_STATUSES,
     OUTPUT_TYPE_TEXT,
@@ -69,20 +65,6 @@ ACTIVE = frozenset({"accepted", "in-progress"})
 _ENCOUNTER_IDS = uuid.UUID("6c0f3e55-4f51-4d8a-9d43-4f0e1b7a2c11")  # namespace of encounter_id
 
 Apply = Callable[[Session, datetime], None]
-
-
-class ReferralNotFound(IopBridgeError):
-    """No referral with that id."""
-
-    http_status = 404
-    issue_code = "not-found"
-
-
-class ReferralActionRefused(InvalidInputError):
-    """The referral is not in a state that allows this action."""
-
-    http_status = 409
-    issue_code = "business-rule"
 
 
 def task_handler(
@@ -153,7 +135,8 @@ def _take_remote_change(
 
 
 def accept(session: Session, referral_id: int, *, at: datetime) -> models.Referral:
-    """Accept: Task accepted, businessStatus 3.0 (the owner stays the IOP)."""
+    """Accept: Task accepted, businessStatus 3.0 (the owner stays the IOP). ``referral_id`` is
+    the database id (Referral.id)."""
     referral, link = _load(session, referral_id)
     if link.problems:
         detail = f"its package has {len(link.problems)} mapping problems: decline it with them"
@@ -163,13 +146,15 @@ def accept(session: Session, referral_id: int, *, at: datetime) -> models.Referr
     _move(referral, link, "accepted", at=at, business=workflow.BSER_ACCEPTED.code)
     repo.record_decision(session, referral, decision=models.Decision.ACCEPTED, reason=None, at=at)
     _enqueue_task(session, referral, link)
+    audit.referral_changed(session, referral, audit.ACCEPT)
     return referral
 
 
 def decline(
     session: Session, referral_id: int, reason: str | None, *, at: datetime
 ) -> models.Referral:
-    """Decline: Task rejected with statusReason.text = ``reason`` (required), businessStatus 4.0."""
+    """Decline: Task rejected with statusReason.text = ``reason`` (required), businessStatus 4.0.
+    ``referral_id`` is the database id (Referral.id)."""
     if reason is None or not reason.strip():
         problem = Problem("reason", "is required to decline a referral", "required")
         raise InvalidInputError("a decline needs a reason", problems=[problem])
@@ -177,18 +162,21 @@ def decline(
     _move(referral, link, "rejected", at=at, reason=reason, business=workflow.BSER_DECLINED.code)
     repo.record_decision(session, referral, decision=models.Decision.DECLINED, reason=reason, at=at)
     _enqueue_task(session, referral, link)
+    audit.referral_changed(session, referral, audit.DECLINE)
     return referral
 
 
 def schedule_intake(
     session: Session, referral_id: int, when: date, *, at: datetime
 ) -> models.Intake:
-    """The intake appointment is set: intake.scheduled_date, Task businessStatus 5.1.1."""
+    """The intake appointment is set: intake.scheduled_date, Task businessStatus 5.1.1.
+    ``referral_id`` is the database id (Referral.id)."""
     referral, link = _load(session, referral_id)
     _require_active(referral, "scheduling the intake")
     _move(referral, link, referral.status, at=at, business=workflow.BSER_EVENT_SCHEDULED.code)
     intake = repo.schedule_intake(session, referral, on=when)
     _enqueue_task(session, referral, link)
+    audit.referral_changed(session, referral, audit.SCHEDULE_INTAKE)
     return intake
 
 
@@ -201,7 +189,8 @@ def record_session(
     context: MappingContext | None = None,
 ) -> models.SessionRecord:
     """Store a session and send its Encounter; a no-show is businessStatus 5.1.2, the first
-    attended session completes the Task (7.0) with Task.output -> that Encounter."""
+    attended session completes the Task (7.0) with Task.output -> that Encounter.
+    ``referral_id`` is the database id (Referral.id)."""
     context = context or MappingContext()
     referral, link = _load(session, referral_id)
     completed = referral.status == "completed"  # later sessions are kept; the loop is closed
@@ -224,6 +213,8 @@ def record_session(
         referral, link, iop_session, first_attended, target, at
     ):
         _enqueue_task(session, referral, link)
+    held = audit.Entity("Encounter", iop_session.identifier, context.session_id_system)
+    audit.changed(session, audit.RECORD_SESSION, held, organization=referral.iop_organization)
     return record
 
 
@@ -382,6 +373,7 @@ def _enqueue_encounter(
         based_on_reference=link.service_request,
     )
     resource["id"] = encounter_id(context.session_id_system, iop_session.identifier)
+    resource = disclosure.labelled(session, referral, resource)  # 42 CFR Part 2 labels
     target = f"Encounter/{resource['id']}"
     outbox.enqueue(
         session,

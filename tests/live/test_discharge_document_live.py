@@ -15,7 +15,8 @@ from integration.conformance import upload_conformance, validate
 from integration.fhir_client import FhirClient
 from mappers import reconciliation
 from mappers.discharge import DischargeSummary
-from mappers.discharge_document import discharge_from_document, to_document_bundle
+from mappers.discharge_document import to_document_bundle
+from mappers.discharge_reader import discharge_from_document
 from mappers.medication import ListSource
 from tests.builders.discharge import TIMESTAMP, document_entries, make_discharge_summary
 from tests.builders.referrals import (

@@ -24,10 +24,12 @@ from integration.outbox import ClaimedMessage
 from integration.settings import Settings
 from integration.store import session_scope
 from integration.worker import deliver_message
+from integration.workflows import aftercare, medication_lists, medications
 from integration.workflows import discharge as workflow
-from integration.workflows import medications
+from integration.workflows.errors import DisclosureRefused
 from mappers.discharge import AftercarePlan
-from mappers.discharge_document import DOCUMENT_ID_SYSTEM, discharge_from_document
+from mappers.discharge_document import DOCUMENT_ID_SYSTEM
+from mappers.discharge_reader import discharge_from_document
 from tests.live.test_medications_live import (
     RECEIVED,
     count,
@@ -77,7 +79,7 @@ def _ready_for_discharge(engine: Engine, referral_id: str, package: pkg.StepDown
                     attendance=models.Attendance(attendance),
                 )  # fmt: skip
         intake = intake_list(package, version=1)
-        medications.record_intake_list(session, referral_id, intake, RECEIVED)
+        medication_lists.record_intake_list(session, referral_id, intake, RECEIVED)
         medications.reconcile_referral(session, referral_id, at=RECEIVED)
 
 
@@ -121,15 +123,15 @@ async def test_discharge__document_once_valid_and_the_aftercare_loop_closes(
     assert [d.diagnosis.icd10_code for d in summary.diagnoses] == ["F10.20", "F43.10", "F33.1"]
     task_system = canonical.TASK_ID_SYSTEM
     assert await count(fhir, "Task", task_system, result.aftercare_identifier) == 1
-    assert (await workflow.check_aftercare(fhir, engine, referral_id)).acknowledged_at is None
+    assert (await aftercare.check_aftercare(fhir, engine, referral_id)).acknowledged_at is None
 
     with provider.http_client(live_settings.fhir_base) as client:
         accepted = provider.accept_all(client, next_provider)
-    status = await workflow.check_aftercare(fhir, engine, referral_id)
+    status = await aftercare.check_aftercare(fhir, engine, referral_id)
     assert [status.task] == accepted
     assert (status.status, status.business_status) == ("accepted", "3.0")
     assert status.acknowledged_at is not None
-    assert await workflow.poll_open_discharges(fhir, engine) == []  # the loop is closed
+    assert await aftercare.poll_open_discharges(fhir, engine) == []  # the loop is closed
     with session_scope(engine) as session:
         stored = session.scalar(select(models.DischargeRecord))
         assert stored is not None and stored.acknowledged_at == status.acknowledged_at
@@ -143,7 +145,7 @@ async def test_discharge__refused_without_a_consent_naming_the_next_provider(
     package = await post_package(fhir)  # the consent names the IOP only
     referral_id = store_referral(engine, package)
     _ready_for_discharge(engine, referral_id, package)
-    with pytest.raises(workflow.DisclosureRefused) as refused:
+    with pytest.raises(DisclosureRefused) as refused:
         await workflow.discharge(
             engine, fhir, referral_id, iop_organization="Organization/iop-program",
             discharged_at=DISCHARGED, aftercare=_aftercare(next_provider),

@@ -29,7 +29,7 @@ from integration.fhir_client import FhirClient
 from integration.outbox import count_by_status
 from integration.store import session_scope
 from integration.worker import run_worker
-from integration.workflows import medications
+from integration.workflows import medication_lists, medications
 from mappers.bundle import identifier_token
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
 
@@ -76,7 +76,7 @@ def store_referral(engine: Engine, package: pkg.StepDownPackage) -> str:
                 total=score.total, severity=score.severity, authored=score.authored,
             )  # fmt: skip
         repo.save_plan(session, referral, business_id=package.plan.identifier, plan={})
-        medications.record_discharge_list(
+        medication_lists.record_discharge_list(
             session, referral.business_id, package.medications, RECEIVED
         )
     return package.referral.identifier
@@ -143,7 +143,7 @@ async def one(fhir: FhirClient, resource_type: str, system: str, value: str) -> 
 
 def _reconcile(engine: Engine, referral_id: str, intake: MedicationList, at: datetime) -> None:
     with session_scope(engine) as session:
-        medications.record_intake_list(session, referral_id, intake, at)
+        medication_lists.record_intake_list(session, referral_id, intake, at)
         medications.reconcile_referral(session, referral_id, at=at)
 
 

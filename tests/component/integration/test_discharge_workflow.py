@@ -23,12 +23,13 @@ from integration.db.outbox_table import OutboxMessage
 from integration.fhir_client import FhirClient
 from integration.retry_policy import RetryPolicy
 from integration.store import session_scope
+from integration.workflows import aftercare, clinical_record, medication_lists, medications
 from integration.workflows import discharge as workflow
-from integration.workflows import medications
-from integration.workflows.discharge import ClinicalRecord, DisclosureRefused
-from integration.workflows.medications import WorkflowNotReady
+from integration.workflows.clinical_record import ClinicalRecord
+from integration.workflows.errors import AlreadyDischarged, DisclosureRefused, WorkflowNotReady
 from mappers import assessment, condition, consent, patient
-from mappers.discharge_document import discharge_from_document
+from mappers.discharge_reader import discharge_from_document
+from mappers.registry import MappingContext
 from tests.builders import make_client, make_diagnosis
 from tests.builders.discharge import make_aftercare, organization
 from tests.builders.plans import make_plan
@@ -98,8 +99,8 @@ def _ready(engine: Engine, *, reconciled: bool = True) -> None:
                 session, referral, business_id=f"S-{n}", starts_at=starts_at,
                 attendance=models.Attendance(attendance),
             )  # fmt: skip
-        medications.record_discharge_list(session, REFERRAL, meds, START)
-        medications.record_intake_list(
+        medication_lists.record_discharge_list(session, REFERRAL, meds, START)
+        medication_lists.record_intake_list(
             session, REFERRAL, replace(meds, identifier="IN", source=None), START
         )
         if reconciled:
@@ -225,7 +226,7 @@ def test_discharge_client__rolled_back_leaves_neither_record_nor_message(engine:
 def test_discharge_client__twice_is_refused(engine: Engine) -> None:
     _ready(engine)
     _discharge(engine)
-    with pytest.raises(workflow.AlreadyDischarged):
+    with pytest.raises(AlreadyDischarged):
         _discharge(engine)
     assert _stored(engine)[0] == 1
 
@@ -318,9 +319,9 @@ async def test_read_clinical_record__the_package_in_one_batch(
     }
     respx_mock.get("/ServiceRequest").respond(json=found)
     batch = respx_mock.post("/").mock(side_effect=_batch_answer)
-    facts = workflow.StoreFacts(REFERRAL, None, ("PHQ9-TEST-0001",), None)
-    record = await workflow.read_clinical_record(
-        fhir, facts, iop_organization=IOP, next_provider=NEXT, context=workflow.MappingContext()
+    facts = clinical_record.StoreFacts(REFERRAL, None, ("PHQ9-TEST-0001",), None)
+    record = await clinical_record.read_clinical_record(
+        fhir, facts, iop_organization=IOP, next_provider=NEXT, context=MappingContext()
     )
     assert batch.call_count == 1
     assert (record.patient, record.client) == (PATIENT, make_client())
@@ -336,10 +337,10 @@ async def test_read_clinical_record__a_score_missing_on_the_server_is_not_ready(
 ) -> None:
     respx_mock.get("/ServiceRequest/sr1").respond(json=_service_request())
     respx_mock.post("/").mock(side_effect=_batch_answer)
-    facts = workflow.StoreFacts(REFERRAL, "ServiceRequest/sr1", (), "PLAN-NOT-THERE")
+    facts = clinical_record.StoreFacts(REFERRAL, "ServiceRequest/sr1", (), "PLAN-NOT-THERE")
     with pytest.raises(WorkflowNotReady) as not_ready:
-        await workflow.read_clinical_record(
-            fhir, facts, iop_organization=IOP, next_provider=NEXT, context=workflow.MappingContext()
+        await clinical_record.read_clinical_record(
+            fhir, facts, iop_organization=IOP, next_provider=NEXT, context=MappingContext()
         )
     assert [p.path for p in not_ready.value.problems] == [
         f"CarePlan?identifier={canonical.CARE_PLAN_ID_SYSTEM}|PLAN-NOT-THERE"
@@ -367,19 +368,19 @@ async def test_check_aftercare__records_the_acknowledgement_once_accepted(
         "entry": [{"resource": _task("requested")}],
     }
     respx_mock.get("/Task").respond(json=search)
-    waiting = await workflow.check_aftercare(fhir, engine, REFERRAL)
+    waiting = await aftercare.check_aftercare(fhir, engine, REFERRAL)
     assert (waiting.task, waiting.status, waiting.acknowledged_at) == ("Task/t1", "requested", None)
     accepted = _task("accepted", lastModified="2026-04-01T09:30:00+00:00",
                      businessStatus={"coding": [{"code": "3.0"}]})  # fmt: skip
     read = respx_mock.get("/Task/t1").respond(json=accepted)
-    status = await workflow.check_aftercare(fhir, engine, REFERRAL)
+    status = await aftercare.check_aftercare(fhir, engine, REFERRAL)
     assert read.called  # the Task id was remembered from the first check
     assert (status.status, status.business_status) == ("accepted", "3.0")
     assert status.acknowledged_at == datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
     with session_scope(engine) as session:
         stored = session.scalar(select(models.DischargeRecord))
         assert stored is not None and stored.acknowledged_at == status.acknowledged_at
-    assert await workflow.poll_open_discharges(fhir, engine) == []
+    assert await aftercare.poll_open_discharges(fhir, engine) == []
 
 
 @respx.mock(base_url=BASE)
@@ -392,5 +393,5 @@ async def test_check_aftercare__a_rejected_task_is_no_acknowledgement(
     respx_mock.get("/Task").respond(
         json={"resourceType": "Bundle", "entry": [{"resource": rejected}]}
     )
-    [status] = await workflow.poll_open_discharges(fhir, engine)
+    [status] = await aftercare.poll_open_discharges(fhir, engine)
     assert (status.status, status.acknowledged_at) == ("rejected", None)

@@ -18,8 +18,8 @@ from integration.db.models import ListSource as StoredSource
 from integration.db.models import MedicationListRecord
 from integration.db.outbox_table import OutboxMessage
 from integration.store import session_scope
-from integration.workflows import medications
-from integration.workflows.medications import ReferralNotFound, WorkflowNotReady
+from integration.workflows import medication_lists, medications
+from integration.workflows.errors import ReferralNotFound, WorkflowNotReady
 from mappers.errors import MappingError, Problem
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
 from tests.builders import MRN_SYSTEM
@@ -65,9 +65,11 @@ def _referral_with_lists(engine: Engine, intake: MedicationList | None = None) -
             session, business_id=REFERRAL, client_mrn=MRN, iop_organization="IOP-DEMO-ORG",
             received_at=AT - timedelta(days=7),
         )  # fmt: skip
-        medications.record_discharge_list(session, REFERRAL, _discharge(), AT - timedelta(days=7))
+        medication_lists.record_discharge_list(
+            session, REFERRAL, _discharge(), AT - timedelta(days=7)
+        )
         if intake is not None:
-            medications.record_intake_list(session, REFERRAL, intake, AT)
+            medication_lists.record_intake_list(session, REFERRAL, intake, AT)
 
 
 def _reconcile(engine: Engine, at: datetime = AT) -> None:
@@ -145,7 +147,7 @@ def test_reconcile_referral__rerun_updates_in_place_under_the_same_identifiers(
     with session_scope(engine) as session:  # the intake list is corrected: same identifier
         entries = _intake().entries[:2]
         corrected = _intake(entries=(replace(entries[1], times_per_day=2), entries[0]))
-        medications.record_intake_list(session, REFERRAL, corrected, AT + timedelta(hours=1))
+        medication_lists.record_intake_list(session, REFERRAL, corrected, AT + timedelta(hours=1))
     _reconcile(engine, AT + timedelta(hours=1))
     first, second = _messages(engine)
     puts = [
@@ -188,7 +190,7 @@ def test_reconcile_referral__ambiguous_intake_is_refused_and_nothing_stored(
 def test_record_intake_list__same_identifier_replaces_its_lines(engine: Engine) -> None:
     _referral_with_lists(engine, _intake())
     with session_scope(engine) as session:
-        medications.record_intake_list(session, REFERRAL, _intake(entries=()), AT)
+        medication_lists.record_intake_list(session, REFERRAL, _intake(entries=()), AT)
         record = repo.get_medication_list(session, "INTAKE-0001")
         assert record is not None and record.lines == []
 
@@ -197,14 +199,16 @@ def test_record_intake_list__identifier_of_another_list_is_refused(engine: Engin
     _referral_with_lists(engine)
     taken = _intake(identifier=_discharge().identifier)
     with pytest.raises(MappingError) as refused, session_scope(engine) as session:
-        medications.record_intake_list(session, REFERRAL, taken, AT)
+        medication_lists.record_intake_list(session, REFERRAL, taken, AT)
     assert refused.value.problems[0].path == "MedicationList.identifier"
 
 
 def test_record_intake_list__a_discharge_list_is_not_an_intake_list(engine: Engine) -> None:
     _referral_with_lists(engine)
     with pytest.raises(MappingError) as refused, session_scope(engine) as session:
-        medications.record_intake_list(session, REFERRAL, _intake(source=ListSource.RECONCILED), AT)
+        medication_lists.record_intake_list(
+            session, REFERRAL, _intake(source=ListSource.RECONCILED), AT
+        )
     assert refused.value.problems == (
         Problem("MedicationList.source", "expected iop-intake, not reconciled"),
     )
@@ -216,7 +220,7 @@ def test_load_list__keeps_every_field_of_each_entry(engine: Engine) -> None:
     with session_scope(engine) as session:
         record = repo.get_medication_list(session, "INTAKE-0001")
         assert record is not None
-        assert medications.load_list(record).entries == (full,)
+        assert medication_lists.load_list(record).entries == (full,)
 
 
 def test_load_list__a_line_without_detail_is_rebuilt_from_its_columns(engine: Engine) -> None:
@@ -229,7 +233,7 @@ def test_load_list__a_line_without_detail_is_rebuilt_from_its_columns(engine: En
             session, referral, business_id="LEGACY", source=StoredSource.IOP_INTAKE,
             recorded_at=AT, lines=[line],
         )  # fmt: skip
-        entries = medications.load_list(record).entries
+        entries = medication_lists.load_list(record).entries
     assert entries == (
         MedicationEntry("LEGACY-0", "Sertraline 50 MG", "312941", "active", "50 mg daily"),
     )

@@ -29,6 +29,7 @@ from integration.fhir_client import FhirClient
 from integration.retry_policy import RetryPolicy
 from integration.store import session_scope
 from integration.workflows import step_down
+from integration.workflows.errors import ReferralActionRefused, ReferralNotFound
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 from mappers.errors import InvalidInputError
 from mappers.referral_task import IllegalTransitionError
@@ -212,7 +213,7 @@ async def test_ingest__package_that_fails_mapping_is_kept_requested_with_its_pro
     # nothing of the package is half-stored
     assert count(engine, models.Intake) == count(engine, models.AssessmentRecord) == 0
     assert count(engine, models.MedicationListRecord) == 0
-    with session_scope(engine) as session, pytest.raises(step_down.ReferralActionRefused):
+    with session_scope(engine) as session, pytest.raises(ReferralActionRefused):
         step_down.accept(session, referral_id, at=T0)
     with session_scope(engine) as session:
         step_down.decline(session, referral_id, "Package incomplete: diagnosis code", at=T0)
@@ -315,7 +316,7 @@ async def test_illegal_transitions__refused_and_nothing_is_stored(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
     referral_id = await ingested(engine, fhir, server)
-    with session_scope(engine) as session, pytest.raises(step_down.ReferralActionRefused):
+    with session_scope(engine) as session, pytest.raises(ReferralActionRefused):
         step_down.schedule_intake(session, referral_id, date(2026, 11, 5), at=T0)
     with session_scope(engine) as session:
         step_down.decline(session, referral_id, "Needs a higher level of care", at=T0)
@@ -324,7 +325,7 @@ async def test_illegal_transitions__refused_and_nothing_is_stored(
     assert "rejected -> accepted" in str(caught.value)
     assert referral(engine, referral_id)[0].status == "rejected"
     assert len(messages(engine)) == 1  # only the decline
-    with session_scope(engine) as session, pytest.raises(step_down.ReferralNotFound):
+    with session_scope(engine) as session, pytest.raises(ReferralNotFound):
         step_down.accept(session, 999_999, at=T0)
 
 
@@ -401,7 +402,7 @@ async def test_sessions__after_completion_are_kept_without_touching_the_task(
             at=T0 + timedelta(days=3),
         )
     assert [m.kind for m in messages(engine)[before:]] == ["resource"]
-    with session_scope(engine) as session, pytest.raises(step_down.ReferralActionRefused):
+    with session_scope(engine) as session, pytest.raises(ReferralActionRefused):
         step_down.record_session(
             session,
             referral_id,

@@ -11,10 +11,10 @@ from fhir_profiles.registry import example_resources
 from mappers import (
     asam_intake,
     assessment,
-    care_plan,
+    care_plan_reader,
     condition,
     encounter,
-    goal,
+    goal_reader,
     patient,
     residential,
 )
@@ -42,11 +42,11 @@ READERS: dict[str, tuple[str, Callable[[dict[str, Any]], Mapped[Any]]]] = {
     ),
     "iop-goal": (
         canonical.GOAL_ID_SYSTEM,
-        lambda r: goal.from_fhir(r, goal_id_system=canonical.GOAL_ID_SYSTEM),
+        lambda r: goal_reader.from_fhir(r, goal_id_system=canonical.GOAL_ID_SYSTEM),
     ),
     "iop-careplan": (
         canonical.CARE_PLAN_ID_SYSTEM,
-        lambda r: care_plan.from_fhir(r, plan_id_system=canonical.CARE_PLAN_ID_SYSTEM),
+        lambda r: care_plan_reader.from_fhir(r, plan_id_system=canonical.CARE_PLAN_ID_SYSTEM),
     ),
     "iop-session-encounter": (
         canonical.SESSION_ID_SYSTEM,
@@ -114,10 +114,10 @@ def test_example__losses_are_only_narrative_and_unmodelled_extras(
 
 
 def test_example_careplan__maps_with_its_goal_and_condition() -> None:
-    goal_value = goal.from_fhir(
+    goal_value = goal_reader.from_fhir(
         BY_REFERENCE["Goal/iop-ex-goal"], goal_id_system=canonical.GOAL_ID_SYSTEM
     ).value
-    mapped = care_plan.from_fhir(
+    mapped = care_plan_reader.from_fhir(
         BY_REFERENCE["CarePlan/iop-ex-careplan"],
         plan_id_system=canonical.CARE_PLAN_ID_SYSTEM,
         goals={"Goal/iop-ex-goal": goal_value},

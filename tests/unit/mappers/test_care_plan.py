@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 
-from mappers import care_plan
+from mappers import care_plan, care_plan_reader
 from mappers.care_plan import TreatmentPlan
 from mappers.errors import MappingError
-from mappers.schedule import references_in
+from mappers.fhir_reference import references_in
 from tests.builders.plans import (
     CONDITION_REFERENCES,
     PLAN_SYSTEM,
@@ -34,7 +34,7 @@ def _to_fhir(plan: TreatmentPlan, **kwargs: Any) -> dict[str, Any]:
 
 def _read(resource: Any, plan: TreatmentPlan | None = None) -> care_plan.Mapped[TreatmentPlan]:
     goals = None if plan is None else dict(zip(goal_references(plan), plan.goals, strict=True))
-    return care_plan.from_fhir(resource, plan_id_system=PLAN_SYSTEM, goals=goals)
+    return care_plan_reader.from_fhir(resource, plan_id_system=PLAN_SYSTEM, goals=goals)
 
 
 def _problems(resource: Any) -> dict[str, str]:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 
-from mappers import consent
+from mappers import consent, consent_reader
 from mappers.consent import DisclosureConsent, covers
 from mappers.errors import MappingError
 from tests.builders.referrals import (
@@ -32,7 +32,7 @@ def _fhir(value: DisclosureConsent | None = None) -> dict[str, Any]:
 
 def _problems(resource: Any) -> dict[str, str]:
     with pytest.raises(MappingError) as caught:
-        consent.from_fhir(resource, id_system=CONSENT_SYSTEM)
+        consent_reader.from_fhir(resource, id_system=CONSENT_SYSTEM)
     return {p.path: p.message for p in caught.value.problems}
 
 
@@ -103,14 +103,14 @@ def test_to_fhir__bad_consent_names_every_field() -> None:
 
 
 def test_round_trip__builder_is_identity() -> None:
-    mapped = consent.from_fhir(_fhir(), id_system=CONSENT_SYSTEM)
+    mapped = consent_reader.from_fhir(_fhir(), id_system=CONSENT_SYSTEM)
     assert mapped.value == make_consent()
     assert mapped.losses == ()
 
 
 @given(consents())
 def test_round_trip__any_valid_consent_is_identity(value: DisclosureConsent) -> None:
-    mapped = consent.from_fhir(_fhir(value), id_system=CONSENT_SYSTEM)
+    mapped = consent_reader.from_fhir(_fhir(value), id_system=CONSENT_SYSTEM)
     assert mapped.value == value
     assert mapped.losses == ()
 
@@ -142,7 +142,7 @@ def test_from_fhir__foreign_content_is_reported_not_dropped() -> None:
             ]
         }
     ]
-    mapped = consent.from_fhir(foreign, id_system=CONSENT_SYSTEM)
+    mapped = consent_reader.from_fhir(foreign, id_system=CONSENT_SYSTEM)
     assert mapped.value == make_consent()
     assert {loss.path for loss in mapped.losses} == {
         "Consent.category[0]",
@@ -162,7 +162,7 @@ def test_from_fhir__period_with_times_is_narrowed_one_day_each_side() -> None:
         "start": "2024-10-02T14:00:00-04:00",
         "end": "2025-10-01T09:00:00-04:00",
     }
-    mapped = consent.from_fhir(foreign, id_system=CONSENT_SYSTEM)
+    mapped = consent_reader.from_fhir(foreign, id_system=CONSENT_SYSTEM)
     assert (mapped.value.start, mapped.value.end) == (date(2024, 10, 3), date(2025, 9, 30))
     assert {loss.path for loss in mapped.losses} == {
         "Consent.provision.period.start",
@@ -275,7 +275,7 @@ def test_from_fhir__provision_that_cannot_be_decided_on_is_named(
 @given(corrupted(_fhir(make_consent(recipients=(IOP_ORGANIZATION, OTHER_ORGANIZATION)))))
 def test_from_fhir__any_corrupted_consent_maps_or_raises(resource: Any) -> None:
     try:
-        mapped = consent.from_fhir(resource, id_system=CONSENT_SYSTEM)
+        mapped = consent_reader.from_fhir(resource, id_system=CONSENT_SYSTEM)
     except MappingError as error:
         assert error.problems
     else:

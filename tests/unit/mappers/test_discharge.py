@@ -17,7 +17,8 @@ from mappers.discharge import (
     aftercare_referral,
     read_narrative,
 )
-from mappers.discharge_document import discharge_from_document, to_document_bundle
+from mappers.discharge_document import to_document_bundle
+from mappers.discharge_reader import discharge_from_document
 from mappers.errors import MappingError
 from tests.builders import make_diagnosis
 from tests.builders.discharge import (

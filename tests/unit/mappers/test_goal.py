@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 
-from mappers import goal
+from mappers import goal, goal_reader
 from mappers.errors import MappingError
 from mappers.goal import Goal, GoalTarget, Measure, TargetQuantity
 from tests.builders.plans import (
@@ -26,7 +26,7 @@ def _to_fhir(value: Goal, **kwargs: Any) -> dict[str, Any]:
 
 def _problem_paths(resource: Any) -> set[str]:
     with pytest.raises(MappingError) as caught:
-        goal.from_fhir(resource, goal_id_system=GOAL_SYSTEM)
+        goal_reader.from_fhir(resource, goal_id_system=GOAL_SYSTEM)
     return {p.path for p in caught.value.problems}
 
 
@@ -100,7 +100,7 @@ def test_to_fhir__string_detail_is_detail_string() -> None:
 def test_round_trip__is_identity_with_no_losses(build: Any) -> None:
     value = build()
     resource = _to_fhir(value, condition_references=CONDITION_REFERENCES)
-    mapped = goal.from_fhir(resource, goal_id_system=GOAL_SYSTEM)
+    mapped = goal_reader.from_fhir(resource, goal_id_system=GOAL_SYSTEM)
     assert mapped.value == value
     assert mapped.losses == ()
     assert mapped.links == {
@@ -112,7 +112,7 @@ def test_round_trip__is_identity_with_no_losses(build: Any) -> None:
 
 @given(goals())
 def test_round_trip__property_identity_for_any_valid_goal(value: Goal) -> None:
-    mapped = goal.from_fhir(_to_fhir(value), goal_id_system=GOAL_SYSTEM)
+    mapped = goal_reader.from_fhir(_to_fhir(value), goal_id_system=GOAL_SYSTEM)
     assert mapped.value == value
     assert mapped.losses == ()
 
@@ -133,7 +133,7 @@ def test_from_fhir__foreign_content_is_reported_not_dropped() -> None:
     target["extension"] = [{"url": "http://example.org/fhir/t", "valueBoolean": True}]
     foreign["note"][0]["authorString"] = "Case manager"
     foreign["note"].append({"text": "undated remark"})
-    mapped = goal.from_fhir(foreign, goal_id_system=GOAL_SYSTEM)
+    mapped = goal_reader.from_fhir(foreign, goal_id_system=GOAL_SYSTEM)
     assert mapped.value == make_phq9_goal()
     assert {loss.path for loss in mapped.losses} == {
         "Goal.text",
@@ -159,7 +159,7 @@ def test_from_fhir__unmodelled_detail_and_due_duration_are_reported() -> None:
     del target["detailInteger"], target["dueDate"]
     target["detailRange"] = {"low": {"value": 10}, "high": {"value": 12}}
     target["dueDuration"] = {"value": 30, "unit": "d"}
-    mapped = goal.from_fhir(foreign, goal_id_system=GOAL_SYSTEM)
+    mapped = goal_reader.from_fhir(foreign, goal_id_system=GOAL_SYSTEM)
     assert mapped.value.targets == (GoalTarget(Measure("Meetings attended")),)
     assert {loss.path for loss in mapped.losses} == {
         "Goal.target[0].detailRange",
@@ -170,7 +170,7 @@ def test_from_fhir__unmodelled_detail_and_due_duration_are_reported() -> None:
 def test_from_fhir__unit_system_without_code_is_reported() -> None:
     foreign = _to_fhir(make_phq9_goal())
     foreign["target"][0]["detailQuantity"]["system"] = "http://unitsofmeasure.org"
-    mapped = goal.from_fhir(foreign, goal_id_system=GOAL_SYSTEM)
+    mapped = goal_reader.from_fhir(foreign, goal_id_system=GOAL_SYSTEM)
     assert mapped.value == make_phq9_goal()
     assert [loss.path for loss in mapped.losses] == ["Goal.target[0].detailQuantity.system"]
 
@@ -178,14 +178,14 @@ def test_from_fhir__unit_system_without_code_is_reported() -> None:
 def test_from_fhir__time_of_day_in_note_is_reported_and_date_kept() -> None:
     foreign = _to_fhir(make_phq9_goal())
     foreign["note"][0]["time"] = "2026-10-15T14:30:00-05:00"
-    mapped = goal.from_fhir(foreign, goal_id_system=GOAL_SYSTEM)
+    mapped = goal_reader.from_fhir(foreign, goal_id_system=GOAL_SYSTEM)
     assert mapped.value.notes[0].on == date(2026, 10, 15)
     assert [loss.path for loss in mapped.losses] == ["Goal.note[0].time"]
 
 
 def test_from_fhir__wrong_resource_type_is_named() -> None:
     with pytest.raises(MappingError) as caught:
-        goal.from_fhir({"resourceType": "CarePlan"}, goal_id_system=GOAL_SYSTEM)
+        goal_reader.from_fhir({"resourceType": "CarePlan"}, goal_id_system=GOAL_SYSTEM)
     assert any(
         p.path == "Goal.resourceType" and "CarePlan" in p.message for p in caught.value.problems
     )

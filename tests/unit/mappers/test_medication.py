@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from hypothesis import given
 
-from mappers import medication
+from mappers import medication, medication_reader
 from mappers.errors import MappingError
+from mappers.fhir_reference import references_in
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
-from mappers.schedule import references_in
 from tests.builders.referrals import (
     DIAGNOSES,
     MED_LIST_SYSTEM,
@@ -51,14 +51,14 @@ def _statements(med_list: MedicationList) -> dict[str, MedicationEntry]:
 
 def _statement_problems(resource: Any) -> set[str]:
     with pytest.raises(MappingError) as caught:
-        medication.from_fhir(resource, id_system=MEDICATION_SYSTEM)
+        medication_reader.from_fhir(resource, id_system=MEDICATION_SYSTEM)
     return {p.path for p in caught.value.problems}
 
 
 def _list_problems(resource: Any, med_list: MedicationList | None = None) -> set[str]:
     statements = None if med_list is None else _statements(med_list)
     with pytest.raises(MappingError) as caught:
-        medication.list_from_fhir(resource, id_system=MED_LIST_SYSTEM, statements=statements)
+        medication_reader.list_from_fhir(resource, id_system=MED_LIST_SYSTEM, statements=statements)
     return {p.path for p in caught.value.problems}
 
 
@@ -133,7 +133,7 @@ def test_to_fhir__bad_entry_names_every_field() -> None:
     "entry", [make_sertraline(), make_buprenorphine(), make_text_only_medication()]
 )
 def test_round_trip__builders_are_identity_with_links(entry: MedicationEntry) -> None:
-    mapped = medication.from_fhir(
+    mapped = medication_reader.from_fhir(
         _statement(entry, reason_references=DIAGNOSES), id_system=MEDICATION_SYSTEM
     )
     assert mapped.value == entry
@@ -147,7 +147,7 @@ def test_round_trip__builders_are_identity_with_links(entry: MedicationEntry) ->
 
 @given(medication_entries())
 def test_round_trip__any_valid_entry_is_identity(entry: MedicationEntry) -> None:
-    mapped = medication.from_fhir(_statement(entry), id_system=MEDICATION_SYSTEM)
+    mapped = medication_reader.from_fhir(_statement(entry), id_system=MEDICATION_SYSTEM)
     assert mapped.value == entry
     assert mapped.losses == ()
 
@@ -167,7 +167,7 @@ def test_from_fhir__foreign_statement_content_is_reported_not_dropped() -> None:
     foreign["reasonReference"] = [{"reference": "Observation/o1"}]
     foreign["informationSource"] = {"reference": "Patient/x"}
     foreign["contained"] = [{"resourceType": "Medication", "id": "m"}]
-    mapped = medication.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
+    mapped = medication_reader.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
     assert mapped.value == make_sertraline()
     assert {loss.path for loss in mapped.losses} == {
         "MedicationStatement.identifier[1]",
@@ -184,7 +184,7 @@ def test_from_fhir__foreign_statement_content_is_reported_not_dropped() -> None:
 def test_from_fhir__timing_other_than_n_a_day_is_a_loss_and_text_stays() -> None:
     foreign = _statement()
     foreign["dosage"][0]["timing"] = {"repeat": {"frequency": 1, "period": 12, "periodUnit": "h"}}
-    mapped = medication.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
+    mapped = medication_reader.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
     assert mapped.value == make_sertraline(times_per_day=None)
     assert [loss.path for loss in mapped.losses] == ["MedicationStatement.dosage[0].timing"]
 
@@ -193,7 +193,7 @@ def test_from_fhir__unit_code_that_is_not_regenerated_is_a_loss() -> None:
     foreign = _statement(make_buprenorphine())
     quantity = foreign["dosage"][0]["doseAndRate"][0]["doseQuantity"]
     quantity |= {"system": UCUM, "code": "{film}"}
-    mapped = medication.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
+    mapped = medication_reader.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
     assert mapped.value == make_buprenorphine()
     assert [loss.path for loss in mapped.losses] == [
         "MedicationStatement.dosage[0].doseAndRate[0].doseQuantity.code"
@@ -203,7 +203,7 @@ def test_from_fhir__unit_code_that_is_not_regenerated_is_a_loss() -> None:
 def test_from_fhir__brand_text_beside_rxnorm_display_keeps_text() -> None:
     foreign = _statement()
     foreign["medicationCodeableConcept"]["text"] = "Zoloft 50 mg"
-    mapped = medication.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
+    mapped = medication_reader.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
     assert mapped.value == make_sertraline(medication="Zoloft 50 mg")
     assert [loss.path for loss in mapped.losses] == [
         "MedicationStatement.medicationCodeableConcept.coding.display"
@@ -215,7 +215,9 @@ def test_from_fhir__brand_text_beside_rxnorm_display_keeps_text() -> None:
 
 def test_from_fhir__wrong_resource_type_is_named() -> None:
     with pytest.raises(MappingError) as caught:
-        medication.from_fhir({"resourceType": "MedicationRequest"}, id_system=MEDICATION_SYSTEM)
+        medication_reader.from_fhir(
+            {"resourceType": "MedicationRequest"}, id_system=MEDICATION_SYSTEM
+        )
     assert any(
         p.path == "MedicationStatement.resourceType" and "MedicationRequest" in p.message
         for p in caught.value.problems
@@ -275,7 +277,7 @@ def test_from_fhir__medication_reference_is_named_as_missing_concept() -> None:
 @given(corrupted(_statement(reason_references=DIAGNOSES)))
 def test_from_fhir__any_corrupted_statement_maps_or_raises(resource: Any) -> None:
     try:
-        mapped = medication.from_fhir(resource, id_system=MEDICATION_SYSTEM)
+        mapped = medication_reader.from_fhir(resource, id_system=MEDICATION_SYSTEM)
     except MappingError as error:
         assert error.problems
     else:
@@ -303,7 +305,7 @@ def test_list_to_fhir__discharge_list_content() -> None:
 @pytest.mark.parametrize("source", [*ListSource, None])
 def test_list_round_trip__each_source_is_identity_with_links(source: ListSource | None) -> None:
     med_list = make_medication_list(source=source)
-    mapped = medication.list_from_fhir(
+    mapped = medication_reader.list_from_fhir(
         _list(med_list), id_system=MED_LIST_SYSTEM, statements=_statements(med_list)
     )
     assert mapped.value == med_list
@@ -313,14 +315,14 @@ def test_list_round_trip__each_source_is_identity_with_links(source: ListSource 
 
 
 def test_list_from_fhir__without_statements_entries_stay_empty_but_linked() -> None:
-    mapped = medication.list_from_fhir(_list(), id_system=MED_LIST_SYSTEM)
+    mapped = medication_reader.list_from_fhir(_list(), id_system=MED_LIST_SYSTEM)
     assert mapped.value == make_medication_list(entries=())
     assert references_in(mapped.links, "entry") == statement_references(make_medication_list())
 
 
 @given(medication_lists())
 def test_list_round_trip__any_valid_list_is_identity(med_list: MedicationList) -> None:
-    mapped = medication.list_from_fhir(
+    mapped = medication_reader.list_from_fhir(
         _list(med_list), id_system=MED_LIST_SYSTEM, statements=_statements(med_list)
     )
     assert mapped.value == med_list
@@ -336,7 +338,7 @@ def test_list_from_fhir__foreign_list_content_is_reported_not_dropped() -> None:
     foreign["entry"][0]["flag"] = {"text": "changed"}
     foreign["source"] = {"reference": "Practitioner/p1"}
     foreign["note"] = [{"text": "Reviewed with client"}]
-    mapped = medication.list_from_fhir(foreign, id_system=MED_LIST_SYSTEM)
+    mapped = medication_reader.list_from_fhir(foreign, id_system=MED_LIST_SYSTEM)
     assert mapped.value.source is None
     assert {loss.path for loss in mapped.losses} == {
         "List.code.coding[0]",
@@ -377,7 +379,7 @@ def test_list_from_fhir__entry_not_among_statements_passed_in_is_named() -> None
     partial = replace(med_list, entries=med_list.entries[:1])
     resource = _list(med_list)
     with pytest.raises(MappingError, match=r"List\.entry\[1\]\.item\.reference"):
-        medication.list_from_fhir(
+        medication_reader.list_from_fhir(
             resource, id_system=MED_LIST_SYSTEM, statements=_statements(partial)
         )
 

@@ -1,0 +1,198 @@
+"""Discharge handoff routes: the IOP's case manager discharges a client (workflow 3); the next
+provider's EHR follows the aftercare loop and fetches the discharge summary document.
+
+Part 2 (42 CFR 2.31): a discharge whose summary holds SUD records and whose referral carries no
+consent covering the next provider is refused with 403 and the reason; the document is given to
+the named next provider only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from api import schema_examples as docs
+from api.auth import Principal, Role, require
+from api.limits import FHIR_JSON, JSON, limited_body, media_type, parse_json
+from api.schemas import (
+    DischargeOut,
+    DischargePageOut,
+    DischargeRequest,
+    ReferralId,
+    page_links,
+    validation_problems,
+)
+from integration.db.base import utcnow
+from integration.discharge_handoffs import (
+    DischargeOrder,
+    DischargePage,
+    DischargeScope,
+    DischargeView,
+    discharge_document,
+    follow_discharge,
+    list_discharges,
+    start_discharge,
+)
+from integration.organizations import OrganizationDirectory
+from integration.referral_views import MAX_PAGE_SIZE
+from integration.store import session_scope
+from integration.workflows.errors import ReferralNotFound
+from mappers.errors import InvalidInputError, Problem
+
+AnyRole = Annotated[Principal, Depends(require(*Role))]
+
+
+def add_discharge_routes(router: APIRouter) -> None:
+    """POST /referrals/{id}/discharge, GET /discharges, /discharges/{id}, its document."""
+
+    @router.post(
+        "/referrals/{referral_id}/discharge",
+        summary="Discharge the client and hand over to the next provider",
+        description="Runs the discharge workflow: the summary document, the Part 2 consent "
+        "check, and the aftercare ServiceRequest + Task to the next provider, sent through the "
+        "outbox. 403 when no consent of the referral permits disclosing SUD records to the "
+        "next provider (42 CFR Part 2), with the reasons.",
+        tags=["discharges"],
+        status_code=201,
+        response_model=DischargeOut,
+        responses=docs.errors(400, 401, 403, 404, 409, 413, 415, 422, 502),
+        openapi_extra=docs.discharge_body(),
+    )
+    async def discharge(
+        request: Request,
+        principal: Annotated[Principal, Depends(require(Role.CASE_MANAGER))],
+        referral_id: ReferralId,
+        _json: Annotated[str, Depends(_json_media_type)],
+        body: Annotated[bytes, Depends(limited_body)],
+    ) -> Any:
+        order = _order(parse_json(body))
+        state = request.app.state
+        view = await start_discharge(
+            state.engine, state.fhir, state.settings, referral_id,
+            caller=principal.organization, order=order, at=utcnow(),
+        )  # fmt: skip
+        out = discharge_out(view)
+        headers = {"Location": out.links["self"]}
+        return JSONResponse(out.model_dump(mode="json"), 201, headers)
+
+    @router.get(
+        "/discharges",
+        summary="List discharge handoffs",
+        description="The next provider's EHR sees the handoffs to its organization; the IOP's "
+        "staff those of their organization's referrals. Newest discharge first.",
+        tags=["discharges"],
+        response_model=DischargePageOut,
+        responses=docs.errors(401, 403, 422, 502),
+    )
+    async def search(
+        request: Request,
+        principal: AnyRole,
+        acknowledged: bool | None = None,
+        discharged_from: Annotated[date | None, Query(alias="from")] = None,
+        discharged_to: Annotated[date | None, Query(alias="to")] = None,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    ) -> DischargePageOut:
+        if discharged_from and discharged_to and discharged_from > discharged_to:
+            raise InvalidInputError.from_problems("the search", [Problem("from", "is after 'to'")])
+        scope = await _scope(request, principal)
+        filters = (acknowledged, discharged_from, discharged_to, page, page_size)
+        found = await asyncio.to_thread(_list, request.app.state.engine, scope, *filters)
+        return DischargePageOut(
+            items=[discharge_out(v) for v in found.items], total=found.total, page=page,
+            page_size=page_size, links=page_links(request, page, page_size, found.total),
+        )  # fmt: skip
+
+    @router.get(
+        "/discharges/{referral_id}",
+        summary="A discharge handoff: is the aftercare Task acknowledged?",
+        tags=["discharges"],
+        response_model=DischargeOut,
+        responses=docs.errors(401, 403, 404, 422, 502),
+    )
+    async def read(request: Request, principal: AnyRole, referral_id: ReferralId) -> DischargeOut:
+        scope = await _scope(request, principal)
+        state = request.app.state
+        context = state.settings.mapping_context()
+        view = await follow_discharge(state.engine, state.fhir, scope, referral_id, context)
+        if view is None:
+            raise ReferralNotFound(f"no discharge {referral_id!r} for your organization")
+        return discharge_out(view)
+
+    @router.get(
+        "/discharges/{referral_id}/document",
+        summary="The discharge summary document, for the named next provider",
+        description="The FHIR document Bundle (Composition, LOINC 18842-5) with its Part 2 "
+        "security labels and redisclosure notice. Only the next provider's EHR receives it.",
+        tags=["discharges"],
+        response_class=JSONResponse,
+        responses={200: docs.document_response(), **docs.errors(401, 403, 404, 422, 502)},
+    )
+    async def document(
+        request: Request,
+        principal: Annotated[Principal, Depends(require(Role.EHR_SYSTEM))],
+        referral_id: ReferralId,
+    ) -> Any:
+        scope = await _scope(request, principal)
+        found = await asyncio.to_thread(_document, request.app.state.engine, scope, referral_id)
+        if found is None:
+            raise ReferralNotFound(f"no discharge {referral_id!r} handed to your organization")
+        return JSONResponse(found, media_type=FHIR_JSON)
+
+
+def _json_media_type(request: Request) -> str:
+    return media_type(request, (JSON,))
+
+
+def _order(document: Any) -> DischargeOrder:
+    try:
+        given = DischargeRequest.model_validate(document)
+    except ValidationError as error:
+        raise InvalidInputError.from_problems("the discharge", validation_problems(error)) from None
+    fields = given.model_dump() | {"support_groups": tuple(given.support_groups)}
+    return DischargeOrder(**fields)
+
+
+async def _scope(request: Request, principal: Principal) -> DischargeScope:
+    """EHR systems: handoffs to their organization; the IOP's staff: their referrals'."""
+    state = request.app.state
+    directory = OrganizationDirectory(
+        state.fhir, state.engine, state.settings.organization_id_system
+    )
+    keys = await directory.keys(principal.organization)
+    if principal.role is Role.EHR_SYSTEM:
+        return DischargeScope(handed_to=keys)
+    return DischargeScope(owned_by=keys)
+
+
+def _list(engine: Engine, scope: DischargeScope, *filters: Any) -> DischargePage:
+    acknowledged, start, end, page, page_size = filters
+    with session_scope(engine) as session:
+        return list_discharges(
+            session, scope, acknowledged=acknowledged, discharged_from=start,
+            discharged_to=end, page=page, page_size=page_size,
+        )  # fmt: skip
+
+
+def _document(engine: Engine, scope: DischargeScope, referral_id: str) -> dict[str, Any] | None:
+    with session_scope(engine) as session:
+        return discharge_document(session, scope, referral_id)
+
+
+def discharge_out(view: DischargeView) -> DischargeOut:
+    """The response model of one handoff, with its links."""
+    links = {"self": f"/api/discharges/{view.id}", "referral": f"/api/referrals/{view.id}"}
+    if view.delivery is not None:
+        links["document"] = f"/api/discharges/{view.id}/document"
+    return DischargeOut(
+        id=view.id, discharged_at=view.discharged_at, next_provider=view.next_provider,
+        aftercare_task=view.aftercare_task, task_status=view.task_status,
+        business_status=view.business_status, acknowledged=view.acknowledged_at is not None,
+        acknowledged_at=view.acknowledged_at, delivery=view.delivery, links=links,
+    )  # fmt: skip

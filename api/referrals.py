@@ -1,0 +1,204 @@
+"""The EHR-facing referral routes: submit a step-down referral, read its status and the IOP's
+response, list and search; the discharge handoff routes come with them (``api.discharges``).
+
+Routes are thin: parse, call an integration service, render an explicit response model.
+
+| method | path | roles | what |
+|---|---|---|---|
+| POST | /api/referrals | ehr-system | submit a package (FHIR Bundle or domain JSON) |
+| GET | /api/referrals | all | the caller's referrals, paged and filtered |
+| GET | /api/referrals/{id} | all | one referral: status, decision, intake, first session |
+| POST | /api/referrals/{id}/discharge | case-manager | discharge + aftercare handoff |
+| GET | /api/discharges, /api/discharges/{id} | all | the aftercare loop |
+| GET | /api/discharges/{id}/document | ehr-system | the summary, for the next provider |
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+
+from api import schema_examples as docs
+from api.auth import Principal, Role, require
+from api.discharges import add_discharge_routes
+from api.limits import FHIR_JSON, JSON, ProblemRoute, limited_body, media_type, parse_json
+from api.schemas import (
+    BusinessStatusOut,
+    ReferralId,
+    ReferralOut,
+    ReferralPageOut,
+    page_links,
+    parse_submission,
+)
+from integration.db.base import utcnow
+from integration.db.models import TASK_STATUSES
+from integration.fhir_client import FhirClient
+from integration.organizations import OrganizationDirectory
+from integration.referral_intake import submit_referral
+from integration.referral_views import (
+    MAX_PAGE_SIZE,
+    ReferralFilters,
+    ReferralView,
+    Scope,
+    get_referral,
+    list_referrals,
+)
+from integration.settings import Settings
+from integration.store import session_scope
+from integration.workflows.errors import ReferralNotFound
+from mappers.errors import InvalidInputError, Problem
+
+Page = Annotated[int, Query(ge=1, le=100_000, description="1-based page number")]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="items per page")]
+Status = Annotated[str | None, Query(json_schema_extra={"enum": list(TASK_STATUSES)})]
+Organization = Annotated[str | None, Query(max_length=255, description="Organization/<id>")]
+AnyRole = Annotated[Principal, Depends(require(*Role))]
+EhrSystem = Annotated[Principal, Depends(require(Role.EHR_SYSTEM))]
+
+
+def make_referrals_router() -> APIRouter:
+    """Routes under /api: referrals and discharge handoffs."""
+    router = APIRouter(prefix="/api", route_class=ProblemRoute, tags=["referrals"])
+    _add_referral_routes(router)
+    add_discharge_routes(router)
+    return router
+
+
+def _add_referral_routes(router: APIRouter) -> None:
+    @router.post(
+        "/referrals",
+        summary="Submit a step-down referral",
+        description="A referral package as a FHIR transaction Bundle (application/fhir+json) "
+        "or as domain JSON (application/json). It is checked, recorded and forwarded to the "
+        "FHIR server through the outbox. The same package again answers 200 with the "
+        "referral it already is; another package under the same identifier answers 409.",
+        status_code=201,
+        response_model=ReferralOut,
+        responses={
+            200: {"model": ReferralOut, "description": "already submitted: the same"},
+            **docs.errors(400, 401, 403, 409, 413, 415, 422, 502),
+        },
+        openapi_extra=docs.submission_body(),
+    )
+    async def submit(
+        request: Request,
+        principal: EhrSystem,
+        kind: Annotated[str, Depends(_submission_media_type)],
+        body: Annotated[bytes, Depends(limited_body)],
+    ) -> Any:
+        document = parse_json(body)
+        submission = parse_submission(document) if kind == JSON else document
+        settings, engine, fhir = _state(request)
+        done = await submit_referral(engine, fhir, settings, caller=principal.organization,
+                                     submission=submission, now=utcnow())  # fmt: skip
+        view = await _read(request, principal, done.referral_id)
+        headers = {"Location": view.links["self"]}
+        return JSONResponse(view.model_dump(mode="json"), 201 if done.created else 200, headers)
+
+    @router.get(
+        "/referrals/{referral_id}",
+        summary="A referral's status and the IOP's response",
+        response_model=ReferralOut,
+        responses=docs.errors(401, 403, 404, 422, 502),
+    )
+    async def read(request: Request, principal: AnyRole, referral_id: ReferralId) -> ReferralOut:
+        return await _read(request, principal, referral_id)
+
+    @router.get(
+        "/referrals",
+        summary="List and search referrals",
+        description="Newest received first. EHR systems see the referrals they requested; "
+        "the IOP's case managers and admins those their organization owns.",
+        response_model=ReferralPageOut,
+        responses=docs.errors(401, 403, 422, 502),
+    )
+    async def search(
+        request: Request,
+        principal: AnyRole,
+        status: Status = None,
+        program: Organization = None,
+        referrer: Organization = None,
+        received_from: Annotated[
+            date | None, Query(alias="from", description="received on")
+        ] = None,
+        received_to: Annotated[date | None, Query(alias="to", description="received on")] = None,
+        page: Page = 1,
+        page_size: PageSize = 20,
+    ) -> ReferralPageOut:
+        filters = _filters(status, program, referrer, received_from, received_to)
+        scope = await _scope(request, principal)
+        _, engine, _ = _state(request)
+        found = await asyncio.to_thread(_list, engine, scope, filters, page, page_size)
+        return ReferralPageOut(
+            items=[_out(view) for view in found.items], total=found.total, page=page,
+            page_size=page_size, links=page_links(request, page, page_size, found.total),
+        )  # fmt: skip
+
+
+def _submission_media_type(request: Request) -> str:
+    return media_type(request, (JSON, FHIR_JSON))
+
+
+def _filters(
+    status: str | None, program: str | None, referrer: str | None, start: date | None,
+    end: date | None,
+) -> ReferralFilters:  # fmt: skip
+    problems = []
+    if status is not None and status not in TASK_STATUSES:
+        problems.append(Problem("status", f"{status!r} is not one of {', '.join(TASK_STATUSES)}"))
+    if start is not None and end is not None and start > end:
+        problems.append(Problem("from", "is after 'to'"))
+    if problems:
+        raise InvalidInputError.from_problems("the search", problems)
+    return ReferralFilters(status, program, referrer, start, end)
+
+
+async def _read(request: Request, principal: Principal, referral_id: str) -> ReferralOut:
+    scope = await _scope(request, principal)
+    settings, engine, _ = _state(request)
+    view = await asyncio.to_thread(_get, engine, scope, referral_id, settings)
+    if view is None:
+        raise ReferralNotFound(f"no referral {referral_id!r} of your organization")
+    return _out(view)
+
+
+async def _scope(request: Request, principal: Principal) -> Scope:
+    """EHR systems: what they requested; the IOP's staff: what their organization owns."""
+    settings, engine, fhir = _state(request)
+    directory = OrganizationDirectory(fhir, engine, settings.organization_id_system)
+    keys = await directory.keys(principal.organization)
+    if principal.role is Role.EHR_SYSTEM:
+        return Scope(requested_by=keys)
+    return Scope(owned_by=keys)
+
+
+def _get(engine: Engine, scope: Scope, referral_id: str, settings: Settings) -> ReferralView | None:
+    with session_scope(engine) as session:
+        return get_referral(session, scope, referral_id, settings.mapping_context())
+
+
+def _list(engine: Engine, scope: Scope, filters: ReferralFilters, page: int, size: int) -> Any:
+    with session_scope(engine) as session:
+        return list_referrals(session, scope, filters, page=page, page_size=size)
+
+
+def _out(view: ReferralView) -> ReferralOut:
+    milestone = None
+    if view.business_status is not None:
+        milestone = BusinessStatusOut(
+            code=view.business_status, display=view.business_status_display
+        )
+    fields = {k: getattr(view, k) for k in ReferralOut.model_fields if hasattr(view, k)}
+    return ReferralOut.model_validate(
+        fields | {"business_status": milestone, "links": {"self": f"/api/referrals/{view.id}"}}
+    )
+
+
+def _state(request: Request) -> tuple[Settings, Engine, FhirClient]:
+    state = request.app.state
+    return state.settings, state.engine, state.fhir

@@ -1,0 +1,304 @@
+"""The case managers' tracker list (DESIGN.md, "What the case manager sees"), and whose it is.
+
+One page of handoffs (``integration.handoffs``: status, age, the HEDIS FUI 7- and 30-day
+follow-up windows) and how many handoffs carry each follow-up flag, in two queries whatever the
+page size (no N+1); one handoff in detail is ``integration.tracker_detail``.
+
+Organization scoping happens here, in the queries. ``referral.iop_organization`` holds what the
+inbound sync saw as the Task's owner, the IOP's Organization reference on the FHIR server
+(``Organization/123``), while a caller's organization is an identifier value (``IOP-DEMO-ORG``):
+:class:`OrganizationKeys` maps the one to the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, Select, String, and_, case, func, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from integration import handoffs
+from integration.db import models
+from integration.fhir_client import FhirClient
+from integration.handoffs import HandoffView
+from integration.inbound import find_organization
+from integration.settings import Settings
+from mappers.errors import InvalidInputError, IopBridgeError, Problem
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+# Task statuses of a handoff still in play: all but declined, cancelled, failed and entered in
+# error. "completed" stays: the first session was attended and the client is in the IOP.
+ACTIVE_STATUSES = (
+    "requested",
+    "received",
+    "accepted",
+    "ready",
+    "in-progress",
+    "on-hold",
+    "completed",
+)
+STATUS_FILTERS = ("active", "all", *models.TASK_STATUSES)
+
+
+class Flag(StrEnum):
+    """A follow-up flag the list can be narrowed to."""
+
+    OVERDUE_7 = "overdue-7"  # no attended IOP session within 7 days of residential discharge
+    OVERDUE_30 = "overdue-30"  # ... nor within 30 days
+    OPEN_7 = "open-7"  # no session yet, the 7-day window still open: the ones to call today
+
+
+@dataclass(frozen=True, slots=True)
+class FlagCounts:
+    """How many matching handoffs stand where against each follow-up window."""
+
+    total: int
+    overdue_7: int
+    overdue_30: int
+    open_7: int
+    met_7: int
+    met_30: int
+    no_discharge_date: int
+
+    def of(self, flag: Flag | None) -> int:
+        """The number of rows the list pages through when narrowed to ``flag``."""
+        by_flag = {
+            Flag.OVERDUE_7: self.overdue_7,
+            Flag.OVERDUE_30: self.overdue_30,
+            Flag.OPEN_7: self.open_7,
+        }
+        return self.total if flag is None else by_flag[flag]
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffPage:
+    """One page of the tracker's list, and the flag counts over every matching handoff."""
+
+    rows: tuple[HandoffView, ...]
+    counts: FlagCounts
+    status: str
+    flag: Flag | None
+    page: int
+    pages: int
+    matching: int
+
+
+# --- Scoping: the caller's organization as the store spells it --------------------------------
+
+
+class OrganizationKeys:
+    """The ``referral.iop_organization`` values that belong to a caller's organization.
+
+    The IOP this process serves (``settings.organization_id``) also owns the referrals stored
+    under its server reference, looked up once by identifier and kept; the lookup is bounded in
+    time so that a slow FHIR server cannot hold a page, and tried again a minute later.
+    """
+
+    RETRY_SECONDS = 60.0
+
+    def __init__(self, settings: Settings, *, timeout_seconds: float = 5.0) -> None:
+        self._settings = settings
+        self._timeout = timeout_seconds
+        self._reference: str | None = None
+        self._next_try = 0.0
+
+    async def of(self, fhir: FhirClient, organization: str) -> tuple[str, ...]:
+        """The keys of ``organization``: itself, and its server reference when it is ours."""
+        if organization != self._settings.organization_id:
+            return (organization,)
+        if self._reference is None and time.monotonic() >= self._next_try:
+            self._reference = await self._look_up(fhir)
+            self._next_try = time.monotonic() + self.RETRY_SECONDS
+        return (organization,) if self._reference is None else (organization, self._reference)
+
+    async def _look_up(self, fhir: FhirClient) -> str | None:
+        try:
+            return await asyncio.wait_for(find_organization(fhir, self._settings), self._timeout)
+        except (IopBridgeError, TimeoutError) as error:
+            log.warning("tracker: IOP Organization lookup failed (%s)", type(error).__name__)
+            return None
+
+
+# --- The list -----------------------------------------------------------------------------------
+
+
+def handoff_page(
+    session: Session,
+    *,
+    organizations: Sequence[str],
+    today: date,
+    status: str = "active",
+    flag: str | None = None,
+    page: int = 1,
+    page_size: int = PAGE_SIZE,
+) -> HandoffPage:
+    """One page of the organization's handoffs, newest received first, with the flag counts."""
+    chosen = _parse_filters(status, flag)
+    scope = scope_clauses(organizations, status)
+    counts = flag_counts(session, scope, today)
+    matching = counts.of(chosen)
+    pages = max(1, -(-matching // page_size))
+    page = min(max(page, 1), pages)
+    query = list_query(
+        organizations, status, chosen, today, limit=page_size, offset=(page - 1) * page_size
+    )
+    rows = session.execute(query).all()
+    views = tuple(handoffs._view(row, today) for row in rows)
+    return HandoffPage(views, counts, status, chosen, page, pages, matching)
+
+
+def list_query(
+    organizations: Sequence[str],
+    status: str,
+    flag: Flag | None,
+    today: date,
+    *,
+    limit: int = PAGE_SIZE,
+    offset: int = 0,
+) -> Select[models.Referral, date | None, date | None, int | None]:
+    """One page of handoffs' query (Referral, intake dates, no-show count) in the list's scope.
+
+    The page's ids are chosen first and only their rows are read and their no-shows counted,
+    so a deep page does not count the no-shows of every row it skips. For the broad filters
+    most rows match, and the newest-first index on received_at finds a page fastest; with the
+    organization/status index SQLite would fetch and sort every match first. A narrow status
+    filter keeps that index."""
+    referral = models.Referral
+    ids = (
+        select(referral.id)
+        .outerjoin(models.Intake, models.Intake.referral_id == referral.id)
+        .where(*scope_clauses(organizations, status, status in ("active", "all")))
+        .order_by(referral.received_at.desc(), referral.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    if flag is not None:
+        days, state = _FLAG_WINDOWS[flag]
+        ids = ids.where(_window(days, today)[state])
+    return handoffs._handoff_query(None).where(referral.id.in_(ids.scalar_subquery()))
+
+
+def flag_counts(session: Session, scope: Sequence[ColumnElement[bool]], today: date) -> FlagCounts:
+    """Every count of the list's header in one aggregate query (the paging total included)."""
+    return FlagCounts(*(int(value) for value in session.execute(counts_query(scope, today)).one()))
+
+
+def counts_query(scope: Sequence[ColumnElement[bool]], today: date) -> Select[Any]:
+    """The aggregate behind :func:`flag_counts` (also for EXPLAIN in the benchmark)."""
+    met_7, overdue_7, open_7 = (_window(7, today)[s] for s in ("met", "overdue", "open"))
+    met_30, overdue_30 = (_window(30, today)[s] for s in ("met", "overdue"))
+    unknown = models.Referral.residential_discharge_date.is_(None)
+    flags = (overdue_7, overdue_30, open_7, met_7, met_30, unknown)
+    return (
+        select(
+            func.count(models.Referral.id),
+            *(func.coalesce(func.sum(case((flag, 1), else_=0)), 0) for flag in flags),
+        )
+        .select_from(models.Referral)
+        .outerjoin(models.Intake, models.Intake.referral_id == models.Referral.id)
+        .where(*scope)
+    )
+
+
+def _parse_filters(status: str, flag: str | None) -> Flag | None:
+    problems = []
+    if status not in STATUS_FILTERS:
+        problems.append(Problem("status", f"{status!r} is not one of {', '.join(STATUS_FILTERS)}"))
+    known = sorted(f.value for f in Flag)
+    if flag and flag not in known:
+        problems.append(Problem("flag", f"{flag!r} is not one of {', '.join(known)}"))
+    if problems:
+        raise InvalidInputError("the tracker cannot filter by that", problems=problems)
+    return Flag(flag) if flag else None
+
+
+_FLAG_WINDOWS = {
+    Flag.OVERDUE_7: (7, "overdue"),
+    Flag.OVERDUE_30: (30, "overdue"),
+    Flag.OPEN_7: (7, "open"),
+}
+
+
+def scope_clauses(
+    organizations: Sequence[str], status: str, unindexed: bool = False
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses of the list: the organization's keys and the status filter; ``unindexed``
+    keeps SQLite from using the organization/status index for them."""
+    organization: ColumnElement[str] = models.Referral.iop_organization
+    task_status: ColumnElement[str] = models.Referral.status
+    if unindexed:
+        organization, task_status = _Unindexed(organization), _Unindexed(task_status)
+    clauses: list[ColumnElement[bool]] = [organization.in_(organizations)]
+    if status == "active":
+        clauses.append(task_status.in_(ACTIVE_STATUSES))
+    elif status != "all":
+        clauses.append(task_status == status)
+    return clauses
+
+
+class _Unindexed(FunctionElement[str]):
+    """A column SQLite's planner may not use an index for: unary "+" (SQLite query planner,
+    "Disqualifying WHERE clause terms using unary-+"); the plain column elsewhere."""
+
+    type = String()
+    name = "unindexed"
+    inherit_cache = True
+
+
+@compiles(_Unindexed, "sqlite")
+def _unindexed_sqlite(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return f"+{compiler.process(column, **kw)}"
+
+
+@compiles(_Unindexed)
+def _unindexed(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses
+    return str(compiler.process(column, **kw))
+
+
+class _DaysBetween(FunctionElement[int]):
+    """Whole days from the first date to the second; SQLite and PostgreSQL spell it apart."""
+
+    type = Integer()
+    name = "days_between"
+    inherit_cache = True
+
+
+@compiles(_DaysBetween, "sqlite")
+def _days_between_sqlite(element: _DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"
+
+
+@compiles(_DaysBetween)
+def _days_between(element: _DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    # PostgreSQL (standard SQL date arithmetic): date - date is a whole number of days.
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"({end} - {start})"
+
+
+def _window(days: int, today: date) -> Mapping[str, ColumnElement[bool]]:
+    """met / overdue / open of one follow-up window in SQL: handoffs.window_state's rules."""
+    discharged = models.Referral.residential_discharge_date
+    attended = models.Intake.first_attended_date
+    late = _DaysBetween(discharged, attended) > days
+    not_met = or_(attended.is_(None), late)
+    cutoff = today - timedelta(days=days)  # discharged before it: the deadline has passed
+    return {
+        "met": and_(discharged.is_not(None), attended.is_not(None), ~late),
+        "overdue": and_(discharged < cutoff, not_met),
+        "open": and_(discharged >= cutoff, not_met),
+    }

@@ -1,0 +1,39 @@
+"""What the ``to_fhir`` mappers share: rendering small FHIR values, and the checks a domain value
+must pass before it is rendered (each returns Problems, never raises)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from mappers.errors import Problem
+
+# FHIR R4 dateTime (datatypes.html#dateTime): the R4 regex allows offsets up to 13:59 either way,
+# and 14:00.
+MAX_TIMEZONE_OFFSET = timedelta(hours=14)
+_MINUTE = timedelta(minutes=1)
+
+
+def datetime_problems(value: datetime, field: str) -> list[Problem]:
+    """Why ``value`` cannot be sent as a FHIR dateTime with timezone (empty if it can)."""
+    offset = value.utcoffset()
+    if offset is None:
+        return [Problem(field, "needs a timezone (FHIR dateTime with a time SHALL have one)")]
+    if offset % _MINUTE or abs(offset) > MAX_TIMEZONE_OFFSET:
+        return [Problem(field, f"timezone offset {offset} is not a whole-minute offset <= 14h")]
+    return []
+
+
+def format_datetime(value: datetime) -> str:
+    """Render an aware datetime as a FHIR dateTime (``Z`` for UTC, microseconds if any)."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def identifier_problems(value: str, field: str) -> list[Problem]:
+    """A business identifier must be a non-blank string."""
+    return [] if value.strip() else [Problem(field, "is required", "required")]
+
+
+def number(value: float) -> int | float:
+    """A JSON number for a FHIR decimal: ``3`` rather than ``3.0`` when the value is whole."""
+    return int(value) if float(value).is_integer() else value

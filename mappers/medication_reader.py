@@ -1,0 +1,298 @@
+"""Medication list <- FHIR R4 MedicationStatement and List: ``from_fhir`` and ``list_from_fhir``,
+the readers of what ``mappers.medication`` writes.
+
+Only one Dosage with a plain N-times-a-day timing and one doseQuantity is modelled; the List
+kind is recognised by its fixed List.code.text. What is not modelled is reported as lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from fhir_profiles.terminology.systems import RXNORM, UCUM
+from mappers.errors import Problem, raise_if_problems
+from mappers.fhir_coding import CODING_KEYS, CONCEPT_KEYS, read_known_coding
+from mappers.fhir_read import (
+    PERIOD_KEYS,
+    modifier_extension_problems,
+    read_code,
+    read_datetime,
+    read_day,
+    read_identifier_list,
+    read_list,
+    read_list_in,
+    read_str,
+    read_str_in,
+    require_resource_type,
+)
+from mappers.fhir_reference import (
+    indexed_links,
+    read_reference_list,
+    read_reference_to,
+    read_required_reference,
+)
+from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
+from mappers.medication import (
+    LIST_MEDICATIONS,
+    LIST_STATUSES,
+    SOURCE_TEXT,
+    STATEMENT_STATUSES,
+    UCUM_DOSE_UNITS,
+    Dose,
+    ListSource,
+    MedicationEntry,
+    MedicationList,
+)
+
+_SOURCE_BY_TEXT = {text: source for source, text in SOURCE_TEXT.items()}
+
+
+_STATEMENT_MAPPED = frozenset(
+    {"identifier", "modifierExtension", "status", "medicationCodeableConcept", "subject"}
+    | {"effectivePeriod", "reasonReference", "dosage"}
+)
+
+
+def from_fhir(resource: Any, *, id_system: str) -> Mapped[MedicationEntry]:
+    """Read a MedicationEntry from MedicationStatement.identifier, status,
+    medicationCodeableConcept, effectivePeriod and dosage; links ``subject`` and
+    ``reasonReference[i]``."""
+    problems: list[Problem] = []
+    fhir = require_resource_type(resource, "MedicationStatement", problems)
+    losses = unmapped_top_level(fhir, _STATEMENT_MAPPED, type_name="MedicationStatement")
+    problems += modifier_extension_problems(fhir, "MedicationStatement")
+    path = "MedicationStatement"
+    identifier = read_identifier_list(
+        fhir.get("identifier"), id_system, f"{path}.identifier", problems, losses
+    )
+    status = read_code(fhir.get("status"), f"{path}.status", STATEMENT_STATUSES, problems)
+    drug = _read_medication(fhir, problems, losses)
+    start, end = _read_effective(fhir.get("effectivePeriod"), problems, losses)
+    subject = read_required_reference(fhir, path, "subject", "Patient", problems, losses)
+    reasons = read_reference_list(
+        fhir.get("reasonReference"), f"{path}.reasonReference", ("Condition",), problems, losses
+    )
+    dose_text, dose, times = _read_dosage(fhir.get("dosage"), problems, losses)
+    raise_if_problems("MedicationStatement", problems)
+    assert identifier and status and drug
+    entry = MedicationEntry(
+        identifier, drug[0], drug[1], status, dose_text, dose, times, start, end
+    )
+    raise_if_problems("MedicationStatement", entry.problems())
+    links = {"subject": subject}
+    if reasons:
+        links |= indexed_links("reasonReference", enumerate(reasons))
+    return Mapped(entry, links, tuple(losses))
+
+
+def _read_medication(
+    fhir: Mapping[str, Any], problems: list[Problem], losses: list[Loss]
+) -> tuple[str, str | None] | None:
+    """Text (or the RxNorm display) and the first RxNorm code; other codings are lost."""
+    path = "MedicationStatement.medicationCodeableConcept"
+    concept = fhir.get("medicationCodeableConcept")
+    if not isinstance(concept, dict):
+        problems.append(Problem(path, "is required (a coded or text medication)", "required"))
+        return None
+    losses += unmapped_keys(concept, CONCEPT_KEYS, path=path)
+    code = display = None
+    for index, coding in enumerate(read_list_in(concept, "coding", path, problems)):
+        at = f"{path}.coding[{index}]"
+        if code is None and isinstance(coding, dict) and coding.get("system") == RXNORM:
+            code = read_str_in(coding, "code", at, problems, required=True)
+            display = coding.get("display")
+            losses += unmapped_keys(coding, CODING_KEYS, path=at)
+        else:
+            losses.append(Loss(at, "coding outside RxNorm (or a second RxNorm coding)"))
+    text = concept.get("text", display)
+    if display is not None and display != text:
+        losses.append(Loss(f"{path}.coding.display", "differs from text; the text is kept"))
+    text = read_str(text, f"{path}.text", problems, required=True)
+    return None if text is None else (text, code)
+
+
+def _read_effective(
+    period: Any, problems: list[Problem], losses: list[Loss]
+) -> tuple[date | None, date | None]:
+    path = "MedicationStatement.effectivePeriod"
+    if period is None:
+        return None, None
+    if not isinstance(period, dict):
+        problems.append(Problem(path, "expected a Period", "structure"))
+        return None, None
+    losses += unmapped_keys(period, PERIOD_KEYS, path=path)
+    start = read_day(period.get("start"), f"{path}.start", problems, losses)
+    end = read_day(period.get("end"), f"{path}.end", problems, losses)
+    if start is not None and end is not None and end < start:
+        problems.append(Problem(f"{path}.end", "is before the start"))
+    return start, end
+
+
+def _read_dosage(
+    value: Any, problems: list[Problem], losses: list[Loss]
+) -> tuple[str | None, Dose | None, int | None]:
+    """The first Dosage: text, a daily frequency and the first doseQuantity."""
+    path = "MedicationStatement.dosage"
+    dosages = read_list(value, path, problems)
+    if not dosages:
+        return None, None, None
+    if len(dosages) > 1:
+        losses += [Loss(f"{path}[{i}]", "only one dosage is kept") for i in range(1, len(dosages))]
+    path += "[0]"
+    dosage = dosages[0]
+    if not isinstance(dosage, dict):
+        problems.append(Problem(path, "expected a Dosage", "structure"))
+        return None, None, None
+    problems += modifier_extension_problems(dosage, path)
+    losses += unmapped_keys(dosage, _DOSAGE_MAPPED, path=path)
+    text = read_str_in(dosage, "text", path, problems, required=False)
+    times = _read_timing(dosage.get("timing"), f"{path}.timing", problems, losses)
+    dose = _read_dose(dosage.get("doseAndRate"), f"{path}.doseAndRate", problems, losses)
+    return text, dose, times
+
+
+_DOSAGE_MAPPED = frozenset({"text", "timing", "doseAndRate", "modifierExtension"})
+
+
+_DAILY_REPEAT = frozenset({"frequency", "period", "periodUnit"})
+
+
+def _read_timing(timing: Any, path: str, problems: list[Problem], losses: list[Loss]) -> int | None:
+    """N times a day; any other timing is reported as lost (the dosage text still says it)."""
+    if timing is None:
+        return None
+    if not isinstance(timing, dict):
+        problems.append(Problem(path, "expected a Timing", "structure"))
+        return None
+    repeat = timing.get("repeat")
+    if (
+        len(timing) == 1
+        and isinstance(repeat, dict)
+        and repeat.keys() == _DAILY_REPEAT
+        and repeat["period"] == 1
+        and repeat["periodUnit"] == "d"
+        and type(repeat["frequency"]) is int
+        and repeat["frequency"] >= 1
+    ):
+        return int(repeat["frequency"])
+    losses.append(Loss(path, "only a plain N-times-a-day timing is modelled"))
+    return None
+
+
+def _read_dose(value: Any, path: str, problems: list[Problem], losses: list[Loss]) -> Dose | None:
+    entries = read_list(value, path, problems)
+    if not entries:
+        return None
+    if len(entries) > 1:
+        losses += [Loss(f"{path}[{i}]", "only one dose is kept") for i in range(1, len(entries))]
+    first = entries[0] if isinstance(entries[0], dict) else {}
+    losses += unmapped_keys(first, _DOSE_AND_RATE_MAPPED, path=f"{path}[0]")
+    quantity = first.get("doseQuantity")
+    if not isinstance(quantity, dict):
+        return None  # doseRange or a rate: lost above
+    at = f"{path}[0].doseQuantity"
+    losses += unmapped_keys(quantity, _QUANTITY_MAPPED, path=at)
+    amount = quantity.get("value")
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+        problems.append(Problem(f"{at}.value", f"expected a positive number, got {amount!r}"))
+        return None
+    unit_text = quantity.get("unit", quantity.get("code"))
+    unit = read_str(unit_text, f"{at}.unit", problems, required=True)
+    if unit is None:
+        return None
+    # What to_fhir sends: system and code for a UCUM unit, neither for a count unit.
+    if unit in UCUM_DOSE_UNITS:
+        as_sent = quantity.get("system") == UCUM and quantity.get("code") == unit
+    else:
+        as_sent = "system" not in quantity and "code" not in quantity
+    if not as_sent:
+        losses.append(Loss(f"{at}.code", "unit code not kept; the unit text is"))
+    return Dose(float(amount), unit)
+
+
+_DOSE_AND_RATE_MAPPED = frozenset({"doseQuantity"})
+
+
+_QUANTITY_MAPPED = frozenset({"value", "unit", "system", "code"})
+
+
+_LIST_MAPPED = frozenset(
+    {"identifier", "modifierExtension", "status", "mode", "title", "code", "subject", "date"}
+    | {"entry"}
+)
+
+
+def list_from_fhir(
+    resource: Any, *, id_system: str, statements: Mapping[str, MedicationEntry] | None = None
+) -> Mapped[MedicationList]:
+    """Read a MedicationList from List.identifier, status, mode, title, code, date and entry;
+    links ``subject`` and ``entry[i]``. ``statements`` (the caller's entries keyed by
+    reference) fills MedicationList.entries; without it the entries stay empty."""
+    problems: list[Problem] = []
+    fhir = require_resource_type(resource, "List", problems)
+    losses = unmapped_top_level(fhir, _LIST_MAPPED, type_name="List")
+    problems += modifier_extension_problems(fhir, "List")
+    identifier = read_identifier_list(
+        fhir.get("identifier"), id_system, "List.identifier", problems, losses
+    )
+    status = read_code(fhir.get("status"), "List.status", LIST_STATUSES, problems)
+    # A working or changes list is not a point-in-time list (R4 list.html#mode).
+    read_code(fhir.get("mode"), "List.mode", ("snapshot",), problems)
+    title = read_str_in(fhir, "title", "List", problems, required=True)
+    source = _read_source(fhir.get("code"), problems, losses)
+    subject = read_required_reference(fhir, "List", "subject", "Patient", problems, losses)
+    when = read_datetime(fhir.get("date"), "List.date", problems, losses)
+    items = _read_entries(fhir.get("entry"), problems, losses)
+    entries: tuple[MedicationEntry, ...] = ()
+    if statements is not None:
+        for index, item in enumerate(items):
+            if item not in statements:
+                at = f"List.entry[{index}].item.reference"
+                problems.append(Problem(at, f"{item!r} is not among the statements passed in"))
+        entries = tuple(statements[item] for item in items if item in statements)
+    raise_if_problems("List", problems)
+    assert identifier and status and title and when
+    med_list = MedicationList(identifier, title, source, when, entries, status)
+    raise_if_problems("List", med_list.problems())
+    links = {"subject": subject}
+    if items:
+        links |= indexed_links("entry", enumerate(items))
+    return Mapped(med_list, links, tuple(losses))
+
+
+_LIST_CODE_KNOWN = {(LIST_MEDICATIONS.system, LIST_MEDICATIONS.code): True}
+
+
+def _read_source(concept: Any, problems: list[Problem], losses: list[Loss]) -> ListSource | None:
+    """The list kind from List.code.text; the medications coding is regenerated."""
+    if concept is None:
+        return None
+    losses += read_known_coding(concept, "List.code", _LIST_CODE_KNOWN, problems)[1]
+    text = concept.get("text") if isinstance(concept, dict) else None
+    source = _SOURCE_BY_TEXT.get(text) if isinstance(text, str) else None
+    if source is None and text is not None and text != LIST_MEDICATIONS.display:
+        losses.append(Loss("List.code.text", "not one of iop-bridge's list kinds"))
+    return source
+
+
+def _read_entries(value: Any, problems: list[Problem], losses: list[Loss]) -> list[str]:
+    """entry.item references, which must be MedicationStatements; entry flags etc. are lost."""
+    items: list[str] = []
+    for index, entry in enumerate(read_list(value, "List.entry", problems)):
+        path = f"List.entry[{index}]"
+        if not isinstance(entry, dict) or entry.get("item") is None:
+            problems.append(Problem(f"{path}.item", "is required", "required"))
+            continue
+        losses += unmapped_keys(entry, _LIST_ENTRY_MAPPED, path=path)
+        kinds = ("MedicationStatement",)
+        target = read_reference_to(entry["item"], f"{path}.item", kinds, problems, losses)
+        if target in items:
+            problems.append(Problem(f"{path}.item", f"{target!r} is listed twice"))
+        elif target:
+            items.append(target)
+    return items
+
+
+_LIST_ENTRY_MAPPED = frozenset({"item"})

@@ -1,0 +1,260 @@
+"""Benchmark: step-down packages pushed to HAPI through iop-bridge's outbox vs. straight httpx.
+
+Both sides send the same transaction Bundles (sandbox/step_down_package.py, 25 conditional
+creates each) at the same concurrency K, in the same run, alternating which goes first, each with
+fresh business identifiers so every conditional create really creates:
+  direct      K httpx.AsyncClient senders taking Bundles from one queue (POST [base], parse body)
+  iop-bridge  enqueue each Bundle in the outbox (one database transaction per package, as a
+              workflow does), then K integration.worker.run_worker loops in one process sharing
+              the engine and the one FhirClient (one worker delivers its claims one by one)
+Throughput is packages/s; iop-bridge's includes the enqueue. The worker's phases (claim, send,
+settle) are timed by thin wrappers, to show where its time goes. Target (issue 4): iop-bridge
+>= 0.9 x direct. Correctness is checked: every entry of every package answered 201 Created.
+
+Usage: .venv/bin/python sandbox/bench/bench_push.py --base-url http://127.0.0.1:8090/fhir
+       [--packages 40] [--concurrency 4] [--rounds 4] [--batch-size 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import HttpUrl
+from sqlalchemy import Engine, func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import step_down_package as pkg
+
+from integration import worker
+from integration.db.sync_table import SyncRecord
+from integration.fhir_client import FHIR_JSON, FhirClient
+from integration.outbox import ClaimedMessage, MessageKind, enqueue
+from integration.settings import Settings
+from integration.store import create_db_engine, session_scope
+
+TIMES: dict[str, list[float]] = defaultdict(list)  # phase -> seconds per call (iop-bridge)
+
+
+def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a worker step so each call's wall time is recorded under ``name``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            TIMES[name].append(time.perf_counter() - start)
+
+    return wrapper
+
+
+async def timed_deliver(fhir: FhirClient, message: ClaimedMessage) -> Any:
+    """worker.deliver_message, timed: orjson, the HTTP round trip, reading the response."""
+    start = time.perf_counter()
+    try:
+        return await worker.deliver_message(fhir, message)
+    finally:
+        TIMES["send"].append(time.perf_counter() - start)
+
+
+async def organizations(fhir: FhirClient, nonce: str) -> tuple[str, str]:
+    """Create the residential and the IOP Organization (HAPI checks references on write)."""
+    refs = []
+    for role in ("residential", "iop"):
+        value = f"BENCH-{role.upper()}-{nonce}"
+        org = {
+            "resourceType": "Organization",
+            "identifier": [
+                {"system": "http://iop-bridge.example/fhir/sid/organization", "value": value}
+            ],
+            "active": True,
+            "name": f"Benchmark {role} program {nonce}",
+        }
+        written = await fhir.create(org, if_none_exist=f"identifier={value}")
+        refs.append(f"Organization/{written.resource['id']}")
+    return refs[0], refs[1]
+
+
+def bundles(first: int, count: int, orgs: tuple[str, str]) -> list[dict[str, Any]]:
+    """``count`` transaction Bundles with business identifiers numbered from ``first``."""
+    made = (
+        pkg.make_package(n, residential_organization=orgs[0], iop_organization=orgs[1])
+        for n in range(first, first + count)
+    )
+    return [pkg.to_transaction(p) for p in made]
+
+
+async def run_direct(base_url: str, work: list[dict[str, Any]], concurrency: int) -> float:
+    """K plain httpx senders; returns seconds. Checks every entry was created."""
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for item in work:
+        queue.put_nowait(item)
+    created = 0
+    limits = httpx.Limits(max_connections=20, max_keepalive_connections=20)
+    async with httpx.AsyncClient(base_url=base_url + "/", timeout=30, limits=limits) as http:
+
+        async def sender() -> None:
+            nonlocal created
+            while not queue.empty():
+                began = time.perf_counter()
+                body = orjson.dumps(queue.get_nowait())
+                response = await http.post(
+                    "", content=body, headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
+                )
+                response.raise_for_status()
+                answer = orjson.loads(response.content)
+                created += sum(e["response"]["status"].startswith("201") for e in answer["entry"])
+                TIMES["direct POST"].append(time.perf_counter() - began)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    assert created == 25 * len(work), f"direct: {created} of {25 * len(work)} entries created"
+    return elapsed
+
+
+async def run_iop(
+    settings: Settings, engine: Engine, work: list[dict[str, Any]], concurrency: int, batch: int
+) -> tuple[float, float]:
+    """Enqueue, then K workers until all are delivered; returns (enqueue s, total s)."""
+    start = time.perf_counter()
+    for bundle in work:
+        began = time.perf_counter()
+        with session_scope(engine) as session:
+            key = bundle["entry"][-1]["request"]["ifNoneExist"]  # the Task's identifier
+            enqueue(
+                session,
+                aggregate_type="referral",
+                aggregate_key=key,
+                kind=MessageKind.TRANSACTION,
+                payload=bundle,
+            )
+        TIMES["enqueue"].append(time.perf_counter() - began)
+    enqueued = time.perf_counter() - start
+    fhir = FhirClient.from_settings(settings)
+    stop = asyncio.Event()
+    loops = [
+        worker.run_worker(
+            engine,
+            fhir,
+            worker_id=f"bench-{k}",
+            stop_event=stop,
+            batch_size=batch,
+            poll_interval=settings.worker_poll_seconds,
+            deliver=timed_deliver,
+        )
+        for k in range(concurrency)
+    ]
+
+    async def watch() -> float:
+        # Counts the (timed) settles, not database rows: a query here would contend with the
+        # workers for SQLite's lock and block the event loop they share.
+        while len(TIMES["settle"]) < len(work):
+            await asyncio.sleep(0.01)
+            assert time.perf_counter() - start < 900, "not all messages settled in 15 minutes"
+        stop.set()
+        return time.perf_counter() - start
+
+    elapsed, stats = await asyncio.gather(watch(), asyncio.gather(*loops))
+    await fhir.aclose()
+    assert sum(s.delivered for s in stats) == len(work), stats
+    with session_scope(engine) as session:
+        created = session.scalar(select(func.count()).where(SyncRecord.last_outcome == "created"))
+    assert created == 25 * len(work), f"iop-bridge: {created} of {25 * len(work)} created"
+    return enqueued, elapsed
+
+
+async def measure(args: argparse.Namespace) -> None:
+    """Warm up, then alternate the two sides round by round; print rates and ratios."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
+    settings = Settings(fhir_base_url=HttpUrl(args.base_url), database_url=f"sqlite:///{tmp}/x.db")
+    setup = FhirClient.from_settings(settings)
+    orgs = await organizations(setup, secrets.token_hex(4).upper())
+    await setup.aclose()
+    for name, phase in (("claim_batch", "claim"), ("_settle_success", "settle")):
+        setattr(worker, name, timed(phase, getattr(worker, name)))  # called inside run_worker
+    first = 10**9 + secrets.randbelow(10**6) * 10**4  # fresh identifiers for this run
+    rates: dict[str, list[float]] = {"direct": [], "iop-bridge": [], "  delivery only": []}
+    for rnd in range(args.rounds + 1):  # round 0 warms HAPI up (JIT) and is not reported
+        n = args.packages
+        direct, iop = bundles(first, n, orgs), bundles(first + n, n, orgs)
+        first += 2 * n
+        engine = create_db_engine(f"sqlite:///{tmp}/round{rnd}.db")
+        TIMES.clear()
+        for side in ("direct", "iop-bridge") if rnd % 2 else ("iop-bridge", "direct"):
+            if side == "direct":
+                direct_s = await run_direct(settings.fhir_base, direct, args.concurrency)
+            else:
+                enqueue_s, iop_s = await run_iop(
+                    settings, engine, iop, args.concurrency, args.batch_size
+                )
+        engine.dispose()
+        if rnd == 0:
+            continue
+        got = (n / direct_s, n / iop_s, n / (iop_s - enqueue_s))
+        for values, rate in zip(rates.values(), got, strict=True):
+            values.append(rate)
+        print(
+            f"round {rnd} ({'direct' if rnd % 2 else 'iop-bridge'} first): direct {got[0]:.2f}/s, "
+            f"iop-bridge {got[1]:.2f}/s (delivery only {got[2]:.2f}/s), ratio {got[1] / got[0]:.2f}"
+        )
+        phases = ("enqueue", "claim", "send", "settle", "direct POST")
+        print(
+            "  ms per call: "
+            + ", ".join(
+                f"{p} {statistics.mean(TIMES[p]) * 1000:.1f} (x{len(TIMES[p])})" for p in phases
+            )
+        )
+    shutil.rmtree(tmp, ignore_errors=True)
+    summarize(args, rates)
+
+
+def summarize(args: argparse.Namespace, rates: dict[str, list[float]]) -> None:
+    """The table of medians and the verdict (on the per-round ratios, not the medians)."""
+    print(
+        f"\n{args.packages} packages x 25 resources per side per round, concurrency "
+        f"{args.concurrency}, worker batch {args.batch_size}, {args.rounds} rounds"
+    )
+    print(f"{'path':<18}{'median pkg/s':>14}{'min':>8}{'max':>8}{'x direct':>10}")
+    ratios = {}
+    for side, values in rates.items():
+        ratios[side] = [v / d for v, d in zip(values, rates["direct"], strict=True)]
+        print(
+            f"{side:<18}{statistics.median(values):>14.2f}{min(values):>8.2f}"
+            f"{max(values):>8.2f}{statistics.median(ratios[side]):>10.2f}"
+        )
+    ratio = statistics.median(ratios["iop-bridge"])
+    print(
+        f"iop-bridge / direct = {ratio:.2f} (median of per-round ratios "
+        f"{', '.join(f'{r:.2f}' for r in ratios['iop-bridge'])}; target >= 0.9): "
+        f"{'PASS' if ratio >= 0.9 else 'MISS'}"
+    )
+
+
+def main() -> int:
+    """Parse arguments and run; a measurement, so it exits 0 either way."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-url", default="http://127.0.0.1:8090/fhir")
+    parser.add_argument("--packages", type=int, default=40)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=Settings().worker_batch_size)
+    asyncio.run(measure(parser.parse_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The discharge handoff routes with the FHIR server mocked (respx): the case manager's
+discharge (Part 2 refusal as 403 with its reasons), the next provider's view of the aftercare
+loop, and the document for the named next provider only."""
+
+# ruff: noqa: F811  (fixtures imported from referral_support are test parameters here)
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from sqlalchemy import Engine, update
+
+from api.schema_examples import EXAMPLE_DISCHARGE
+from api.schemas import ReferralSubmission
+from integration.db.outbox_table import OutboxMessage, OutboxStatus
+from integration.settings import Settings
+from integration.store import record_sync, session_scope
+from integration.workflows.medication_lists import record_intake_list
+from integration.workflows.medications import reconcile_referral
+from mappers import assessment, condition, consent, patient
+from mappers.medication import MedicationList
+from mappers.registry import MappingContext
+from tests.builders.discharge import organization
+from tests.component.api.referral_support import (  # noqa: F401
+    ADMIN,
+    CASE_MANAGER,
+    EHR,
+    FHIR_JSON,
+    IOP,
+    NEXT,
+    NEXT_EHR,
+    OTHER_CASE_MANAGER,
+    OTHER_EHR,
+    app,
+    fhir_mock,
+    http,
+    org_ref,
+    outbox_count,
+    settings,
+    store,
+    submission,
+)
+
+pytestmark = pytest.mark.anyio
+CONTEXT = MappingContext()
+REFERRAL = "SD-000031"
+URL = f"/api/referrals/{REFERRAL}/discharge"
+ORDER = EXAMPLE_DISCHARGE | {"next_provider": NEXT}
+
+
+async def _ready(http: httpx.AsyncClient, store: Engine, settings: Settings) -> dict[str, Any]:
+    """A submitted, delivered referral with its intake list reconciled; its package."""
+    body = submission(31)
+    assert (await http.post("/api/referrals", json=body, headers=EHR)).status_code == 201
+    with session_scope(store) as session:
+        for kind, system, server_id in (("Patient", settings.mrn_system, "p31"),
+                                        ("ServiceRequest", CONTEXT.referral_id_system, "sr31"),
+                                        ("Task", CONTEXT.task_id_system, "t31")):  # fmt: skip
+            record_sync(session, resource_type=kind, identifier=(system, REFERRAL),
+                        server_id=server_id, version_id="1", outcome="created")  # fmt: skip
+        at = datetime(2026, 11, 6, 10, tzinfo=UTC)
+        intake = _discharge_list(body)
+        record_intake_list(session, REFERRAL, replace(intake, identifier="IN-31", source=None), at)
+        reconcile_referral(session, REFERRAL, at=at)
+    return body
+
+
+def _discharge_list(body: dict[str, Any]) -> MedicationList:
+    return ReferralSubmission.model_validate(body).to_domain().medications
+
+
+def _clinical_record(
+    fhir_mock: respx.MockRouter, body: dict[str, Any], recipients: tuple[str, ...]
+) -> None:
+    """What the discharge reads from the server: the ServiceRequest, then one batch."""
+    package = ReferralSubmission.model_validate(body).to_domain()
+    given = replace(package.consent, patient="Patient/p31", recipients=recipients)
+    client = patient.to_fhir(package.client, mrn_system=CONTEXT.mrn_system)
+    alcohol = condition.to_fhir(
+        package.diagnoses[0], id_system=CONTEXT.condition_id_system, subject_reference="Patient/p31"
+    )
+    resources = {
+        "Patient/p31": {**client, "id": "p31"},
+        "Condition/dx1": alcohol,
+        "Consent/c31": consent.to_fhir(given, id_system=CONTEXT.consent_id_system),
+        org_ref(IOP): organization("Synthetic IOP", IOP),
+        org_ref(NEXT): organization("Harbor Street", NEXT),
+    }  # fmt: skip
+    scores = {a.identifier: assessment.to_fhir(a, id_system=CONTEXT.assessment_id_system,
+                                               subject_reference="Patient/p31")
+              for a in package.assessments}  # fmt: skip
+
+    def batch(request: httpx.Request) -> httpx.Response:
+        answers = []
+        for entry in json.loads(request.content)["entry"]:
+            url = entry["request"]["url"]
+            found = resources.get(url)
+            if url.startswith("QuestionnaireResponse?"):
+                score = scores[url.rsplit("|", 1)[1]]
+                found = {"resourceType": "Bundle", "entry": [{"resource": {**score, "id": "q"}}]}
+            answers.append({"resource": found, "response": {"status": "200 OK"}} if found
+                           else {"response": {"status": "404 Not Found"}})  # fmt: skip
+        return httpx.Response(200, json={"resourceType": "Bundle", "entry": answers})
+
+    request = {"resourceType": "ServiceRequest", "id": "sr31",
+               "subject": {"reference": "Patient/p31"},
+               "reasonReference": [{"reference": "Condition/dx1"}],
+               "supportingInfo": [{"reference": "Consent/c31"}]}  # fmt: skip
+    fhir_mock.get("/ServiceRequest/sr31").respond(json=request)
+    fhir_mock.post("/").mock(side_effect=batch)
+
+
+async def test_discharge__without_consent_for_the_next_provider_is_403_with_reasons(
+    http: httpx.AsyncClient, store: Engine, settings: Settings, fhir_mock: respx.MockRouter
+) -> None:
+    body = await _ready(http, store, settings)
+    _clinical_record(fhir_mock, body, recipients=(org_ref(IOP),))
+    response = await http.post(URL, json=ORDER, headers=CASE_MANAGER)
+    assert response.status_code == 403, response.text
+    problem = response.json()
+    assert "42 CFR Part 2" in problem["title"] and org_ref(NEXT) in problem["title"]
+    assert any("is not named" in p["message"] for p in problem["problems"]), problem
+    assert outbox_count(store, "discharge") == 0
+
+
+async def test_discharge__hands_over_and_the_next_provider_follows_it(
+    http: httpx.AsyncClient, store: Engine, settings: Settings, fhir_mock: respx.MockRouter
+) -> None:
+    body = await _ready(http, store, settings)
+    _clinical_record(fhir_mock, body, recipients=(org_ref(IOP), org_ref(NEXT)))
+    response = await http.post(URL, json=ORDER, headers=CASE_MANAGER)
+    assert response.status_code == 201, response.text
+    handoff = response.json()
+    assert (handoff["next_provider"], handoff["delivery"], handoff["acknowledged"]) == (
+        org_ref(NEXT), "pending", False,
+    )  # fmt: skip
+    assert response.headers["location"] == f"/api/discharges/{REFERRAL}"
+    again = await http.post(URL, json=ORDER, headers=CASE_MANAGER)
+    assert again.status_code == 409 and outbox_count(store, "discharge") == 1
+    for headers in (NEXT_EHR, CASE_MANAGER, ADMIN):
+        listed = (await http.get("/api/discharges", headers=headers)).json()
+        assert [item["id"] for item in listed["items"]] == [REFERRAL]
+    for headers in (EHR, OTHER_EHR, OTHER_CASE_MANAGER):
+        assert (await http.get("/api/discharges", headers=headers)).json()["total"] == 0
+        assert (await http.get(f"/api/discharges/{REFERRAL}", headers=headers)).status_code == 404
+    document = await http.get(f"/api/discharges/{REFERRAL}/document", headers=NEXT_EHR)
+    assert document.status_code == 200 and document.headers["content-type"] == FHIR_JSON
+    bundle = document.json()
+    assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "document")
+    assert {c["code"] for c in bundle["meta"]["security"]} >= {"R", "ETH"}  # Part 2 labels
+    for headers, status in ((CASE_MANAGER, 403), (EHR, 404), (OTHER_EHR, 404)):
+        refused = await http.get(f"/api/discharges/{REFERRAL}/document", headers=headers)
+        assert refused.status_code == status
+
+
+async def test_discharge__the_next_provider_sees_the_acknowledgement(
+    http: httpx.AsyncClient, store: Engine, settings: Settings, fhir_mock: respx.MockRouter
+) -> None:
+    body = await _ready(http, store, settings)
+    _clinical_record(fhir_mock, body, recipients=(org_ref(IOP), org_ref(NEXT)))
+    assert (await http.post(URL, json=ORDER, headers=CASE_MANAGER)).status_code == 201
+    with session_scope(store) as session:
+        session.execute(update(OutboxMessage).where(OutboxMessage.aggregate_type == "discharge")
+                        .values(status=OutboxStatus.DELIVERED))  # fmt: skip
+    task = {"resourceType": "Task", "id": "after31", "status": "accepted",
+            "lastModified": "2027-02-01T09:00:00+00:00", "meta": {"versionId": "2"},
+            "businessStatus": {"coding": [{"code": "3.0"}]}}  # fmt: skip
+    fhir_mock.get("/Task").respond(json={"resourceType": "Bundle", "entry": [{"resource": task}]})
+    followed = (await http.get(f"/api/discharges/{REFERRAL}", headers=NEXT_EHR)).json()
+    assert (followed["aftercare_task"], followed["task_status"], followed["acknowledged"]) == (
+        "Task/after31", "accepted", True,
+    )  # fmt: skip
+    acknowledged = await http.get("/api/discharges?acknowledged=true", headers=CASE_MANAGER)
+    assert acknowledged.json()["total"] == 1
+    waiting = await http.get("/api/discharges?acknowledged=false", headers=CASE_MANAGER)
+    assert waiting.json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("headers", "order", "status", "path"),
+    [
+        (EHR, ORDER, 403, "role"),
+        (ADMIN, ORDER, 403, "role"),
+        (OTHER_CASE_MANAGER, ORDER, 404, None),
+        (CASE_MANAGER, ORDER | {"next_provider": "NOBODY"}, 422, "next_provider"),
+        (CASE_MANAGER, {"discharged_at": "2027-01-29"}, 422, "discharged_at"),
+    ],
+)
+async def test_discharge__refusals(
+    http: httpx.AsyncClient, store: Engine, settings: Settings,
+    headers: dict[str, str], order: dict[str, Any], status: int, path: str | None,
+) -> None:  # fmt: skip
+    await _ready(http, store, settings)
+    response = await http.post(URL, json=order, headers=headers)
+    assert response.status_code == status, response.text
+    if path is not None and status == 422:
+        assert path in [p["path"] for p in response.json()["problems"]]
+    assert outbox_count(store, "discharge") == 0
+
+
+async def test_discharge__body_errors(http: httpx.AsyncClient) -> None:
+    missing = await http.post("/api/referrals/SD-404/discharge", json=ORDER, headers=CASE_MANAGER)
+    assert missing.status_code == 404
+    text = {**CASE_MANAGER, "Content-Type": "text/plain"}
+    assert (await http.post(URL, content=b"{}", headers=text)).status_code == 415
+    json_body = {**CASE_MANAGER, "Content-Type": "application/json"}
+    broken = await http.post(URL, content=b"{", headers=json_body)
+    assert broken.status_code == 400 and broken.json()["problems"][0]["path"] == "body"
+
+
+async def test_discharges__bad_filters_are_problems(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/discharges?from=2027-02-01&to=2027-01-01", headers=ADMIN)
+    assert response.status_code == 422 and response.json()["problems"][0]["path"] == "from"
+    paged = await http.get("/api/discharges?page=2&page_size=5", headers=ADMIN)
+    assert paged.json()["links"] == {
+        "self": "/api/discharges?page=2&page_size=5", "next": None,
+        "prev": "/api/discharges?page=1&page_size=5",
+    }  # fmt: skip

@@ -1,0 +1,100 @@
+"""Bad input at scale (issue 5 item 6): schemathesis over the referral and discharge routes of the
+app's OpenAPI schema, in process (ASGI), with the FHIR server mocked (respx, no network).
+
+Every generated case is sent with a valid bearer token of a role that reaches the route (the
+roles rotate per case where several do), so cases get past authentication into the handlers.
+Checked on every response: no 5xx (``not_a_server_error``) and the body, status code and media
+type as documented (``response_schema_conformance``, ``status_code_conformance``,
+``content_type_conformance``). Hypothesis is derandomized: the same cases every run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import pytest
+import respx
+import schemathesis
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from api.app import create_app
+from tests.component.api.referral_support import (
+    ADMIN,
+    BASE,
+    CASE_MANAGER,
+    EHR,
+    NEXT_EHR,
+    OTHER_EHR,
+    _organizations,
+    make_settings,
+)
+
+EXAMPLES_PER_OPERATION = 100  # fuzzed per operation, beside the examples and coverage cases
+CASES: Counter[str] = Counter()
+STATUSES: Counter[int] = Counter()
+ROLES: dict[str, Iterator[dict[str, str]]] = {
+    "POST /api/referrals": itertools.cycle([EHR, OTHER_EHR]),
+    "POST /api/referrals/{referral_id}/discharge": itertools.cycle([CASE_MANAGER]),
+    "GET /api/discharges/{referral_id}/document": itertools.cycle([NEXT_EHR, EHR]),
+}
+ANY_ROLE = itertools.cycle([EHR, CASE_MANAGER, ADMIN, NEXT_EHR])
+CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance,
+          content_type_conformance]  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fhir_server() -> Iterator[respx.MockRouter]:
+    """The FHIR server: organizations by identifier, empty searches, batches and transactions
+    answered (nothing generated here reaches a state that reads more)."""
+    empty = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.get("/Organization").mock(side_effect=_organizations)
+        router.get(path__regex=r"^/fhir/[A-Za-z]+$").respond(json=empty)
+        router.post("/").respond(json={"resourceType": "Bundle", "type": "batch-response"})
+        yield router
+
+
+# The schema is loaded when the module is (schemathesis' lazy fixture loader does not run on
+# pytest 9): the app starts once, on a store in a temporary directory, its lifespan held by
+# schemathesis' ASGI client until the process ends.
+_STORE = tempfile.TemporaryDirectory(prefix="iop-bridge-schemathesis-")
+APP = create_app(make_settings(Path(_STORE.name)))
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP).include(
+    path_regex=r"^/api/(referrals|discharges)"
+)
+
+
+@schema.parametrize()
+@hypothesis.settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+def test_api__no_server_errors_and_responses_as_documented(case: Any) -> None:
+    label = f"{case.operation.method.upper()} {case.operation.path}"
+    headers = next(ROLES.get(label, ANY_ROLE))
+    response = case.call_and_validate(headers=headers, checks=CHECKS)
+    CASES[label] += 1
+    STATUSES[response.status_code] += 1
+
+
+def test_api__at_least_1000_cases_over_every_operation() -> None:
+    """Runs after the generated tests (file order): the totals they reached."""
+    total = sum(CASES.values())
+    print(f"schemathesis: {total} cases over {len(CASES)} operations; statuses {dict(STATUSES)}")
+    assert len(CASES) == 7, CASES
+    assert total >= 1000, CASES
+    assert not [status for status in STATUSES if status >= 500]
