@@ -23,12 +23,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import schema_examples as docs
 from api.auth import Principal, Role, authenticate, require
+from api.limits import ProblemRoute
 from integration import audit, logging_setup
 from integration.organizations import OrganizationDirectory
 from integration.store import session_scope
 from mappers.audit_event import ACTIONS, ROUTE
-from mappers.errors import IopBridgeError
+from mappers.errors import InvalidInputError, IopBridgeError, Problem
 
 log = logging.getLogger(__name__)
 AUDIT_PATH = "/api/audit"
@@ -87,6 +89,20 @@ class AuditPage(BaseModel):
     items: list[AuditEventOut]
 
 
+_BUNDLE = {
+    "description": "a searchset Bundle of AuditEvents",
+    "content": {
+        "application/fhir+json": {
+            "schema": {
+                "type": "object",
+                "required": ["resourceType"],
+                "properties": {"resourceType": {"const": "Bundle"}},
+            }
+        }
+    },
+}
+
+
 class FhirJSONResponse(JSONResponse):
     """FHIR JSON (R4 http.html#mime-type)."""
 
@@ -117,7 +133,8 @@ def _filters(
 ) -> audit.AuditFilter:
     """The filters of the query string (a time without zone is UTC)."""
     return audit.AuditFilter(
-        action, outcome, entity_type, entity_id, agent_subject, _aware(since), _aware(until)
+        action, outcome, entity_type, entity_id, agent_subject, _aware(since, "since"),
+        _aware(until, "until"),
     )  # fmt: skip
 
 
@@ -144,9 +161,16 @@ ScopeDep = Annotated[dict[str, Any], Depends(audit_scope)]
 
 def make_audit_router() -> APIRouter:
     """Admin-only routes under /api/audit."""
-    router = APIRouter(prefix=AUDIT_PATH, tags=["audit"])
+    router = APIRouter(prefix=AUDIT_PATH, tags=["audit"], route_class=ProblemRoute)
 
-    @router.get("", response_model=AuditPage)
+    @router.get(
+        "",
+        summary="The audit trail of the admin's organization",
+        description="Disclosures, state changes and denied accesses, newest first: ids and "
+        "codes only, never PHI. Admins only; each sees its own organization's events.",
+        response_model=AuditPage,
+        responses=docs.errors(401, 403, 422),
+    )
     def list_audit_events(
         engine: EngineDep,
         scoped: ScopeDep,
@@ -162,7 +186,13 @@ def make_audit_router() -> APIRouter:
             items = [AuditEventOut.model_validate(r) for r in rows]
         return AuditPage(total=total, limit=limit, offset=offset, items=items)
 
-    @router.get("/AuditEvent", response_class=FhirJSONResponse)
+    @router.get(
+        "/AuditEvent",
+        summary="The same page as FHIR R4 AuditEvents",
+        description="A searchset Bundle of AuditEvents (R4), for export to an audit repository.",
+        response_class=FhirJSONResponse,
+        responses={200: _BUNDLE, **docs.errors(401, 403, 422)},
+    )
     def export_audit_events(
         engine: EngineDep,
         scoped: ScopeDep,
@@ -180,8 +210,15 @@ def make_audit_router() -> APIRouter:
     return router
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+def _aware(moment: datetime | None, name: str) -> datetime | None:
+    """The moment in UTC (a time without zone is UTC); 422 when UTC cannot hold it."""
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 lies before year 1 in UTC
+        problem = Problem(name, "is out of range in UTC")
+        raise InvalidInputError.from_problems("the query", [problem]) from None
 
 
 # --- hooks every request passes --------------------------------------------------------------

@@ -50,6 +50,12 @@ AnyRole = Annotated[Principal, Depends(require(*Role))]
 
 def add_discharge_routes(router: APIRouter) -> None:
     """POST /referrals/{id}/discharge, GET /discharges, /discharges/{id}, its document."""
+    _add_discharge_route(router)
+    _add_follow_routes(router)
+    _add_document_route(router)
+
+
+def _add_discharge_route(router: APIRouter) -> None:
 
     @router.post(
         "/referrals/{referral_id}/discharge",
@@ -81,6 +87,8 @@ def add_discharge_routes(router: APIRouter) -> None:
         headers = {"Location": out.links["self"]}
         return JSONResponse(out.model_dump(mode="json"), 201, headers)
 
+
+def _add_follow_routes(router: APIRouter) -> None:
     @router.get(
         "/discharges",
         summary="List discharge handoffs",
@@ -125,6 +133,8 @@ def add_discharge_routes(router: APIRouter) -> None:
             raise ReferralNotFound(f"no discharge {referral_id!r} for your organization")
         return discharge_out(view)
 
+
+def _add_document_route(router: APIRouter) -> None:
     @router.get(
         "/discharges/{referral_id}/document",
         summary="The discharge summary document, for the named next provider",

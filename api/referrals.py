@@ -64,12 +64,13 @@ EhrSystem = Annotated[Principal, Depends(require(Role.EHR_SYSTEM))]
 def make_referrals_router() -> APIRouter:
     """Routes under /api: referrals and discharge handoffs."""
     router = APIRouter(prefix="/api", route_class=ProblemRoute, tags=["referrals"])
-    _add_referral_routes(router)
+    _add_submit_route(router)
+    _add_read_routes(router)
     add_discharge_routes(router)
     return router
 
 
-def _add_referral_routes(router: APIRouter) -> None:
+def _add_submit_route(router: APIRouter) -> None:
     @router.post(
         "/referrals",
         summary="Submit a step-down referral",
@@ -100,6 +101,8 @@ def _add_referral_routes(router: APIRouter) -> None:
         headers = {"Location": view.links["self"]}
         return JSONResponse(view.model_dump(mode="json"), 201 if done.created else 200, headers)
 
+
+def _add_read_routes(router: APIRouter) -> None:
     @router.get(
         "/referrals/{referral_id}",
         summary="A referral's status and the IOP's response",

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlencode
 
 import jwt
 from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParameter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -50,6 +51,7 @@ from mappers.errors import IopBridgeError
 HERE = Path(__file__).resolve().parent
 COOKIE = "iop_tracker"
 TRACKER_ROLES = (Role.CASE_MANAGER, Role.ADMIN)
+MAX_ID = 2**31 - 1  # referral.id is a 32-bit INTEGER on PostgreSQL
 SESSION_SECONDS = 8 * 3600  # a working day; a token's own expiry ends it sooner
 _ENV = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -85,6 +87,7 @@ def tracker_viewer(request: Request) -> Principal | None:
 
 
 Viewer = Annotated[Principal | None, Depends(tracker_viewer)]
+ReferralId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 
 
 def make_tracker_router(settings: Settings) -> APIRouter:
@@ -104,7 +107,7 @@ def make_tracker_router(settings: Settings) -> APIRouter:
         )
 
     @router.get("/tracker/referrals/{referral_id}", response_class=HTMLResponse)
-    async def handoff(request: Request, viewer: Viewer, referral_id: int) -> Response:
+    async def handoff(request: Request, viewer: Viewer, referral_id: ReferralId) -> Response:
         if viewer is None:
             return _to_login()
         organizations = await keys.of(request.app.state.fhir, viewer.organization)

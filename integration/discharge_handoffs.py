@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Row, Select, false, func, select
 from sqlalchemy.orm import Session
 
-from integration import outbox
+from integration import audit, outbox
 from integration.db import models
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
@@ -140,8 +140,10 @@ async def follow_discharge(
 def discharge_document(
     session: Session, scope: DischargeScope, referral_id: str
 ) -> dict[str, Any] | None:
-    """The discharge summary document Bundle of a handoff the scope may see."""
-    if get_discharge(session, scope, referral_id) is None:
+    """The discharge summary document Bundle of a handoff the scope may see; each release is
+    audited as a disclosure to the next provider (flushes)."""
+    view = get_discharge(session, scope, referral_id)
+    if view is None:
         return None
     payload = session.scalar(
         select(OutboxMessage.payload)
@@ -155,7 +157,25 @@ def discharge_document(
     )
     entries = (payload or {}).get("entry") or []
     document = entries[0].get("resource") if entries else None
-    return dict(document) if isinstance(document, dict) else None
+    if not isinstance(document, dict):
+        return None
+    _audit_release(session, document, referral_id, view.next_provider)
+    return dict(document)
+
+
+def _audit_release(
+    session: Session, document: dict[str, Any], referral_id: str, recipient: str
+) -> None:
+    """42 CFR Part 2: every disclosure is audited, this release to the next provider too."""
+    identifier = document.get("identifier") or {}
+    entity = audit.Entity("Bundle", str(identifier.get("value")), identifier.get("system"))
+    owner = session.scalar(
+        select(models.Referral.iop_organization).where(models.Referral.business_id == referral_id)
+    )
+    released = audit.event(
+        audit.DISCLOSE, entity, organization=owner, recipient=recipient, purpose="TREAT"
+    )
+    audit.record(session, released)
 
 
 @dataclass(frozen=True, slots=True)

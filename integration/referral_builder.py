@@ -12,7 +12,7 @@ together.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
@@ -80,42 +80,38 @@ class _Entries:
         )
         return url
 
+    def each(
+        self,
+        where: str,
+        items: Sequence[Any],
+        to_fhir: Callable[..., dict[str, Any]],
+        system: str,
+        subject: str,
+    ) -> list[str]:
+        """One entry per item (a concept whose to_fhir takes id_system and subject_reference)."""
+        return [
+            self.add(
+                f"{where}[{i}]",
+                partial(to_fhir, item, id_system=system, subject_reference=subject),
+                system,
+                item.identifier,
+            )
+            for i, item in enumerate(items)
+        ]
+
 
 def package_bundle(
     package: IntakePackage, *, requester: str, owner: str, context: MappingContext
 ) -> dict[str, Any]:
     """The whole package as one transaction of conditional creates keyed on identifiers."""
-    out = _Entries()
-    client, c = package.client, context
-    subject = out.add(
-        "client",
-        partial(patient.to_fhir, client, mrn_system=c.mrn_system),
-        c.mrn_system,
-        client.mrn,
-    )
-    reasons = [
-        out.add(
-            f"diagnoses[{i}]",
-            partial(
-                condition.to_fhir, dx, id_system=c.condition_id_system, subject_reference=subject
-            ),
-            c.condition_id_system,
-            dx.identifier,
-        )
-        for i, dx in enumerate(package.diagnoses)
-    ]
+    out, c, client = _Entries(), context, package.client
+    build = partial(patient.to_fhir, client, mrn_system=c.mrn_system)
+    subject = out.add("client", build, c.mrn_system, client.mrn)
+    reasons = out.each("diagnoses", package.diagnoses, condition.to_fhir, c.condition_id_system,
+                       subject)  # fmt: skip
     supporting = [_stay(out, package, subject, requester, c)]
-    supporting += [
-        out.add(
-            f"assessments[{i}]",
-            partial(
-                assessment.to_fhir, a, id_system=c.assessment_id_system, subject_reference=subject
-            ),
-            c.assessment_id_system,
-            a.identifier,
-        )
-        for i, a in enumerate(package.assessments)
-    ]
+    supporting += out.each("assessments", package.assessments, assessment.to_fhir,
+                           c.assessment_id_system, subject)  # fmt: skip
     supporting.append(_medications(out, package.medications, subject, c))
     supporting.append(_consent(out, package, subject, requester, owner, c))
     request = Referral(
@@ -124,17 +120,14 @@ def package_bundle(
         package.note,
     )  # fmt: skip
     system = c.referral_id_system
-    focus = out.add(
-        "referral", partial(referral.to_fhir, request, id_system=system), system, request.identifier
-    )
+    build = partial(referral.to_fhir, request, id_system=system)
+    focus = out.add("referral", build, system, request.identifier)
     task = ReferralTask(
         package.identifier, "requested", focus, subject, requester, package.authored_on,
         owner=owner, business_status=DEFAULT_BUSINESS_STATUS["requested"],
     )  # fmt: skip
-    system = c.task_id_system
-    out.add(
-        "referral", partial(referral_task.to_fhir, task, id_system=system), system, task.identifier
-    )
+    build = partial(referral_task.to_fhir, task, id_system=c.task_id_system)
+    out.add("referral", build, c.task_id_system, task.identifier)
     if out.problems:
         raise InvalidInputError.from_problems("the referral package", out.problems)
     return bundle.transaction(out.entries)
@@ -152,16 +145,8 @@ def _stay(
 
 
 def _medications(out: _Entries, meds: MedicationList, subject: str, context: MappingContext) -> str:
-    system = context.medication_statement_id_system
-    statements = [
-        out.add(
-            f"medications.entries[{i}]",
-            partial(medication.to_fhir, entry, id_system=system, subject_reference=subject),
-            system,
-            entry.identifier,
-        )
-        for i, entry in enumerate(meds.entries)
-    ]
+    statements = out.each("medications.entries", meds.entries, medication.to_fhir,
+                          context.medication_statement_id_system, subject)  # fmt: skip
     system = context.medication_list_id_system
     build = partial(
         medication.list_to_fhir, meds, id_system=system, subject_reference=subject,

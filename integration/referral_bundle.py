@@ -21,6 +21,7 @@ Bundle, which is how a repeated submission is recognised.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -29,11 +30,12 @@ from typing import Any
 
 from integration.workflows.package import FetchedPackage, MappedPackage, map_package, map_task
 from mappers import bundle, registry
-from mappers.errors import InvalidInputError, Problem
+from mappers.errors import InvalidInputError, MappingError, Problem
 from mappers.referral import Referral
 from mappers.referral_task import ReferralTask
 from mappers.registry import MappingContext
 
+log = logging.getLogger(__name__)
 URN_NAMESPACE = uuid.UUID("2f9a41c6-1d0b-4e55-8a8e-7c3f5b9e0d12")
 SUPPORTED_TYPES = frozenset(registry.FROM_FHIR)
 MAX_ENTRIES = 200
@@ -101,7 +103,11 @@ def check_submission(document: Any, parties: Parties, context: MappingContext) -
              if (entry := _single(entries, kind, problems)) is not None}  # fmt: skip
     if problems or len(found) != 3:
         raise InvalidInputError.from_problems("the referral Bundle", problems)
-    task, package = _map(view, found["Task"], entries, context, problems)
+    try:
+        task, package = _map(view, found["Task"], entries, context, problems)
+    except Exception as error:  # a mapper met a shape it does not guard against (see _unreadable)
+        problems += _unreadable(view, entries, context, error)
+        raise InvalidInputError.from_problems("the referral package", problems) from None
     problems += _consistency(task, package, found, parties)
     if problems or task is None or package is None:
         raise InvalidInputError.from_problems("the referral package", problems)
@@ -308,6 +314,33 @@ def _map(
     package, package_problems = map_package(FetchedPackage(task_view, resources), task, context)
     problems += [_placed(p.resource, p.path, p.message) for p in package_problems]
     return task, package
+
+
+def _unreadable(
+    view: Mapping[str, dict[str, Any]],
+    entries: list[_Entry],
+    context: MappingContext,
+    error: Exception,
+) -> list[Problem]:
+    """Which entries the mappers could not read at all: untrusted JSON of an unexpected shape
+    (a number where an object belongs) must be a 422 naming the entry, never a 500. Only run
+    after a failure, so the usual package is mapped once."""
+    log.warning("referral Bundle: a mapper failed (%s)", type(error).__name__)
+    found = []
+    for entry in entries:
+        try:
+            registry.from_fhir(view[entry.full_url], context)
+        except MappingError:
+            continue  # reported with its paths by the mapping itself
+        except Exception as failure:  # the same reason as the caller's
+            message = (
+                f"cannot be read: an element has an unexpected type ({type(failure).__name__})"
+            )
+            found.append(Problem(f"Bundle.entry[{entry.index}].resource", message, "structure"))
+    if not found:
+        message = f"the package cannot be read ({type(error).__name__})"
+        found.append(Problem("Bundle", message, "structure"))
+    return found
 
 
 def _placed(resource: str, path: str, message: str) -> Problem:

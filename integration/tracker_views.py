@@ -13,6 +13,7 @@ inbound sync saw as the Task's owner, the IOP's Organization reference on the FH
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,19 @@ from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, String, and_, case, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -50,6 +63,7 @@ ACTIVE_STATUSES = (
     "completed",
 )
 STATUS_FILTERS = ("active", "all", *models.TASK_STATUSES)
+BROAD = ("active", "all")  # filters most handoffs pass
 
 
 class Flag(StrEnum):
@@ -146,27 +160,50 @@ def handoff_page(
 ) -> HandoffPage:
     """One page of the organization's handoffs, newest received first, with the flag counts."""
     chosen = _parse_filters(status, flag)
-    scope = scope_clauses(organizations, status)
-    counts = flag_counts(session, scope, today)
+    counts = flag_counts(session, organizations=organizations, status=status, today=today)
     matching = counts.of(chosen)
     pages = max(1, -(-matching // page_size))
     page = min(max(page, 1), pages)
-    query = list_query(
-        organizations, status, chosen, today, limit=page_size, offset=(page - 1) * page_size
-    )
-    rows = session.execute(query).all()
+    offset = (page - 1) * page_size
+    params = query_params(organizations, status, today, limit=page_size, offset=offset)
+    rows = session.execute(list_statement(status, chosen), params).all()
     views = tuple(handoffs._view(row, today) for row in rows)
     return HandoffPage(views, counts, status, chosen, page, pages, matching)
 
 
-def list_query(
+def flag_counts(
+    session: Session, *, organizations: Sequence[str], status: str, today: date
+) -> FlagCounts:
+    """Every count of the list's header in one aggregate query (the paging total included)."""
+    params = query_params(organizations, status, today)
+    return FlagCounts(
+        *(int(value) for value in session.execute(counts_statement(status), params).one())
+    )
+
+
+def query_params(
     organizations: Sequence[str],
     status: str,
-    flag: Flag | None,
     today: date,
     *,
     limit: int = PAGE_SIZE,
     offset: int = 0,
+) -> dict[str, Any]:
+    """The values of the list's and the counts' bound parameters."""
+    return {
+        "organizations": list(organizations), "status": status,
+        "cutoff_7": today - timedelta(days=7), "cutoff_30": today - timedelta(days=30),
+        "limit": limit, "offset": offset,
+    }  # fmt: skip
+
+
+# The statements are built once per filter and take every value as a bound parameter: building
+# SQLAlchemy expressions per request cost more than running them on a small store.
+
+
+@functools.cache
+def list_statement(
+    status: str, flag: Flag | None
 ) -> Select[models.Referral, date | None, date | None, int | None]:
     """One page of handoffs' query (Referral, intake dates, no-show count) in the list's scope.
 
@@ -176,29 +213,24 @@ def list_query(
     organization/status index SQLite would fetch and sort every match first. A narrow status
     filter keeps that index."""
     referral = models.Referral
-    ids = (
-        select(referral.id)
-        .outerjoin(models.Intake, models.Intake.referral_id == referral.id)
-        .where(*scope_clauses(organizations, status, status in ("active", "all")))
-        .order_by(referral.received_at.desc(), referral.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    if flag is not None:
+    ids = select(referral.id).where(*_scope(status, unindexed=status in BROAD))
+    if flag is not None:  # the windows need the intake's first attended session
         days, state = _FLAG_WINDOWS[flag]
-        ids = ids.where(_window(days, today)[state])
+        ids = ids.outerjoin(models.Intake, models.Intake.referral_id == referral.id)
+        ids = ids.where(_window(days)[state])
+    ids = (
+        ids.order_by(referral.received_at.desc(), referral.id.desc())
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
     return handoffs._handoff_query(None).where(referral.id.in_(ids.scalar_subquery()))
 
 
-def flag_counts(session: Session, scope: Sequence[ColumnElement[bool]], today: date) -> FlagCounts:
-    """Every count of the list's header in one aggregate query (the paging total included)."""
-    return FlagCounts(*(int(value) for value in session.execute(counts_query(scope, today)).one()))
-
-
-def counts_query(scope: Sequence[ColumnElement[bool]], today: date) -> Select[Any]:
-    """The aggregate behind :func:`flag_counts` (also for EXPLAIN in the benchmark)."""
-    met_7, overdue_7, open_7 = (_window(7, today)[s] for s in ("met", "overdue", "open"))
-    met_30, overdue_30 = (_window(30, today)[s] for s in ("met", "overdue"))
+@functools.cache
+def counts_statement(status: str) -> Select[Any]:
+    """The aggregate behind :func:`flag_counts`."""
+    met_7, overdue_7, open_7 = (_window(7)[s] for s in ("met", "overdue", "open"))
+    met_30, overdue_30 = (_window(30)[s] for s in ("met", "overdue"))
     unknown = models.Referral.residential_discharge_date.is_(None)
     flags = (overdue_7, overdue_30, open_7, met_7, met_30, unknown)
     return (
@@ -208,7 +240,7 @@ def counts_query(scope: Sequence[ColumnElement[bool]], today: date) -> Select[An
         )
         .select_from(models.Referral)
         .outerjoin(models.Intake, models.Intake.referral_id == models.Referral.id)
-        .where(*scope)
+        .where(*_scope(status, unindexed=False))
     )
 
 
@@ -231,20 +263,20 @@ _FLAG_WINDOWS = {
 }
 
 
-def scope_clauses(
-    organizations: Sequence[str], status: str, unindexed: bool = False
-) -> list[ColumnElement[bool]]:
-    """WHERE clauses of the list: the organization's keys and the status filter; ``unindexed``
-    keeps SQLite from using the organization/status index for them."""
-    organization: ColumnElement[str] = models.Referral.iop_organization
-    task_status: ColumnElement[str] = models.Referral.status
+def _scope(status: str, *, unindexed: bool) -> list[ColumnElement[bool]]:
+    """The organization's keys and the status filter; ``unindexed`` keeps SQLite from using
+    the organization/status index for them."""
+    organization: ColumnElement[str] = models.Referral.iop_organization.expression
+    task_status: ColumnElement[str] = models.Referral.status.expression
     if unindexed:
         organization, task_status = _Unindexed(organization), _Unindexed(task_status)
-    clauses: list[ColumnElement[bool]] = [organization.in_(organizations)]
+    clauses: list[ColumnElement[bool]] = [
+        organization.in_(bindparam("organizations", expanding=True))
+    ]
     if status == "active":
         clauses.append(task_status.in_(ACTIVE_STATUSES))
     elif status != "all":
-        clauses.append(task_status == status)
+        clauses.append(task_status == bindparam("status", type_=String))
     return clauses
 
 
@@ -290,13 +322,14 @@ def _days_between(element: _DaysBetween, compiler: SQLCompiler, **kw: Any) -> st
     return f"({end} - {start})"
 
 
-def _window(days: int, today: date) -> Mapping[str, ColumnElement[bool]]:
+def _window(days: int) -> Mapping[str, ColumnElement[bool]]:
     """met / overdue / open of one follow-up window in SQL: handoffs.window_state's rules."""
     discharged = models.Referral.residential_discharge_date
     attended = models.Intake.first_attended_date
     late = _DaysBetween(discharged, attended) > days
     not_met = or_(attended.is_(None), late)
-    cutoff = today - timedelta(days=days)  # discharged before it: the deadline has passed
+    # discharged before today minus the window: the deadline has passed (query_params)
+    cutoff = bindparam(f"cutoff_{days}", type_=Date)
     return {
         "met": and_(discharged.is_not(None), attended.is_not(None), ~late),
         "overdue": and_(discharged < cutoff, not_met),

@@ -5,12 +5,16 @@ no-shows), then times, interleaved round by round in the same process (shared, n
 ratios are what counts):
   query    integration.handoffs.list_handoffs (one page of 50) + count_handoffs, in one unit of
            work: the baseline the issue names
-  service  integration.tracker_views.handoff_page: the same page scoped to the caller's
-           organization and status filter, plus the flag counts (one aggregate query)
+  list     tracker_views.list_statement: the page's 50 rows, scoped to the caller's organization
+           and the "active" status filter
+  counts   tracker_views.flag_counts: the header's counts of every FUI flag over all matching
+           handoffs (one aggregate query with per-row date arithmetic)
+  service  tracker_views.handoff_page: list + counts, what the page runs
   page     GET /tracker through the ASGI app (httpx.ASGITransport): bearer-token check, the
            service, the Jinja2 render of 50 rows, the response
 Target (issue 5, item 8): page within 3x of query. Also prints the query plans (SQLite:
-EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN) of the list and count queries, and times a deep page.
+EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN) of the list and count queries, and times a deep page
+(page 150 of ~160).
 
 Usage: .venv/bin/python sandbox/bench/bench_tracker.py [--handoffs 10000] [--rounds 15]
        [--per-round 10] [--database-url postgresql+psycopg://...]  (default: a temp SQLite file)
@@ -40,7 +44,13 @@ from integration.db import models
 from integration.handoffs import count_handoffs, list_handoffs
 from integration.settings import Settings
 from integration.store import create_db_engine, session_scope
-from integration.tracker_views import counts_query, handoff_page, list_query, scope_clauses
+from integration.tracker_views import (
+    counts_statement,
+    flag_counts,
+    handoff_page,
+    list_statement,
+    query_params,
+)
 
 ORG = "IOP-BENCH"
 SECRET = "bench-tracker-secret-of-sufficient-length"
@@ -84,13 +94,15 @@ def seed(engine: Engine, handoffs: int, today: date) -> None:
 
 def query_plans(engine: Engine, today: date) -> list[str]:
     """The plans of the list page's two queries (what the indexes are doing)."""
-    scope = scope_clauses([ORG], "active")
-    page = list_query([ORG], "active", None, today)
+    params = query_params([ORG], "active", today)
+    statements = (("list page", list_statement("active", None)),
+                  ("flag counts", counts_statement("active")))  # fmt: skip
     explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
     lines: list[str] = []
     with engine.connect() as connection:
-        for name, statement in (("list page", page), ("flag counts", counts_query(scope, today))):
-            compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
+        for name, statement in statements:
+            bound = statement.params(params)
+            compiled = bound.compile(engine, compile_kwargs={"literal_binds": True})
             rows = connection.execute(text(explain + str(compiled))).all()
             lines.append(f"  {name}:")
             lines += [f"    {' | '.join(str(c) for c in row)}" for row in rows]
@@ -108,7 +120,9 @@ async def measure(settings: Settings, rounds: int, per_round: int) -> dict[str, 
               "exp": int(time.time()) + 3600}  # fmt: skip
     headers = {"Authorization": f"Bearer {jwt.encode(claims, SECRET, algorithm='HS256')}"}
     today = datetime.now(UTC).date()
-    samples: dict[str, list[float]] = {"query": [], "service": [], "page": [], "deep page": []}
+    names = ("query", "list", "counts", "service", "page", "deep page")
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    params = query_params([ORG], "active", today)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http,
@@ -120,6 +134,14 @@ async def measure(settings: Settings, rounds: int, per_round: int) -> dict[str, 
                 list_handoffs(session, today=today, limit=50)
                 count_handoffs(session)
 
+        def page_rows() -> None:
+            with session_scope(engine) as session:
+                session.execute(list_statement("active", None), params).all()
+
+        def counts() -> None:
+            with session_scope(engine) as session:
+                flag_counts(session, organizations=[ORG], status="active", today=today)
+
         def service() -> None:
             with session_scope(engine) as session:
                 handoff_page(session, organizations=[ORG], today=today)
@@ -130,7 +152,8 @@ async def measure(settings: Settings, rounds: int, per_round: int) -> dict[str, 
 
         await page()  # warm-up: template compile, connection pool, caches
         for _ in range(rounds):
-            for name, call in (("query", query), ("service", service)):
+            for name, call in (("query", query), ("list", page_rows), ("counts", counts),
+                               ("service", service)):  # fmt: skip
                 samples[name].append(_timed(call, per_round))
             samples["page"].append(await _timed_async(page, per_round))
             samples["deep page"].append(

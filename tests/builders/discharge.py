@@ -19,6 +19,7 @@ from mappers.discharge import (
     FinalScore,
     PlanOfCare,
 )
+from mappers.discharge_document import to_document_bundle
 from mappers.medication import ListSource, MedicationList
 from tests.builders import CONDITION_SYSTEM, MRN_SYSTEM, make_client, make_diagnosis
 from tests.builders.plans import PLAN_SYSTEM, make_plan
@@ -162,3 +163,29 @@ def document_entries(summary: DischargeSummary) -> dict[str, dict[str, Any]]:
     name = summary.aftercare.next_provider_name
     entries[summary.aftercare.next_provider] = organization(name, "ORG-NEXT-TEST")
     return entries
+
+
+def make_document(summary: DischargeSummary | None = None, **kwargs: Any) -> dict[str, Any]:
+    """A document Bundle of ``summary`` (the default summary if None), with every resource it
+    references among its entries unless ``entries`` is given."""
+    summary = summary or make_discharge_summary()
+    kwargs.setdefault("entries", document_entries(summary))
+    return to_document_bundle(
+        summary,
+        composition_id=COMPOSITION_ID,
+        bundle_identifier=BUNDLE_ID,
+        timestamp=TIMESTAMP,
+        **kwargs,
+    )
+
+
+def composition_of(bundle: dict[str, Any]) -> dict[str, Any]:
+    """The Composition, the first entry of a document Bundle."""
+    resource: dict[str, Any] = bundle["entry"][0]["resource"]
+    return resource
+
+
+def make_summary_without_sud() -> DischargeSummary:
+    """The default summary with the depression diagnosis only: no SUD record, no Part 2 notice."""
+    depression = make_discharge_summary().diagnoses[1]
+    return make_discharge_summary(diagnoses=(depression,), part2_notice=None)

@@ -14,10 +14,11 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from api.schema_examples import EXAMPLE_DISCHARGE
 from api.schemas import ReferralSubmission
+from integration.db.audit_table import AuditEventRecord
 from integration.db.outbox_table import OutboxMessage, OutboxStatus
 from integration.settings import Settings
 from integration.store import record_sync, session_scope
@@ -154,6 +155,12 @@ async def test_discharge__hands_over_and_the_next_provider_follows_it(
     bundle = document.json()
     assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "document")
     assert {c["code"] for c in bundle["meta"]["security"]} >= {"R", "ETH"}  # Part 2 labels
+    with session_scope(store) as session:
+        released = session.scalars(
+            select(AuditEventRecord).where(AuditEventRecord.action == "disclose",
+                                           AuditEventRecord.recipient == org_ref(NEXT))
+        ).all()  # fmt: skip
+        assert [r.entity_id for r in released][-1] == bundle["identifier"]["value"]
     for headers, status in ((CASE_MANAGER, 403), (EHR, 404), (OTHER_EHR, 404)):
         refused = await http.get(f"/api/discharges/{REFERRAL}/document", headers=headers)
         assert refused.status_code == status

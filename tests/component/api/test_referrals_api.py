@@ -5,7 +5,12 @@ every error status with its body, auth per role, organization scoping, reading a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
 import json
+import random
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,8 +23,10 @@ from api.schema_examples import EXAMPLE_BUNDLE
 from integration.db.inbound_table import ReferralLink
 from integration.db.models import Referral
 from integration.db.outbox_table import OutboxMessage
+from integration.referral_bundle import Parties, check_submission
 from integration.store import record_sync, session_scope
 from integration.workflows import step_down
+from mappers.errors import InvalidInputError
 from mappers.registry import MappingContext
 from tests.component.api.referral_support import (  # noqa: F401
     ADMIN,
@@ -27,6 +34,7 @@ from tests.component.api.referral_support import (  # noqa: F401
     EHR,
     FHIR_JSON,
     IOP,
+    ORG_SYSTEM,
     OTHER_CASE_MANAGER,
     OTHER_EHR,
     RES,
@@ -318,3 +326,69 @@ async def test_list__bad_parameters_are_problems(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert path in [p["path"] for p in response.json()["problems"]]
+
+
+# --- robustness ---------------------------------------------------------------------------------
+
+
+async def test_submit__an_element_of_an_unexpected_type_is_422_on_its_entry(
+    http: httpx.AsyncClient,
+) -> None:
+    bundle = fhir_bundle(40)
+    bundle["entry"][0]["resource"]["name"] = 5  # Patient.name: a number, not a list
+    response = await _submit(http, bundle)  # a FHIR body: the answer is an OperationOutcome
+    assert response.status_code == 422
+    [issue] = response.json()["issue"]
+    assert (issue["code"], issue["expression"]) == ("structure", ["Bundle.entry[0].resource"])
+    assert "unexpected type (TypeError)" in issue["diagnostics"]
+
+
+def test_check_submission__mutated_packages_raise_only_input_errors() -> None:
+    """Seeded mutations of the sandbox package (elements dropped or replaced by values of the
+    wrong type): every one is accepted or refused with InvalidInputError, none crashes."""
+    parties = Parties((ORG_SYSTEM, RES), org_ref(RES), (ORG_SYSTEM, IOP), org_ref(IOP))
+    base = fhir_bundle(41)
+    paths = list(_paths(base))
+    junk: list[Any] = [None, 0, 1.5, "", "x", [], {}, [1], {"a": 1}, True, "Patient/1"]
+    rng = random.Random(20261102)
+    for _ in range(400):
+        document = copy.deepcopy(base)
+        for _ in range(rng.randint(1, 3)):
+            _mutate(document, rng.choice(paths), rng, junk)
+        with contextlib.suppress(InvalidInputError):
+            check_submission(document, parties, CONTEXT)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if prefix:
+        yield prefix
+    children = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, child in children:
+        yield from _paths(child, (*prefix, key))
+
+
+def _mutate(document: Any, path: tuple[Any, ...], rng: random.Random, junk: list[Any]) -> None:
+    parent = document
+    with contextlib.suppress(KeyError, IndexError, TypeError):
+        for key in path[:-1]:
+            parent = parent[key]
+        if isinstance(parent, dict) and rng.random() < 0.3:
+            parent.pop(path[-1], None)
+        else:
+            parent[path[-1]] = copy.deepcopy(rng.choice(junk))
+
+
+async def test_submit__two_identical_submissions_at_once_are_one_referral(
+    http: httpx.AsyncClient, store: Engine
+) -> None:
+    first, second = await asyncio.gather(
+        _submit(http, submission(42)), _submit(http, submission(42))
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 201]
+    assert outbox_count(store) == 1

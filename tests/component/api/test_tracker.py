@@ -5,6 +5,8 @@ Organization's lookup goes there."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -54,8 +56,6 @@ def bearer(role: str = "case-manager", org: str = ORG) -> dict[str, str]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    import hashlib
-
     digest = hashlib.sha256(API_KEY.encode()).hexdigest()
     return Settings(
         fhir_base_url=BASE,  # type: ignore[arg-type]
@@ -197,6 +197,10 @@ async def test_tracker__pages_are_not_cached_framed_or_scripted(http: httpx.Asyn
     assert "default-src 'none'" in policy and "script-src" not in policy
     assert "frame-ancestors 'none'" in policy
     assert "<script" not in response.text
+    # the one inline stylesheet is allowed by its hash, so it must be served byte for byte
+    css = response.text.split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in policy
 
 
 # --- the list ---------------------------------------------------------------------------------
@@ -362,6 +366,8 @@ async def test_referral__without_data_says_so(http: httpx.AsyncClient, seeded: S
 async def test_referral__unknown_id_is_a_404_page(http: httpx.AsyncClient) -> None:
     response = await http.get("/tracker/referrals/999999", headers=bearer())
     assert response.status_code == 404 and "no referral 999999" in response.text
+    huge = await http.get(f"/tracker/referrals/{2**70}", headers=bearer())
+    assert huge.status_code == 422
 
 
 # --- the flag counts in SQL agree with handoffs.window_state, on both databases ----------------
