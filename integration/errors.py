@@ -96,6 +96,18 @@ class FhirVersionConflict(FhirRequestRejected):
     issue_code = "conflict"
 
 
+class FhirTransientConflict(FhirRequestRejected):
+    """409 from a concurrency guard, not a stale version: the same request again will succeed.
+
+    HAPI answers HAPI-2745 ("conditional constraint failure") when two identical conditional
+    creates race, e.g. a retry arriving while the timed-out original is still committing; the
+    retry then matches what the first one created.
+    """
+
+    issue_code = "transient"
+    retryable = True
+
+
 class FhirPreconditionFailed(FhirRequestRejected):
     """412 without If-Match: typically a conditional create/update matching several resources."""
 

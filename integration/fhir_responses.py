@@ -18,6 +18,7 @@ from integration.errors import (
     FhirRateLimited,
     FhirRequestRejected,
     FhirServerUnavailable,
+    FhirTransientConflict,
     FhirUnauthorized,
     FhirUnprocessable,
     FhirVersionConflict,
@@ -50,6 +51,9 @@ def raise_for_status(response: httpx.Response) -> None:
         raise FhirRateLimited(message, retry_after=retry_after, **kwargs)
     if status >= 500:
         raise FhirServerUnavailable(message, **kwargs)
+    racing = any("HAPI-2745" in p.message for p in problems)
+    if status == 409 and racing and "if-match" not in response.request.headers:
+        raise FhirTransientConflict(message, **kwargs)
     if status == 412:
         # RFC 9110 412 on a stale If-Match is a version conflict; without If-Match HAPI uses
         # 412 for a conditional operation that matched several resources (HAPI-0958).

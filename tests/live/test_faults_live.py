@@ -30,8 +30,8 @@ from fault_proxy import FAULT_KINDS
 
 pytestmark = [pytest.mark.live, pytest.mark.postgres, pytest.mark.anyio]
 PACKAGES = int(os.environ.get("IOP_FAULT_TEST_PACKAGES", "100"))
-# About 4 minutes on a quiet 2-core machine; the bound leaves room for a slow HAPI start-up.
-BUDGET_SECONDS = 420.0
+# About 4 minutes on a quiet 2-core machine (6 under load average 11); the bound only stops a hang.
+BUDGET_SECONDS = 540.0
 
 
 def _free_port() -> int:

@@ -277,3 +277,23 @@ async def test_update_owned_fields__reapplies_the_change_after_a_conflict(
     assert put.calls.last.request.headers["If-Match"] == 'W/"2"'
     assert last["status"] == "accepted"
     assert last["note"] == [{"text": "theirs"}]  # the other side's change survived
+
+
+@respx.mock
+async def test_request__hapi_2745_conditional_race_is_retried(
+    client: FhirClient, sleeps: SleepRecorder
+) -> None:
+    # A retried conditional create racing the timed-out original: HAPI's duplicate guard
+    # answers 409 HAPI-2745; the next try matches what the first one created.
+    route = respx.post(f"{BASE}/Patient").mock(
+        side_effect=[
+            httpx.Response(
+                409, json=_outcome("HAPI-0550: HAPI-2745: conditional constraint failure")
+            ),
+            httpx.Response(200, json={"resourceType": "Patient", "id": "p1"}),
+        ]
+    )
+    outcome = await client.create({"resourceType": "Patient"}, if_none_exist="identifier=s|v")
+    assert outcome.created is False
+    assert route.call_count == 2
+    assert len(sleeps.waits) == 1
