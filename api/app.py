@@ -116,10 +116,14 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/sync-records", response_model=list[SyncRecordOut])
     def sync_records(
+        request: Request,
         engine: EngineDep,
-        _admin: Annotated[Principal, Depends(require(Role.ADMIN))],
+        admin: Annotated[Principal, Depends(require(Role.ADMIN))],
         limit: int = 100,
     ) -> list[SyncRecordOut]:
+        # Sync records are this deployment's own IOP's: other organizations' admins see none.
+        if admin.organization != request.app.state.settings.organization_id:
+            return []
         with session_scope(engine) as session:
             rows = list_sync_records(session, limit=min(max(limit, 1), 1000))
             return [SyncRecordOut.model_validate(r, from_attributes=True) for r in rows]

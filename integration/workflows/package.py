@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from integration import disclosure
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
@@ -224,6 +225,9 @@ def store_referral(session: Session, change: TaskChange, now: datetime) -> None:
     session.add(link)
     if package is not None:
         _store_package(session, referral, package, now)
+        # Labels on everything later sent about this client follow from this flag (Part 2).
+        part2 = any(d.is_substance_use for d in package.diagnoses)
+        disclosure.remember_part2(session, referral.id, part2=part2)
     session.flush()
     log.info(
         "referral %s received (Task/%s, %s problems)",
