@@ -26,6 +26,7 @@ from api.app import create_app
 from api.schema_examples import EXAMPLE_SUBMISSION
 from integration.db.outbox_table import OutboxMessage
 from integration.settings import Settings
+from tests.db.fixtures import empty_db_url  # noqa: F401  (settings' fixture: import it too)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "sandbox"))
 import step_down_package as sandbox_package
@@ -77,7 +78,9 @@ def fhir_bundle(n: int, *, requester: str = RES) -> dict[str, Any]:
     return sandbox_package.to_transaction(package)
 
 
-def _organizations(request: httpx.Request) -> httpx.Response:
+def organizations_on_server(request: httpx.Request) -> httpx.Response:
+    """The mocked server's answer to Organization?identifier=<system>|<value>: one match for
+    the REGISTERED organizations (id ``org-<value>``), none for any other."""
     token = parse_qs(urlsplit(str(request.url)).query).get("identifier", [""])[0]
     system, _, value = token.partition("|")
     entry = [{"resource": {"resourceType": "Organization", "id": org_ref(value).split("/")[1]}}]
@@ -86,11 +89,12 @@ def _organizations(request: httpx.Request) -> httpx.Response:
                                      "entry": entry if found else []})  # fmt: skip
 
 
-def make_settings(tmp_path: Path) -> Settings:
-    """The app's settings: mocked FHIR base, a SQLite store in ``tmp_path``, one FHIR try."""
+def make_settings(tmp_path: Path, database_url: str | None = None) -> Settings:
+    """The app's settings: mocked FHIR base, the store (SQLite in ``tmp_path`` unless given),
+    one FHIR try."""
     return Settings(
         fhir_base_url=BASE,  # type: ignore[arg-type]
-        database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        database_url=database_url or f"sqlite:///{tmp_path / 'api.db'}",
         retry_max_attempts=1,
         auth_jwt_secret=SECRET,  # type: ignore[arg-type]
         organization_id=IOP,
@@ -98,15 +102,16 @@ def make_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def settings(tmp_path: Path, empty_db_url: str) -> Settings:  # noqa: F811
+    """On SQLite, and on PostgreSQL when the test cluster is configured (tests.db.fixtures)."""
+    return make_settings(tmp_path, empty_db_url)
 
 
 @pytest.fixture
 def fhir_mock() -> Iterator[respx.MockRouter]:
     """The FHIR server: Organizations by identifier; tests add the routes they need."""
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        router.get("/Organization").mock(side_effect=_organizations)
+        router.get("/Organization").mock(side_effect=organizations_on_server)
         yield router
 
 

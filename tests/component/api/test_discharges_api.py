@@ -47,6 +47,7 @@ from tests.component.api.referral_support import (  # noqa: F401
     store,
     submission,
 )
+from tests.db.fixtures import empty_db_url  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 CONTEXT = MappingContext()
