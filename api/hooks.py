@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -42,6 +43,10 @@ def make_hooks_router(token: str | None) -> APIRouter:
 
     async def receive(request: Request, background: BackgroundTasks, task_id: str | None) -> Any:
         _check_token(request, token)
+        if task_id is not None and not _FHIR_ID.fullmatch(task_id):
+            # FHIR R4 datatypes.html#id: refuse before anything is read or queued.
+            problem = Problem("Task.id", f"{task_id!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})")
+            raise InvalidInputError("the notification names no valid Task id", problems=[problem])
         body = await request.body()
         task = _parse_task(body, task_id) if body.strip() else None
         background.add_task(_process, request, organization, task if task else task_id)
@@ -60,6 +65,9 @@ def make_hooks_router(token: str | None) -> APIRouter:
         return await receive(request, background, None)
 
     return router
+
+
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 def _check_token(request: Request, token: str | None) -> None:

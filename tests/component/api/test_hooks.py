@@ -138,3 +138,13 @@ async def test_create_app__serves_the_hook_route(tmp_path: Path) -> None:
     async with app.router.lifespan_context(app), await _client(app) as client:
         response = await client.put("/fhir-hooks/Task/42", json=TASK)
     assert response.status_code == 200
+
+
+
+async def test_put_task__an_invalid_fhir_id_is_refused_before_anything_is_queued(
+    http: httpx.AsyncClient, calls: Calls
+) -> None:
+    response = await http.put("/fhir-hooks/Task/%1F", headers=AUTH)
+    assert response.status_code == 422
+    assert "not a FHIR id" in response.text
+    assert calls.notifications == []
