@@ -48,7 +48,8 @@ from integration.settings import Settings
 from integration.store import create_db_engine, session_scope
 from integration.worker import run_worker
 
-ORGS = ("Organization/bench-residential", "Organization/bench-iop")  # the fake checks nothing
+# The fake server checks no references, so these Organizations need not exist.
+ORGS = {"residential_organization": "Organization/r", "iop_organization": "Organization/i"}
 
 
 def vm_hwm_kib() -> int:
@@ -67,10 +68,10 @@ async def fake_fhir(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
             head = await reader.readuntil(b"\r\n\r\n")
         except (asyncio.IncompleteReadError, ConnectionError):
             break  # the client closed the connection
-        headers = dict(
-            line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ": " in line
-        )
-        length = int({k.lower(): v for k, v in headers.items()}.get("content-length", "0"))
+        fields = [
+            line.split(":", 1) for line in head.decode("latin-1").split("\r\n") if ":" in line
+        ]
+        length = next((int(v) for k, v in fields if k.lower() == "content-length"), 0)
         request = orjson.loads(await reader.readexactly(length)) if length else {}
         entries = []
         for entry in request.get("entry") or []:
@@ -104,15 +105,14 @@ def fill(db: str, count: int) -> dict[str, Any]:
     for first in range(0, count, 100):
         with session_scope(engine) as session:
             for n in range(first, min(first + 100, count)):
-                package = pkg.make_package(
-                    n, residential_organization=ORGS[0], iop_organization=ORGS[1]
-                )
+                payload = pkg.to_transaction(pkg.make_package(n, **ORGS))
+                kind, key = MessageKind.TRANSACTION, f"SD-{n}"  # one referral (aggregate) each
                 enqueue(
                     session,
                     aggregate_type="referral",
-                    aggregate_key=f"SD-{n}",
-                    kind=MessageKind.TRANSACTION,
-                    payload=pkg.to_transaction(package),
+                    aggregate_key=key,
+                    kind=kind,
+                    payload=payload,
                 )
     engine.dispose()
     return {"seconds": time.perf_counter() - start, "vmhwm_kib": vm_hwm_kib()}

@@ -193,7 +193,7 @@ async def measure(args: argparse.Namespace) -> None:
     since = before - timedelta(seconds=1)  # the cursor; every side asks ge (since - overlap)
     rates: dict[str, list[float]] = {side: [] for side in SIDES}
     for rnd in range(args.rounds + 1):  # round 0 warms up and is not reported
-        got = {}
+        got: dict[str, float] = {}
         for side in SIDES if rnd % 2 else SIDES[::-1]:
             if side == "raw":
                 seconds, seen = await run_raw(
