@@ -157,3 +157,14 @@ def test_session_scope__rolls_back_everything_on_error(engine: Engine) -> None:
         raise RuntimeError("fails after the flush")
     with session_scope(engine) as session:
         assert session.scalar(select(func.count()).select_from(SyncRecord)) == 0
+
+
+def test_create_db_engine__sqlite_file_runs_in_wal_with_full_sync_and_a_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'iop.db'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    engine.dispose()
