@@ -16,6 +16,7 @@ import orjson
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from integration.errors import FhirError, FhirNotFound, FhirTransportError
+from integration.fhir_auth import fhir_auth
 from integration.fhir_responses import raise_for_status
 from integration.retry_policy import RetryPolicy, wait_for
 from integration.settings import Settings
@@ -57,6 +58,7 @@ def create_http_client(settings: Settings) -> httpx.AsyncClient:
             max_keepalive_connections=settings.http_max_connections,
         ),
         headers={"Accept": FHIR_JSON},
+        auth=fhir_auth(settings),
     )
 
 

@@ -8,8 +8,9 @@ file in the working directory.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mappers.registry import MappingContext
@@ -73,6 +74,18 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=10, ge=1, le=500)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # Outbound authentication to the FHIR server (integration/fhir_auth.py): none for the local
+    # sandbox; a static bearer token; or SMART Backend Services client credentials, the client
+    # signing its assertion with a registered private key (PEM, RS384 or ES384).
+    fhir_auth: Literal["none", "bearer", "smart-backend"] = "none"
+    fhir_bearer_token: SecretStr | None = None
+    fhir_smart_client_id: str | None = None
+    fhir_smart_private_key: SecretStr | None = None
+    fhir_smart_key_id: str = "iop-bridge-1"
+    fhir_smart_algorithm: Literal["RS384", "ES384"] = "RS384"
+    fhir_smart_scope: str = "system/*.cruds"
+    fhir_smart_token_url: str | None = None  # unset: read from .well-known/smart-configuration
+
     # FHIR client behaviour.
     http_timeout_seconds: float = Field(default=30.0, gt=0)
     http_max_connections: int = Field(default=20, ge=1)
@@ -85,6 +98,24 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: HttpUrl) -> HttpUrl:
         # Relative references are joined onto this base; one canonical form avoids "//".
         return HttpUrl(str(value).rstrip("/"))
+
+    @model_validator(mode="after")
+    def _outbound_auth_is_complete(self) -> Self:
+        # Fail at start, naming the missing setting, rather than at the first FHIR request.
+        needs: dict[str, list[tuple[str, object]]] = {
+            "none": [],
+            "bearer": [("fhir_bearer_token", self.fhir_bearer_token)],
+            "smart-backend": [
+                ("fhir_smart_client_id", self.fhir_smart_client_id),
+                ("fhir_smart_private_key", self.fhir_smart_private_key),
+            ],
+        }
+        missing = [
+            f"IOP_BRIDGE_{name.upper()}" for name, value in needs[self.fhir_auth] if not value
+        ]
+        if missing:
+            raise ValueError(f"fhir_auth={self.fhir_auth} needs {', '.join(missing)}")
+        return self
 
     @property
     def hook_secret(self) -> str | None:
