@@ -29,6 +29,7 @@ from mappers import (
     referral,
     referral_task,
     residential,
+    security_labels,
 )
 from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
@@ -103,7 +104,8 @@ class _Entries:
 def package_bundle(
     package: IntakePackage, *, requester: str, owner: str, context: MappingContext
 ) -> dict[str, Any]:
-    """The whole package as one transaction of conditional creates keyed on identifiers."""
+    """The whole package as one transaction of conditional creates keyed on identifiers, its
+    entries labelled (meta.security, 42 CFR Part 2) when a diagnosis is a substance use one."""
     out, c, client = _Entries(), context, package.client
     build = partial(patient.to_fhir, client, mrn_system=c.mrn_system)
     subject = out.add("client", build, c.mrn_system, client.mrn)
@@ -130,7 +132,8 @@ def package_bundle(
     out.add("referral", build, c.task_id_system, task.identifier)
     if out.problems:
         raise InvalidInputError.from_problems("the referral package", out.problems)
-    return bundle.transaction(out.entries)
+    part2 = any(d.is_substance_use for d in package.diagnoses)
+    return security_labels.label(bundle.transaction(out.entries), sud_derived=part2)
 
 
 def _stay(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from integration.workflows.package import FetchedPackage, MappedPackage, map_package, map_task
-from mappers import bundle, registry
+from mappers import bundle, registry, security_labels
 from mappers.errors import InvalidInputError, MappingError, Problem
 from mappers.referral import Referral
 from mappers.referral_task import ReferralTask
@@ -400,9 +400,13 @@ def canonical_url(kind: str, condition: str) -> str:
 
 
 def _canonical(document: dict[str, Any], entries: list[_Entry]) -> dict[str, Any]:
-    """The submitted Bundle with fullUrls derived from the conditions (and references moved)."""
+    """The submitted Bundle with fullUrls derived from the conditions (and references moved),
+    each entry with its 42 CFR Part 2 labels when the package holds an SUD diagnosis."""
     moved = {e.full_url: canonical_url(e.kind, e.condition) for e in entries}
     result: dict[str, Any] = rewrite_references(document, moved.get)
     for entry in entries:
         result["entry"][entry.index]["fullUrl"] = moved[entry.full_url]
-    return result
+    # Labelled here, where the Bundle that is stored and forwarded is made, so no path can
+    # enqueue it unlabelled (mappers.security_labels: the whole package is SUD-derived).
+    part2 = security_labels.contains_sud(e.resource for e in entries)
+    return security_labels.label(result, sud_derived=part2)

@@ -1,0 +1,103 @@
+"""42 CFR Part 2 labels on the step-down referral Bundle an EHR submits: every SUD-derived entry
+is labelled where the Bundle is built (``check_submission``, ``package_bundle``), so the outbox
+message the worker forwards carries them."""
+
+# ruff: noqa: F811  (fixtures imported from referral_support are test parameters here)
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+
+from api.schemas import ReferralSubmission
+from integration.db.outbox_table import OutboxMessage
+from integration.referral_builder import package_bundle
+from integration.referral_bundle import Parties, check_submission
+from integration.store import session_scope
+from mappers import security_labels
+from mappers.registry import MappingContext
+from tests.component.api.referral_support import (  # noqa: F401
+    EHR,
+    IOP,
+    ORG_SYSTEM,
+    RES,
+    app,
+    fhir_bundle,
+    fhir_mock,
+    http,
+    org_ref,
+    settings,
+    store,
+    submission,
+)
+from tests.db.fixtures import empty_db_url  # noqa: F401
+
+CONTEXT = MappingContext()
+PARTIES = Parties((ORG_SYSTEM, RES), org_ref(RES), (ORG_SYSTEM, IOP), org_ref(IOP))
+PART2 = "42CFRPart2"
+
+
+def _security_codes(resource: dict[str, Any]) -> set[str]:
+    return {c["code"] for c in (resource.get("meta") or {}).get("security") or []}
+
+
+def _without_sud(document: dict[str, Any]) -> dict[str, Any]:
+    """The package with its alcohol dependence (F10.20) recoded as another mental disorder."""
+    text = json.dumps(document).replace('"F10.20"', '"F41.1"')
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def test_check_submission__every_entry_of_an_sud_package_is_labelled() -> None:
+    checked = check_submission(fhir_bundle(60), PARTIES, CONTEXT)
+    entries = [e["resource"] for e in checked.bundle["entry"]]
+    assert len(entries) == 25
+    unlabelled = [r["resourceType"] for r in entries if not security_labels.is_labelled(r)]
+    assert unlabelled == []
+    # A transaction Bundle is a request, never stored: its entries carry the labels, it none.
+    assert "security" not in (checked.bundle.get("meta") or {})
+
+
+def test_check_submission__labels_already_present_are_kept_once() -> None:
+    document = fhir_bundle(61)
+    patient = document["entry"][0]["resource"]
+    patient["meta"] = {"security": [security_labels.PART2_SECURITY_LABELS[2].coding()]}
+    checked = check_submission(document, PARTIES, CONTEXT)
+    security = checked.bundle["entry"][0]["resource"]["meta"]["security"]
+    assert [c["code"] for c in security].count(PART2) == 1
+    assert security_labels.is_labelled(checked.bundle["entry"][0]["resource"])
+
+
+def test_check_submission__a_package_without_sud_is_not_labelled() -> None:
+    checked = check_submission(_without_sud(fhir_bundle(62)), PARTIES, CONTEXT)
+    assert all(PART2 not in _security_codes(e["resource"]) for e in checked.bundle["entry"])
+
+
+def test_package_bundle__the_domain_package_is_labelled_when_built() -> None:
+    package = ReferralSubmission.model_validate(submission(63)).to_domain()
+    built = package_bundle(package, requester=org_ref(RES), owner=org_ref(IOP), context=CONTEXT)
+    assert all(security_labels.is_labelled(e["resource"]) for e in built["entry"])
+    body = submission(64)
+    body["diagnoses"] = [d for d in body["diagnoses"] if not d["icd10_code"].startswith("F1")]
+    plain = ReferralSubmission.model_validate(body).to_domain()
+    built = package_bundle(plain, requester=org_ref(RES), owner=org_ref(IOP), context=CONTEXT)
+    assert all(PART2 not in _security_codes(e["resource"]) for e in built["entry"])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("form", ["domain", "fhir"])
+async def test_submit__the_enqueued_bundle_carries_the_labels(
+    form: str, http: httpx.AsyncClient, store: Engine
+) -> None:
+    body = submission(65) if form == "domain" else fhir_bundle(66)
+    content_type = "application/fhir+json" if form == "fhir" else "application/json"
+    response = await http.post(
+        "/api/referrals", json=body, headers={**EHR, "Content-Type": content_type}
+    )
+    assert response.status_code == 201, response.text
+    with session_scope(store) as session:
+        [payload] = session.scalars(select(OutboxMessage.payload))
+    assert all(security_labels.is_labelled(e["resource"]) for e in payload["entry"])
