@@ -10,8 +10,8 @@ exactly these M. Then, in the same run, alternating which goes first, round by r
 Both ask for the same _lastUpdated lower bound and the same page size (the server's default,
 which poll_tasks uses: it sends no _count). Correctness: raw sees M Tasks; the poll sees and
 handles M. Target (issue 4): iop-bridge >= 0.9 x raw (Tasks/s). The poll's time is split into
-paging and per-Task de-duplication (thin timing wrappers), and a what-if row runs the same poll
-with SQLite in WAL mode (synchronous=NORMAL), set by the benchmark on its own engine only.
+paging and per-Task de-duplication (thin timing wrappers). The engine is iop-bridge's own
+(create_db_engine: SQLite in WAL, synchronous FULL).
 
 Usage: .venv/bin/python sandbox/bench/bench_pull.py --base-url http://127.0.0.1:8090/fhir
        [--tasks 500] [--rounds 5]
@@ -36,7 +36,6 @@ from typing import Any
 import httpx
 import orjson
 from pydantic import HttpUrl
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from integration import inbound
@@ -45,7 +44,7 @@ from integration.settings import Settings
 from integration.store import create_db_engine
 
 SYSTEM = "http://iop-bridge.example/fhir/sid/bench-task"
-SIDES = ("raw", "iop-bridge", "iop-bridge + WAL")  # the last: SQLite what-if
+SIDES = ("raw", "iop-bridge")
 TIMES: dict[str, float] = defaultdict(float)  # seconds inside poll_tasks steps
 OVERLAP = 5.0  # poll_tasks' default overlap_seconds, applied to the cursor
 
@@ -121,12 +120,6 @@ async def run_raw(base_url: str, owner: str, since: datetime, size: int) -> tupl
         return time.perf_counter() - start, seen
 
 
-def sqlite_wal(connection: Any, _record: Any) -> None:
-    """What-if only: WAL with synchronous=NORMAL, so a commit does not wait for an fsync."""
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-
-
 def timed(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """Record each call's wall time under ``name`` (sync or async ``fn``)."""
     if asyncio.iscoroutinefunction(fn):
@@ -150,13 +143,9 @@ def timed(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     return sync_wrapper
 
 
-async def run_iop(
-    settings: Settings, db: Path, owner: str, since: datetime, *, wal: bool
-) -> tuple[float, int]:
+async def run_iop(settings: Settings, db: Path, owner: str, since: datetime) -> tuple[float, int]:
     """poll_tasks on a fresh database; returns (seconds, Tasks handled)."""
     engine = create_db_engine(f"sqlite:///{db}")
-    if wal:
-        event.listen(engine, "connect", sqlite_wal)
     inbound.write_cursor(engine, inbound.cursor_name(owner), since)
     fhir = FhirClient.from_settings(settings)
     TIMES.clear()
@@ -172,7 +161,7 @@ async def run_iop(
     assert result.failed == 0 and result.seen == result.handled, result
     accept, seen = TIMES["accept_task"], TIMES["_seen"]
     print(
-        f"  {'iop-bridge + WAL' if wal else 'iop-bridge'}: {elapsed * 1000:.0f} ms = paging "
+        f"  iop-bridge: {elapsed * 1000:.0f} ms = paging "
         f"{(elapsed - accept) * 1000:.0f} + per-Task de-duplication {accept * 1000:.0f} "
         f"({accept / result.seen * 1000:.1f} ms/Task: seen-check {seen / result.seen * 1000:.1f}"
         f", insert+commit {(accept - seen) / result.seen * 1000:.1f})"
@@ -201,7 +190,7 @@ async def measure(args: argparse.Namespace) -> None:
                 )
             else:
                 db = tmp / f"{rnd}-{len(got)}.db"
-                seconds, seen = await run_iop(settings, db, owner, since, wal=side != SIDES[1])
+                seconds, seen = await run_iop(settings, db, owner, since)
             assert seen == args.tasks, f"{side} saw {seen} of {args.tasks} Tasks"
             got[side] = seen / seconds
         if rnd:
