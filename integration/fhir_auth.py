@@ -32,7 +32,8 @@ from integration.settings import Settings
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # backend-services.html: the assertion's exp SHALL be no more than five minutes in the future.
 ASSERTION_LIFETIME_SECONDS = 300
-# Renew a little before the server's expiry so a request never leaves with a dying token.
+# Renew a little before the server's expiry so a request never leaves with a dying token: a
+# minute, or a fifth of the lifetime for short-lived tokens.
 RENEW_MARGIN_SECONDS = 60
 # When the token response has no expires_in, assume this (RFC 6749 5.1 makes it RECOMMENDED).
 DEFAULT_TOKEN_LIFETIME_SECONDS = 300
@@ -156,7 +157,8 @@ class SmartBackendAuth(httpx.Auth):
             headers={"Accept": "application/json"},
         )
         value, lifetime = _read_token_response(response)
-        self._token = _Token(value, self._monotonic() + max(lifetime - RENEW_MARGIN_SECONDS, 0))
+        margin = min(RENEW_MARGIN_SECONDS, lifetime / 5)
+        self._token = _Token(value, self._monotonic() + lifetime - margin)
         return value
 
     def client_assertion(self, token_url: str) -> str:

@@ -39,8 +39,17 @@ _BY_STATUS: dict[int, type[FhirRequestRejected]] = {
 def raise_for_status(response: httpx.Response) -> None:
     """Raise the FhirError that matches a non-2xx response; return quietly on success."""
     status = response.status_code
-    if status < 400:
+    if status < 300 or status == 304:
         return
+    if status < 400:
+        # The client does not follow redirects: its writes are not safe to replay at another
+        # address, and an empty 3xx body read as a page would silently end a search early.
+        where = response.headers.get("location", "no Location")
+        raise FhirRequestRejected(
+            f"{response.request.method} {response.request.url.path} -> {status} redirect to "
+            f"{where}: iop-bridge does not follow redirects; check IOP_BRIDGE_FHIR_BASE_URL",
+            status=status,
+        )
     outcome = _outcome_of(response)
     problems = problems_from_outcome(outcome)
     first = problems[0].message if problems else response.reason_phrase

@@ -13,6 +13,7 @@ from integration.errors import (
     FhirNotFound,
     FhirPreconditionFailed,
     FhirRateLimited,
+    FhirRequestRejected,
     FhirServerUnavailable,
     FhirTransportError,
     FhirVersionConflict,
@@ -297,3 +298,11 @@ async def test_request__hapi_2745_conditional_race_is_retried(
     assert outcome.created is False
     assert route.call_count == 2
     assert len(sleeps.waits) == 1
+
+
+@respx.mock
+async def test_request__a_redirect_is_an_error_not_an_empty_page(client: FhirClient) -> None:
+    # Read as a page, a 307's empty body would end a search early without a word.
+    respx.get(f"{BASE}/Task").respond(307, headers={"Location": "http://elsewhere.test/fhir/"})
+    with pytest.raises(FhirRequestRejected, match="307 redirect to http://elsewhere.test/fhir/"):
+        await client.search("Task", {"owner": "Organization/o1"})
