@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Row, Select, false, func, select
 from sqlalchemy.orm import Session
 
-from integration import audit, outbox
+from integration import audit, disclosure, outbox
 from integration.db import models
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
@@ -37,6 +37,8 @@ from integration.workflows.errors import ReferralNotFound
 from mappers.discharge import CRISIS_LINE_988, AftercarePlan
 from mappers.errors import InvalidInputError, Problem
 from mappers.registry import MappingContext
+
+NOT_THE_RECIPIENT = "not-the-recipient"  # audit reason: asked for by another organization
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +142,31 @@ async def follow_discharge(
 def discharge_document(
     session: Session, scope: DischargeScope, referral_id: str
 ) -> dict[str, Any] | None:
-    """The discharge summary document Bundle of a handoff the scope may see; each release is
-    audited as a disclosure to the next provider (flushes)."""
+    """The discharge summary document Bundle of a handoff the scope may see, released through
+    the disclosure gate (audited as a disclosure to the next provider). Asked for by anyone
+    else, it is withheld and the refusal audited with its reason; None either way (flushes)."""
+    found = _enqueued_document(session, referral_id)
+    if found is None:
+        return None  # no discharge: nothing was disclosed or withheld
+    document, owner = found
+    entity = _document_entity(document)
     view = get_discharge(session, scope, referral_id)
     if view is None:
+        # 42 CFR 2.13(a): disclosed only as the consent permits, i.e. to the next provider.
+        asking = scope.handed_to[-1] if scope.handed_to else None  # its reference when known
+        disclosure.withheld(
+            session, entity, recipient=asking, organization=owner, reason=NOT_THE_RECIPIENT
+        )
         return None
+    disclosure.released(session, entity, recipient=view.next_provider, organization=owner)
+    return dict(document)
+
+
+def _enqueued_document(
+    session: Session, referral_id: str
+) -> tuple[dict[str, Any], str | None] | None:
+    """The document the discharge enqueued (first entry of its first transaction message) and
+    the referral's IOP organization (whose records they are)."""
     payload = session.scalar(
         select(OutboxMessage.payload)
         .where(
@@ -159,23 +181,16 @@ def discharge_document(
     document = entries[0].get("resource") if entries else None
     if not isinstance(document, dict):
         return None
-    _audit_release(session, document, referral_id, view.next_provider)
-    return dict(document)
-
-
-def _audit_release(
-    session: Session, document: dict[str, Any], referral_id: str, recipient: str
-) -> None:
-    """42 CFR Part 2: every disclosure is audited, this release to the next provider too."""
-    identifier = document.get("identifier") or {}
-    entity = audit.Entity("Bundle", str(identifier.get("value")), identifier.get("system"))
     owner = session.scalar(
         select(models.Referral.iop_organization).where(models.Referral.business_id == referral_id)
     )
-    released = audit.event(
-        audit.DISCLOSE, entity, organization=owner, recipient=recipient, purpose="TREAT"
-    )
-    audit.record(session, released)
+    return document, owner
+
+
+def _document_entity(document: dict[str, Any]) -> audit.Entity:
+    """The document Bundle by its identifier (Bundle.identifier, urn:ietf:rfc:3986)."""
+    identifier = document.get("identifier") or {}
+    return audit.Entity("Bundle", str(identifier.get("value")), identifier.get("system"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ REDISCLOSURE_NOTICE: Final = "42 CFR part 2 prohibits unauthorized disclosure of
 SUD_DATA_CLASSES: Final = frozenset({"ETH", "SUD"})  # v3-ActCode sensitivity of SUD records
 __all__ = [
     "DisclosureRefused", "authorize", "decide", "labelled", "notice", "released", "remember_part2",
+    "withheld",
 ]  # fmt: skip
 
 
@@ -103,6 +104,27 @@ def released(
         audit.event(
             audit.DISCLOSE, entity, reason="released", organization=organization,
             recipient=recipient, purpose=purpose,
+        ),
+    )  # fmt: skip
+
+
+def withheld(
+    session: Session,
+    entity: audit.Entity,
+    *,
+    recipient: str | None,
+    organization: str | None,
+    reason: str,
+    purpose: str = TREATMENT,
+) -> None:
+    """Audit a refused release of a record (e.g. the discharge document asked for by an
+    organization it was not disclosed to) with the reason code, in a transaction of its own
+    like every refusal: the caller answers with an error and may roll back."""
+    audit.record_independently(
+        session,
+        audit.event(
+            audit.DISCLOSE, entity, outcome=audit.DENIED, reason=reason,
+            organization=organization, recipient=recipient, purpose=purpose,
         ),
     )  # fmt: skip
 

@@ -36,8 +36,10 @@ from tests.component.api.referral_support import (  # noqa: F401
     IOP,
     NEXT,
     NEXT_EHR,
+    OTHER,
     OTHER_CASE_MANAGER,
     OTHER_EHR,
+    RES,
     app,
     fhir_mock,
     http,
@@ -230,3 +232,57 @@ async def test_discharges__bad_filters_are_problems(http: httpx.AsyncClient) -> 
         "self": "/api/discharges?page=2&page_size=5", "next": None,
         "prev": "/api/discharges?page=1&page_size=5",
     }  # fmt: skip
+
+
+def _disclosures(store: Engine) -> list[AuditEventRecord]:
+    with session_scope(store) as session:
+        query = select(AuditEventRecord).where(AuditEventRecord.action == "disclose")
+        rows = list(session.scalars(query.order_by(AuditEventRecord.id)))
+        session.expunge_all()
+        return rows
+
+
+async def test_discharge__the_refused_disclosure_is_audited_with_its_reason(
+    http: httpx.AsyncClient, store: Engine, settings: Settings, fhir_mock: respx.MockRouter
+) -> None:
+    body = await _ready(http, store, settings)
+    _clinical_record(fhir_mock, body, recipients=(org_ref(IOP),))
+    assert (await http.post(URL, json=ORDER, headers=CASE_MANAGER)).status_code == 403
+    [refused] = _disclosures(store)  # survives the rollback of the refused discharge
+    assert (refused.outcome, refused.reason_code) == ("denied", "no-covering-consent")
+    assert (refused.recipient, refused.organization) == (org_ref(NEXT), org_ref(IOP))
+    assert (refused.agent_subject, refused.agent_role) == ("caller-1", "case-manager")
+
+
+async def test_document__every_release_and_every_refusal_is_audited(
+    http: httpx.AsyncClient, store: Engine, settings: Settings, fhir_mock: respx.MockRouter
+) -> None:
+    body = await _ready(http, store, settings)
+    _clinical_record(fhir_mock, body, recipients=(org_ref(IOP), org_ref(NEXT)))
+    assert (await http.post(URL, json=ORDER, headers=CASE_MANAGER)).status_code == 201
+    [permitted] = _disclosures(store)
+    assert (permitted.outcome, permitted.reason_code) == ("success", "consent-permits")
+    for _ in range(2):  # each fetch is a disclosure of its own
+        document = await http.get(f"/api/discharges/{REFERRAL}/document", headers=NEXT_EHR)
+        assert document.status_code == 200
+    for headers in (EHR, OTHER_EHR):  # the referrer and a stranger: not the consented recipient
+        refused = await http.get(f"/api/discharges/{REFERRAL}/document", headers=headers)
+        assert refused.status_code == 404
+    fetches = _disclosures(store)[1:]
+    document_id = document.json()["identifier"]["value"]
+    assert {(r.entity_type, r.entity_id) for r in fetches} == {("Bundle", document_id)}
+    assert [(r.outcome, r.reason_code, r.recipient, r.agent_organization) for r in fetches] == [
+        ("success", "released", org_ref(NEXT), NEXT),
+        ("success", "released", org_ref(NEXT), NEXT),
+        ("denied", "not-the-recipient", org_ref(RES), RES),
+        ("denied", "not-the-recipient", org_ref(OTHER), OTHER),
+    ]
+    assert {r.organization for r in fetches} == {org_ref(IOP)}  # the IOP's admins see them
+
+
+async def test_document__no_discharge_no_disclosure_audited(
+    http: httpx.AsyncClient, store: Engine, settings: Settings
+) -> None:
+    await _ready(http, store, settings)
+    missing = await http.get(f"/api/discharges/{REFERRAL}/document", headers=NEXT_EHR)
+    assert missing.status_code == 404 and _disclosures(store) == []
