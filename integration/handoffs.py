@@ -58,6 +58,20 @@ def window_state(
     return WindowState.OPEN if today <= deadline else WindowState.OVERDUE
 
 
+def follow_up_within(discharged: date | None, first_attended: date | None) -> int | None:
+    """The shortest window (7 or 30 days) the first attended session met; None if neither.
+
+    What ``referral.follow_up_within`` stores: with it, :func:`window_state` is ``met`` for a
+    window of ``days`` exactly when the stored value is at most ``days``.
+    """
+    if discharged is None or first_attended is None:
+        return None
+    return next(
+        (days for days in FOLLOW_UP_WINDOWS if first_attended <= discharged + timedelta(days=days)),
+        None,
+    )
+
+
 def list_handoffs(
     session: Session,
     *,

@@ -26,11 +26,11 @@ from sqlalchemy import (
     ColumnElement,
     Date,
     Integer,
+    ScalarSelect,
     Select,
     String,
     and_,
     bindparam,
-    case,
     func,
     or_,
     select,
@@ -174,10 +174,23 @@ def handoff_page(
 def flag_counts(
     session: Session, *, organizations: Sequence[str], status: str, today: date
 ) -> FlagCounts:
-    """Every count of the list's header in one aggregate query (the paging total included)."""
+    """Every count of the list's header in one query of index ranges (the paging total too).
+
+    A handoff with a discharge date is met, open or overdue against each window, so the
+    overdue ones (most of an old store) are what the others leave: only the met ones and the
+    recent discharges still open are counted row by row."""
     params = query_params(organizations, status, today)
+    total, unknown, met_7, met_30, open_7, open_30 = (
+        int(value) for value in session.execute(counts_statement(status), params).one()
+    )
     return FlagCounts(
-        *(int(value) for value in session.execute(counts_statement(status), params).one())
+        total=total,
+        overdue_7=total - unknown - met_7 - open_7,
+        overdue_30=total - unknown - met_30 - open_30,
+        open_7=open_7,
+        met_7=met_7,
+        met_30=met_30,
+        no_discharge_date=unknown,
     )
 
 
@@ -214,9 +227,8 @@ def list_statement(
     filter keeps that index."""
     referral = models.Referral
     ids = select(referral.id).where(*_scope(status, unindexed=status in BROAD))
-    if flag is not None:  # the windows need the intake's first attended session
+    if flag is not None:
         days, state = _FLAG_WINDOWS[flag]
-        ids = ids.outerjoin(models.Intake, models.Intake.referral_id == referral.id)
         ids = ids.where(_window(days)[state])
     ids = (
         ids.order_by(referral.received_at.desc(), referral.id.desc())
@@ -227,21 +239,31 @@ def list_statement(
 
 
 @functools.cache
-def counts_statement(status: str) -> Select[Any]:
-    """The aggregate behind :func:`flag_counts`."""
-    met_7, overdue_7, open_7 = (_window(7)[s] for s in ("met", "overdue", "open"))
-    met_30, overdue_30 = (_window(30)[s] for s in ("met", "overdue"))
-    unknown = models.Referral.residential_discharge_date.is_(None)
-    flags = (overdue_7, overdue_30, open_7, met_7, met_30, unknown)
-    return (
-        select(
-            func.count(models.Referral.id),
-            *(func.coalesce(func.sum(case((flag, 1), else_=0)), 0) for flag in flags),
-        )
-        .select_from(models.Referral)
-        .outerjoin(models.Intake, models.Intake.referral_id == models.Referral.id)
-        .where(*_scope(status, unindexed=False))
-    )
+def counts_statement(status: str) -> Select[int, int, int, int, int, int]:
+    """The counts behind :func:`flag_counts`: total, no discharge date, met 7, met 30, open 7,
+    open 30, each a scalar subquery that SQLite and PostgreSQL answer from the
+    organization/status/follow-up index alone (``referral.follow_up_within``, no join)."""
+    referral = models.Referral
+    within, discharged = referral.follow_up_within, referral.residential_discharge_date
+    scope = _scope(status, unindexed=False, counting=True)
+
+    def count(*where: ColumnElement[bool]) -> ScalarSelect[int]:
+        return select(func.count()).select_from(referral).where(*scope, *where).scalar_subquery()
+
+    def still_open(days: int) -> ColumnElement[int]:
+        # not met yet (NULL, or only a longer window) and the deadline not passed; one range
+        # per stored value, as an OR would make SQLite scan the organization's whole range
+        cutoff = discharged >= bindparam(f"cutoff_{days}", type_=Date)
+        opened: ColumnElement[int] = count(within.is_(None), cutoff)
+        for longer in (w for w in handoffs.FOLLOW_UP_WINDOWS if w > days):
+            opened = opened + count(within == longer, cutoff)
+        return opened
+
+    def met(days: int) -> ScalarSelect[int]:
+        return count(within.in_([w for w in handoffs.FOLLOW_UP_WINDOWS if w <= days]))
+
+    unknown = count(within.is_(None), discharged.is_(None))  # the CHECK: no window met either
+    return select(count(), unknown, met(7), met(30), still_open(7), still_open(30))
 
 
 def _parse_filters(status: str, flag: str | None) -> Flag | None:
@@ -263,9 +285,10 @@ _FLAG_WINDOWS = {
 }
 
 
-def _scope(status: str, *, unindexed: bool) -> list[ColumnElement[bool]]:
+def _scope(status: str, *, unindexed: bool, counting: bool = False) -> list[ColumnElement[bool]]:
     """The organization's keys and the status filter; ``unindexed`` keeps SQLite from using
-    the organization/status index for them."""
+    the organization/status index for them. ``counting`` spells "all" as every Task status
+    (the CHECK allows no other), so that the counts stay ranges of that index."""
     organization: ColumnElement[str] = models.Referral.iop_organization.expression
     task_status: ColumnElement[str] = models.Referral.status.expression
     if unindexed:
@@ -275,6 +298,8 @@ def _scope(status: str, *, unindexed: bool) -> list[ColumnElement[bool]]:
     ]
     if status == "active":
         clauses.append(task_status.in_(ACTIVE_STATUSES))
+    elif status == "all" and counting:
+        clauses.append(task_status.in_(models.TASK_STATUSES))
     elif status != "all":
         clauses.append(task_status == bindparam("status", type_=String))
     return clauses
@@ -301,37 +326,16 @@ def _unindexed(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
     return str(compiler.process(column, **kw))
 
 
-class _DaysBetween(FunctionElement[int]):
-    """Whole days from the first date to the second; SQLite and PostgreSQL spell it apart."""
-
-    type = Integer()
-    name = "days_between"
-    inherit_cache = True
-
-
-@compiles(_DaysBetween, "sqlite")
-def _days_between_sqlite(element: _DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"CAST(julianday({end}) - julianday({start}) AS INTEGER)"
-
-
-@compiles(_DaysBetween)
-def _days_between(element: _DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
-    # PostgreSQL (standard SQL date arithmetic): date - date is a whole number of days.
-    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"({end} - {start})"
-
-
 def _window(days: int) -> Mapping[str, ColumnElement[bool]]:
-    """met / overdue / open of one follow-up window in SQL: handoffs.window_state's rules."""
+    """met / overdue / open of one follow-up window in SQL: handoffs.window_state's rules, on
+    the window the first attended session met as stored (``referral.follow_up_within``)."""
     discharged = models.Referral.residential_discharge_date
-    attended = models.Intake.first_attended_date
-    late = _DaysBetween(discharged, attended) > days
-    not_met = or_(attended.is_(None), late)
+    within = models.Referral.follow_up_within
+    not_met = or_(within.is_(None), within > days)
     # discharged before today minus the window: the deadline has passed (query_params)
     cutoff = bindparam(f"cutoff_{days}", type_=Date)
     return {
-        "met": and_(discharged.is_not(None), attended.is_not(None), ~late),
+        "met": within <= days,
         "overdue": and_(discharged < cutoff, not_met),
         "open": and_(discharged >= cutoff, not_met),
     }

@@ -95,8 +95,21 @@ class Referral(Timestamps, Base):
     __table_args__ = (
         CheckConstraint(one_of("status", TASK_STATUSES), name="status"),
         CheckConstraint(one_of("decision", Decision), name="decision"),
-        # the tracker lists "my organization's referrals in this status, newest first"
-        Index("ix_referral_organization_status", "iop_organization", "status"),
+        # a window met needs a discharge date: the tracker's counts rely on it
+        CheckConstraint(
+            "follow_up_within IS NULL"
+            " OR (follow_up_within IN (7, 30) AND residential_discharge_date IS NOT NULL)",
+            name="follow_up_within",
+        ),
+        # the tracker lists "my organization's referrals in this status, newest first", and
+        # counts its follow-up flags as ranges of this index alone (tracker_views.flag_counts)
+        Index(
+            "ix_referral_organization_status_follow_up",
+            "iop_organization",
+            "status",
+            "follow_up_within",
+            "residential_discharge_date",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -111,6 +124,11 @@ class Referral(Timestamps, Base):
     decision: Mapped[str | None] = mapped_column(String(16))
     decision_reason: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The shortest HEDIS FUI window (7 or 30 days after residential_discharge_date) that the
+    # first attended IOP session fell within; NULL when it met neither (no attended session,
+    # a later one) or there is no discharge date. Kept by repositories.record_session
+    # (handoffs.follow_up_within) so the tracker counts flags without per-row date arithmetic.
+    follow_up_within: Mapped[int | None] = mapped_column(Integer)
 
 
 class Intake(Timestamps, Base):

@@ -28,6 +28,7 @@ from integration.db.models import (
     Referral,
     SessionRecord,
 )
+from integration.handoffs import follow_up_within
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,10 @@ def record_session(
     if intake is not None and attendance is Attendance.ATTENDED:
         first = intake.first_attended_date
         intake.first_attended_date = attended_on if first is None else min(first, attended_on)
+        # the tracker's flag counts read this instead of comparing dates row by row
+        referral.follow_up_within = follow_up_within(
+            referral.residential_discharge_date, intake.first_attended_date
+        )
     session.flush()
     return record
 

@@ -8,7 +8,8 @@ ratios are what counts):
   list     tracker_views.list_statement: the page's 50 rows, scoped to the caller's organization
            and the "active" status filter
   counts   tracker_views.flag_counts: the header's counts of every FUI flag over all matching
-           handoffs (one aggregate query with per-row date arithmetic)
+           handoffs (one query of counts over ranges of the organization/status/follow-up
+           index, on the window stored in referral.follow_up_within)
   service  tracker_views.handoff_page: list + counts, what the page runs
   page     GET /tracker through the ASGI app (httpx.ASGITransport): bearer-token check, the
            service, the Jinja2 render of 50 rows, the response
@@ -41,7 +42,7 @@ from sqlalchemy import Engine, insert, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from api.app import create_app
 from integration.db import models
-from integration.handoffs import count_handoffs, list_handoffs
+from integration.handoffs import count_handoffs, follow_up_within, list_handoffs
 from integration.settings import Settings
 from integration.store import create_db_engine, session_scope
 from integration.tracker_views import (
@@ -64,14 +65,18 @@ def seed(engine: Engine, handoffs: int, today: date) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for n in range(1, handoffs + 1):
         discharged = today - timedelta(days=rng.randrange(0, 90))
+        status = rng.choice(STATUSES)  # the same draws, in the same order, as before 0006
+        attended = discharged + timedelta(days=rng.randrange(1, 40)) if rng.random() < 0.6 else None
+        known = discharged if n % 50 else None
         referrals.append({
-            "id": n, "business_id": f"SD-BENCH-{n:06d}", "status": rng.choice(STATUSES),
+            "id": n, "business_id": f"SD-BENCH-{n:06d}", "status": status,
             "client_mrn": f"MRN-{n:06d}", "iop_organization": ORG if n % 20 else "OTHER-IOP",
-            "residential_discharge_date": discharged if n % 50 else None,
+            "residential_discharge_date": known,
+            # what repositories.record_session keeps (bulk inserts bypass it)
+            "follow_up_within": follow_up_within(known, attended),
             "received_at": start + timedelta(minutes=n), "created_at": start,
             "updated_at": start,
         })  # fmt: skip
-        attended = discharged + timedelta(days=rng.randrange(1, 40)) if rng.random() < 0.6 else None
         intakes.append({"id": n, "referral_id": n, "scheduled_date": discharged + timedelta(3),
                         "first_attended_date": attended, "created_at": start,
                         "updated_at": start})  # fmt: skip
