@@ -14,7 +14,8 @@ ships, hapi-fhir-validation-resources-r4 8.12.1 valuesets.xml):
   a record (session, discharge), U for state changes, E for API calls.
 - outcome (R4 audit-event-outcome): 0 success, 4 minor failure (refused: denied access, a
   disclosure without consent), 8 serious failure; outcomeDesc the reason code.
-- purposeOfEvent: the disclosure's v3-ActReason purpose of use (``mappers.consent.PURPOSES``).
+- purposeOfEvent: the disclosure's v3-ActReason purpose of use
+  (``fhir_profiles.terminology.privacy.PURPOSES``).
 - agent[0] the requestor: who.identifier = the principal's subject, assigned by its organization
   (Identifier.assigner), role as text; agent[1] for a disclosure: the recipient Organization,
   type v3-ParticipationType IRCP "information recipient".
@@ -32,26 +33,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from fhir_profiles.terminology.code import Code, Evidence
-from mappers.consent import PURPOSES, ROLE_RECIPIENT
-from mappers.errors import Problem, raise_if_problems
-
-# TODO(fhir_profiles): move these to a terminology.audit module.
-_SRC: Final = "R4 valuesets.xml (hapi-fhir-validation-resources-r4 8.12.1)"
-DCM: Final = "http://dicom.nema.org/resources/ontology/DCM"
-AUDIT_EVENT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-event-type"
-AUDIT_ENTITY_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-OBJECT_ROLE: Final = "http://terminology.hl7.org/CodeSystem/object-role"
-SECURITY_SOURCE_TYPE: Final = "http://terminology.hl7.org/CodeSystem/security-source-type"
-EXPORT: Final = Code(DCM, "110106", "Export", _SRC, Evidence.SPEC)
-PATIENT_RECORD: Final = Code(DCM, "110110", "Patient Record", _SRC, Evidence.SPEC)
-USER_AUTHENTICATION: Final = Code(DCM, "110114", "User Authentication", _SRC, Evidence.SPEC)
-REST: Final = Code(AUDIT_EVENT_TYPE, "rest", "RESTful Operation", _SRC, Evidence.SPEC)
-SYSTEM_OBJECT: Final = Code(AUDIT_ENTITY_TYPE, "2", "System Object", _SRC, Evidence.SPEC)
-DOMAIN_RESOURCE: Final = Code(OBJECT_ROLE, "4", "Domain Resource", _SRC, Evidence.SPEC)
-APPLICATION_SERVER: Final = Code(
-    SECURITY_SOURCE_TYPE, "4", "Application Server", _SRC, Evidence.SPEC
+from fhir_profiles.terminology.audit import (
+    APPLICATION_SERVER,
+    DOMAIN_RESOURCE,
+    EXPORT,
+    PATIENT_RECORD,
+    REST,
+    SYSTEM_OBJECT,
+    USER_AUTHENTICATION,
 )
+from fhir_profiles.terminology.privacy import PURPOSES, ROLE_RECIPIENT
+from mappers.errors import Problem, raise_if_problems
 
 # action -> (AuditEvent.type, AuditEvent.action)
 ACTIONS: Final = {

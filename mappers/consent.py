@@ -23,7 +23,8 @@ from datetime import date, datetime
 from typing import Any
 
 from fhir_profiles.terminology import privacy
-from fhir_profiles.terminology.code import Code, Evidence
+from fhir_profiles.terminology.code import Code
+from fhir_profiles.terminology.privacy import DATA_CLASSES, PURPOSE_PARENT, PURPOSES, ROLE_RECIPIENT
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_reference import (
     reference,
@@ -31,45 +32,6 @@ from mappers.fhir_reference import (
 )
 from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
 
-# TODO(fhir_profiles): move the three groups below to terminology.privacy. Codes and displays
-# checked in R4 v3-codesystems.xml / valuesets.xml (hapi-fhir-validation-resources-r4 8.12.1).
-V3_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-V3_PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-CONSENT_ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
-_SRC_R4_V3 = "R4 v3-codesystems.xml (hapi-fhir-validation-resources-r4 8.12.1)"
-ROLE_RECIPIENT = Code(
-    V3_PARTICIPATION_TYPE, "IRCP", "information recipient", _SRC_R4_V3, Evidence.SPEC
-)
-
-
-def _purpose(code: str, display: str) -> Code:
-    return Code(V3_ACT_REASON, code, display, _SRC_R4_V3 + ", is-a PurposeOfUse", Evidence.SPEC)
-
-
-# Purposes of use a Part 2 consent names (treatment, payment, operations), with their R4
-# specialisations: COC and ETREAT are kinds of TREAT, CAREMGT a kind of HOPERAT.
-PURPOSES: Mapping[str, Code] = {
-    c.code: c
-    for c in (
-        _purpose("TREAT", "treatment"),
-        _purpose("ETREAT", "Emergency Treatment"),
-        _purpose("COC", "coordination of care"),
-        _purpose("HPAYMT", "healthcare payment"),
-        _purpose("HOPERAT", "healthcare operations"),
-        _purpose("CAREMGT", "care management"),
-        _purpose("PATRQT", "patient requested"),
-    )
-}
-PURPOSE_PARENT = {"ETREAT": "TREAT", "COC": "TREAT", "CAREMGT": "HOPERAT"}
-DATA_CLASSES: Mapping[str, Code] = {
-    c.code: c
-    for c in (
-        privacy.SENSITIVITY_ETH,
-        privacy.SENSITIVITY_SUD,
-        privacy.SENSITIVITY_PSY,
-        privacy.SENSITIVITY_BH,
-    )
-}
 # Consent.status, required binding (R4 valueset-consent-state-codes.html).
 CONSENT_STATUSES = frozenset(
     {"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"}

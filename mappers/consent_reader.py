@@ -14,15 +14,9 @@ from typing import Any
 
 from fhir_profiles.terminology import privacy
 from fhir_profiles.terminology.code import Code
-from fhir_profiles.terminology.systems import V3_ACT_CODE
-from mappers.consent import (
-    CONSENT_ACTION,
-    CONSENT_STATUSES,
-    DATA_CLASSES,
-    PURPOSES,
-    ROLE_RECIPIENT,
-    DisclosureConsent,
-)
+from fhir_profiles.terminology.privacy import DATA_CLASSES, PURPOSES, ROLE_RECIPIENT
+from fhir_profiles.terminology.systems import CONSENT_ACTION, V3_ACT_CODE
+from mappers.consent import CONSENT_STATUSES, DisclosureConsent
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import CODING_KEYS, read_known_coding
 from mappers.fhir_read import (

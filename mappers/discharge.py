@@ -1,11 +1,12 @@
-"""IOP discharge summary (DESIGN.md workflow 3): the domain type, its section codes, the
-narrative it renders, and the aftercare referral to the next provider.
+"""IOP discharge summary (DESIGN.md workflow 3): the domain type, the narrative it renders,
+and the aftercare referral to the next provider.
 
 The FHIR document Bundle is built in ``mappers.discharge_document`` and read in
 ``mappers.discharge_reader``.
 
-Codes (each checked in HL7's C-CDA on FHIR IG, HL7/ccda-on-fhir; no profile of that IG is
-claimed, the codes are reused for what they mean):
+Codes (constants in ``fhir_profiles.terminology.documents``; each checked in HL7's C-CDA on
+FHIR IG, HL7/ccda-on-fhir; no profile of that IG is claimed, the codes are reused for what they
+mean):
 
 - Composition.type LOINC 18842-5 "Discharge summary": C-CDA on FHIR ValueSet
   DischargeSummaryDocumentTypeCode (hl7.org/fhir/us/ccda/ValueSet-2.16.840.1.113883.11.20.4.1);
@@ -33,10 +34,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
 
-from fhir_profiles.canonical import identifier_system_url
+# Re-exported for integration.workflows.discharge, which imports it from here.
+from fhir_profiles.canonical import DISCHARGE_SUMMARY_ID_SYSTEM as DISCHARGE_SUMMARY_ID_SYSTEM
 from fhir_profiles.terminology.clinical import ASAM_1_0_OUTPATIENT
-from fhir_profiles.terminology.code import Code, Evidence
-from fhir_profiles.terminology.systems import LOINC
 from fhir_profiles.terminology.workflow import BSER_CREATED
 from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
@@ -47,31 +47,6 @@ from mappers.medication import MedicationList
 from mappers.referral import Referral
 from mappers.referral_task import ReferralTask
 
-# TODO(fhir_profiles): move to canonical beside the other business identifier systems.
-DISCHARGE_SUMMARY_ID_SYSTEM: Final = identifier_system_url("discharge-summary")
-
-_CCDA: Final = "https://github.com/HL7/ccda-on-fhir input/fsh/profiles/DischargeSummary.fsh"
-_CCD: Final = (
-    "https://github.com/HL7/ccda-on-fhir "
-    "input/fsh/instances/Continuity-of-Care-Document-Example.fsh"
-)
-# TODO(fhir_profiles): move these LOINC document and section codes to terminology.
-DISCHARGE_SUMMARY: Final = Code(
-    LOINC, "18842-5", "Discharge summary",
-    "http://hl7.org/fhir/us/ccda/ValueSet-2.16.840.1.113883.11.20.4.1.html", Evidence.IG,
-)  # fmt: skip
-SECTION_COURSE: Final = Code(LOINC, "8648-8", "Hospital course", _CCDA, Evidence.IG)
-SECTION_PROBLEMS: Final = Code(LOINC, "11450-4", "Problem list - Reported", _CCDA, Evidence.IG)
-SECTION_MEDICATIONS: Final = Code(
-    LOINC, "10160-0", "History of Medication use Narrative", _CCD, Evidence.IG
-)
-SECTION_PLAN: Final = Code(LOINC, "18776-5", "Plan of care note", _CCDA, Evidence.IG)
-SECTION_RESULTS: Final = Code(
-    LOINC, "30954-2", "Relevant diagnostic tests/laboratory data note", _CCD, Evidence.IG
-)
-SECTION_AFTERCARE: Final = Code(
-    LOINC, "8653-8", "Hospital discharge instructions", _CCDA, Evidence.IG
-)
 # No verified code names a Part 2 redisclosure notice section: text-only (R4 section.code 0..1).
 PART2_SECTION_TEXT: Final = "42 CFR Part 2 redisclosure notice"
 

@@ -29,21 +29,23 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from fhir_profiles.terminology.privacy import (
-    CONFIDENTIALITY_RESTRICTED,
-    PART2_SECURITY_LABELS,
-    SENSITIVITY_ETH,
-)
-from mappers.discharge import (
+from fhir_profiles.canonical import DISCHARGE_SUMMARY_ID_SYSTEM
+from fhir_profiles.terminology.documents import (
     DISCHARGE_SUMMARY,
-    DISCHARGE_SUMMARY_ID_SYSTEM,
-    PART2_SECTION_TEXT,
     SECTION_AFTERCARE,
     SECTION_COURSE,
     SECTION_MEDICATIONS,
     SECTION_PLAN,
     SECTION_PROBLEMS,
     SECTION_RESULTS,
+)
+from fhir_profiles.terminology.privacy import (
+    CONFIDENTIALITY_RESTRICTED,
+    PART2_SECURITY_LABELS,
+    SENSITIVITY_ETH,
+)
+from mappers.discharge import (
+    PART2_SECTION_TEXT,
     DischargeSummary,
     aftercare_narrative,
     course_narrative,

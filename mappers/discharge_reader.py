@@ -14,21 +14,23 @@ from datetime import datetime
 from typing import Any, Final
 
 from fhir_profiles import canonical
-from mappers import assessment, condition, medication_reader
-from mappers.assessment import Assessment
-from mappers.condition import Diagnosis
-from mappers.discharge import (
-    AFTERCARE_LABELS,
-    COURSE_LABELS,
+from fhir_profiles.canonical import DISCHARGE_SUMMARY_ID_SYSTEM
+from fhir_profiles.terminology.documents import (
     DISCHARGE_SUMMARY,
-    DISCHARGE_SUMMARY_ID_SYSTEM,
-    PART2_SECTION_TEXT,
     SECTION_AFTERCARE,
     SECTION_COURSE,
     SECTION_MEDICATIONS,
     SECTION_PLAN,
     SECTION_PROBLEMS,
     SECTION_RESULTS,
+)
+from mappers import assessment, condition, medication_reader
+from mappers.assessment import Assessment
+from mappers.condition import Diagnosis
+from mappers.discharge import (
+    AFTERCARE_LABELS,
+    COURSE_LABELS,
+    PART2_SECTION_TEXT,
     SUPPORT_GROUPS_LABEL,
     AftercarePlan,
     CourseOfTreatment,

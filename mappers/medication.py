@@ -24,8 +24,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from fhir_profiles.terminology.code import Code, Evidence
+from fhir_profiles.terminology.code import Code
 from fhir_profiles.terminology.systems import RXNORM, UCUM
+from fhir_profiles.terminology.workflow import LIST_MEDICATIONS
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_reference import (
     reference,
@@ -42,15 +43,6 @@ STATEMENT_STATUSES = frozenset(
 LIST_STATUSES = frozenset({"current", "retired", "entered-in-error"})
 # Dose units sent with their UCUM code: the unit text is the UCUM code itself.
 UCUM_DOSE_UNITS = frozenset({"mg", "g", "ug", "mL"})
-# TODO(fhir_profiles): move to terminology.workflow. Checked in R4 valuesets.xml
-# (hapi-fhir-validation-resources-r4 8.12.1), CodeSystem list-example-use-codes.
-LIST_MEDICATIONS = Code(
-    "http://terminology.hl7.org/CodeSystem/list-example-use-codes",
-    "medications",
-    "Medication List",
-    "http://hl7.org/fhir/R4/codesystem-list-example-codes.html",
-    Evidence.SPEC,
-)
 
 
 class ListSource(StrEnum):

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from fhir_profiles.terminology.systems import RXNORM, UCUM
+from fhir_profiles.terminology.workflow import LIST_MEDICATIONS
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import CODING_KEYS, CONCEPT_KEYS, read_known_coding
 from mappers.fhir_read import (
@@ -35,7 +36,6 @@ from mappers.fhir_reference import (
 )
 from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
 from mappers.medication import (
-    LIST_MEDICATIONS,
     LIST_STATUSES,
     SOURCE_TEXT,
     STATEMENT_STATUSES,

@@ -35,7 +35,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from fhir_profiles.terminology.code import Code, Evidence
+from fhir_profiles.terminology.code import Code
+from fhir_profiles.terminology.workflow import (
+    FLAG_CEASED,
+    FLAG_CHANGED,
+    FLAG_PRESCRIBED,
+    FLAG_UNCHANGED,
+    LIST_MEDICATIONS,
+)
 from mappers import medication
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_reference import reference, reference_problems
@@ -45,15 +52,6 @@ from mappers.medication import ListSource, MedicationEntry, MedicationList
 RECONCILED_TITLE = "Reconciled medication list"
 CHANGES_TITLE = "Medication reconciliation: changes"
 CHANGES_TEXT = "Medication reconciliation changes"
-# TODO(fhir_profiles): move to terminology.workflow. R4 CodeSystem list-item-flag "Patient
-# Medicine Change Types" (codesystem-list-item-flag.html); its system is this OID in R4, checked
-# in hapi-fhir-validation-resources-r4 8.12.1 valuesets.xml with the codes and displays below.
-LIST_ITEM_FLAG = "urn:oid:1.2.36.1.2001.1001.101.104.16592"
-_FLAG_SOURCE = "http://hl7.org/fhir/R4/codesystem-list-item-flag.html"
-FLAG_UNCHANGED = Code(LIST_ITEM_FLAG, "01", "Unchanged", _FLAG_SOURCE, Evidence.SPEC)
-FLAG_CHANGED = Code(LIST_ITEM_FLAG, "02", "Changed", _FLAG_SOURCE, Evidence.SPEC)
-FLAG_PRESCRIBED = Code(LIST_ITEM_FLAG, "04", "Prescribed", _FLAG_SOURCE, Evidence.SPEC)
-FLAG_CEASED = Code(LIST_ITEM_FLAG, "05", "Ceased", _FLAG_SOURCE, Evidence.SPEC)
 
 
 class Change(StrEnum):
@@ -286,7 +284,7 @@ def changes_to_fhir(
     resource["status"] = "current"
     resource["mode"] = "changes"
     resource["title"] = CHANGES_TITLE
-    resource["code"] = medication.LIST_MEDICATIONS.codeable_concept(CHANGES_TEXT)
+    resource["code"] = LIST_MEDICATIONS.codeable_concept(CHANGES_TEXT)
     resource["subject"] = reference(subject_reference)
     resource["date"] = format_datetime(reconciliation.reconciled.date)
     text_lines = [line for line in reconciliation.lines if line.matched_by is MatchedBy.TEXT]

@@ -23,8 +23,9 @@ from datetime import date, datetime
 from typing import Any
 
 from fhir_profiles.terminology.clinical import ASAM_LEVELS
-from fhir_profiles.terminology.code import Code, Evidence
-from fhir_profiles.terminology.systems import COLORADO_BHA_ASAM_LEVEL_OF_CARE, V2_IDENTIFIER_TYPE
+from fhir_profiles.terminology.code import Code
+from fhir_profiles.terminology.systems import COLORADO_BHA_ASAM_LEVEL_OF_CARE
+from fhir_profiles.terminology.workflow import IDENTIFIER_TYPE_PLAC
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import read_known_coding
 from mappers.fhir_read import (
@@ -49,16 +50,6 @@ from mappers.fhir_reference import (
 from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
 from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
 
-# TODO(fhir_profiles): move to terminology.workflow beside IDENTIFIER_TYPE_MR. Code and display
-# checked in R4 v2-0203 (hapi-fhir-validation-resources-r4 8.12.1 v2-tables.xml) and listed in
-# the R4 identifier-type value set (valuesets.xml); BSeR slices identifier on it (reference 1.2).
-IDENTIFIER_TYPE_PLAC = Code(
-    V2_IDENTIFIER_TYPE,
-    "PLAC",
-    "Placer Identifier",
-    "http://hl7.org/fhir/R4/v2/0203/index.html",
-    Evidence.SPEC,
-)
 # ServiceRequest.status, required binding (R4 valueset-request-status.html).
 REQUEST_STATUSES = frozenset(
     {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}

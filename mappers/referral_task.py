@@ -8,9 +8,11 @@ ServiceRequest; for the Patient; authoredOn; lastModified; requester and owner O
 output the resulting activity, here the Encounter of the first attended IOP session.
 
 Task.output.type: SDOHCC types outputs with its temporary code ``resulting-activity``
-(reference 1.1), but fhir_profiles does not carry that code system yet, so the type is the
-text-only concept "Resulting activity" (R4 Task.output.type has an example binding).
-TODO(fhir_profiles): add SDOHCC-CodeSystemTemporaryCodes#resulting-activity and send it.
+(reference 1.1); fhir_profiles carries the code system URI but not the code (no recorded
+display), so the type sent is the text-only concept "Resulting activity" (R4 Task.output.type
+has an example binding).
+TODO(fhir_profiles): add the Code resulting-activity (its display is not recorded in the
+reference) to fhir_profiles.terminology and send it (a change of output, not done here).
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from fhir_profiles.terminology.systems import BSER_TASK_BUSINESS_STATUS, TASK_CODE
+from fhir_profiles.terminology.systems import (
+    BSER_TASK_BUSINESS_STATUS,
+    SDOHCC_TEMPORARY_CODES,
+    TASK_CODE,
+)
 from fhir_profiles.terminology.workflow import (
     BSER_ACCEPTED,
     BSER_BUSINESS_STATUSES,
@@ -56,10 +62,6 @@ from mappers.referral import placer_identifier, read_placer_identifier
 
 BUSINESS_STATUSES = {c.code: c for c in BSER_BUSINESS_STATUSES}
 OUTPUT_TYPE_TEXT = "Resulting activity"
-# Recognised on input only (reference 1.1); not sent until fhir_profiles carries it.
-SDOHCC_TEMPORARY_CODES = (
-    "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
-)
 TERMINAL_STATUSES = frozenset({"rejected", "cancelled", "failed", "completed", "entered-in-error"})
 # Allowed Task.status moves (SDOHCC status table, reference 1.1): requested -> accepted ->
 # in-progress -> completed; declining is requested -> rejected; either side may cancel; on-hold
@@ -342,6 +344,7 @@ def _read_output(value: Any, problems: list[Problem], losses: list[Loss]) -> str
 
 def _is_resulting_activity(output: Any) -> bool:
     """Typed by our text, or by the SDOHCC temporary code ``resulting-activity``."""
+    # Recognised on input only (reference 1.1): the code is not sent yet (module docstring).
     concept = output.get("type") if isinstance(output, dict) else None
     if not isinstance(concept, dict):
         return False

@@ -7,6 +7,7 @@ and valuesets.xml). The Part 2 consent *shape* built from them is a design propo
 profile (reference 3.3).
 """
 
+from collections.abc import Mapping
 from typing import Final
 
 from fhir_profiles.terminology.code import Code, Evidence
@@ -14,7 +15,9 @@ from fhir_profiles.terminology.systems import (
     CONSENT_POLICY,
     CONSENT_SCOPE,
     V3_ACT_CODE,
+    V3_ACT_REASON,
     V3_CONFIDENTIALITY,
+    V3_PARTICIPATION_TYPE,
 )
 
 _SRC_DS4P: Final = (
@@ -78,3 +81,36 @@ CONSENT_CATEGORY_IDSCL: Final = Code(
 CONSENT_POLICY_HIPAA_AUTH: Final = Code(
     CONSENT_POLICY, "hipaa-auth", "HIPAA Authorization", _SRC_CONSENT, Evidence.IG
 )
+
+# Part 2 consent actor role, purposes of use and data classes. Codes and displays checked in R4
+# v3-codesystems.xml / valuesets.xml (hapi-fhir-validation-resources-r4 8.12.1).
+_SRC_R4_V3: Final = "R4 v3-codesystems.xml (hapi-fhir-validation-resources-r4 8.12.1)"
+ROLE_RECIPIENT: Final = Code(
+    V3_PARTICIPATION_TYPE, "IRCP", "information recipient", _SRC_R4_V3, Evidence.SPEC
+)
+
+
+def _purpose(code: str, display: str) -> Code:
+    """Return a v3-ActReason Code under PurposeOfUse."""
+    return Code(V3_ACT_REASON, code, display, _SRC_R4_V3 + ", is-a PurposeOfUse", Evidence.SPEC)
+
+
+# Purposes of use a Part 2 consent names (treatment, payment, operations), with their R4
+# specialisations: COC and ETREAT are kinds of TREAT, CAREMGT a kind of HOPERAT.
+PURPOSES: Final[Mapping[str, Code]] = {
+    c.code: c
+    for c in (
+        _purpose("TREAT", "treatment"),
+        _purpose("ETREAT", "Emergency Treatment"),
+        _purpose("COC", "coordination of care"),
+        _purpose("HPAYMT", "healthcare payment"),
+        _purpose("HOPERAT", "healthcare operations"),
+        _purpose("CAREMGT", "care management"),
+        _purpose("PATRQT", "patient requested"),
+    )
+}
+PURPOSE_PARENT: Final = {"ETREAT": "TREAT", "COC": "TREAT", "CAREMGT": "HOPERAT"}
+# Data classes a Part 2 consent covers: provision.securityLabel sensitivity codes.
+DATA_CLASSES: Final[Mapping[str, Code]] = {
+    c.code: c for c in (SENSITIVITY_ETH, SENSITIVITY_SUD, SENSITIVITY_PSY, SENSITIVITY_BH)
+}

@@ -20,6 +20,8 @@ UCUM: Final = "http://unitsofmeasure.org"
 V3_ACT_CODE: Final = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V3_CONFIDENTIALITY: Final = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 V2_IDENTIFIER_TYPE: Final = "http://terminology.hl7.org/CodeSystem/v2-0203"
+V3_ACT_REASON: Final = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+V3_PARTICIPATION_TYPE: Final = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 
 # FHIR R4 code systems used in CodeableConcepts (http://hl7.org/fhir/R4/terminologies-systems.html).
 CONDITION_CLINICAL: Final = "http://terminology.hl7.org/CodeSystem/condition-clinical"
@@ -30,6 +32,19 @@ DISCHARGE_DISPOSITION: Final = "http://terminology.hl7.org/CodeSystem/discharge-
 CONSENT_SCOPE: Final = "http://terminology.hl7.org/CodeSystem/consentscope"
 CONSENT_POLICY: Final = "http://terminology.hl7.org/CodeSystem/consentpolicycodes"
 TASK_CODE: Final = "http://hl7.org/fhir/CodeSystem/task-code"
+CONSENT_ACTION: Final = "http://terminology.hl7.org/CodeSystem/consentaction"
+LIST_EXAMPLE_USE_CODES: Final = "http://terminology.hl7.org/CodeSystem/list-example-use-codes"
+# R4 CodeSystem list-item-flag "Patient Medicine Change Types" (codesystem-list-item-flag.html):
+# in R4 its system is this OID, checked in hapi-fhir-validation-resources-r4 8.12.1 valuesets.xml.
+LIST_ITEM_FLAG: Final = "urn:oid:1.2.36.1.2001.1001.101.104.16592"
+
+# AuditEvent code systems (R4 auditevent.html; checked in R4 valuesets.xml,
+# hapi-fhir-validation-resources-r4 8.12.1).
+DICOM_DCM: Final = "http://dicom.nema.org/resources/ontology/DCM"
+AUDIT_EVENT_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+AUDIT_ENTITY_TYPE: Final = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE: Final = "http://terminology.hl7.org/CodeSystem/object-role"
+SECURITY_SOURCE_TYPE: Final = "http://terminology.hl7.org/CodeSystem/security-source-type"
 
 # Code systems behind plain `code` elements: Task.status, Goal.lifecycleStatus, etc. Coded
 # values there carry no system in instances, but the URI names where the codes are defined.
@@ -58,6 +73,11 @@ ORDINAL_VALUE_EXTENSION: Final = "http://hl7.org/fhir/StructureDefinition/ordina
 # BSeR Task.businessStatus codes: HL7/bser input/fsh/codesystems/TaskBusinessStatusCS.fsh; the
 # IG canonical is http://hl7.org/fhir/us/bser (fhir-domain-reference.md section 1.2).
 BSER_TASK_BUSINESS_STATUS: Final = "http://hl7.org/fhir/us/bser/CodeSystem/TaskBusinessStatusCS"
+
+# SDOHCC temporary codes (fhir-domain-reference.md 1.1, "Temporary codes of note").
+SDOHCC_TEMPORARY_CODES: Final = (
+    "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes"
+)
 
 # Colorado BHA ASAM levels of care: CoBHA/CoBHRM-FHIR-IG sushi-config.yaml gives the canonical
 # http://bha.colorado.gov/fhir/bha-ig and BHAASAMLevelOfCareCS.fsh the id (reference section

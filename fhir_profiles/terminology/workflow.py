@@ -1,4 +1,4 @@
-"""Status and workflow codes: Condition, Goal, Encounter discharge, Task and referral milestones.
+"""Status and workflow codes: Condition, Goal, Encounter discharge, Task, referral, List.
 
 HL7 codes were checked against the FHIR R4 4.0.1 code systems that HAPI FHIR's validator ships
 (hapi-fhir-validation-resources-r4 8.12.1, valuesets.xml); each group cites its spec page.
@@ -15,6 +15,8 @@ from fhir_profiles.terminology.systems import (
     CONDITION_VER_STATUS,
     DISCHARGE_DISPOSITION,
     GOAL_ACHIEVEMENT,
+    LIST_EXAMPLE_USE_CODES,
+    LIST_ITEM_FLAG,
     TASK_CODE,
     V2_IDENTIFIER_TYPE,
 )
@@ -131,6 +133,34 @@ IDENTIFIER_TYPE_MR: Final = Code(
     "http://hl7.org/fhir/R4/v2/0203/index.html",
     Evidence.SPEC,
 )
+# ServiceRequest.identifier type: code and display checked in R4 v2-0203
+# (hapi-fhir-validation-resources-r4 8.12.1 v2-tables.xml) and listed in the R4 identifier-type
+# value set (valuesets.xml); BSeR slices identifier on it (fhir-domain-reference.md 1.2).
+IDENTIFIER_TYPE_PLAC: Final = Code(
+    V2_IDENTIFIER_TYPE,
+    "PLAC",
+    "Placer Identifier",
+    "http://hl7.org/fhir/R4/v2/0203/index.html",
+    Evidence.SPEC,
+)
+
+# --- Medication List ----------------------------------------------------------------------------
+# List.code (example binding): checked in R4 valuesets.xml (hapi-fhir-validation-resources-r4
+# 8.12.1), CodeSystem list-example-use-codes.
+LIST_MEDICATIONS: Final = Code(
+    LIST_EXAMPLE_USE_CODES,
+    "medications",
+    "Medication List",
+    "http://hl7.org/fhir/R4/codesystem-list-example-codes.html",
+    Evidence.SPEC,
+)
+# List.entry.flag (example binding): R4 list-item-flag "Patient Medicine Change Types", codes and
+# displays checked in hapi-fhir-validation-resources-r4 8.12.1 valuesets.xml.
+_FLAG: Final = "codesystem-list-item-flag.html"
+FLAG_UNCHANGED: Final = _spec(LIST_ITEM_FLAG, "01", "Unchanged", _FLAG)
+FLAG_CHANGED: Final = _spec(LIST_ITEM_FLAG, "02", "Changed", _FLAG)
+FLAG_PRESCRIBED: Final = _spec(LIST_ITEM_FLAG, "04", "Prescribed", _FLAG)
+FLAG_CEASED: Final = _spec(LIST_ITEM_FLAG, "05", "Ceased", _FLAG)
 
 # --- Referral Task ------------------------------------------------------------------------------
 # Task.code is fixed to task-code#fulfill by SDOHCC and BSeR (fhir-domain-reference.md 1.1, 1.2;

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from hypothesis import strategies as st
 
-from mappers.consent import CONSENT_STATUSES, DATA_CLASSES, PURPOSES, DisclosureConsent
+from fhir_profiles.terminology.privacy import DATA_CLASSES, PURPOSES
+from mappers.consent import CONSENT_STATUSES, DisclosureConsent
 from tests.strategies.encounter import aware_datetimes
 from tests.strategies.referral import days, identifiers, references
 

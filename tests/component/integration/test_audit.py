@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from fhir_profiles.terminology.audit import SYSTEM_OBJECT
 from integration import audit
 from integration.conformance import validate
 from integration.db import repositories as repo
@@ -259,9 +260,7 @@ def test_to_fhir__denied_access_names_the_route_not_a_resource() -> None:
                          "GET /api/audit", reason_code="forbidden")  # fmt: skip
     event = audit_event.to_fhir(denied)
     assert (event["type"]["code"], event["action"], event["outcome"]) == ("rest", "E", "4")
-    assert event["entity"] == [
-        {"type": audit_event.SYSTEM_OBJECT.coding(), "name": "GET /api/audit"}
-    ]
+    assert event["entity"] == [{"type": SYSTEM_OBJECT.coding(), "name": "GET /api/audit"}]
     login = AuditRecord("authenticate", "denied", AT, "iop-bridge", audit_event.ROUTE, "GET /x")
     assert audit_event.to_fhir(login)["type"]["code"] == "110114"
 

@@ -7,7 +7,9 @@ import pytest
 
 from fhir_profiles.terminology import (
     assessments,
+    audit,
     clinical,
+    documents,
     local,
     privacy,
     systems,
@@ -15,7 +17,7 @@ from fhir_profiles.terminology import (
 )
 from fhir_profiles.terminology.code import Code, Evidence
 
-MODULES = (assessments, clinical, local, privacy, workflow)
+MODULES = (assessments, audit, clinical, documents, local, privacy, workflow)
 
 
 def _codes_in(value: object) -> Iterator[Code]:
@@ -62,7 +64,8 @@ def test_code_constants__every_code_has_a_source() -> None:
 def test_code_constants__fields_are_non_empty_and_systems_absolute() -> None:
     for code in _all_codes():
         assert code.code.strip() and code.display.strip(), code
-        assert code.system.startswith("http://"), code
+        # R4 list-item-flag's system is an OID (codesystem-list-item-flag.html): absolute too.
+        assert code.system.startswith(("http://", "urn:oid:")), code
 
 
 def test_code_constants__same_system_and_code_never_has_two_displays() -> None:
