@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from api.schemas import ReferralSubmission
+from fhir_profiles.terminology.privacy import PART2_SECURITY_LABELS
 from integration.db.outbox_table import OutboxMessage
 from integration.referral_builder import package_bundle
 from integration.referral_bundle import Parties, check_submission
@@ -64,7 +65,7 @@ def test_check_submission__every_entry_of_an_sud_package_is_labelled() -> None:
 def test_check_submission__labels_already_present_are_kept_once() -> None:
     document = fhir_bundle(61)
     patient = document["entry"][0]["resource"]
-    patient["meta"] = {"security": [security_labels.PART2_SECURITY_LABELS[2].coding()]}
+    patient["meta"] = {"security": [PART2_SECURITY_LABELS[2].coding()]}
     checked = check_submission(document, PARTIES, CONTEXT)
     security = checked.bundle["entry"][0]["resource"]["meta"]["security"]
     assert [c["code"] for c in security].count(PART2) == 1
