@@ -12,6 +12,7 @@ from dataclasses import asdict
 from api import cli_fhir, cli_workflows
 from integration.fhir_client import FhirClient
 from integration.health import check_health
+from integration.logging_setup import configure_logging
 from integration.settings import Settings
 from integration.store import create_db_engine
 
@@ -20,6 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    # The server's logging: JSON lines on stderr, every record PHI-safe (ids and codes only).
+    configure_logging()
     settings = Settings()
     handler = {
         "serve": _serve,
@@ -39,7 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="iop-bridge", description="FHIR R4 integration for IOP care transitions."
+        prog="iop-bridge",
+        description="FHIR R4 integration for IOP care transitions.",
+        epilog="Logs are JSON lines on stderr without PHI (ids and codes only). The commands "
+        "that change a referral (accept, decline, schedule, session) are recorded in the audit "
+        "trail as done by cli:<user>, the OS user unless --actor NAME says otherwise.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
@@ -62,6 +69,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         log_level="info",
+        log_config=None,  # uvicorn's loggers propagate to the root's PHI-safe JSON handler
     )
     return 0
 

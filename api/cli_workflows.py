@@ -1,6 +1,9 @@
 """CLI commands for running iop-bridge and for case managers: worker, handoffs, actions.
 
 Every command is thin: parse, call an integration service, print (``--json`` for scripts).
+The state-changing ones (accept, decline, schedule, session) run as an audit actor, like an
+API request runs as its caller: ``cli:<name>`` (``--actor``, by default the OS user), in the
+role of the case manager whose actions they are, for the IOP this deployment serves.
 """
 
 from __future__ import annotations
@@ -8,13 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
+import re
 import signal
 import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
 from api.render import to_jsonable
+from integration import audit
 from integration.db import models
 from integration.fhir_client import FhirClient
 from integration.handoffs import list_handoffs
@@ -24,6 +30,13 @@ from integration.settings import Settings
 from integration.store import create_db_engine, session_scope
 from integration.workflows import step_down
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
+
+CLI_ROLE = "case-manager"  # the actions are the case manager's (as the API's role is named)
+ACTOR_HELP = (
+    "who is acting, recorded in the audit trail as cli:NAME (letters, digits and . _ @ + -; "
+    "no personal data of clients); default: the OS user"
+)
+_ACTOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+\-]{0,63}")
 
 
 def add_commands(commands: Any) -> None:
@@ -52,15 +65,12 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true")
     for name, text in (("accept", "accept a referral"), ("decline", "decline a referral")):
-        action = commands.add_parser(name, help=text)
-        action.add_argument("referral_id", type=int)
+        action = _action_parser(commands, name, text)
         if name == "decline":
             action.add_argument("--reason", required=True, help="why (sent as statusReason)")
-    schedule = commands.add_parser("schedule", help="set the intake date of a referral")
-    schedule.add_argument("referral_id", type=int)
+    schedule = _action_parser(commands, "schedule", "set the intake date of a referral")
     schedule.add_argument("--date", type=date.fromisoformat, required=True)
-    sess = commands.add_parser("session", help="record an IOP session for a referral")
-    sess.add_argument("referral_id", type=int)
+    sess = _action_parser(commands, "session", "record an IOP session for a referral")
     sess.add_argument("--id", required=True, help="the session's business identifier")
     sess.add_argument(
         "--start",
@@ -72,6 +82,40 @@ def add_commands(commands: Any) -> None:
     sess.add_argument("--kind", choices=[k.value for k in SessionKind], default="group")
     sess.add_argument("--delivery", choices=[d.value for d in Delivery], default="in-person")
     sess.add_argument("--attendance", choices=[a.value for a in Attendance], default="attended")
+
+
+def _action_parser(commands: Any, name: str, text: str) -> argparse.ArgumentParser:
+    """A state-changing command: the referral it acts on, and who acts (audited)."""
+    action: argparse.ArgumentParser = commands.add_parser(
+        name, help=f"{text} (audited as cli:<user>)", description=f"{text[0].upper()}{text[1:]}. "
+        "Recorded in the audit trail as done by cli:NAME (see --actor)."
+    )  # fmt: skip
+    action.add_argument("referral_id", type=int)
+    action.add_argument("--actor", type=_actor_name, metavar="NAME", help=ACTOR_HELP)
+    return action
+
+
+def _actor_name(text: str) -> str:
+    """An id-shaped name for the audit trail, for argparse."""
+    if not _ACTOR_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError("must be one word of letters, digits and . _ @ + -")
+    return text
+
+
+def cli_actor(settings: Settings, name: str | None) -> audit.Actor:
+    """The audit actor of a CLI command: ``cli:<name>`` (default the OS user), a case manager
+    of the IOP this deployment serves."""
+    return audit.Actor(f"cli:{name or os_user()}", CLI_ROLE, settings.organization_id)
+
+
+def os_user() -> str:
+    """The login name, made id-shaped (anything else becomes '-'); 'unknown' without one."""
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError):  # no USER/LOGNAME and no passwd entry (e.g. a bare container)
+        return "unknown"
+    name = re.sub(r"[^A-Za-z0-9._@+\-]", "-", login)[:64].lstrip("._@+-")
+    return name or "unknown"
 
 
 def _positive_seconds(text: str) -> float:
@@ -156,10 +200,11 @@ def run_handoffs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_action(settings: Settings, args: argparse.Namespace) -> int:
-    """accept / decline / schedule / session: one transaction each, Task change queued."""
+    """accept / decline / schedule / session: one transaction each, Task change queued, the
+    change audited as done by the command's actor."""
     engine = create_db_engine(settings.database_url)
     now = datetime.now(UTC)
-    with session_scope(engine) as session:
+    with audit.acting_as(cli_actor(settings, args.actor)), session_scope(engine) as session:
         result = _apply(session, args, now)
     engine.dispose()
     print(json.dumps(result, indent=2, default=str))

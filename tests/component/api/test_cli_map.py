@@ -11,6 +11,9 @@ import pytest
 from api.cli import main
 from mappers import condition
 from tests.builders import CONDITION_SYSTEM, make_diagnosis
+from tests.component.api.cli_support import restored_logging  # noqa: F401  (main sets logging)
+
+pytestmark = pytest.mark.usefixtures("restored_logging")
 
 
 def _write(tmp_path: Path, content: Any, name: str = "in.json") -> Path:
