@@ -4,8 +4,9 @@ HAPI delivers an R4 rest-hook Subscription with a payload as ``PUT {endpoint}/Ta
 the Task as body (sandbox/hapi/README.md); without a payload a bare POST may come instead
 (fhir-domain-reference.md 5.6), so POST is accepted too: with an id the Task is read, without one
 a poll runs. The shared secret arrives as ``Authorization: Bearer <token>`` (the Subscription's
-channel.header). The answer is an empty 200 at once (HAPI only needs a 2xx); the work runs after
-the response, and if it fails the poll catches that Task later.
+channel.header). The answer is an empty 200 at once (HAPI only needs a 2xx), documented as a
+response without content; the work runs after the response, and if it fails the poll catches
+that Task later.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from fastapi import APIRouter, BackgroundTasks, Request, Response
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from api import schema_examples as docs
+from api.limits import FHIR_JSON, JSON
 from integration import inbound
 from integration.fhir_client import FhirClient
 from integration.settings import Settings
@@ -27,6 +30,23 @@ from mappers.errors import InvalidInputError, IopBridgeError, Problem
 
 log = logging.getLogger(__name__)
 HOOK_PATH = "/fhir-hooks"
+# What the routes answer: an empty 200 (no content, so no media type), or an error rendered by
+# api/errors.py. FastAPI's default would document the 200 as JSON, which it is not.
+_ACCEPTED = {"description": "Accepted: handled after the response (no content)"}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _ACCEPTED,
+    401: docs.errors(401)[401] | {"description": "missing or wrong shared secret"},
+    422: docs.errors(422)[422] | {"description": "no valid Task id, or the body is not that Task"},
+}
+_TASK = {"type": "object", "required": ["resourceType"],
+         "properties": {"resourceType": {"const": "Task"}, "id": {"type": "string"}}}  # fmt: skip
+_BODY = {
+    "requestBody": {
+        "required": False,
+        "description": "The Task (HAPI's rest-hook payload); none when the Subscription sends none",
+        "content": {FHIR_JSON: {"schema": _TASK}, JSON: {"schema": _TASK}},
+    }
+}
 
 
 class HookUnauthorized(IopBridgeError):
@@ -38,12 +58,17 @@ class HookUnauthorized(IopBridgeError):
 
 def make_hooks_router(token: str | None) -> APIRouter:
     """Routes under /fhir-hooks; ``token`` is the expected Bearer secret (None: not checked)."""
-    router = APIRouter(prefix=HOOK_PATH, tags=["fhir-hooks"])
+    router = APIRouter(
+        prefix=HOOK_PATH,
+        tags=["fhir-hooks"],
+        default_response_class=Response,
+        responses=_RESPONSES,
+    )
     organization: dict[str, str] = {}  # the IOP's Organization reference, found once
 
     async def receive(request: Request, background: BackgroundTasks, task_id: str | None) -> Any:
         _check_token(request, token)
-        if task_id is not None and not _FHIR_ID.fullmatch(task_id):
+        if task_id is not None and not _is_fhir_id(task_id):
             # FHIR R4 datatypes.html#id: refuse before anything is read or queued.
             problem = Problem("Task.id", f"{task_id!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})")
             raise InvalidInputError("the notification names no valid Task id", problems=[problem])
@@ -52,15 +77,17 @@ def make_hooks_router(token: str | None) -> APIRouter:
         background.add_task(_process, request, organization, task if task else task_id)
         return Response(status_code=200)
 
-    @router.put("/Task/{task_id}")
+    @router.put("/Task/{task_id}", summary="A Task changed (rest-hook with payload)",
+                openapi_extra=_BODY)  # fmt: skip
     async def put_task(request: Request, background: BackgroundTasks, task_id: str) -> Any:
         return await receive(request, background, task_id)
 
-    @router.post("/Task/{task_id}")
+    @router.post("/Task/{task_id}", summary="A Task changed", openapi_extra=_BODY)
     async def post_task(request: Request, background: BackgroundTasks, task_id: str) -> Any:
         return await receive(request, background, task_id)
 
-    @router.post("")
+    @router.post("", summary="Something changed (rest-hook without payload): poll",
+                 openapi_extra=_BODY)  # fmt: skip
     async def post_bare(request: Request, background: BackgroundTasks) -> Any:
         return await receive(request, background, None)
 
@@ -68,6 +95,13 @@ def make_hooks_router(token: str | None) -> APIRouter:
 
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def _is_fhir_id(task_id: str) -> bool:
+    """FHIR R4 datatypes.html#id, and not only dots: ``Task/.`` and ``Task/..`` are
+    dot-segments (RFC 3986 5.2.4), a read of the server's base instead of a Task, and no
+    server names a Task with dots alone."""
+    return bool(_FHIR_ID.fullmatch(task_id)) and task_id.strip(".") != ""
 
 
 def _check_token(request: Request, token: str | None) -> None:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from api import hooks
 from api.app import create_app
 from api.errors import install_error_handler
+from api.limits import FHIR_JSON
 from integration.settings import Settings
 
 BASE = "http://fhir.test/fhir"
@@ -140,7 +141,6 @@ async def test_create_app__serves_the_hook_route(tmp_path: Path) -> None:
     assert response.status_code == 200
 
 
-
 async def test_put_task__an_invalid_fhir_id_is_refused_before_anything_is_queued(
     http: httpx.AsyncClient, calls: Calls
 ) -> None:
@@ -148,3 +148,27 @@ async def test_put_task__an_invalid_fhir_id_is_refused_before_anything_is_queued
     assert response.status_code == 422
     assert "not a FHIR id" in response.text
     assert calls.notifications == []
+
+
+@pytest.mark.parametrize("task_id", [".", "..", "..."])
+async def test_put_task__a_dot_segment_is_no_task_id(
+    http: httpx.AsyncClient, calls: Calls, task_id: str
+) -> None:
+    # Task/.. would be read as the server's base: refused like any id that is not a Task's.
+    response = await http.post(f"/fhir-hooks/Task/{task_id.replace('.', '%2E')}", headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert calls.notifications == []
+
+
+def test_openapi__the_empty_200_has_no_content_and_errors_are_documented() -> None:
+    app = FastAPI()
+    app.include_router(hooks.make_hooks_router("s3cret"))
+    paths = app.openapi()["paths"]
+    with_id = paths["/fhir-hooks/Task/{task_id}"]
+    for operation in (with_id["put"], with_id["post"], paths["/fhir-hooks"]["post"]):
+        responses = operation["responses"]
+        assert "content" not in responses["200"]  # an empty body, not JSON
+        assert set(responses) == {"200", "401", "422"}
+        assert set(responses["422"]["content"]) == {"application/problem+json", FHIR_JSON}
+        body = operation["requestBody"]
+        assert body["required"] is False and FHIR_JSON in body["content"]

@@ -2,7 +2,9 @@
 (ASGI), with the FHIR server mocked (respx, no network).
 
 Every generated case is sent with a valid bearer token of a role that reaches the route (the
-roles rotate per case where several do), so cases get past authentication into the handlers.
+roles rotate per case where several do), so cases get past authentication into the handlers; the
+rest-hook receiver's cases carry its shared secret. What a hook call queues runs against the
+mocked FHIR server and the module's temporary store only: no real server, no shared database.
 Checked on every response: no 5xx (``not_a_server_error``) and the body, status code and media
 type as documented (``response_schema_conformance``, ``status_code_conformance``,
 ``content_type_conformance``). Hypothesis is derandomized: the same cases every run.
@@ -21,6 +23,7 @@ import hypothesis
 import pytest
 import respx
 import schemathesis
+from pydantic import SecretStr
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -40,6 +43,8 @@ from tests.component.api.referral_support import (
     organizations_on_server,
 )
 
+HOOK_SECRET = "schemathesis-hook-secret"
+HOOK = {"Authorization": f"Bearer {HOOK_SECRET}"}
 EXAMPLES_PER_OPERATION = 100  # fuzzed per operation, beside the examples and coverage cases
 CASES: Counter[str] = Counter()
 STATUSES: Counter[int] = Counter()
@@ -50,6 +55,9 @@ ROLES: dict[str, Iterator[dict[str, str]]] = {
     "GET /sync-records": itertools.cycle([ADMIN]),
     "GET /api/audit": itertools.cycle([ADMIN]),
     "GET /api/audit/AuditEvent": itertools.cycle([ADMIN]),
+    "PUT /fhir-hooks/Task/{task_id}": itertools.cycle([HOOK]),
+    "POST /fhir-hooks/Task/{task_id}": itertools.cycle([HOOK]),
+    "POST /fhir-hooks": itertools.cycle([HOOK]),
 }
 CAPABILITIES = {"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1",
                 "software": {"name": "HAPI FHIR Server", "version": "8.8.0"}}  # fmt: skip
@@ -81,12 +89,14 @@ def fhir_server() -> Iterator[respx.MockRouter]:
 # pytest 9): the app starts once, on a store in a temporary directory, its lifespan held by
 # schemathesis' ASGI client until the process ends.
 _STORE = tempfile.TemporaryDirectory(prefix="iop-bridge-schemathesis-")
-APP = create_app(make_settings(Path(_STORE.name)))
-# Every operation of the app except the rest-hook receiver, which fails two ways outside this
-# module's reach (api/hooks.py): a Task id that is no FHIR id ("\x1f") reaches httpx in the
-# background task as an invalid URL (an unhandled exception after the 200), and its empty 200
-# is documented as JSON. Drop the exclusion once the receiver checks the id (FHIR id pattern).
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(path_regex=r"^/fhir-hooks")
+# The hook secret set, as a deployment sets it (settings.hook_token): without it the receiver
+# takes calls from anyone.
+SETTINGS = make_settings(Path(_STORE.name)).model_copy(
+    update={"hook_token": SecretStr(HOOK_SECRET)}
+)
+APP = create_app(SETTINGS)
+# Every operation of the app, the rest-hook receiver included.
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @schema.parametrize()
