@@ -143,20 +143,33 @@ class FhirClient:
     async def search_all(
         self, resource_type: str, params: Mapping[str, str], *, max_restarts: int = 3
     ) -> AsyncIterator[dict[str, Any]]:
-        """Yield every matching resource once, following Bundle.link[next] exactly as given.
+        """Yield every matching resource once, in server order (see :meth:`search_pages`)."""
+        async for page in self.search_pages(resource_type, params, max_restarts=max_restarts):
+            for resource in page:
+                yield resource
+
+    async def search_pages(
+        self, resource_type: str, params: Mapping[str, str], *, max_restarts: int = 3
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield the matches page by page, each resource once, following Bundle.link[next].
 
         HAPI keeps a search's pages in a cache that expires; a next link to an expired search
         answers 404/410. The search is then run again and resources already yielded are skipped
-        (by Type/id), at most ``max_restarts`` times.
+        (by Type/id), at most ``max_restarts`` times. A page whose resources were all yielded
+        before is skipped.
         """
         seen: set[str] = set()
         for restart in range(max_restarts + 1):
             try:
-                async for resource in self._pages(resource_type, params):
-                    key = f"{resource.get('resourceType')}/{resource.get('id')}"
-                    if key not in seen:
-                        seen.add(key)
-                        yield resource
+                async for resources in self._pages(resource_type, params):
+                    page = []
+                    for resource in resources:
+                        key = f"{resource.get('resourceType')}/{resource.get('id')}"
+                        if key not in seen:
+                            seen.add(key)
+                            page.append(resource)
+                    if page:
+                        yield page
                 return
             except _ExpiredSearch:
                 if restart == max_restarts:
@@ -166,12 +179,14 @@ class FhirClient:
 
     async def _pages(
         self, resource_type: str, params: Mapping[str, str]
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         page = await self.search(resource_type, params)
         while True:
-            for entry in page.get("entry") or []:
-                if entry.get("search", {}).get("mode", "match") == "match":
-                    yield entry["resource"]
+            yield [
+                entry["resource"]
+                for entry in page.get("entry") or []
+                if entry.get("search", {}).get("mode", "match") == "match"
+            ]
             next_url = _next_link(page)
             if next_url is None or not page.get("entry"):
                 return

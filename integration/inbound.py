@@ -1,40 +1,81 @@
 """Inbound sync: Task changes arrive by rest-hook notification and by a ``_lastUpdated`` poll.
 
 Notifications can be late, repeated or missing (HAPI sends none on delete, and none while
-iop-bridge is down), so the poll is the safety net (fhir-domain-reference.md 5.4, 5.6). Both
-paths go through :func:`accept_task`: the handler first does its I/O (reading the referral
-package) outside any transaction, then one transaction inserts the (type, id, versionId) row of
-``inbound_event`` and runs the handler's database step. A version already recorded does nothing;
-if two deliveries race, the unique key lets one commit and the other do nothing. A failure before
-the commit records nothing, so the next notification or poll tries that version again.
+iop-bridge is down), so the poll is the safety net (fhir-domain-reference.md 5.4, 5.6). Each
+version is handled once: the handler first does its I/O (reading the referral package) outside
+any transaction, then one transaction inserts the (type, id, versionId) row of ``inbound_event``
+and runs the handler's database step. A version already recorded does nothing; if two deliveries
+race, the unique key lets one commit and the other do nothing. A failure before the commit
+records nothing, so the next notification or poll tries that version again.
+
+A notification is one Task (:func:`accept_task`). The poll reads the search's pages ahead and
+takes in every page that has arrived as one batch (:func:`accept_page`): one query for which of
+its versions are recorded, the handler's I/O for the new ones, then ONE transaction for their
+event rows, their steps and the cursor. A Task whose handler or step fails is left unrecorded
+(logged by id and error type) and the rest of its batch is committed without it; the cursor never
+moves past it, so the next poll tries it again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from integration.db.base import utcnow
-from integration.db.inbound_table import InboundEvent, SyncCursor
 from integration.fhir_client import FhirClient
+from integration.inbound_store import (
+    EventKey,
+    Via,
+    cursor_name,
+    event_key,
+    last_updated,
+    read_cursor,
+    record_event,
+    record_events,
+    seen_keys,
+    set_cursor,
+    write_cursor,
+)
+from integration.read_ahead import read_ahead
 from integration.settings import Settings
 from integration.store import session_scope
 from integration.workflows import step_down
 from integration.workflows.package_fetch import read_task
 from mappers import bundle
-from mappers.errors import InvalidInputError, IopBridgeError, Problem
+from mappers.errors import IopBridgeError
 from mappers.fhir_write import format_datetime
+
+__all__ = [
+    "Apply",
+    "Handler",
+    "Outcome",
+    "PollResult",
+    "Via",
+    "accept_notification",
+    "accept_page",
+    "accept_task",
+    "cursor_name",
+    "default_handler",
+    "event_key",
+    "find_organization",
+    "last_updated",
+    "poll_tasks",
+    "read_cursor",
+    "record_event",
+    "run_poller",
+    "write_cursor",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +83,10 @@ log = logging.getLogger(__name__)
 Apply = Callable[[Session, datetime], None]
 # Reads what it needs for one Task version (I/O), then returns its database step.
 Handler = Callable[[Mapping[str, Any]], Awaitable[Apply]]
-
-
-class Via(StrEnum):
-    """How a resource version reached iop-bridge."""
-
-    SUBSCRIPTION = "subscription"
-    POLL = "poll"
+# What may fail for one Task without failing its page: FHIR and mapping errors, the database.
+TASK_ERRORS = (IopBridgeError, SQLAlchemyError)
+# Pages the poll may read ahead of its commits, and the most it takes in one transaction.
+READ_AHEAD_PAGES = 10
 
 
 class Outcome(StrEnum):
@@ -85,7 +123,7 @@ async def accept_task(
 ) -> Outcome:
     """Handle one Task version once: the handler's step commits with its inbound_event row."""
     key = event_key(task)
-    if await asyncio.to_thread(_seen, engine, key):
+    if await asyncio.to_thread(seen_keys, engine, [key]):
         return Outcome.DUPLICATE  # the common duplicate: skip the handler's I/O
     apply = await handler(task)
     moment = now or utcnow()
@@ -120,6 +158,161 @@ async def accept_notification(
     return await accept_task(engine, task, via=Via.SUBSCRIPTION, handler=handler, now=now)
 
 
+@dataclass(slots=True)
+class PollCursor:
+    """A poll's cursor: past every Task recorded so far, never past one that failed."""
+
+    name: str
+    stored: datetime | None  # what the database holds
+    high_water: datetime | None  # the newest lastUpdated before the first failure
+    failed: bool = False  # once a Task failed, later ones no longer move the cursor
+    first_failure: datetime | None = None  # that Task's lastUpdated (None if it had none)
+
+    def after(self, tasks: Sequence[Mapping[str, Any]], failed: set[int]) -> PollCursor:
+        """The cursor once ``tasks`` (in server order) are taken in, those at ``failed`` not."""
+        moved = dataclasses.replace(self)
+        for index, task in enumerate(tasks):
+            updated = last_updated(task)
+            if index in failed and not moved.failed:
+                moved.failed, moved.first_failure = True, updated
+            elif not moved.failed and updated is not None:
+                moved.high_water = max(filter(None, (moved.high_water, updated)))
+        return moved
+
+    @property
+    def value(self) -> datetime | None:
+        """Where the next poll starts (before its overlap)."""
+        if self.first_failure is None:
+            return self.high_water
+        # Never move past a Task that failed: the next poll (ge) must see it again.
+        return min(filter(None, (self.high_water, self.first_failure)))
+
+    def take(self, moved: PollCursor) -> None:
+        """Become ``moved`` (a batch is done)."""
+        self.stored, self.high_water = moved.stored, moved.high_water
+        self.failed, self.first_failure = moved.failed, moved.first_failure
+
+    @property
+    def moved(self) -> bool:
+        """Whether the database does not hold :attr:`value` yet."""
+        return self.value is not None and self.value != self.stored
+
+
+@dataclass(slots=True)
+class _Step:
+    """One new Task version of a page, between its handler's I/O and its commit."""
+
+    index: int  # its place on the page
+    key: EventKey
+    apply: Apply
+
+
+@dataclass(slots=True)
+class _PageOutcome:
+    handled: int = 0
+    duplicates: int = 0
+    failed: set[int] = field(default_factory=set)  # indexes on the page
+
+
+class _StepFailed(Exception):
+    """One step of a page transaction raised; the transaction is rolled back."""
+
+    def __init__(self, step: _Step, error: Exception) -> None:
+        super().__init__(step.index)
+        self.step, self.error = step, error
+
+
+async def accept_page(
+    engine: Engine,
+    tasks: Sequence[Mapping[str, Any]],
+    *,
+    via: Via,
+    handler: Handler,
+    cursor: PollCursor,
+    now: datetime | None = None,
+) -> PollResult:
+    """Handle a page of Task versions once each, committing the new ones and the cursor together."""
+    outcome = _PageOutcome()
+    keys: dict[int, EventKey] = {}
+    for index, task in enumerate(tasks):
+        try:
+            keys[index] = event_key(task)
+        except IopBridgeError as exc:
+            _failed(outcome, index, task, exc, via)
+    seen = await asyncio.to_thread(seen_keys, engine, keys.values())
+    steps: list[_Step] = []
+    for index, key in keys.items():
+        if key in seen:
+            outcome.duplicates += 1  # the common duplicate: skip the handler's I/O
+            continue
+        seen.add(key)  # the same version twice on one page is handled once
+        try:
+            steps.append(_Step(index, key, await handler(tasks[index])))
+        except IopBridgeError as exc:
+            _failed(outcome, index, tasks[index], exc, via)
+    await _commit_page(engine, tasks, steps, outcome, via, now or utcnow(), cursor)
+    return PollResult(len(tasks), outcome.handled, outcome.duplicates, len(outcome.failed))
+
+
+async def _commit_page(
+    engine: Engine,
+    tasks: Sequence[Mapping[str, Any]],
+    steps: list[_Step],
+    outcome: _PageOutcome,
+    via: Via,
+    at: datetime,
+    cursor: PollCursor,
+) -> None:
+    """One transaction for the page; a failing step is dropped and the rest committed again."""
+    while True:
+        moved = cursor.after(tasks, outcome.failed)
+        if not steps:
+            break  # nothing new to record: the cursor is written at the end of the poll
+        try:
+            inserted = await asyncio.to_thread(_transaction, engine, steps, via, at, moved)
+        except _StepFailed as failure:
+            _failed(outcome, failure.step.index, tasks[failure.step.index], failure.error, via)
+            steps.remove(failure.step)
+            continue
+        except SQLAlchemyError as exc:  # the commit itself: nothing of the page is recorded
+            for step in steps:
+                _failed(outcome, step.index, tasks[step.index], exc, via)
+            steps = []
+            continue
+        outcome.handled += inserted
+        outcome.duplicates += len(steps) - inserted  # raced by another delivery
+        moved.stored = moved.value
+        break
+    cursor.take(moved)
+
+
+def _transaction(
+    engine: Engine, steps: list[_Step], via: Via, at: datetime, cursor: PollCursor
+) -> int:
+    """Insert the event rows, run the steps of the versions inserted, move the cursor."""
+    with session_scope(engine) as session:
+        inserted = record_events(session, [step.key for step in steps], via=via, at=at)
+        for step in steps:
+            if step.key not in inserted:
+                continue  # another delivery of the same version got here first
+            try:
+                step.apply(session, at)
+                session.flush()  # so a step's database error is its own, not the commit's
+            except TASK_ERRORS as exc:
+                raise _StepFailed(step, exc) from exc
+        if cursor.moved and cursor.value is not None:
+            set_cursor(session, cursor.name, cursor.value)
+        return len(inserted)
+
+
+def _failed(
+    outcome: _PageOutcome, index: int, task: Mapping[str, Any], exc: Exception, via: Via
+) -> None:
+    outcome.failed.add(index)
+    # the id and the error's type only: an error's message may quote the resource (PHI)
+    log.warning("%s: Task/%s failed (%s)", via, task.get("id"), type(exc).__name__)
+
+
 async def poll_tasks(
     fhir: FhirClient,
     engine: Engine,
@@ -130,8 +323,8 @@ async def poll_tasks(
     handler: Handler | None = None,
     now: datetime | None = None,
 ) -> PollResult:
-    """Task?owner=<org>&_lastUpdated=ge<high water - overlap>&_sort=_lastUpdated, each Task
-    through the same de-duplication and handler; then advance the cursor in server time."""
+    """Task?owner=<org>&_lastUpdated=ge<high water - overlap>&_sort=_lastUpdated, a batch of
+    pages at a time through the same de-duplication and handler; the cursor moves in server time."""
     handle = handler or default_handler(fhir, settings, organization_ref)
     name = cursor_name(organization_ref)
     since = await asyncio.to_thread(read_cursor, engine, name)
@@ -139,27 +332,21 @@ async def poll_tasks(
     if since is not None:
         # Overlap: a transaction that committed late can carry an older lastUpdated (5.4).
         params["_lastUpdated"] = "ge" + format_datetime(since - timedelta(seconds=overlap_seconds))
-    result = PollResult(high_water=since)
-    first_failure: datetime | None = None
-    async for task in fhir.search_all("Task", params):
-        result.seen += 1
-        updated = last_updated(task)
-        try:
-            outcome = await accept_task(engine, task, via=Via.POLL, handler=handle, now=now)
-        except (IopBridgeError, SQLAlchemyError) as exc:
-            result.failed += 1
-            first_failure = first_failure or updated
-            log.warning("poll: Task/%s failed (%s)", task.get("id"), type(exc).__name__)
-            continue
-        result.handled += outcome is Outcome.HANDLED
-        result.duplicates += outcome is Outcome.DUPLICATE
-        if first_failure is None and updated is not None:
-            result.high_water = max(filter(None, (result.high_water, updated)))
-    if first_failure is not None:
-        # Never move past a Task that failed: the next poll (ge) must see it again.
-        result.high_water = min(filter(None, (result.high_water, first_failure)))
-    if result.high_water is not None and result.high_water != since:
-        await asyncio.to_thread(write_cursor, engine, name, result.high_water)
+    cursor = PollCursor(name, stored=since, high_water=since)
+    result = PollResult()
+    pages = read_ahead(fhir.search_pages("Task", params), depth=READ_AHEAD_PAGES)
+    async with contextlib.aclosing(pages):
+        async for batch in pages:
+            done = await accept_page(
+                engine, batch, via=Via.POLL, handler=handle, cursor=cursor, now=now
+            )
+            result.seen += done.seen
+            result.handled += done.handled
+            result.duplicates += done.duplicates
+            result.failed += done.failed
+    if cursor.moved and cursor.value is not None:
+        await asyncio.to_thread(write_cursor, engine, name, cursor.value)
+    result.high_water = cursor.value
     return result
 
 
@@ -189,83 +376,3 @@ async def find_organization(fhir: FhirClient, settings: Settings) -> str | None:
     for entry in page.get("entry") or []:
         return f"Organization/{entry['resource']['id']}"
     return None
-
-
-# --- De-duplication and cursors (each flushes, none commits) ---------------------------------
-
-
-EventKey = tuple[str, str, str]
-
-
-def event_key(resource: Mapping[str, Any]) -> EventKey:
-    """(type, id, versionId) of a resource as the server stored it; a clear error without them."""
-    meta = resource.get("meta") or {}
-    version = meta.get("versionId") or meta.get("lastUpdated")
-    if not resource.get("id") or not version:
-        problem = Problem("meta.versionId", "a stored resource needs an id and a versionId")
-        raise InvalidInputError("cannot tell resource versions apart", problems=[problem])
-    return str(resource.get("resourceType")), str(resource["id"]), str(version)
-
-
-def record_event(session: Session, key: EventKey, *, via: Via, at: datetime) -> bool:
-    """Insert the event row; False when that version is already recorded (flushes)."""
-    insert = _insert(session)(InboundEvent).values(
-        resource_type=key[0], resource_id=key[1], version_id=key[2], via=str(via), received_at=at
-    )
-    index = ["resource_type", "resource_id", "version_id"]
-    statement = insert.on_conflict_do_nothing(index_elements=index).returning(InboundEvent.id)
-    # RETURNING, not rowcount: an ORM-enabled insert does not report rowcount on every driver
-    inserted = session.execute(statement).scalar_one_or_none()
-    session.flush()
-    return inserted is not None
-
-
-def cursor_name(organization_ref: str) -> str:
-    """The cursor of the Task poll for one owner."""
-    return f"task-poll:{organization_ref}"
-
-
-def read_cursor(engine: Engine, name: str) -> datetime | None:
-    """The high-water mark of cursor ``name`` (server time), or None before the first poll."""
-    with session_scope(engine) as session:
-        return session.scalar(select(SyncCursor.high_water).where(SyncCursor.name == name))
-
-
-def write_cursor(engine: Engine, name: str, high_water: datetime) -> None:
-    """Set cursor ``name``; it never moves back except to re-read a failed Task."""
-    with session_scope(engine) as session:
-        cursor = session.get(SyncCursor, name)
-        if cursor is None:
-            session.add(SyncCursor(name=name, high_water=high_water))
-        else:
-            cursor.high_water = high_water
-
-
-def last_updated(resource: Mapping[str, Any]) -> datetime | None:
-    """meta.lastUpdated as an aware datetime (the server's clock)."""
-    value = (resource.get("meta") or {}).get("lastUpdated")
-    if not isinstance(value, str):
-        return None
-    with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return None
-
-
-def _seen(engine: Engine, key: EventKey) -> bool:
-    with session_scope(engine) as session:
-        query = select(InboundEvent.id).where(
-            InboundEvent.resource_type == key[0],
-            InboundEvent.resource_id == key[1],
-            InboundEvent.version_id == key[2],
-        )
-        return session.scalar(query) is not None
-
-
-def _insert(session: Session) -> Callable[..., Any]:
-    # ON CONFLICT DO NOTHING exists on both backends, each with its own construct.
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert
-    if name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"no insert-or-ignore for database backend {name!r}")

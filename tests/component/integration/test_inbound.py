@@ -4,99 +4,43 @@ The handler here is a stand-in that counts calls and writes one row per handled 
 the tests see exactly when the handler's database step ran; the FHIR server is faked with respx.
 """
 
-# ruff: noqa: F811  (the fixtures imported from tests.db.fixtures are test parameters here)
+# ruff: noqa: F811  (the fixtures imported from tests.db.fixtures and inbound_support are test
+# parameters here)
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import respx
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from integration import inbound
 from integration.db.inbound_table import InboundEvent
 from integration.db.models import Referral
-from integration.errors import FhirServerUnavailable
 from integration.fhir_client import FhirClient
-from integration.retry_policy import RetryPolicy
 from integration.settings import Settings
 from integration.store import session_scope
 from mappers.errors import InvalidInputError
+from tests.component.integration.inbound_support import (  # noqa: F401
+    BASE,
+    FAR_FUTURE,
+    ORG,
+    CountingHandler,
+    event_count,
+    fhir,
+    handled_rows,
+    make_task,
+    searchset,
+    settings,
+)
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
 
-BASE = "http://fhir.test/fhir"
-ORG = "Organization/iop-1"
-FAR_FUTURE = datetime(2031, 1, 1, tzinfo=UTC)  # our clock: must never become the cursor
 pytestmark = pytest.mark.anyio
-
-
-def make_task(
-    task_id: str, version: str = "1", updated: str = "2026-11-02T10:00:00.000Z"
-) -> dict[str, Any]:
-    return {
-        "resourceType": "Task",
-        "id": task_id,
-        "status": "requested",
-        "meta": {"versionId": version, "lastUpdated": updated},
-    }
-
-
-class CountingHandler:
-    """Counts handler calls; its database step stores a referral named after the version."""
-
-    def __init__(self, *, fail_for: str | None = None, pause: float = 0.0) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self.fail_for = fail_for
-        self.pause = pause
-
-    async def __call__(self, task: Mapping[str, Any]) -> inbound.Apply:
-        self.calls.append((task["id"], task["meta"]["versionId"]))
-        if task["id"] == self.fail_for:
-            raise FhirServerUnavailable("503 while reading the package")
-        await asyncio.sleep(self.pause)  # lets concurrent deliveries interleave here
-
-        def apply(session: Session, now: datetime) -> None:
-            business_id = f"{task['id']}-v{task['meta']['versionId']}"
-            session.add(
-                Referral(
-                    business_id=business_id,
-                    status="requested",
-                    client_mrn="M",
-                    iop_organization=ORG,
-                    received_at=now,
-                )
-            )
-
-        return apply
-
-
-def handled_rows(engine: Engine) -> list[str]:
-    with session_scope(engine) as session:
-        return sorted(session.scalars(select(Referral.business_id)))
-
-
-def event_count(engine: Engine) -> int:
-    with session_scope(engine) as session:
-        return int(session.scalar(select(func.count()).select_from(InboundEvent)) or 0)
-
-
-@pytest.fixture
-async def fhir() -> AsyncIterator[FhirClient]:
-    client = FhirClient(httpx.AsyncClient(base_url=BASE + "/"), retry=RetryPolicy(1, 0, 0))
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(fhir_base_url=BASE, database_url="sqlite://")  # type: ignore[arg-type]
 
 
 async def test_accept_task__same_version_twice_runs_the_handler_once(engine: Engine) -> None:
@@ -182,14 +126,6 @@ async def test_accept_notification__id_only_reads_the_task(
         assert session.scalar(select(InboundEvent.via)) == "subscription"
 
 
-def _searchset(*tasks: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [{"resource": t, "search": {"mode": "match"}} for t in tasks],
-    }
-
-
 @respx.mock
 async def test_poll__cursor_advances_by_server_time_and_the_next_poll_overlaps(
     engine: Engine, fhir: FhirClient, settings: Settings
@@ -198,7 +134,7 @@ async def test_poll__cursor_advances_by_server_time_and_the_next_poll_overlaps(
         make_task("1", updated="2026-11-02T10:00:00.000+00:00"),
         make_task("2", updated="2026-11-02T10:00:07.250+00:00"),
     ]
-    route = respx.get(f"{BASE}/Task").respond(200, json=_searchset(*tasks))
+    route = respx.get(f"{BASE}/Task").respond(200, json=searchset(*tasks))
     handler = CountingHandler()
     first = await inbound.poll_tasks(fhir, engine, settings, ORG, handler=handler, now=FAR_FUTURE)
     params = route.calls[0].request.url.params
@@ -224,7 +160,7 @@ async def test_poll__never_moves_past_a_task_that_failed(
         make_task("2", updated="2026-11-02T10:00:05.000Z"),
         make_task("3", updated="2026-11-02T10:00:09.000Z"),
     ]
-    respx.get(f"{BASE}/Task").respond(200, json=_searchset(*tasks))
+    respx.get(f"{BASE}/Task").respond(200, json=searchset(*tasks))
     result = await inbound.poll_tasks(
         fhir, engine, settings, ORG, handler=CountingHandler(fail_for="2")
     )
