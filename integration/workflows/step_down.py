@@ -98,9 +98,11 @@ def on_task_changed(session: Session, change: TaskChange, *, now: datetime) -> N
 def _take_remote_change(
     session: Session, link: ReferralLink, change: TaskChange, now: datetime
 ) -> None:
-    """Follow the requester's cancel; ignore echoes of our own writes and stale versions."""
+    """Follow the requester's cancel; ignore echoes of our own writes and stale versions.
+    A referral submitted through the API learns its server references from the Task first."""
     referral = session.get(models.Referral, link.referral_id)
     assert referral is not None
+    _adopt_server_references(referral, link, change)
     version = task_version(change.task)
     if _older(version, referral.task_version_id):
         return  # a late notification of a version we have already seen past
@@ -129,6 +131,31 @@ def _take_remote_change(
         return
     session.flush()
     log.info("referral %s: %s by the referring program", referral.id, remote.status)
+
+
+def _adopt_server_references(
+    referral: models.Referral, link: ReferralLink, change: TaskChange
+) -> None:
+    """Fill what an API submission could not know before delivery (referral_intake._store):
+    the Task's server id, Task.for (the Patient) and Task.focus (the ServiceRequest), from the
+    delivered Task itself, so the case manager's actions need not wait for
+    ``settle_references``. Only where still missing: a known reference is never replaced."""
+    server_id = change.task.get("id")
+    if not referral.task_server_id and isinstance(server_id, str) and server_id:
+        referral.task_server_id = server_id
+    remote = change.mapped
+    if remote is None:
+        return
+    if link.patient is None and _server_reference(remote.patient, "Patient"):
+        link.patient = remote.patient
+    if link.service_request is None and _server_reference(remote.focus, "ServiceRequest"):
+        link.service_request = remote.focus
+
+
+def _server_reference(reference: str | None, kind: str) -> bool:
+    """``Kind/<id>``: a literal reference on the server (not a urn: or a conditional one)."""
+    found, _, server_id = (reference or "").partition("/")
+    return found == kind and bool(server_id) and not set("/?") & set(server_id)
 
 
 # --- Case-manager actions: each changes the referral and enqueues the Task change -------------
