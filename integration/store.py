@@ -7,8 +7,9 @@ Repositories flush and never commit: the caller owns the transaction (``session_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,11 @@ from integration.db.sync_table import SyncRecord
 __all__ = [
     "Base",
     "SyncRecord",
+    "SyncUpdate",
     "create_db_engine",
     "list_sync_records",
     "record_sync",
+    "record_syncs",
     "session_scope",
 ]
 
@@ -78,6 +81,17 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+@dataclass(frozen=True, slots=True)
+class SyncUpdate:
+    """Where one written resource landed: a row for :func:`record_syncs`."""
+
+    resource_type: str
+    identifier: tuple[str, str]  # (system, value)
+    server_id: str
+    version_id: str | None
+    outcome: str
+
+
 def record_sync(
     session: Session,
     *,
@@ -89,35 +103,62 @@ def record_sync(
     now: datetime | None = None,
 ) -> SyncRecord:
     """Insert or update the sync record of one business identifier (flushes, never commits)."""
+    update = SyncUpdate(resource_type, identifier, server_id, version_id, outcome)
+    record_syncs(session, [update], now=now)
     system, value = identifier
-    values = {
-        "server_id": server_id,
-        "version_id": version_id,
-        "last_outcome": outcome,
-        "updated_at": now or utcnow(),
-    }
-    # One upsert statement, not select-then-insert: two workers syncing the same identifier
-    # at once would otherwise both insert and one would fail on the unique constraint.
-    insert = _dialect_insert(session)(SyncRecord).values(
-        resource_type=resource_type,
-        identifier_system=system,
-        identifier_value=value,
-        attempts=1,
-        **values,
-    )
-    session.execute(
-        insert.on_conflict_do_update(
-            index_elements=["resource_type", "identifier_system", "identifier_value"],
-            set_={**values, "attempts": SyncRecord.attempts + 1},
-        )
-    )
-    session.flush()
     query = select(SyncRecord).where(
         SyncRecord.resource_type == resource_type,
         SyncRecord.identifier_system == system,
         SyncRecord.identifier_value == value,
     )
     return session.execute(query.execution_options(populate_existing=True)).scalar_one()
+
+
+def record_syncs(
+    session: Session, updates: Sequence[SyncUpdate], *, now: datetime | None = None
+) -> None:
+    """Insert or update the sync records of many identifiers, in order (flushes, never commits).
+
+    One upsert statement, executed once per row (executemany): the same identifier twice
+    counts two attempts, as two calls would, where one multi-row upsert would fail on it.
+    """
+    if not updates:
+        return
+    moment = now or utcnow()
+    rows = [
+        {
+            "resource_type": u.resource_type,
+            "identifier_system": u.identifier[0],
+            "identifier_value": u.identifier[1],
+            "server_id": u.server_id,
+            "version_id": u.version_id,
+            "last_outcome": u.outcome,
+            "updated_at": moment,
+            "attempts": 1,
+        }
+        for u in updates
+    ]
+    session.execute(_upsert(session), rows)
+    session.flush()
+
+
+def _upsert(session: Session) -> Any:
+    """INSERT ... ON CONFLICT (the business identifier) DO UPDATE, on the Core table.
+
+    One statement, not select-then-insert: two workers syncing the same identifier at once
+    would otherwise both insert and one would fail on the unique constraint. The Core table,
+    not the ORM entity, so many rows cost one compiled statement and no per-row ORM work.
+    """
+    table = SyncRecord.__table__
+    insert = _dialect_insert(session)(table)
+    changed = ("server_id", "version_id", "last_outcome", "updated_at")
+    return insert.on_conflict_do_update(
+        index_elements=["resource_type", "identifier_system", "identifier_value"],
+        set_={
+            **{name: insert.excluded[name] for name in changed},
+            "attempts": table.c.attempts + 1,
+        },
+    )
 
 
 def _dialect_insert(session: Session) -> Callable[..., Any]:

@@ -8,8 +8,9 @@ fresh business identifiers so every conditional create really creates:
               workflow does), then K integration.worker.run_worker loops in one process sharing
               the engine and the one FhirClient (one worker delivers its claims one by one)
 Throughput is packages/s; iop-bridge's includes the enqueue ("delivery only" leaves it out). The
-worker's phases (claim, send, settle) are timed by thin wrappers, to show where its time goes: a
-worker's HTTP slot is idle while it claims and settles. Round 0 warms HAPI up and is not shown.
+worker's steps (claim, send, settle, and "wait": a worker waiting for its next message between
+two sends) are timed by thin wrappers; "slot busy" is the share of K x the elapsed time that K
+requests were in flight, for both sides. Round 0 warms HAPI up and is not shown.
 Target (issue 4): iop-bridge >= 0.9 x direct. Correctness is checked: every entry of every
 package answered 201 Created.
 
@@ -49,6 +50,7 @@ from integration.settings import Settings
 from integration.store import create_db_engine, session_scope
 
 TIMES: dict[str, list[float]] = defaultdict(list)  # phase -> seconds per call (iop-bridge)
+SETTLED: list[int] = []  # messages per settle transaction
 
 
 def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,6 +62,32 @@ def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         finally:
             TIMES[name].append(time.perf_counter() - start)
+
+    return wrapper
+
+
+def timed_settle(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap the worker's settle (several messages per transaction): time it, count them."""
+    timed_fn = timed("settle", fn)
+
+    def wrapper(engine: Any, attempts: Any, *args: Any) -> Any:
+        try:
+            return timed_fn(engine, attempts, *args)
+        finally:
+            SETTLED.append(len(attempts))
+
+    return wrapper
+
+
+def timed_wait(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap the worker's wait for its next message (an idle HTTP slot unless it is instant)."""
+
+    async def wrapper(*args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return await fn(*args)
+        finally:
+            TIMES["wait"].append(time.perf_counter() - start)
 
     return wrapper
 
@@ -115,6 +143,7 @@ async def run_direct(base_url: str, work: list[dict[str, Any]], concurrency: int
         start = time.perf_counter()
         await asyncio.gather(*(sender() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
+        TIMES["direct busy"].append(sum(TIMES["direct POST"]) / (concurrency * elapsed))
     assert created == 25 * len(work), f"direct: {created} of {25 * len(work)} entries created"
     return elapsed
 
@@ -161,18 +190,21 @@ async def run_iop(
     async def watch() -> float:
         # Counts the (timed) settles, not database rows: a query here would contend with the
         # workers for SQLite's lock and block the event loop they share.
-        while len(TIMES["settle"]) < len(work):
+        while sum(SETTLED) < len(work):
             await asyncio.sleep(0.01)
             assert time.perf_counter() - start < 900, "not all messages settled in 15 minutes"
         stop.set()
         return time.perf_counter() - start
 
+    delivering = time.perf_counter()
     elapsed, stats = await asyncio.gather(watch(), asyncio.gather(*loops))
+    busy = sum(TIMES["send"]) / (concurrency * (start + elapsed - delivering))
+    TIMES["iop busy"].append(busy)
     await fhir.aclose()
     assert sum(s.delivered for s in stats) == len(work), stats
     with session_scope(engine) as session:
         query = select(SyncRecord.last_outcome, func.count()).group_by(SyncRecord.last_outcome)
-        outcomes = dict(session.execute(query).tuples().all())
+        outcomes = {outcome: count for outcome, count in session.execute(query).all()}
     if outcomes != {"created": 25 * len(work)} or statuses != {200: len(work)}:
         # e.g. a transport error after HAPI committed: the retry then matches (idempotent)
         print(f"  iop-bridge: sync outcomes {outcomes}, HTTP statuses {dict(statuses)}")
@@ -187,17 +219,20 @@ async def measure(args: argparse.Namespace) -> None:
     setup = FhirClient.from_settings(settings)
     orgs = await organizations(setup, secrets.token_hex(4).upper())
     await setup.aclose()
-    for name, phase in (("claim_batch", "claim"), ("_settle_success", "settle")):
-        setattr(worker, name, timed(phase, getattr(worker, name)))  # called inside run_worker
+    # called inside run_worker, looked up at each call
+    setattr(worker, "claim_batch", timed("claim", worker.claim_batch))  # noqa: B010
+    setattr(worker, "_settle_all", timed_settle(worker._settle_all))  # noqa: B010
+    setattr(worker._Claims, "next", timed_wait(worker._Claims.next))  # noqa: B010
     first = 10**9 + secrets.randbelow(10**6) * 10**4  # fresh identifiers for this run
     rates: dict[str, list[float]] = {"direct": [], "iop-bridge": [], "  delivery only": []}
-    off: list[float] = []
+    busy: dict[str, list[float]] = {"direct": [], "iop-bridge": []}
     for rnd in range(args.rounds + 1):  # round 0 warms HAPI up (JIT) and is not reported
         n = args.packages
         direct, iop = bundles(first, n, orgs), bundles(first + n, n, orgs)
         first += 2 * n
         engine = create_db_engine(f"sqlite:///{tmp}/round{rnd}.db")
         TIMES.clear()
+        SETTLED.clear()
         for side in ("direct", "iop-bridge") if rnd % 2 else ("iop-bridge", "direct"):
             if side == "direct":
                 direct_s = await run_direct(settings.fhir_base, direct, args.concurrency)
@@ -215,15 +250,20 @@ async def measure(args: argparse.Namespace) -> None:
             f"round {rnd} ({'direct' if rnd % 2 else 'iop-bridge'} first): direct {got[0]:.2f}/s, "
             f"iop-bridge {got[1]:.2f}/s (delivery only {got[2]:.2f}/s), ratio {got[1] / got[0]:.2f}"
         )
-        phases = ("enqueue", "claim", "send", "settle", "direct POST")
+        phases = ("enqueue", "claim", "wait", "send", "settle", "direct POST")
         calls = ", ".join(f"{p} {statistics.mean(TIMES[p]) * 1000:.1f}" for p in phases)
-        # A worker's HTTP slot idles while it claims and settles: the structural cost.
-        between = (sum(TIMES["claim"]) + sum(TIMES["settle"])) / n
-        off.append(between / (between + statistics.mean(TIMES["send"])))
-        print(f"  ms per call: {calls}; worker cycle outside the send: {off[-1]:.0%}")
+        busy["direct"].append(TIMES["direct busy"][0])
+        busy["iop-bridge"].append(TIMES["iop busy"][0])
+        print(
+            f"  ms per call: {calls}; {len(TIMES['claim'])} claims, {len(SETTLED)} settles; "
+            f"slot busy: direct {busy['direct'][-1]:.0%}, iop-bridge {busy['iop-bridge'][-1]:.0%}"
+        )
     shutil.rmtree(tmp, ignore_errors=True)
     summarize(args, rates)
-    print(f"worker cycle outside the send (claim + settle): median {statistics.median(off):.0%}")
+    print(
+        f"HTTP slots busy (median): direct {statistics.median(busy['direct']):.0%}, "
+        f"iop-bridge delivery {statistics.median(busy['iop-bridge']):.0%}"
+    )
 
 
 def summarize(args: argparse.Namespace, rates: dict[str, list[float]]) -> None:
