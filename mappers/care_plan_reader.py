@@ -24,16 +24,15 @@ from mappers.errors import Problem, raise_if_problems, rename_paths
 from mappers.fhir_coding import read_coded
 from mappers.fhir_read import (
     PERIOD_KEYS,
-    modifier_extension_problems,
+    open_resource,
     read_day,
     read_identifier_list,
     read_str,
     read_str_in,
-    require_resource_type,
 )
 from mappers.fhir_reference import indexed_links, read_reference, read_references
 from mappers.goal import Goal
-from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
+from mappers.loss import Loss, Mapped, unmapped_keys
 from mappers.schedule import (
     FAMILY_TEXT,
     REVIEW_TEXT,
@@ -81,10 +80,8 @@ def from_fhir(
     period, activity and note. Links: ``subject``, ``addresses[i]``, ``goal[i]``; ``goals``
     (the caller's Goals keyed by reference) fills TreatmentPlan.goals, else it stays empty."""
     problems: list[Problem] = []
-    fhir = require_resource_type(resource, "CarePlan", problems)
-    losses = unmapped_top_level(fhir, _MAPPED, type_name="CarePlan")
+    fhir, losses = open_resource(resource, "CarePlan", _MAPPED, problems)
     renames = dict(_FIXED_RENAMES)
-    problems += modifier_extension_problems(fhir, "CarePlan")
     identifier = read_identifier_list(
         fhir.get("identifier"), plan_id_system, "CarePlan.identifier", problems, losses
     )

@@ -22,12 +22,12 @@ from mappers.fhir_coding import CODING_KEYS, read_known_coding
 from mappers.fhir_read import (
     PERIOD_KEYS,
     modifier_extension_problems,
+    open_resource,
     read_code,
     read_date,
     read_datetime,
     read_identifier_list,
     read_list,
-    require_resource_type,
 )
 from mappers.fhir_reference import (
     REFERENCE_KEYS,
@@ -35,7 +35,7 @@ from mappers.fhir_reference import (
     read_required_reference,
     reference_problems,
 )
-from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
+from mappers.loss import Loss, Mapped, unmapped_keys
 
 # Provision elements that restrict a permit: ignoring them would widen the consent.
 _NARROWING = ("class", "code", "data", "dataPeriod", "provision")
@@ -51,9 +51,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[DisclosureConsent]:
     """Read a DisclosureConsent from Consent.identifier, status, scope, category, patient,
     dateTime, organization, policyRule and the permit provision."""
     problems: list[Problem] = []
-    fhir = require_resource_type(resource, "Consent", problems)
-    losses = unmapped_top_level(fhir, _MAPPED, type_name="Consent")
-    problems += modifier_extension_problems(fhir, "Consent")
+    fhir, losses = open_resource(resource, "Consent", _MAPPED, problems)
     identifier = read_identifier_list(
         fhir.get("identifier"), id_system, "Consent.identifier", problems, losses
     )

@@ -37,16 +37,15 @@ from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import read_known_coding
 from mappers.fhir_read import (
     PERIOD_KEYS,
-    modifier_extension_problems,
+    open_resource,
     read_datetime,
     read_identifier_list,
     read_list,
     read_str,
-    require_resource_type,
 )
 from mappers.fhir_reference import read_reference, reference, reference_problems
 from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
-from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
+from mappers.loss import Loss, Mapped, unmapped_keys
 
 SESSION_PROFILE = structure_definition_url("iop-session-encounter")
 # A no-show is R4 appointmentstatus `noshow` "No Show" ("Some or all of the participant(s) have
@@ -188,10 +187,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Session]:
     """Read a Session from Encounter.identifier, status (+ reasonCancelled), class, type, period;
     subject, basedOn and serviceProvider are returned as links."""
     problems: list[Problem] = []
-    losses: list[Loss] = []
-    encounter = require_resource_type(resource, "Encounter", problems)
-    losses += unmapped_top_level(encounter, _MAPPED, type_name="Encounter")
-    problems += modifier_extension_problems(encounter, "Encounter")
+    encounter, losses = open_resource(resource, "Encounter", _MAPPED, problems)
     identifier = read_identifier_list(
         encounter.get("identifier"), id_system, "Encounter.identifier", problems, losses
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from mappers.errors import Problem
 from mappers.fhir_write import MAX_TIMEZONE_OFFSET
-from mappers.loss import Loss, unmapped_keys
+from mappers.loss import Loss, unmapped_keys, unmapped_top_level
 
 # Keys of the small elements read everywhere, as constants rather than a set literal per call.
 IDENTIFIER_KEYS = frozenset({"system", "value"})
@@ -227,6 +227,17 @@ def modifier_extension_problems(element: Mapping[str, Any], path: str) -> list[P
         Problem(f"{path}.modifierExtension[{i}]", "unknown modifier extension", "not-supported")
         for i, _ in enumerate(entries)
     ]
+
+
+def open_resource(
+    resource: Any, expected: str, mapped: Iterable[str], problems: list[Problem]
+) -> tuple[Mapping[str, Any], list[Loss]]:
+    """Start a reader: check resourceType, refuse unknown modifierExtensions, and return the
+    resource with a Loss for every top-level element outside ``mapped``."""
+    fhir = require_resource_type(resource, expected, problems)
+    losses = unmapped_top_level(fhir, mapped, type_name=expected)
+    problems += modifier_extension_problems(fhir, expected)
+    return fhir, losses
 
 
 def read_identifier_list(

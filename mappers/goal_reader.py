@@ -14,15 +14,15 @@ from mappers.errors import Problem, raise_if_problems, rename_paths
 from mappers.fhir_coding import CODING_KEYS, CONCEPT_KEYS, has_coding_in, read_coded
 from mappers.fhir_read import (
     modifier_extension_problems,
+    open_resource,
     read_date,
     read_day,
     read_identifier_list,
     read_str_in,
-    require_resource_type,
 )
 from mappers.fhir_reference import indexed_links, read_reference, read_references
 from mappers.goal import Goal, GoalTarget, Measure, ProgressNote, TargetDetail, TargetQuantity
-from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
+from mappers.loss import Loss, Mapped, unmapped_keys
 
 # The detail[x] choices iop-bridge models; Range, CodeableConcept, boolean and Ratio are reported.
 DETAIL_ELEMENTS = ("detailQuantity", "detailInteger", "detailString")
@@ -38,10 +38,8 @@ def from_fhir(resource: Any, *, goal_id_system: str) -> Mapped[Goal]:
     """Read a Goal from Goal.identifier, statuses, category, description, startDate, target and
     note; links hold ``subject`` and ``addresses[i]``."""
     problems: list[Problem] = []
-    fhir = require_resource_type(resource, "Goal", problems)
-    losses = unmapped_top_level(fhir, _MAPPED, type_name="Goal")
+    fhir, losses = open_resource(resource, "Goal", _MAPPED, problems)
     renames: dict[str, str] = {}
-    problems += modifier_extension_problems(fhir, "Goal")
     identifier = read_identifier_list(
         fhir.get("identifier"), goal_id_system, "Goal.identifier", problems, losses
     )

@@ -18,6 +18,7 @@ from mappers.fhir_coding import CODING_KEYS, CONCEPT_KEYS, read_known_coding
 from mappers.fhir_read import (
     PERIOD_KEYS,
     modifier_extension_problems,
+    open_resource,
     read_code,
     read_datetime,
     read_day,
@@ -26,7 +27,6 @@ from mappers.fhir_read import (
     read_list_in,
     read_str,
     read_str_in,
-    require_resource_type,
 )
 from mappers.fhir_reference import (
     indexed_links,
@@ -34,7 +34,7 @@ from mappers.fhir_reference import (
     read_reference_to,
     read_required_reference,
 )
-from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
+from mappers.loss import Loss, Mapped, unmapped_keys
 from mappers.medication import (
     LIST_STATUSES,
     SOURCE_TEXT,
@@ -60,9 +60,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[MedicationEntry]:
     medicationCodeableConcept, effectivePeriod and dosage; links ``subject`` and
     ``reasonReference[i]``."""
     problems: list[Problem] = []
-    fhir = require_resource_type(resource, "MedicationStatement", problems)
-    losses = unmapped_top_level(fhir, _STATEMENT_MAPPED, type_name="MedicationStatement")
-    problems += modifier_extension_problems(fhir, "MedicationStatement")
+    fhir, losses = open_resource(resource, "MedicationStatement", _STATEMENT_MAPPED, problems)
     path = "MedicationStatement"
     identifier = read_identifier_list(
         fhir.get("identifier"), id_system, f"{path}.identifier", problems, losses
@@ -231,9 +229,7 @@ def list_from_fhir(
     links ``subject`` and ``entry[i]``. ``statements`` (the caller's entries keyed by
     reference) fills MedicationList.entries; without it the entries stay empty."""
     problems: list[Problem] = []
-    fhir = require_resource_type(resource, "List", problems)
-    losses = unmapped_top_level(fhir, _LIST_MAPPED, type_name="List")
-    problems += modifier_extension_problems(fhir, "List")
+    fhir, losses = open_resource(resource, "List", _LIST_MAPPED, problems)
     identifier = read_identifier_list(
         fhir.get("identifier"), id_system, "List.identifier", problems, losses
     )

@@ -16,14 +16,14 @@ from mappers.errors import Problem
 from mappers.fhir_read import (
     IDENTIFIER_KEYS,
     modifier_extension_problems,
+    open_resource,
     read_datetime,
     read_str,
     read_str_in,
-    require_resource_type,
 )
 from mappers.fhir_reference import read_reference, reference
 from mappers.fhir_write import format_datetime
-from mappers.loss import Loss, unmapped_keys, unmapped_top_level
+from mappers.loss import Loss, unmapped_keys
 
 QR = "QuestionnaireResponse"
 # Required binding on QuestionnaireResponse.status (R4 valueset-questionnaire-answers-status).
@@ -82,9 +82,8 @@ def read_header(
     losses: list[Loss],
 ) -> Header:
     """Read the response-level elements; report every other top-level element as lost."""
-    response = require_resource_type(resource, QR, problems)
-    losses += unmapped_top_level(response, HEADER_ELEMENTS, type_name=QR)
-    problems += modifier_extension_problems(response, QR)
+    response, top_losses = open_resource(resource, QR, HEADER_ELEMENTS, problems)
+    losses += top_losses
     identifier = _read_identifier(response.get("identifier"), id_system, problems, losses)
     questionnaire = _read_questionnaire(
         response.get("questionnaire"), questionnaires, problems, losses

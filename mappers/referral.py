@@ -29,7 +29,7 @@ from fhir_profiles.terminology.workflow import IDENTIFIER_TYPE_PLAC
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import read_known_coding
 from mappers.fhir_read import (
-    modifier_extension_problems,
+    open_resource,
     read_code,
     read_datetime,
     read_day,
@@ -37,7 +37,6 @@ from mappers.fhir_read import (
     read_fixed_code,
     read_list,
     read_str_in,
-    require_resource_type,
 )
 from mappers.fhir_reference import (
     read_reference_list,
@@ -48,7 +47,7 @@ from mappers.fhir_reference import (
     typed_reference_problems,
 )
 from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
-from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
+from mappers.loss import Loss, Mapped, unmapped_keys
 
 # ServiceRequest.status, required binding (R4 valueset-request-status.html).
 REQUEST_STATUSES = frozenset(
@@ -156,9 +155,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Referral]:
     """Read a Referral from ServiceRequest.identifier, status, intent, category, code, subject,
     occurrenceDateTime, authoredOn, requester, performer, reasonReference, supportingInfo, note."""
     problems: list[Problem] = []
-    fhir = require_resource_type(resource, "ServiceRequest", problems)
-    losses = unmapped_top_level(fhir, _MAPPED, type_name="ServiceRequest")
-    problems += modifier_extension_problems(fhir, "ServiceRequest")
+    fhir, losses = open_resource(resource, "ServiceRequest", _MAPPED, problems)
     identifier = read_placer_identifier(fhir, id_system, "ServiceRequest", problems, losses)
     status = read_code(fhir.get("status"), "ServiceRequest.status", REQUEST_STATUSES, problems)
     read_fixed_code(fhir.get("intent"), "ServiceRequest.intent", "order", problems)

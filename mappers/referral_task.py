@@ -41,14 +41,13 @@ from fhir_profiles.terminology.workflow import (
 from mappers.errors import InvalidInputError, Problem, raise_if_problems
 from mappers.fhir_coding import read_known_coding
 from mappers.fhir_read import (
-    modifier_extension_problems,
+    open_resource,
     read_code,
     read_datetime,
     read_fixed_code,
     read_list,
     read_optional_datetime,
     read_str_in,
-    require_resource_type,
 )
 from mappers.fhir_reference import (
     read_reference_to,
@@ -57,7 +56,7 @@ from mappers.fhir_reference import (
     reference_problems,
 )
 from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
-from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
+from mappers.loss import Loss, Mapped, unmapped_keys
 from mappers.referral import placer_identifier, read_placer_identifier
 
 BUSINESS_STATUSES = {c.code: c for c in BSER_BUSINESS_STATUSES}
@@ -241,9 +240,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[ReferralTask]:
     """Read a ReferralTask from Task.identifier, status, statusReason, businessStatus, intent,
     code, focus, for, authoredOn, lastModified, requester, owner and output."""
     problems: list[Problem] = []
-    fhir = require_resource_type(resource, "Task", problems)
-    losses = unmapped_top_level(fhir, _MAPPED, type_name="Task")
-    problems += modifier_extension_problems(fhir, "Task")
+    fhir, losses = open_resource(resource, "Task", _MAPPED, problems)
     identifier = read_placer_identifier(fhir, id_system, "Task", problems, losses)
     status = read_code(fhir.get("status"), "Task.status", SDOHCC_REFERRAL_TASK_STATUSES, problems)
     reason = _read_status_reason(fhir.get("statusReason"), problems, losses)

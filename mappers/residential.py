@@ -35,14 +35,13 @@ from mappers.encounter import period_json, read_links, read_period, read_type
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import CODING_KEYS, read_known_coding
 from mappers.fhir_read import (
-    modifier_extension_problems,
+    open_resource,
     read_identifier_list,
     read_str,
-    require_resource_type,
 )
 from mappers.fhir_reference import reference, reference_problems
 from mappers.fhir_write import datetime_problems, identifier_problems
-from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
+from mappers.loss import Loss, Mapped, unmapped_keys
 
 RESIDENTIAL_PROFILE = structure_definition_url("iop-residential-encounter")
 
@@ -160,10 +159,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[ResidentialStay]:
     """Read a ResidentialStay from Encounter.identifier, status, class, type (ASAM), period and
     hospitalization.dischargeDisposition; subject and serviceProvider are returned as links."""
     problems: list[Problem] = []
-    losses: list[Loss] = []
-    encounter = require_resource_type(resource, "Encounter", problems)
-    losses += unmapped_top_level(encounter, _MAPPED, type_name="Encounter")
-    problems += modifier_extension_problems(encounter, "Encounter")
+    encounter, losses = open_resource(resource, "Encounter", _MAPPED, problems)
     identifier = read_identifier_list(
         encounter.get("identifier"), id_system, "Encounter.identifier", problems, losses
     )
