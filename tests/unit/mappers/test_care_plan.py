@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from hypothesis import given
 
-from mappers import care_plan, care_plan_reader
 from mappers.care_plan import TreatmentPlan
 from mappers.errors import MappingError
 from mappers.fhir_reference import references_in
@@ -20,27 +18,18 @@ from tests.builders.plans import (
     make_plan,
 )
 from tests.strategies.care_plan import treatment_plans
-
-
-def _to_fhir(plan: TreatmentPlan, **kwargs: Any) -> dict[str, Any]:
-    kwargs.setdefault("goal_references", goal_references(plan))
-    return care_plan.to_fhir(plan, plan_id_system=PLAN_SYSTEM, subject_reference=SUBJECT, **kwargs)
-
-
-def _read(resource: Any, plan: TreatmentPlan | None = None) -> care_plan.Mapped[TreatmentPlan]:
-    goals = None if plan is None else dict(zip(goal_references(plan), plan.goals, strict=True))
-    return care_plan_reader.from_fhir(resource, plan_id_system=PLAN_SYSTEM, goals=goals)
+from tests.unit.mappers.care_plan_support import plan_to_fhir, read_plan
 
 
 def _refused(plan: TreatmentPlan) -> dict[str, str]:
     with pytest.raises(MappingError) as caught:
-        _to_fhir(plan)
+        plan_to_fhir(plan)
     return {p.path: p.message for p in caught.value.problems}
 
 
 def test_to_fhir__fills_plan_level_elements() -> None:
     plan = make_plan()
-    resource = _to_fhir(plan, condition_references=CONDITION_REFERENCES)
+    resource = plan_to_fhir(plan, condition_references=CONDITION_REFERENCES)
     assert resource["meta"]["profile"] == [
         "http://iop-bridge.example/fhir/StructureDefinition/iop-careplan"
     ]
@@ -60,7 +49,7 @@ def test_to_fhir__fills_plan_level_elements() -> None:
 
 
 def test_to_fhir__each_modality_is_an_activity_with_weekly_timing() -> None:
-    group, cbt = _to_fhir(make_plan())["activity"][:2]
+    group, cbt = plan_to_fhir(make_plan())["activity"][:2]
     assert [c["code"] for c in group["detail"]["code"]["coding"]] == ["group-therapy", "76168009"]
     assert group["detail"]["status"] == "scheduled"
     assert group["detail"]["scheduledTiming"] == {
@@ -82,14 +71,14 @@ def test_to_fhir__text_only_modality_has_no_snomed_coding() -> None:
     plan = make_plan(
         modalities=(make_group_therapy(modality="relapse-prevention", sessions_per_week=4),)
     )
-    codings = _to_fhir(plan)["activity"][0]["detail"]["code"]["coding"]
+    codings = plan_to_fhir(plan)["activity"][0]["detail"]["code"]["coding"]
     assert [c["system"] for c in codings] == [
         "http://iop-bridge.example/fhir/CodeSystem/iop-modality"
     ]
 
 
 def test_to_fhir__review_cadence_and_family_involvement_are_activities() -> None:
-    review, family = _to_fhir(make_plan())["activity"][2:]
+    review, family = plan_to_fhir(make_plan())["activity"][2:]
     assert review == {
         "detail": {
             "code": {"text": "Progress review"},
@@ -107,7 +96,7 @@ def test_to_fhir__review_cadence_and_family_involvement_are_activities() -> None
 
 
 def test_to_fhir__draft_plan_activities_are_not_started() -> None:
-    activities = _to_fhir(make_plan(status="draft"))["activity"]
+    activities = plan_to_fhir(make_plan(status="draft"))["activity"]
     assert [a["detail"]["status"] for a in activities[2:]] == ["not-started", "not-started"]
 
 
@@ -119,7 +108,7 @@ def test_totals__sessions_and_hours_per_week() -> None:
 
 def test_round_trip__with_the_goals_is_identity_with_no_losses() -> None:
     plan = make_plan()
-    mapped = _read(_to_fhir(plan, condition_references=CONDITION_REFERENCES), plan)
+    mapped = read_plan(plan_to_fhir(plan, condition_references=CONDITION_REFERENCES), plan)
     assert mapped.value == plan
     assert mapped.losses == ()
     assert references_in(mapped.links, "goal") == goal_references(plan)
@@ -129,7 +118,7 @@ def test_round_trip__with_the_goals_is_identity_with_no_losses() -> None:
 
 @given(treatment_plans())
 def test_round_trip__property_identity_for_any_valid_plan(plan: TreatmentPlan) -> None:
-    mapped = _read(_to_fhir(plan), plan)
+    mapped = read_plan(plan_to_fhir(plan), plan)
     assert mapped.value == plan
     assert mapped.losses == ()
 
@@ -147,7 +136,7 @@ def test_to_fhir__iop_band_edges_are_accepted(sessions: int, hours: float) -> No
         modalities=(make_group_therapy(sessions_per_week=sessions, hours_per_session=hours),)
     )
     assert (
-        _to_fhir(plan)["activity"][0]["detail"]["scheduledTiming"]["repeat"]["frequency"]
+        plan_to_fhir(plan)["activity"][0]["detail"]["scheduledTiming"]["repeat"]["frequency"]
         == sessions
     )
 
@@ -163,7 +152,7 @@ def test_to_fhir__other_levels_have_no_band_but_a_week_has_168_hours() -> None:
         level_of_care="3.5",
         modalities=(make_group_therapy(sessions_per_week=5, hours_per_session=8.0),),
     )
-    assert _to_fhir(residential)["status"] == "active"
+    assert plan_to_fhir(residential)["status"] == "active"
     impossible = replace(
         residential, modalities=(make_group_therapy(sessions_per_week=8, hours_per_session=24.0),)
     )
@@ -202,7 +191,7 @@ def test_to_fhir__plan_fields_and_goal_references_are_checked() -> None:
         "TreatmentPlan.preferences",
     }
     with pytest.raises(MappingError, match="goal_references"):
-        _to_fhir(make_plan(), goal_references=("Goal/only-one",))
+        plan_to_fhir(make_plan(), goal_references=("Goal/only-one",))
 
 
 def test_warnings__name_doubts_without_refusing() -> None:

@@ -8,46 +8,34 @@ from typing import Any
 
 import pytest
 
-from mappers import care_plan, care_plan_reader
-from mappers.care_plan import TreatmentPlan
 from mappers.errors import MappingError
 from mappers.fhir_reference import references_in
 from tests.builders.plans import (
     PLAN_SYSTEM,
-    SUBJECT,
     goal_references,
     make_group_therapy,
     make_plan,
 )
+from tests.unit.mappers.care_plan_support import plan_to_fhir, read_plan
 
 EXAMPLE = Path(__file__).parents[3] / "fhir_profiles/examples/CarePlan-iop-ex-careplan.json"
 
 
-def _to_fhir(plan: TreatmentPlan, **kwargs: Any) -> dict[str, Any]:
-    kwargs.setdefault("goal_references", goal_references(plan))
-    return care_plan.to_fhir(plan, plan_id_system=PLAN_SYSTEM, subject_reference=SUBJECT, **kwargs)
-
-
-def _read(resource: Any, plan: TreatmentPlan | None = None) -> care_plan.Mapped[TreatmentPlan]:
-    goals = None if plan is None else dict(zip(goal_references(plan), plan.goals, strict=True))
-    return care_plan_reader.from_fhir(resource, plan_id_system=PLAN_SYSTEM, goals=goals)
-
-
 def _problems(resource: Any) -> dict[str, str]:
     with pytest.raises(MappingError) as caught:
-        _read(resource)
+        read_plan(resource)
     return {p.path: p.message for p in caught.value.problems}
 
 
 def test_from_fhir__without_goals_returns_goal_references_in_links() -> None:
     plan = make_plan()
-    mapped = _read(_to_fhir(plan))
+    mapped = read_plan(plan_to_fhir(plan))
     assert mapped.value == replace(plan, goals=())
     assert references_in(mapped.links, "goal") == goal_references(plan)
 
 
 def test_from_fhir__foreign_content_is_reported_not_dropped() -> None:
-    foreign = copy.deepcopy(_to_fhir(make_plan()))
+    foreign = copy.deepcopy(plan_to_fhir(make_plan()))
     foreign["text"] = {"status": "generated", "div": "<div>plan</div>"}
     foreign["contained"] = [{"resourceType": "Location", "id": "clinic"}]
     foreign["title"] = "Intensive outpatient treatment plan"
@@ -63,7 +51,7 @@ def test_from_fhir__foreign_content_is_reported_not_dropped() -> None:
     group["progress"] = [{"text": "attending"}]
     foreign["activity"].append({"reference": {"reference": "Appointment/a1"}})
     foreign["note"].append({"text": "Called to reschedule"})
-    mapped = _read(foreign, make_plan())
+    mapped = read_plan(foreign, make_plan())
     assert mapped.value == make_plan()
     assert {loss.path for loss in mapped.losses} == {
         "CarePlan.text",
@@ -84,19 +72,19 @@ def test_from_fhir__foreign_content_is_reported_not_dropped() -> None:
 
 
 def test_from_fhir__mismatched_snomed_coding_is_reported() -> None:
-    foreign = _to_fhir(make_plan())
+    foreign = plan_to_fhir(make_plan())
     # CBT's SNOMED CT code next to the group-therapy code is not what to_fhir writes.
     foreign["activity"][0]["detail"]["code"]["coding"][1]["code"] = "228557008"
-    mapped = _read(foreign, make_plan())
+    mapped = read_plan(foreign, make_plan())
     assert [loss.path for loss in mapped.losses] == ["CarePlan.activity[0].detail.code.coding[1]"]
 
 
 def test_from_fhir__other_location_and_block_are_reported() -> None:
-    foreign = _to_fhir(make_plan())
+    foreign = plan_to_fhir(make_plan())
     detail = foreign["activity"][0]["detail"]
     detail["location"] = {"reference": "Location/clinic-2"}
     detail["scheduledTiming"]["repeat"]["when"] = ["AFT", "EVE"]
-    mapped = _read(foreign, make_plan())
+    mapped = read_plan(foreign, make_plan())
     assert mapped.value.modalities[0] == make_group_therapy(delivery=None)
     assert {loss.path for loss in mapped.losses} == {
         "CarePlan.activity[0].detail.location",
@@ -105,12 +93,12 @@ def test_from_fhir__other_location_and_block_are_reported() -> None:
 
 
 def test_from_fhir__minutes_and_day_list_schedules_are_understood() -> None:
-    foreign = _to_fhir(make_plan())
+    foreign = plan_to_fhir(make_plan())
     repeat = foreign["activity"][0]["detail"]["scheduledTiming"]["repeat"]
     for key in ("frequency", "period", "periodUnit"):
         del repeat[key]
     repeat.update({"duration": 180, "durationUnit": "min"})
-    mapped = _read(foreign, make_plan())
+    mapped = read_plan(foreign, make_plan())
     assert mapped.value == make_plan()
     assert mapped.losses == ()
 
@@ -118,7 +106,7 @@ def test_from_fhir__minutes_and_day_list_schedules_are_understood() -> None:
 def test_from_fhir__fhir_profiles_example_reads_with_its_extras_reported() -> None:
     example = json.loads(EXAMPLE.read_text())
     example["identifier"] = [{"system": PLAN_SYSTEM, "value": "PLAN-EX"}]
-    mapped = _read(example)
+    mapped = read_plan(example)
     plan = mapped.value
     assert (plan.level_of_care, plan.weeks, plan.total_hours_per_week) == ("2.1", 12, 10.0)
     assert [m.modality for m in plan.modalities] == ["group-therapy", "relapse-prevention", "cbt"]
@@ -143,7 +131,7 @@ def test_from_fhir__gathers_every_missing_required_element() -> None:
 
 
 def test_from_fhir__unknown_codes_are_named_by_fhir_path() -> None:
-    bad = _to_fhir(make_plan())
+    bad = plan_to_fhir(make_plan())
     bad["status"] = "approved"
     bad["intent"] = "order"
     bad["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] = "9.9"
@@ -162,7 +150,7 @@ def test_from_fhir__unknown_codes_are_named_by_fhir_path() -> None:
 
 
 def test_from_fhir__forty_hours_a_week_iop_plan_is_refused() -> None:
-    bad = _to_fhir(make_plan())
+    bad = plan_to_fhir(make_plan())
     repeat = bad["activity"][0]["detail"]["scheduledTiming"]["repeat"]
     repeat.update({"frequency": 5, "duration": 7.8})
     problems = _problems(bad)
@@ -172,7 +160,7 @@ def test_from_fhir__forty_hours_a_week_iop_plan_is_refused() -> None:
 
 
 def test_from_fhir__negative_sessions_name_the_frequency() -> None:
-    bad = _to_fhir(make_plan())
+    bad = plan_to_fhir(make_plan())
     bad["activity"][1]["detail"]["scheduledTiming"]["repeat"]["frequency"] = -2
     problems = _problems(bad)
     assert set(problems) == {"CarePlan.activity[1].detail.scheduledTiming.repeat.frequency"}
@@ -180,7 +168,7 @@ def test_from_fhir__negative_sessions_name_the_frequency() -> None:
 
 
 def test_from_fhir__impossible_schedules_are_named() -> None:
-    bad = _to_fhir(make_plan())
+    bad = plan_to_fhir(make_plan())
     bad["activity"][0]["detail"]["scheduledTiming"]["repeat"]["duration"] = 30
     bad["activity"][1]["detail"]["scheduledTiming"]["repeat"]["periodUnit"] = "mo"
     bad["activity"][2]["detail"]["scheduledTiming"]["repeat"]["period"] = 0
@@ -192,7 +180,7 @@ def test_from_fhir__impossible_schedules_are_named() -> None:
 
 
 def test_from_fhir__duplicate_modality_names_the_second_activity() -> None:
-    bad = _to_fhir(make_plan())
+    bad = plan_to_fhir(make_plan())
     bad["activity"][1] = copy.deepcopy(bad["activity"][0])
     problems = _problems(bad)
     assert "already planned" in problems["CarePlan.activity[1].detail.code"]
@@ -208,22 +196,22 @@ def test_from_fhir__duplicate_modality_names_the_second_activity() -> None:
     ],
 )
 def test_from_fhir__bad_period_is_named(period: dict[str, str], path: str) -> None:
-    bad = _to_fhir(make_plan())
+    bad = plan_to_fhir(make_plan())
     bad["period"] = period
     assert set(_problems(bad)) == {path}
 
 
 def test_from_fhir__goal_without_a_given_goal_is_named() -> None:
     plan = make_plan()
-    resource = _to_fhir(plan)
+    resource = plan_to_fhir(plan)
     resource["goal"].append({"reference": "Goal/unknown"})
     with pytest.raises(MappingError) as caught:
-        _read(resource, plan)
+        read_plan(resource, plan)
     assert [p.path for p in caught.value.problems] == ["CarePlan.goal[2]"]
 
 
 def test_from_fhir__unknown_modifier_extension_is_refused() -> None:
-    bad = _to_fhir(make_plan())
+    bad = plan_to_fhir(make_plan())
     modifier = [{"url": "http://example.org/not-done", "valueBoolean": True}]
     bad["activity"][0]["detail"]["modifierExtension"] = modifier
     bad["activity"][2]["detail"]["modifierExtension"] = modifier
