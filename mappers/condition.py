@@ -11,8 +11,8 @@ from fhir_profiles.terminology.local import DIAGNOSIS_ROLES
 from fhir_profiles.terminology.systems import ICD_10_CM, SNOMED_CT
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import find_coding
-from mappers.fhir_read import read_fhir_date, read_str, require_resource_type
-from mappers.loss import Loss, Mapped, unmapped_list_entries, unmapped_top_level
+from mappers.fhir_read import open_resource, read_fhir_date, read_str
+from mappers.loss import Loss, Mapped, unmapped_list_entries
 
 ICD10CM_SYSTEM = ICD_10_CM
 CLINICAL_STATUS_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
@@ -109,8 +109,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Diagnosis]:
     """Read a Diagnosis from Condition.extension (role), identifier, statuses, category, code
     and onsetDateTime; the subject reference comes back in ``links``."""
     problems: list[Problem] = []
-    condition = require_resource_type(resource, "Condition", problems)
-    losses = unmapped_top_level(condition, _MAPPED_ELEMENTS, type_name="Condition")
+    condition, losses = open_resource(resource, "Condition", _MAPPED_ELEMENTS, problems)
     role, role_losses = _read_role(condition.get("extension") or [], problems)
     identifier, id_losses = _read_identifier(condition.get("identifier") or [], id_system, problems)
     codes, code_losses = _read_code(condition.get("code"), problems)

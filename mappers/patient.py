@@ -8,8 +8,8 @@ from typing import Any
 
 from fhir_profiles.canonical import structure_definition_url
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_read import read_date, read_str, read_str_in, require_resource_type
-from mappers.loss import Loss, Mapped, unmapped_list_entries, unmapped_top_level
+from mappers.fhir_read import open_resource, read_date, read_str, read_str_in
+from mappers.loss import Loss, Mapped, unmapped_list_entries
 
 # http://hl7.org/fhir/R4/valueset-administrative-gender.html (required binding on Patient.gender)
 ADMINISTRATIVE_GENDERS = frozenset({"male", "female", "other", "unknown"})
@@ -63,8 +63,7 @@ _NAME_MAPPED = frozenset({"use", "family", "given"})
 def from_fhir(resource: Any, *, mrn_system: str) -> Mapped[Client]:
     """Read a Client from Patient.identifier (MRN), name, gender and birthDate."""
     problems: list[Problem] = []
-    patient = require_resource_type(resource, "Patient", problems)
-    losses = unmapped_top_level(patient, _MAPPED, type_name="Patient")
+    patient, losses = open_resource(resource, "Patient", _MAPPED, problems)
     mrn, mrn_index = _read_mrn(patient.get("identifier") or [], mrn_system, problems)
     losses += unmapped_list_entries(
         patient.get("identifier") or [],

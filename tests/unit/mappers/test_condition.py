@@ -93,3 +93,13 @@ def test_to_fhir__unknown_clinical_status_is_refused() -> None:
 )
 def test_is_substance_use__follows_icd10_block_f10_f19(code: str, expected: bool) -> None:
     assert make_diagnosis(icd10_code=code).is_substance_use is expected
+
+
+def test_from_fhir__unknown_modifier_extension_is_refused_not_reported_as_a_loss() -> None:
+    resource = _fhir()
+    resource["modifierExtension"] = [
+        {"url": "http://x.example/ext/ruled-out", "valueBoolean": True}
+    ]
+    with pytest.raises(MappingError) as caught:
+        condition.from_fhir(resource, id_system=CONDITION_SYSTEM)
+    assert [p.path for p in caught.value.problems] == ["Condition.modifierExtension[0]"]

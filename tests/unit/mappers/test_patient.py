@@ -77,3 +77,15 @@ def test_from_fhir__wrong_resource_type_is_named() -> None:
 def test_to_fhir__rejects_unknown_gender() -> None:
     with pytest.raises(MappingError, match=r"Client\.gender"):
         patient.to_fhir(make_client(gender="f"), mrn_system=MRN_SYSTEM)
+
+
+def test_from_fhir__unknown_modifier_extension_is_refused_not_reported_as_a_loss() -> None:
+    # FHIR R4 extensibility.html#modifierExtension: it may change the meaning of the whole
+    # Patient (e.g. "this record is a test patient"); a reader that does not know it must refuse.
+    resource = patient.to_fhir(make_client(), mrn_system=MRN_SYSTEM)
+    resource["modifierExtension"] = [
+        {"url": "http://x.example/ext/not-a-person", "valueBoolean": True}
+    ]
+    with pytest.raises(MappingError) as caught:
+        patient.from_fhir(resource, mrn_system=MRN_SYSTEM)
+    assert [p.path for p in caught.value.problems] == ["Patient.modifierExtension[0]"]
