@@ -85,8 +85,11 @@ Apply = Callable[[Session, datetime], None]
 Handler = Callable[[Mapping[str, Any]], Awaitable[Apply]]
 # What may fail for one Task without failing its page: FHIR and mapping errors, the database.
 TASK_ERRORS = (IopBridgeError, SQLAlchemyError)
-# Pages the poll may read ahead of its commits, and the most it takes in one transaction.
+# Pages the poll may read ahead of its commits (the most it takes in one transaction), and the
+# pages a transaction waits for: measured on SQLite (WAL, synchronous FULL), a batch of 5 pages
+# of 20 Tasks de-duplicates in about a third of the time of 5 one-page batches.
 READ_AHEAD_PAGES = 10
+BATCH_PAGES = 5
 
 
 class Outcome(StrEnum):
@@ -334,7 +337,8 @@ async def poll_tasks(
         params["_lastUpdated"] = "ge" + format_datetime(since - timedelta(seconds=overlap_seconds))
     cursor = PollCursor(name, stored=since, high_water=since)
     result = PollResult()
-    pages = read_ahead(fhir.search_pages("Task", params), depth=READ_AHEAD_PAGES)
+    search = fhir.search_pages("Task", params)
+    pages = read_ahead(search, depth=READ_AHEAD_PAGES, least=BATCH_PAGES)
     async with contextlib.aclosing(pages):
         async for batch in pages:
             done = await accept_page(

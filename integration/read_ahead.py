@@ -1,8 +1,8 @@
-"""Read pages ahead of their consumer, and hand over the pages that are waiting as one batch.
+"""Read pages ahead of their consumer, and hand them over a batch of several pages at a time.
 
-The poll is a pipeline of two unequal steps: the server answers a search's next page in a few
-milliseconds, while taking a page in costs a commit (an fsync). Reading ahead keeps the server
-busy while a batch commits, and taking every page that arrived meanwhile as one batch pays one
+The poll is a pipeline of two steps: the server answers a search's next page in a few to a few
+tens of milliseconds, while taking a batch in costs a seen-check query and a commit (an fsync).
+Reading ahead keeps the server busy while a batch commits, and a batch of several pages pays one
 commit for them all, so the consumer keeps up with the pages instead of lagging one commit each.
 """
 
@@ -24,12 +24,15 @@ class _Failed:
         self.error = error
 
 
-async def read_ahead(pages: AsyncIterator[list[T]], *, depth: int) -> AsyncGenerator[list[T], None]:
-    """Yield the items of ``pages`` in order, in batches of up to ``depth`` pages.
+async def read_ahead(
+    pages: AsyncIterator[list[T]], *, depth: int, least: int = 1
+) -> AsyncGenerator[list[T], None]:
+    """Yield the items of ``pages`` in order, in batches of ``least`` to ``depth`` pages.
 
-    A background task reads up to ``depth`` pages ahead; each batch is every page read by the
-    time the consumer asks (at least one). An error from ``pages`` is raised after the batches of
-    the pages read before it. Closing this generator early cancels the reading.
+    A background task reads up to ``depth`` pages ahead; a batch waits for ``least`` pages (fewer
+    only at the end) and takes every further page already read, up to ``depth``. An error from
+    ``pages`` is raised after the batches of the pages read before it. Closing this generator
+    early cancels the reading.
     """
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=depth)
     reader = asyncio.create_task(_fill(pages, queue))
@@ -38,10 +41,15 @@ async def read_ahead(pages: AsyncIterator[list[T]], *, depth: int) -> AsyncGener
             item = await queue.get()
             batch: list[T] = []
             taken = 0
-            while isinstance(item, list):  # this page and the pages already waiting
+            while isinstance(item, list):
                 batch.extend(item)
                 taken += 1
-                item = None if taken == depth or queue.empty() else queue.get_nowait()
+                if taken < least:
+                    item = await queue.get()
+                elif taken < depth and not queue.empty():
+                    item = queue.get_nowait()  # already read: it joins this batch
+                else:
+                    item = None
             if batch:
                 yield batch
             if item is _END:

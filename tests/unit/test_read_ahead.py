@@ -66,3 +66,19 @@ async def test_read_ahead__closing_early_stops_the_reading() -> None:
             break
     assert source.closed
     assert source.read <= 4  # at most the batch taken, the queue and the page being put
+
+
+async def test_read_ahead__a_batch_waits_for_least_pages_except_at_the_end() -> None:
+    source = Pages(7, pause=0.005)
+    batches = [b async for b in read_ahead(aiter(source), depth=4, least=3)]
+    assert [item for batch in batches for item in batch] == list(range(14))
+    assert all(6 <= len(batch) <= 8 for batch in batches[:-1])  # 3 or 4 pages
+    assert 2 <= len(batches[-1]) <= 8
+
+
+async def test_read_ahead__an_error_while_a_batch_waits_ends_that_batch_first() -> None:
+    items: list[int] = []
+    with pytest.raises(LookupError):
+        async for batch in read_ahead(aiter(Pages(5, fail_after=2)), depth=4, least=3):
+            items.extend(batch)
+    assert items == [0, 1, 2, 3]
