@@ -6,6 +6,12 @@ shared ``MappingContext`` (the business identifier systems a deployment uses), s
 resource types carry two IOP concepts each and are routed by content: Encounter by class (a
 session is AMB or VR; anything else is a residential stay), QuestionnaireResponse by its
 questionnaire canonical.
+
+The concept mappers read well-typed FHIR JSON; untrusted JSON of another shape (``"code": 5``,
+``"coding": {}``) can make one fail with TypeError, LookupError or AttributeError. ``from_fhir``
+turns such a failure into a MappingError (an InvalidInputError) naming the resource type and
+each element whose type is wrong, as the R4 structure tells (``shape_problems``). A failure on a
+resource that is well-formed FHIR is a bug in the mapper and is raised as it is.
 """
 
 from __future__ import annotations
@@ -59,7 +65,15 @@ FromFhir = Callable[[Mapping[str, Any], MappingContext], Mapped[Any]]
 
 
 def _encounter(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
-    if (resource.get("class") or {}).get("code") in _SESSION_CLASSES:
+    kind = resource.get("class")
+    code = kind.get("code") if isinstance(kind, Mapping) else kind
+    if code is not None and not isinstance(code, str):
+        # Which concept this is cannot be told: name the element rather than guess.
+        problems = shape_problems(resource) or [
+            Problem("Encounter.class", "must be a Coding with a code", "structure")
+        ]
+        raise MappingError.from_problems("Encounter", problems)
+    if code in _SESSION_CLASSES:
         return encounter.from_fhir(resource, id_system=context.session_id_system)
     return residential.from_fhir(resource, id_system=context.residential_stay_id_system)
 
@@ -115,4 +129,45 @@ def from_fhir(resource: Any, context: MappingContext) -> Mapped[Any]:
             "not-supported",
         )  # fmt: skip
         raise MappingError.from_problems("resource", [problem])
-    return mapper(resource, context)
+    try:
+        return mapper(resource, context)
+    except _WRONG_SHAPE as error:
+        problems = shape_problems(resource)
+        if not problems:
+            raise  # well-formed FHIR a mapper cannot read: a bug, not bad input
+        raise MappingError.from_problems(str(resource_type), problems) from error
+
+
+# What a mapper meets when an element has another JSON type than FHIR gives it.
+_WRONG_SHAPE = (TypeError, LookupError, AttributeError)
+
+
+def shape_problems(resource: Mapping[str, Any]) -> list[Problem]:
+    """Every element of ``resource`` that does not have its R4 type (fhir.resources' R4B models:
+    the same structure for every type mapped here), each with its path; [] when well-formed."""
+    from fhir.resources.R4B import get_fhir_model_class  # on failures only: a costly import
+    from pydantic import ValidationError
+
+    kind = str(resource.get("resourceType"))
+    try:
+        get_fhir_model_class(kind).model_validate(resource)
+    except ValidationError as invalid:
+        errors = invalid.errors(include_url=False, include_input=False)
+        # The message names the expected type, never the value given (it may be PHI).
+        return [Problem(_path(kind, e["loc"]), e["msg"], "structure") for e in errors]
+    except Exception as error:  # a validator that the same input broke: still the input's fault
+        message = f"cannot be read: an element has an unexpected type ({type(error).__name__})"
+        return [Problem(kind, message, "structure")]
+    return []
+
+
+def _path(kind: str, location: tuple[int | str, ...]) -> str:
+    """``('code', 'coding', 0, 'code')`` -> ``Condition.code.coding[0].code`` (pydantic's own
+    steps, such as ``root`` or ``function-after[...]``, left out)."""
+    path = kind
+    for step in location:
+        if isinstance(step, int):
+            path += f"[{step}]"
+        elif step != "root" and "[" not in step:
+            path += f".{step}"
+    return path
