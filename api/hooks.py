@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import schema_examples as docs
-from api.limits import FHIR_JSON, JSON
+from api.limits import FHIR_JSON, JSON, limited_body
 from integration import inbound
 from integration.fhir_client import FhirClient
 from integration.settings import Settings
@@ -36,6 +36,7 @@ _ACCEPTED = {"description": "Accepted: handled after the response (no content)"}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: _ACCEPTED,
     401: docs.errors(401)[401] | {"description": "missing or wrong shared secret"},
+    413: docs.errors(413)[413] | {"description": "the body is larger than 2 MiB"},
     422: docs.errors(422)[422] | {"description": "no valid Task id, or the body is not that Task"},
 }
 _TASK = {"type": "object", "required": ["resourceType"],
@@ -72,7 +73,7 @@ def make_hooks_router(token: str | None) -> APIRouter:
             # FHIR R4 datatypes.html#id: refuse before anything is read or queued.
             problem = Problem("Task.id", f"{task_id!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})")
             raise InvalidInputError("the notification names no valid Task id", problems=[problem])
-        body = await request.body()
+        body = await limited_body(request)  # the same 2 MiB bound as every other route
         task = _parse_task(body, task_id) if body.strip() else None
         background.add_task(_process, request, organization, task if task else task_id)
         return Response(status_code=200)

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from api import hooks
 from api.app import create_app
 from api.errors import install_error_handler
-from api.limits import FHIR_JSON
+from api.limits import FHIR_JSON, MAX_BODY_BYTES
 from integration.settings import Settings
 
 BASE = "http://fhir.test/fhir"
@@ -168,7 +168,16 @@ def test_openapi__the_empty_200_has_no_content_and_errors_are_documented() -> No
     for operation in (with_id["put"], with_id["post"], paths["/fhir-hooks"]["post"]):
         responses = operation["responses"]
         assert "content" not in responses["200"]  # an empty body, not JSON
-        assert set(responses) == {"200", "401", "422"}
+        assert set(responses) == {"200", "401", "413", "422"}
         assert set(responses["422"]["content"]) == {"application/problem+json", FHIR_JSON}
         body = operation["requestBody"]
         assert body["required"] is False and FHIR_JSON in body["content"]
+
+
+async def test_put_task__a_body_over_the_limit_is_refused_before_it_is_read_whole(
+    http: httpx.AsyncClient, calls: Calls
+) -> None:
+    huge = b'{"resourceType": "Task", "id": "42", "note": "' + b"x" * (MAX_BODY_BYTES + 1) + b'"}'
+    response = await http.put("/fhir-hooks/Task/42", content=huge, headers=AUTH)
+    assert response.status_code == 413
+    assert calls.notifications == []
