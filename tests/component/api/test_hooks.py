@@ -181,3 +181,17 @@ async def test_put_task__a_body_over_the_limit_is_refused_before_it_is_read_whol
     response = await http.put("/fhir-hooks/Task/42", content=huge, headers=AUTH)
     assert response.status_code == 413
     assert calls.notifications == []
+
+
+async def test_without_a_secret__the_body_is_a_hint_and_the_task_is_read_by_id(
+    calls: Calls,
+) -> None:
+    app = FastAPI()
+    install_error_handler(app)
+    app.include_router(hooks.make_hooks_router(None))
+    app.state.fhir = app.state.engine = app.state.settings = SimpleNamespace()
+    forged = TASK | {"status": "completed"}
+    async with await _client(app) as client:
+        response = await client.put("/fhir-hooks/Task/42", json=forged)
+    assert response.status_code == 200
+    assert calls.notifications == ["42"]  # the id only: accept_notification reads the Task
