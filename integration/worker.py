@@ -96,7 +96,7 @@ async def run_worker(
     send = deliver or deliver_message
     stats = WorkerStats()
     settler = _Settler(engine, backoff, stats)
-    claims = _Claims(engine, worker_id, batch_size, lease_seconds, settler)
+    claims = _Claims(engine, worker_id, batch_size, lease_seconds, settler, stop_event)
     try:
         while not stop_event.is_set():
             message = await claims.next()
@@ -172,8 +172,10 @@ class _Claims:
         batch_size: int,
         lease_seconds: float,
         settler: _Settler,
+        stop_event: asyncio.Event,
     ) -> None:
         self._engine, self._worker_id, self._settler = engine, worker_id, settler
+        self._stop_event = stop_event
         self._batch_size, self._lease_seconds = batch_size, lease_seconds
         self._queue: deque[ClaimedMessage] = deque()
         self._next: asyncio.Task[list[ClaimedMessage]] | None = None
@@ -220,7 +222,9 @@ class _Claims:
             with contextlib.suppress(TimeoutError):
                 lead = self._send_s - 2 * self._claim_s
                 await asyncio.wait_for(self._due_now.wait(), timeout=max(lead, 0.0))
-        return [] if self._closing else await self._claim(sending=1)
+        if self._closing or self._stop_event.is_set():
+            return []  # stopping: claim nothing that would only be handed back
+        return await self._claim(sending=1)
 
     async def _claim(self, *, sending: int) -> list[ClaimedMessage]:
         room = self._batch_size - len(self._queue) - sending - self._settler.held
