@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from fhir_profiles import canonical
 from mappers import (
@@ -38,6 +38,8 @@ from mappers import (
 )
 from mappers.errors import MappingError, Problem
 from mappers.loss import Mapped
+
+T = TypeVar("T")
 
 _SESSION_CLASSES = frozenset({"AMB", "VR"})
 
@@ -129,13 +131,20 @@ def from_fhir(resource: Any, context: MappingContext) -> Mapped[Any]:
             "not-supported",
         )  # fmt: skip
         raise MappingError.from_problems("resource", [problem])
+    return guarded(resource, lambda: mapper(resource, context))
+
+
+def guarded(resource: Mapping[str, Any], read: Callable[[], Mapped[T]]) -> Mapped[T]:
+    """Run a reader of ``resource``; a TypeError/LookupError/AttributeError caused by an element
+    of the wrong JSON type becomes a MappingError naming each such path. For readers called
+    directly rather than through :func:`from_fhir` (e.g. a List read with its statements)."""
     try:
-        return mapper(resource, context)
+        return read()
     except _WRONG_SHAPE as error:
         problems = shape_problems(resource)
         if not problems:
             raise  # well-formed FHIR a mapper cannot read: a bug, not bad input
-        raise MappingError.from_problems(str(resource_type), problems) from error
+        raise MappingError.from_problems(str(resource.get("resourceType")), problems) from error
 
 
 # What a mapper meets when an element has another JSON type than FHIR gives it.

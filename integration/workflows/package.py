@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -96,7 +97,7 @@ def map_task(
     """The Task as a ReferralTask, or the problems that stop it."""
     ref = f"Task/{task.get('id')}"
     try:
-        mapped = referral_task.from_fhir(task, id_system=id_system)
+        mapped = registry.guarded(task, lambda: referral_task.from_fhir(task, id_system=id_system))
     except MappingError as error:
         return None, _problems(ref, error.problems), []
     return mapped.value, [], list(mapped.losses)
@@ -118,9 +119,10 @@ def map_package(
             continue
         try:
             if key.startswith("List/"):
-                mapped: Any = medication_reader.list_from_fhir(
-                    resource, id_system=context.medication_list_id_system, statements=entries
-                )
+                mapped: Any = registry.guarded(resource, partial(
+                    medication_reader.list_from_fhir, resource,
+                    id_system=context.medication_list_id_system, statements=entries,
+                ))  # fmt: skip
             else:
                 mapped = registry.from_fhir(resource, context)
         except MappingError as error:

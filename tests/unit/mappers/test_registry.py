@@ -122,3 +122,23 @@ def test_from_fhir__the_problem_never_quotes_the_value() -> None:
     with pytest.raises(InvalidInputError) as raised:
         registry.from_fhir(resource, CONTEXT)
     assert phi not in str(raised.value)
+
+
+def _fragile_reader(resource: dict[str, Any]) -> Any:
+    """A reader that trusts ``status`` to be a string, as concept readers trust their input."""
+    return resource["status"].upper()
+
+
+def test_guarded__a_direct_reader_tripping_on_a_wrong_type_gives_a_mapping_error() -> None:
+    # For readers called directly (the package's Task and its medication List), not by kind.
+    task = copy.deepcopy(PACKAGE["Task"]) | {"status": 5}
+    with pytest.raises(MappingError) as raised:
+        registry.guarded(task, lambda: _fragile_reader(task))
+    assert [p.path for p in raised.value.problems] == ["Task.status"]
+
+
+def test_guarded__well_formed_input_keeps_the_reader_bug_visible() -> None:
+    task = copy.deepcopy(PACKAGE["Task"])
+    task.pop("note", None)  # optional and absent: a reader indexing it has a bug of its own
+    with pytest.raises(KeyError):
+        registry.guarded(task, lambda: task["note"])
