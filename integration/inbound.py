@@ -251,7 +251,7 @@ async def accept_page(
         seen.add(key)  # the same version twice on one page is handled once
         try:
             steps.append(_Step(index, key, await handler(tasks[index])))
-        except IopBridgeError as exc:
+        except TASK_ERRORS as exc:
             _failed(outcome, index, tasks[index], exc, via)
     await _commit_page(engine, tasks, steps, outcome, via, now or utcnow(), cursor)
     return PollResult(len(tasks), outcome.handled, outcome.duplicates, len(outcome.failed))

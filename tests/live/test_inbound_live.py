@@ -11,8 +11,9 @@ import asyncio
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -138,3 +139,38 @@ async def test_poll__takes_the_referral_in_and_advances_by_server_time(
     second = await inbound.poll_tasks(fhir, engine, settings, organization)
     assert (second.seen, second.handled, second.duplicates) == (1, 0, 1)
     assert _vias(engine) == ["poll"]
+
+
+async def test_poll__reads_hapi_pages_ahead_and_records_every_task_once(
+    fhir: FhirClient, engine: Engine, settings: Settings, unique: str
+) -> None:
+    # 45 Tasks are three of HAPI's 20-entry pages, followed by its _getpages next links.
+    organization = await ensure_organization(fhir, settings, name="Synthetic IOP")
+    system = "http://iop-bridge.example/fhir/sid/live-poll-task"
+    entries = [
+        {
+            "resource": {
+                "resourceType": "Task",
+                "status": "requested",
+                "intent": "order",
+                "identifier": [{"system": system, "value": f"{unique}-{i}"}],
+                "owner": {"reference": organization},
+            },
+            "request": {"method": "POST", "url": "Task"},
+        }
+        for i in range(45)
+    ]
+    await fhir.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    calls: list[str] = []
+
+    async def record_only(task: Mapping[str, Any]) -> inbound.Apply:
+        calls.append(str(task["id"]))
+        return lambda session, now: None
+
+    first = await inbound.poll_tasks(fhir, engine, settings, organization, handler=record_only)
+    assert (first.seen, first.handled, first.failed) == (45, 45, 0)
+    assert len(set(calls)) == 45 and len(_vias(engine)) == 45
+    second = await inbound.poll_tasks(fhir, engine, settings, organization, handler=record_only)
+    assert (second.seen, second.handled, second.duplicates) == (45, 0, 45)
+    assert len(calls) == 45
+    assert inbound.read_cursor(engine, inbound.cursor_name(organization)) == first.high_water
