@@ -161,8 +161,9 @@ class _Claims:
     The next claim starts about two claims' time before the send in progress is expected to
     end, so the worker does not wait for it and, when the outbox runs low, the last messages go
     to whichever worker is about to be free. A claim takes as many messages as keep the
-    database's time at about a tenth of the time spent sending them (one, for step-down
-    packages), never more than brings the worker to ``batch_size`` held.
+    database's time at about a tenth of the time spent sending them, never more than brings the
+    worker to ``batch_size`` held. A claim runs as a task that is awaited shielded, so a worker
+    cancelled meanwhile still gets its messages and hands them back (``close``).
     """
 
     def __init__(
@@ -191,13 +192,12 @@ class _Claims:
     async def next(self) -> ClaimedMessage | None:
         """The next message to send, claiming if need be; None when none is due."""
         if not self._queue and self._next is not None:
-            self._due_now.set()
-            self._queue.extend(await self._next)
-            self._next = None
+            self._queue.extend(await self._take_next())
         if not self._queue:
             # Our own settles first: a delivered message makes its aggregate's next one due.
             await self._settler.drain()
-            self._queue.extend(await self._claim(sending=0))
+            self._next = asyncio.create_task(self._claim(sending=0))
+            self._queue.extend(await self._take_next())
         if not self._queue:
             return None
         message = self._queue.popleft()
@@ -216,6 +216,13 @@ class _Claims:
         if self._queue:
             await asyncio.to_thread(_release_all, self._engine, list(self._queue))
             self._queue.clear()
+
+    async def _take_next(self) -> list[ClaimedMessage]:
+        assert self._next is not None
+        self._due_now.set()  # needed now: a claim still waiting for its time starts at once
+        batch = await asyncio.shield(self._next)
+        self._next = None
+        return batch
 
     async def _claim_later(self) -> list[ClaimedMessage]:
         if self._send_s is not None and self._claim_s is not None:

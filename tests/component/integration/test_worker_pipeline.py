@@ -269,3 +269,31 @@ def test_record_syncs__one_statement_for_many_rows_and_a_repeat_counts_twice(
             ).order_by(SyncRecord.identifier_value)
         ).all()
     assert [tuple(r) for r in rows] == [("M1", "2", "updated", 2), ("M2", "1", "created", 1)]
+
+
+async def test_a_cancelled_worker_hands_back_what_it_claimed_ahead(
+    engine: Engine, fhir: FhirClient
+) -> None:
+    first, second, third = _enqueue(engine, ["X1", "X2", "X3"])
+    never = asyncio.Event()
+
+    async def send(client: FhirClient, message: ClaimedMessage) -> list[DeliveredEntry]:
+        await never.wait()  # a send that hangs until the worker is cancelled
+        return []
+
+    job = asyncio.create_task(
+        run_worker(engine, fhir, worker_id="w1", stop_event=asyncio.Event(), deliver=send)
+    )
+    for _ in range(500):  # until the next message was claimed ahead of the hanging send
+        if [s for _, s, _ in _rows(engine)][:2] == ["in-flight", "in-flight"]:
+            break
+        await asyncio.sleep(0.01)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    # the one being sent waits out its lease (it may have reached the server); the rest is back
+    assert _rows(engine) == [
+        (first, "in-flight", "w1"),
+        (second, "pending", "w1"),
+        (third, "pending", None),
+    ]
