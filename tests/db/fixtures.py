@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from integration.db.migrate import migrate
 
@@ -46,11 +47,21 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
         try:
             yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         finally:
-            with admin.connect() as connection:
-                # FORCE: a test that failed may still hold connections (PostgreSQL 13+)
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            _drop_database(admin, name)
     finally:
         admin.dispose()
+
+
+def _drop_database(admin: Engine, name: str) -> None:
+    """Drop a test database. A plain DROP first: PostgreSQL itself stops an autovacuum worker in
+    it, whereas WITH (FORCE) would have to terminate that worker and fails for a non-superuser
+    ("must be a member of the role whose process is being terminated"). FORCE only when the
+    test's own connections are still open (a test that failed may leave some)."""
+    with admin.connect() as connection:
+        try:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        except OperationalError:  # "being accessed by other users": our own leftovers
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=BACKENDS)
