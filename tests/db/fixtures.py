@@ -9,6 +9,7 @@ PostgreSQL cases; with it (the test command, CI) a missing URL is a failure, nev
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,15 +54,24 @@ def fresh_postgres_database(admin_url: str) -> Iterator[str]:
 
 
 def _drop_database(admin: Engine, name: str) -> None:
-    """Drop a test database. A plain DROP first: PostgreSQL itself stops an autovacuum worker in
-    it, whereas WITH (FORCE) would have to terminate that worker and fails for a non-superuser
-    ("must be a member of the role whose process is being terminated"). FORCE only when the
-    test's own connections are still open (a test that failed may leave some)."""
+    """Drop a test database, ending the test's own leftover connections (a failed test may leave
+    some). Not WITH (FORCE): it must also terminate any autovacuum worker in the database, which
+    a non-superuser may not ("must be a member of the role whose process is being terminated"),
+    whereas a plain DROP has PostgreSQL stop that worker itself."""
+    leftovers = text(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = :name AND usename = current_user AND pid <> pg_backend_pid()"
+    )
     with admin.connect() as connection:
-        try:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        except OperationalError:  # "being accessed by other users": our own leftovers
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for attempt in range(5):
+            try:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                return
+            except OperationalError:  # "being accessed by other users"
+                if attempt == 4:
+                    raise
+                connection.execute(leftovers, {"name": name})
+                time.sleep(0.2)
 
 
 @pytest.fixture(params=BACKENDS)
