@@ -7,6 +7,7 @@ Repositories flush and never commit: the caller owns the transaction (``session_
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -159,19 +160,21 @@ def record_syncs(
         }
         for u in updates
     ]
-    session.execute(_upsert(session), rows)
+    session.execute(_upsert(session.get_bind().dialect.name), rows)
     session.flush()
 
 
-def _upsert(session: Session) -> Any:
+@functools.cache
+def _upsert(dialect: str) -> Any:
     """INSERT ... ON CONFLICT (the business identifier) DO UPDATE, on the Core table.
 
     One statement, not select-then-insert: two workers syncing the same identifier at once
     would otherwise both insert and one would fail on the unique constraint. The Core table,
-    not the ORM entity, so many rows cost one compiled statement and no per-row ORM work.
+    not the ORM entity, so many rows cost one compiled statement and no per-row ORM work; built
+    once per dialect, as it runs for every delivered message.
     """
     table = SyncRecord.__table__
-    insert = _dialect_insert(session)(table)
+    insert = _dialect_insert(dialect)(table)
     changed = ("server_id", "version_id", "last_outcome", "updated_at")
     return insert.on_conflict_do_update(
         index_elements=["resource_type", "identifier_system", "identifier_value"],
@@ -182,9 +185,8 @@ def _upsert(session: Session) -> Any:
     )
 
 
-def _dialect_insert(session: Session) -> Callable[..., Any]:
+def _dialect_insert(name: str) -> Callable[..., Any]:
     # ON CONFLICT exists on both backends (SQLite 3.24+), but each dialect has its own construct.
-    name = session.get_bind().dialect.name
     if name == "postgresql":
         return postgresql.insert
     if name == "sqlite":
