@@ -8,8 +8,6 @@ Without /usr/bin/chromium (scripts/setup.sh installs it) these tests are skipped
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,11 +16,11 @@ from pathlib import Path
 
 import jwt
 import pytest
-import uvicorn
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
 
 from api.app import create_app
 from integration.settings import Settings
+from tests.servers import serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
@@ -61,37 +59,11 @@ def case_manager_token(organization: str, *, subject: str = "cm-browser") -> str
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def serve(settings: Settings) -> Iterator[str]:
     """The app on 127.0.0.1:<free port> in a background thread; yields its base URL."""
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=free_port(),
-        log_level="warning",
-        ws="none",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="tracker-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_in_thread(create_app(settings), name="tracker-uvicorn") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

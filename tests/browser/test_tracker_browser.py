@@ -30,9 +30,10 @@ from mappers import registry
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
 from mappers.registry import MappingContext
-from tests.browser.conftest import SECRET, case_manager_token, free_port, serve, sign_in
+from tests.browser.conftest import SECRET, case_manager_token, serve, sign_in
 from tests.browser.seed import seed_tracker
 from tests.conftest import live_base_url
+from tests.servers import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))
 from residential_ehr import ResidentialEhr

@@ -8,15 +8,12 @@ read back page by page; a revoked token is replaced; an unregistered key is refu
 
 from __future__ import annotations
 
-import socket
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -27,6 +24,7 @@ from integration.settings import Settings
 from integration.store import create_db_engine
 from tests.builders import make_client, make_diagnosis
 from tests.conftest import live_base_url
+from tests.servers import free_port, serve_in_thread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))
 from smart_gateway import GatewayState, create_gateway
@@ -56,28 +54,14 @@ def keys() -> tuple[str, str]:
 
 @pytest.fixture
 def gateway(keys: tuple[str, str]) -> Iterator[GatewayState]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     state = GatewayState(
         public_url=f"http://127.0.0.1:{port}",
         upstream=live_base_url(),
         clients={CLIENT_ID: keys[1]},
     )
-    config = uvicorn.Config(
-        create_gateway(state), host="127.0.0.1", port=port, log_level="warning", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        threading.Event().wait(0.05)
-    assert server.started, "the SMART gateway did not start"
-    yield state
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_gateway(state), port=port, name="smart-gateway"):
+        yield state
 
 
 def _settings(gateway: GatewayState, private_pem: str) -> Settings:

@@ -8,15 +8,12 @@ delivers the Task there and the referral appears in the store. (b) Without a Sub
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine, select
 
 from api.app import create_app
@@ -28,6 +25,7 @@ from integration.fhir_setup import ensure_organization, ensure_task_subscription
 from integration.settings import Settings
 from integration.store import session_scope
 from tests.conftest import live_base_url
+from tests.servers import serve_in_thread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))
 from residential_ehr import ResidentialEhr
@@ -55,28 +53,8 @@ async def ehr(settings: Settings, unique: str) -> AsyncIterator[ResidentialEhr]:
 @pytest.fixture
 def app_port(settings: Settings) -> Iterator[int]:
     """iop-bridge's app under uvicorn in a background thread on a free 127.0.0.1 port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        ws="none",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        threading.Event().wait(0.05)
-    assert server.started, "uvicorn did not start"
-    yield port
-    server.should_exit = True
-    thread.join(timeout=15)
+    with serve_in_thread(create_app(settings)) as port:
+        yield port
 
 
 def _referrals(engine: Engine) -> list[tuple[str, str]]:
