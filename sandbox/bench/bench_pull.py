@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import secrets
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ from typing import Any
 import httpx
 import orjson
 from pydantic import HttpUrl
+from ratio_table import print_ratio_table  # beside this script
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -226,20 +226,7 @@ def summarize(args: argparse.Namespace, size: int, rates: dict[str, list[float]]
         f"\n{args.tasks} Tasks, page size {size} ({-(-args.tasks // size)} pages), "
         f"{args.rounds} rounds"
     )
-    print(f"{'path':<18}{'median Tasks/s':>16}{'min':>8}{'max':>8}{'x raw':>8}")
-    ratios = {}
-    for side, values in rates.items():
-        ratios[side] = [v / r for v, r in zip(values, rates["raw"], strict=True)]
-        print(
-            f"{side:<18}{statistics.median(values):>16.0f}{min(values):>8.0f}"
-            f"{max(values):>8.0f}{statistics.median(ratios[side]):>8.2f}"
-        )
-    ratio = statistics.median(ratios["iop-bridge"])
-    print(
-        f"iop-bridge / raw = {ratio:.2f} (median of per-round ratios "
-        f"{', '.join(f'{r:.2f}' for r in ratios['iop-bridge'])}; target >= 0.9): "
-        f"{'PASS' if ratio >= 0.9 else 'MISS'}"
-    )
+    print_ratio_table(rates, baseline="raw", unit="Tasks/s", decimals=0, target=0.9)
 
 
 def main() -> int:

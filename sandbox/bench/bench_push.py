@@ -40,6 +40,7 @@ from sqlalchemy import Engine, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import step_down_package as pkg
+from ratio_table import print_ratio_table  # beside this script
 
 from integration import worker
 from integration.db.sync_table import SyncRecord
@@ -272,20 +273,7 @@ def summarize(args: argparse.Namespace, rates: dict[str, list[float]]) -> None:
         f"\n{args.packages} packages x 25 resources per side per round, concurrency "
         f"{args.concurrency}, worker batch {args.batch_size}, {args.rounds} rounds"
     )
-    print(f"{'path':<18}{'median pkg/s':>14}{'min':>8}{'max':>8}{'x direct':>10}")
-    ratios = {}
-    for side, values in rates.items():
-        ratios[side] = [v / d for v, d in zip(values, rates["direct"], strict=True)]
-        print(
-            f"{side:<18}{statistics.median(values):>14.2f}{min(values):>8.2f}"
-            f"{max(values):>8.2f}{statistics.median(ratios[side]):>10.2f}"
-        )
-    ratio = statistics.median(ratios["iop-bridge"])
-    print(
-        f"iop-bridge / direct = {ratio:.2f} (median of per-round ratios "
-        f"{', '.join(f'{r:.2f}' for r in ratios['iop-bridge'])}; target >= 0.9): "
-        f"{'PASS' if ratio >= 0.9 else 'MISS'}"
-    )
+    print_ratio_table(rates, baseline="direct", unit="pkg/s", decimals=2, target=0.9)
 
 
 def main() -> int:
