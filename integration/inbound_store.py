@@ -8,17 +8,16 @@ mark in the server's clock (meta.lastUpdated). The session functions flush and n
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from integration.db.inbound_table import InboundEvent, SyncCursor
-from integration.store import session_scope
+from integration.store import dialect_insert, session_scope
 from mappers.errors import InvalidInputError, Problem
 
 EventKey = tuple[str, str, str]  # (type, id, versionId)
@@ -76,7 +75,7 @@ def record_events(
         return set()
     columns = _EVENTS.c
     statement = (
-        _insert(session)(_EVENTS)
+        dialect_insert(session.get_bind().dialect.name)(_EVENTS)
         .on_conflict_do_nothing(index_elements=_UNIQUE_KEY)
         # RETURNING, not rowcount: it names which rows a racing delivery had already written
         .returning(columns.resource_type, columns.resource_id, columns.version_id)
@@ -122,13 +121,3 @@ def last_updated(resource: Mapping[str, Any]) -> datetime | None:
     with contextlib.suppress(ValueError):
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     return None
-
-
-def _insert(session: Session) -> Callable[..., Any]:
-    # ON CONFLICT DO NOTHING exists on both backends, each with its own construct.
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert
-    if name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"no insert-or-ignore for database backend {name!r}")

@@ -174,7 +174,7 @@ def _upsert(dialect: str) -> Any:
     once per dialect, as it runs for every delivered message.
     """
     table = SyncRecord.__table__
-    insert = _dialect_insert(dialect)(table)
+    insert = dialect_insert(dialect)(table)
     changed = ("server_id", "version_id", "last_outcome", "updated_at")
     return insert.on_conflict_do_update(
         index_elements=["resource_type", "identifier_system", "identifier_value"],
@@ -185,8 +185,9 @@ def _upsert(dialect: str) -> Any:
     )
 
 
-def _dialect_insert(name: str) -> Callable[..., Any]:
-    # ON CONFLICT exists on both backends (SQLite 3.24+), but each dialect has its own construct.
+def dialect_insert(name: str) -> Callable[..., Any]:
+    """The INSERT construct with ON CONFLICT of dialect ``name``: both backends have it (SQLite
+    3.24+), each with its own construct; any other backend is not supported by the store."""
     if name == "postgresql":
         return postgresql.insert
     if name == "sqlite":
