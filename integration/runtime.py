@@ -68,6 +68,7 @@ async def run_background(
             fhir,
             worker_id=worker_id,
             stop_event=stop_event,
+            concurrency=settings.worker_concurrency,
             batch_size=settings.worker_batch_size,
             poll_interval=settings.worker_poll_seconds,
             lease_seconds=lease_seconds,

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # Outbox workers. With the embedded SQLite default the API process runs the worker and the
     # inbound poll itself; with PostgreSQL, run `iop-bridge worker` processes and turn this off.
     embedded_worker: bool = False
+    # requests one worker keeps in flight (its senders share one feed of claims and one settler)
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
     worker_batch_size: int = Field(default=10, ge=1, le=500)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
 
@@ -115,6 +117,21 @@ class Settings(BaseSettings):
         ]
         if missing:
             raise ValueError(f"fhir_auth={self.fhir_auth} needs {', '.join(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _worker_fits_its_limits(self) -> Self:
+        # Each sender holds a message and a connection: fewer of either would leave senders idle.
+        if self.worker_batch_size < self.worker_concurrency:
+            raise ValueError(
+                f"IOP_BRIDGE_WORKER_BATCH_SIZE ({self.worker_batch_size}) must be at least "
+                f"IOP_BRIDGE_WORKER_CONCURRENCY ({self.worker_concurrency})"
+            )
+        if self.http_max_connections < self.worker_concurrency:
+            raise ValueError(
+                f"IOP_BRIDGE_HTTP_MAX_CONNECTIONS ({self.http_max_connections}) must be at least "
+                f"IOP_BRIDGE_WORKER_CONCURRENCY ({self.worker_concurrency})"
+            )
         return self
 
     @property

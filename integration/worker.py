@@ -1,10 +1,14 @@
-"""Outbox worker: claim due messages, deliver each to the FHIR server, settle, record sync state.
+"""Outbox worker: claim due messages, deliver them to the FHIR server, settle, record sync state.
 
-Several workers (in one process or many) may share one PostgreSQL database: claiming is
-exclusive (integration.outbox). A worker killed mid-delivery leaves its messages in flight until
-their lease ends; another worker then delivers them again, which is safe because every payload
-is a conditional write keyed on a business identifier (integration.delivery). A message is
-settled only after its delivery attempt, and only while its claim is still this worker's.
+One worker runs ``concurrency`` senders that share one feed of claimed messages and one settler,
+so a process keeps that many requests in flight while its database work (claims, settles) is
+batched across them. Several workers (in one process or many) may share one PostgreSQL database:
+claiming is exclusive (integration.outbox), and a claim never holds two messages of one
+aggregate, so concurrent senders keep each aggregate's order. A worker killed mid-delivery leaves
+its messages in flight until their lease ends; another worker then delivers them again, which is
+safe because every payload is a conditional write keyed on a business identifier
+(integration.delivery). A message is settled only after its delivery attempt, and only while its
+claim is still this worker's.
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -58,11 +61,6 @@ __all__ = [  # delivery's names stay importable from here, where callers have fo
 
 log = logging.getLogger(__name__)
 
-# A claim may take about this share of the time spent sending what it claimed: bigger claims
-# for quick sends (fewer transactions), single ones for slow sends (nothing held idle).
-CLAIM_SHARE = 0.1
-MOVING_AVERAGE_WEIGHT = 0.3  # of the newest send or claim duration
-
 
 @dataclass(slots=True)
 class WorkerStats:
@@ -80,6 +78,7 @@ async def run_worker(
     *,
     worker_id: str,
     stop_event: asyncio.Event,
+    concurrency: int = 1,
     batch_size: int = 10,
     poll_interval: float = 1.0,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
@@ -88,28 +87,37 @@ async def run_worker(
 ) -> WorkerStats:
     """Deliver outbox messages until ``stop_event`` is set; returns what was done.
 
-    The worker's one request in flight is its throughput, so the database work happens beside
-    it: a sent message is settled in the background while the next one is sent, and the next
-    claim is made while the last claimed message is being sent. At most ``batch_size``
-    messages are held at once (claimed and waiting, being sent, or sent and not yet settled).
+    ``concurrency`` senders each keep one request in flight; that is the worker's throughput, so
+    the database work happens beside them: sent messages are settled in the background, several
+    per transaction, and the next messages are claimed before a sender needs one. At most
+    ``batch_size`` messages are held at once (claimed and waiting, being sent, or sent and not
+    yet settled), so ``batch_size`` must be at least ``concurrency``.
     """
+    if concurrency < 1 or batch_size < concurrency:
+        raise ValueError(
+            f"worker concurrency must be at least 1 and at most the batch size, got "
+            f"concurrency={concurrency}, batch_size={batch_size}"
+        )
     send = deliver or deliver_message
     stats = WorkerStats()
-    settler = _Settler(engine, backoff, stats)
-    claims = _Claims(engine, worker_id, batch_size, lease_seconds, settler, stop_event)
+    settler = _Settler(engine, backoff, stats, on_settled=lambda: feed.wake())
+    feed = _Feed(
+        engine, worker_id, settler, stop_event, concurrency=concurrency, batch_size=batch_size,
+        lease_seconds=lease_seconds, poll_interval=poll_interval,
+    )  # fmt: skip
+    tasks = [asyncio.create_task(feed.run())]
+    tasks += [
+        asyncio.create_task(_send_until_stopped(feed, settler, fhir_client, send))
+        for _ in range(concurrency)
+    ]
     try:
-        while not stop_event.is_set():
-            message = await claims.next()
-            if message is None:
-                await _wait(stop_event, poll_interval)
-                continue
-            started = time.perf_counter()
-            attempt = await _attempt(fhir_client, message, send)
-            claims.sent(time.perf_counter() - started)
-            settler.submit(attempt)
+        await asyncio.gather(*tasks)
     finally:
+        for task in tasks:  # after a failure or a cancellation: nothing keeps running
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         try:
-            await claims.close()  # hands back what was claimed and not started
+            await feed.close()  # hands back what was claimed and not started
         finally:
             await settler.close()  # settles what was sent
     return stats
@@ -129,12 +137,17 @@ def describe_error(exc: Exception) -> Safe:
     return Safe(text)
 
 
-async def _attempt(fhir: FhirClient, message: ClaimedMessage, send: Deliver) -> _Attempt:
-    """Send one message; any failure is kept for its settle, none ends the worker."""
-    try:
-        return _Attempt(message, await send(fhir, message), None)
-    except Exception as exc:  # every failure is settled on the message; none ends the loop
-        return _Attempt(message, (), exc)
+async def _send_until_stopped(
+    feed: _Feed, settler: _Settler, fhir: FhirClient, send: Deliver
+) -> None:
+    """One sender: take a claimed message, send it, hand it to the settler; until stopped."""
+    while (message := await feed.take()) is not None:
+        try:
+            attempt = _Attempt(message, await send(fhir, message), None)
+        except Exception as exc:  # every failure is settled on the message; none ends the loop
+            attempt = _Attempt(message, (), exc)
+        settler.submit(attempt)
+        feed.sent()
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,112 +168,159 @@ class _Settled:
     error: Safe | None
 
 
-class _Claims:
-    """The worker's claimed messages not started yet, and the claim of the next ones.
+class _Feed:
+    """Claimed messages waiting for a sender, and the one loop that claims them.
 
-    The next claim starts about two claims' time before the send in progress is expected to
-    end, so the worker does not wait for it and, when the outbox runs low, the last messages go
-    to whichever worker is about to be free. A claim takes as many messages as keep the
-    database's time at about a tenth of the time spent sending them, never more than brings the
-    worker to ``batch_size`` held. A claim runs as a task that is awaited shielded, so a worker
-    cancelled meanwhile still gets its messages and hands them back (``close``).
+    The loop claims when senders wait, or when fewer messages are ready than half the senders
+    (so a sender that finishes finds its next message without waiting for a claim), enough to
+    give each sender one, within ``batch_size`` held. So a worker with many senders claims
+    several messages per transaction, and one with a single sender claims one message ahead.
+    Nothing due: it claims again after ``poll_interval``, or as soon as one of its own settles
+    commits (a delivered message makes its aggregate's next one due). A claim runs as a task
+    awaited shielded, so a worker cancelled meanwhile still gets its messages and hands them
+    back (``close``).
     """
 
     def __init__(
         self,
         engine: Engine,
         worker_id: str,
-        batch_size: int,
-        lease_seconds: float,
         settler: _Settler,
         stop_event: asyncio.Event,
+        *,
+        concurrency: int,
+        batch_size: int,
+        lease_seconds: float,
+        poll_interval: float,
     ) -> None:
         self._engine, self._worker_id, self._settler = engine, worker_id, settler
         self._stop_event = stop_event
-        self._batch_size, self._lease_seconds = batch_size, lease_seconds
-        self._queue: deque[ClaimedMessage] = deque()
-        self._next: asyncio.Task[list[ClaimedMessage]] | None = None
-        self._due_now = asyncio.Event()  # the next claim is needed at once (or not at all)
-        self._closing = False
-        self._send_s: float | None = None  # moving averages of a send and of a claim
-        self._claim_s: float | None = None
+        self._concurrency, self._batch_size = concurrency, batch_size
+        self._lease_seconds, self._poll_interval = lease_seconds, poll_interval
+        self._ready: deque[ClaimedMessage] = deque()
+        self._takers: deque[asyncio.Future[ClaimedMessage | None]] = deque()
+        self._sending = 0
+        self._changed = asyncio.Event()  # a sender took or sent a message, a settle committed
+        self._claiming: asyncio.Task[list[ClaimedMessage]] | None = None
+        self._stopped = False
 
-    def sent(self, seconds: float) -> None:
-        """Note how long a send took (for when and how much to claim next)."""
-        self._send_s = _moving_average(self._send_s, seconds)
+    def wake(self) -> None:
+        """Something changed that may call for a claim."""
+        self._changed.set()
 
-    async def next(self) -> ClaimedMessage | None:
-        """The next message to send, claiming if need be; None when none is due."""
-        if not self._queue and self._next is not None:
-            self._queue.extend(await self._take_next())
-        if not self._queue:
-            # Our own settles first: a delivered message makes its aggregate's next one due.
-            await self._settler.drain()
-            self._next = asyncio.create_task(self._claim(sending=0))
-            self._queue.extend(await self._take_next())
-        if not self._queue:
+    async def take(self) -> ClaimedMessage | None:
+        """The next message for a sender to send; None once the worker is stopping."""
+        if self._stopped or self._stop_event.is_set():
             return None
-        message = self._queue.popleft()
-        if not self._queue:
-            self._due_now.clear()
-            self._next = asyncio.create_task(self._claim_later())
-        return message
+        if self._ready:
+            self._sending += 1
+            self._changed.set()
+            return self._ready.popleft()
+        taker: asyncio.Future[ClaimedMessage | None] = asyncio.get_running_loop().create_future()
+        self._takers.append(taker)
+        self._changed.set()
+        try:
+            return await taker  # _give counted it as sending
+        except asyncio.CancelledError:
+            given = taker.result() if taker.done() and not taker.cancelled() else None
+            if given is not None:  # given a message just as the sender was cancelled: unsent
+                self._sending -= 1
+                self._ready.appendleft(given)
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._takers.remove(taker)
+
+    def sent(self) -> None:
+        """A sender finished its message (it is with the settler now)."""
+        self._sending -= 1
+        self._changed.set()
+
+    async def run(self) -> None:
+        """Claim as senders need messages until the worker stops; then wake the waiting senders."""
+        stop_event = self._stop_event
+        stopping = asyncio.create_task(stop_event.wait())
+        stopping.add_done_callback(lambda _: self._changed.set())
+        try:
+            while not stop_event.is_set():
+                self._changed.clear()
+                wanted = self._wanted()
+                if wanted and await self._claim(wanted):
+                    continue
+                # Nothing claimed (or nothing needed): wait for a change, and when senders are
+                # waiting for work, at most the poll interval.
+                timeout = self._poll_interval if wanted else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout)
+        finally:
+            stopping.cancel()
+            self._stopped = True
+            while self._takers:
+                self._takers.popleft().set_result(None)
 
     async def close(self) -> None:
         """Hand back every claimed message not started (the worker is stopping)."""
-        self._closing = True
-        self._due_now.set()
-        if self._next is not None:
-            next_batch, self._next = self._next, None
-            self._queue.extend(await next_batch)
-        if self._queue:
-            await asyncio.to_thread(_release_all, self._engine, list(self._queue))
-            self._queue.clear()
+        self._stopped = True
+        if self._claiming is not None:
+            claiming, self._claiming = self._claiming, None
+            with contextlib.suppress(SQLAlchemyError):
+                self._ready.extend(await claiming)
+        if self._ready:
+            await asyncio.to_thread(_release_all, self._engine, list(self._ready))
+            self._ready.clear()
 
-    async def _take_next(self) -> list[ClaimedMessage]:
-        assert self._next is not None
-        self._due_now.set()  # needed now: a claim still waiting for its time starts at once
-        batch = await asyncio.shield(self._next)
-        self._next = None
-        return batch
+    def _wanted(self) -> int:
+        """How many messages to claim now: 0 while enough are ready."""
+        if not self._takers and len(self._ready) >= math.ceil(self._concurrency / 2):
+            return 0
+        held = len(self._ready) + self._sending + self._settler.held
+        room = self._batch_size - held
+        return max(0, min(room, len(self._takers) + self._concurrency - len(self._ready)))
 
-    async def _claim_later(self) -> list[ClaimedMessage]:
-        if self._send_s is not None and self._claim_s is not None:
-            with contextlib.suppress(TimeoutError):
-                lead = self._send_s - 2 * self._claim_s
-                await asyncio.wait_for(self._due_now.wait(), timeout=max(lead, 0.0))
-        if self._closing or self._stop_event.is_set():
-            return []  # stopping: claim nothing that would only be handed back
-        return await self._claim(sending=1)
-
-    async def _claim(self, *, sending: int) -> list[ClaimedMessage]:
-        room = self._batch_size - len(self._queue) - sending - self._settler.held
-        limit = min(room, self._claim_size())
-        if limit < 1:
-            return []
-        started = time.perf_counter()
-        try:
-            batch = await asyncio.to_thread(
+    async def _claim(self, limit: int) -> bool:
+        """Claim up to ``limit`` messages into the feed; False when none was due (or on error)."""
+        self._claiming = asyncio.create_task(
+            asyncio.to_thread(
                 claim_batch, self._engine, self._worker_id, limit, self._lease_seconds
             )
+        )
+        try:
+            batch = await asyncio.shield(self._claiming)
         except SQLAlchemyError as exc:
             # The database is briefly unavailable or busy (SQLite "database is locked").
+            self._claiming = None
             log.warning("worker %s: claim failed (%s)", self._worker_id, type(exc).__name__)
-            return []
-        self._claim_s = _moving_average(self._claim_s, time.perf_counter() - started)
-        return batch
+            return False
+        # (cancelled meanwhile: the claim stays in _claiming, for close to hand back)
+        self._claiming = None
+        self._give(batch)
+        return bool(batch)
 
-    def _claim_size(self) -> int:
-        if self._send_s is None or self._claim_s is None:
-            return 1  # nothing measured yet: hold as little as possible
-        return max(1, math.ceil(self._claim_s / (CLAIM_SHARE * max(self._send_s, 1e-6))))
+    def _give(self, batch: Sequence[ClaimedMessage]) -> None:
+        """Claimed messages go to the waiting senders first, the rest waits in order."""
+        for message in batch:
+            while self._takers and self._takers[0].done():
+                self._takers.popleft()  # its sender was cancelled
+            if self._takers:
+                self._sending += 1
+                self._takers.popleft().set_result(message)
+            else:
+                self._ready.append(message)
 
 
 class _Settler:
     """Settles sent messages in the background: all that are waiting in one transaction."""
 
-    def __init__(self, engine: Engine, backoff: Backoff, stats: WorkerStats) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        backoff: Backoff,
+        stats: WorkerStats,
+        *,
+        on_settled: Callable[[], None],
+    ) -> None:
         self._engine, self._backoff, self._stats = engine, backoff, stats
+        self._on_settled = on_settled  # after each commit: room is freed, and maybe work due
         self._waiting: list[_Attempt] = []
         self._committing = 0
         self._task: asyncio.Task[None] | None = None
@@ -279,15 +339,11 @@ class _Settler:
         if self._task is None:
             self._task = asyncio.create_task(self._run())
 
-    async def drain(self) -> None:
-        """Wait until everything submitted is settled."""
+    async def close(self) -> None:
+        """Wait until everything submitted is settled; the worker is stopping."""
         if self._task is not None:
             # shielded: a cancelled worker still commits the settles of what it delivered
             await asyncio.shield(self._task)
-
-    async def close(self) -> None:
-        """Settle everything submitted; the worker is stopping."""
-        await self.drain()
 
     async def _run(self) -> None:
         while self._waiting:
@@ -299,6 +355,7 @@ class _Settler:
                 )
             finally:
                 self._committing = 0
+                self._on_settled()
 
 
 def _settle_all(
@@ -374,10 +431,6 @@ def _count(settled: _Settled, stats: WorkerStats) -> None:
         )
 
 
-def _moving_average(average: float | None, sample: float) -> float:
-    return sample if average is None else average + MOVING_AVERAGE_WEIGHT * (sample - average)
-
-
 def _release_all(engine: Engine, messages: Sequence[ClaimedMessage]) -> None:
     try:
         with session_scope(engine) as session:
@@ -386,8 +439,3 @@ def _release_all(engine: Engine, messages: Sequence[ClaimedMessage]) -> None:
     except SQLAlchemyError as exc:
         # Not released: their leases run out and another worker delivers them.
         log.warning("releasing %s claims failed (%s)", len(messages), type(exc).__name__)
-
-
-async def _wait(stop_event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop_event.wait(), timeout=seconds)
