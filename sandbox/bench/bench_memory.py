@@ -7,8 +7,9 @@ real packages (250,000 resources) to HAPI take hours on these machines. Nothing 
 stored by it; throughput against it means nothing. For each N, in fresh subprocesses:
   enqueue  the N step-down packages (sandbox/step_down_package.py) into a fresh SQLite outbox,
            100 per database transaction, each payload built when it is written (never all at once)
-  deliver  K integration.worker.run_worker loops (one FhirClient, batch 10) until all N are
-           delivered; reports VmHWM (peak RSS, /proc/self/status) and its value at the start
+  deliver  one integration.worker.run_worker with K senders (one FhirClient, batch 10) until
+           all N are delivered; reports VmHWM (peak RSS, /proc/self/status) and its value at
+           the start
   traced   (N <= --trace-up-to) enqueue and deliver again with tracemalloc on, for the peak of
            Python allocations made during delivery; tracing makes delivery several times
            slower and adds its own memory, so the RSS figures come from the untraced runs
@@ -121,7 +122,8 @@ def fill(db: str, count: int) -> dict[str, Any]:
 async def deliver(
     db: str, count: int, base_url: str, concurrency: int, trace: bool
 ) -> dict[str, Any]:
-    """K workers until ``count`` messages are delivered; peak RSS, and tracemalloc's peak."""
+    """One worker with K senders until ``count`` messages are delivered; peak RSS, and
+    tracemalloc's peak."""
     engine = create_db_engine(db, migrate_schema=False)
     settings = Settings(fhir_base_url=HttpUrl(base_url), database_url=db)
     fhir = FhirClient.from_settings(settings)
@@ -130,10 +132,9 @@ async def deliver(
     if trace:
         tracemalloc.start()  # several times slower: only in the runs that report its peak
     start = time.perf_counter()
-    loops = [
-        run_worker(engine, fhir, worker_id=f"mem-{k}", stop_event=stop, poll_interval=0.05)
-        for k in range(concurrency)
-    ]
+    delivery = run_worker(
+        engine, fhir, worker_id="mem", stop_event=stop, concurrency=concurrency, poll_interval=0.05
+    )
 
     async def watch() -> None:
         while True:
@@ -143,12 +144,12 @@ async def deliver(
                 stop.set()
                 return
 
-    _, stats = await asyncio.gather(watch(), asyncio.gather(*loops))
+    _, stats = await asyncio.gather(watch(), delivery)
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] if trace else 0
     tracemalloc.stop()
     await fhir.aclose()
-    assert sum(s.delivered for s in stats) == count, stats
+    assert stats.delivered == count, stats
     return {"seconds": seconds, "vmhwm_kib": vm_hwm_kib(), "start_kib": before, "traced": peak}
 
 
@@ -210,7 +211,7 @@ def report(
     args: argparse.Namespace, rows: list[tuple[int, dict[str, Any], dict[str, Any], int | None]]
 ) -> None:
     """The table and the verdict: the largest N's worker peak RSS against the smallest's."""
-    print(f"worker process: {args.concurrency} run_worker loops (batch 10); FAKE FHIR server")
+    print(f"worker process: one worker, {args.concurrency} senders (batch 10); FAKE FHIR server")
     print(
         f"{'N':>7}{'enqueue s':>10}{'peak MiB':>9} |{'deliver s':>10}{'RSS at start':>13}"
         f"{'peak RSS MiB':>13}{'x first':>8} |{'traced peak MiB':>16}{'x first':>8}"

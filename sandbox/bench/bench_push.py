@@ -9,14 +9,17 @@ fresh business identifiers so every conditional create really creates:
               senders sharing its claims, its settler and the one FhirClient), as
               `iop-bridge worker` runs with IOP_BRIDGE_WORKER_CONCURRENCY=K
 Throughput is packages/s; iop-bridge's includes the enqueue ("delivery only" leaves it out). The
-worker's steps (claim, send, settle, and "wait": a worker waiting for its next message between
+worker's steps (claim, send, settle, and "wait": a sender waiting for its next message between
 two sends) are timed by thin wrappers; "slot busy" is the share of K x the elapsed time that K
-requests were in flight, for both sides. Round 0 warms HAPI up and is not shown.
+requests were in flight, for both sides.
 Target (issue 4): iop-bridge >= 0.9 x direct. Correctness is checked: every entry of every
-package answered 201 Created.
+package answered 201 Created. The first rounds warm HAPI up (JIT, caches) and are not reported
+(--warmup). --control runs the same rounds with a second direct side in iop-bridge's place: the
+spread of its ratios around 1.00 is what this machine's noise alone does to a round.
 
 Usage: .venv/bin/python sandbox/bench/bench_push.py --base-url http://127.0.0.1:8090/fhir
-       [--packages 80] [--concurrency 4] [--rounds 6] [--batch-size 10]
+       [--packages 80] [--concurrency 4] [--rounds 10] [--warmup 2] [--batch-size 10]
+       [--control]
 """
 
 from __future__ import annotations
@@ -227,32 +230,43 @@ async def measure(args: argparse.Namespace) -> None:
     setattr(worker, "_settle_all", timed_settle(worker._settle_all))  # noqa: B010
     setattr(worker._Feed, "take", timed_wait(worker._Feed.take))  # noqa: B010
     first = 10**9 + secrets.randbelow(10**6) * 10**4  # fresh identifiers for this run
-    rates: dict[str, list[float]] = {"direct": [], "iop-bridge": [], "  delivery only": []}
+    other = "direct again" if args.control else "iop-bridge"
+    rates: dict[str, list[float]] = {"direct": [], other: []}
+    if not args.control:
+        rates["  delivery only"] = []
     busy: dict[str, list[float]] = {"direct": [], "iop-bridge": []}
-    for rnd in range(args.rounds + 1):  # round 0 warms HAPI up (JIT) and is not reported
+    for rnd in range(1 - args.warmup, args.rounds + 1):  # rounds below 1 warm HAPI up
         n = args.packages
         direct, iop = bundles(first, n, orgs), bundles(first + n, n, orgs)
         first += 2 * n
-        engine = create_db_engine(f"sqlite:///{tmp}/round{rnd}.db")
+        engine = create_db_engine(f"sqlite:///{tmp}/round{rnd + args.warmup}.db")
         TIMES.clear()
         SETTLED.clear()
-        for side in ("direct", "iop-bridge") if rnd % 2 else ("iop-bridge", "direct"):
+        enqueue_s = 0.0
+        for side in ("direct", other) if rnd % 2 else (other, "direct"):
             if side == "direct":
                 direct_s = await run_direct(settings.fhir_base, direct, args.concurrency)
+            elif args.control:
+                other_s = await run_direct(settings.fhir_base, iop, args.concurrency)
             else:
-                enqueue_s, iop_s = await run_iop(
+                enqueue_s, other_s = await run_iop(
                     settings, engine, iop, args.concurrency, args.batch_size
                 )
         engine.dispose()
-        if rnd == 0:
+        if rnd < 1:
+            print(f"warm-up: direct {n / direct_s:.2f}/s, {other} {n / other_s:.2f}/s")
             continue
-        got = (n / direct_s, n / iop_s, n / (iop_s - enqueue_s))
-        for values, rate in zip(rates.values(), got, strict=True):
+        got = (n / direct_s, n / other_s, n / (other_s - enqueue_s))
+        for values, rate in zip(rates.values(), got, strict=False):
             values.append(rate)
         print(
-            f"round {rnd} ({'direct' if rnd % 2 else 'iop-bridge'} first): direct {got[0]:.2f}/s, "
-            f"iop-bridge {got[1]:.2f}/s (delivery only {got[2]:.2f}/s), ratio {got[1] / got[0]:.2f}"
+            f"round {rnd} ({'direct' if rnd % 2 else other} first): direct {got[0]:.2f}/s, "
+            f"{other} {got[1]:.2f}/s"
+            + ("" if args.control else f" (delivery only {got[2]:.2f}/s)")
+            + f", ratio {got[1] / got[0]:.2f}"
         )
+        if args.control:
+            continue
         phases = ("enqueue", "claim", "wait", "send", "settle", "direct POST")
         calls = ", ".join(f"{p} {statistics.mean(TIMES[p]) * 1000:.1f}" for p in phases)
         busy["direct"].append(TIMES["direct busy"][0])
@@ -262,20 +276,25 @@ async def measure(args: argparse.Namespace) -> None:
             f"slot busy: direct {busy['direct'][-1]:.0%}, iop-bridge {busy['iop-bridge'][-1]:.0%}"
         )
     shutil.rmtree(tmp, ignore_errors=True)
-    summarize(args, rates)
-    print(
-        f"HTTP slots busy (median): direct {statistics.median(busy['direct']):.0%}, "
-        f"iop-bridge delivery {statistics.median(busy['iop-bridge']):.0%}"
-    )
+    summarize(args, rates, other)
+    if not args.control:
+        print(
+            f"HTTP slots busy (median): direct {statistics.median(busy['direct']):.0%}, "
+            f"iop-bridge delivery {statistics.median(busy['iop-bridge']):.0%}"
+        )
 
 
-def summarize(args: argparse.Namespace, rates: dict[str, list[float]]) -> None:
+def summarize(args: argparse.Namespace, rates: dict[str, list[float]], other: str) -> None:
     """The table of medians and the verdict (on the per-round ratios, not the medians)."""
     print(
         f"\n{args.packages} packages x 25 resources per side per round, concurrency "
-        f"{args.concurrency}, worker batch {args.batch_size}, {args.rounds} rounds"
+        f"{args.concurrency}, worker batch {args.batch_size}, {args.rounds} rounds after "
+        f"{args.warmup} warm-up" + (" (CONTROL: direct against direct)" if args.control else "")
     )
-    print_ratio_table(rates, baseline="direct", unit="pkg/s", decimals=2, target=0.9)
+    target = None if args.control else 0.9
+    print_ratio_table(
+        rates, baseline="direct", unit="pkg/s", decimals=2, target=target, subject=other
+    )
 
 
 def main() -> int:
@@ -284,7 +303,11 @@ def main() -> int:
     parser.add_argument("--base-url", default="http://127.0.0.1:8090/fhir")
     parser.add_argument("--packages", type=int, default=80)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2, help="unreported rounds first")
+    parser.add_argument(
+        "--control", action="store_true", help="direct against direct: the noise alone"
+    )
     parser.add_argument("--batch-size", type=int, default=Settings().worker_batch_size)
     asyncio.run(measure(parser.parse_args()))
     return 0
