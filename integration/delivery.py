@@ -131,6 +131,9 @@ def _parse_query(query: str) -> dict[str, str]:
 
 def _split_token(token: str) -> tuple[str, str] | None:
     """Undo FHIR search escaping (search.html#escaping) and split ``system|value``."""
+    if "\\" not in token:  # nothing escaped (the usual case): the first "|" splits
+        system, bar, value = token.partition("|")
+        return (system, value) if bar else None
     parts, escaped = [""], False
     for char in token:
         if escaped:

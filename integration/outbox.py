@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -72,7 +72,8 @@ class ClaimedMessage:
     aggregate_type: str
     aggregate_key: str
     kind: str
-    payload: dict[str, Any]
+    # not in the repr: a payload holds PHI, and reprs end up in tracebacks and error texts
+    payload: dict[str, Any] = field(repr=False)
     attempts: int
     max_attempts: int
     claimed_by: str

@@ -220,16 +220,15 @@ class _Feed:
         self._takers.append(taker)
         self._changed.set()
         try:
-            return await taker  # _give counted it as sending
+            return await taker  # _give took it off _takers and counted it as sending
         except asyncio.CancelledError:
+            if taker in self._takers:  # (deque.remove of a missing item would repr it)
+                self._takers.remove(taker)
             given = taker.result() if taker.done() and not taker.cancelled() else None
             if given is not None:  # given a message just as the sender was cancelled: unsent
                 self._sending -= 1
                 self._ready.appendleft(given)
             raise
-        finally:
-            with contextlib.suppress(ValueError):
-                self._takers.remove(taker)
 
     def sent(self) -> None:
         """A sender finished its message (it is with the settler now)."""

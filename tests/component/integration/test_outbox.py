@@ -223,3 +223,12 @@ def test_requeue_dead__gives_fresh_attempts(engine: Engine) -> None:
         assert outbox.requeue_dead(session, message_id, now=T0)
     (again,) = outbox.claim_batch(engine, "w1", 10, 30, now=T0)
     assert (again.id, again.attempts) == (message_id, 1)
+
+
+def test_a_claimed_message_repr_leaves_the_payload_out() -> None:
+    # a payload holds PHI; reprs reach tracebacks and exception texts (deque.remove puts the
+    # missing item's repr in its ValueError, which also cost 0.4 ms a message in the worker)
+    payload = {"resourceType": "Bundle", "type": "transaction", "entry": [{"name": "Jane Doe"}]}
+    message = outbox.ClaimedMessage(7, "referral", "SD-1", "transaction", payload, 1, 8, "w1")
+    assert "Jane Doe" not in repr(message)
+    assert "id=7" in repr(message)
