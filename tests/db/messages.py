@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Engine
+
+from integration import outbox
+from integration.outbox import MessageKind
+from integration.store import session_scope
 from mappers import bundle, condition, patient
 from tests.builders import CONDITION_SYSTEM, MRN_SYSTEM, make_client, make_diagnosis
 
@@ -41,3 +47,19 @@ def transaction_response(*entries: tuple[str, str]) -> dict[str, Any]:
             {"response": {"status": status, "location": location}} for status, location in entries
         ],
     }
+
+
+def enqueue_referral_transactions(engine: Engine, keys: Sequence[str]) -> list[int]:
+    """One referral transaction per aggregate key (in order, so repeated keys queue behind each
+    other), enqueued in one database transaction; returns the message ids."""
+    with session_scope(engine) as session:
+        return [
+            outbox.enqueue(
+                session,
+                aggregate_type="referral",
+                aggregate_key=key,
+                kind=MessageKind.TRANSACTION,
+                payload=make_referral_transaction(f"{key}-{n}"),
+            ).id
+            for n, key in enumerate(keys)
+        ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -24,13 +24,13 @@ from sqlalchemy import Engine, func, select
 from integration import outbox, worker
 from integration.db.outbox_table import OutboxMessage
 from integration.fhir_client import FhirClient
-from integration.outbox import ClaimedMessage, MessageKind
+from integration.outbox import ClaimedMessage
 from integration.retry_policy import RetryPolicy
 from integration.settings import Settings
 from integration.store import session_scope
 from integration.worker import DeliveredEntry, WorkerStats, run_worker
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
-from tests.db.messages import make_referral_transaction
+from tests.db.messages import enqueue_referral_transactions
 
 pytestmark = pytest.mark.anyio
 
@@ -42,18 +42,7 @@ async def fhir() -> AsyncIterator[FhirClient]:
     await client.aclose()
 
 
-def _enqueue(engine: Engine, keys: Sequence[str]) -> list[int]:
-    with session_scope(engine) as session:
-        return [
-            outbox.enqueue(
-                session,
-                aggregate_type="referral",
-                aggregate_key=key,
-                kind=MessageKind.TRANSACTION,
-                payload=make_referral_transaction(f"{key}-{n}"),
-            ).id
-            for n, key in enumerate(keys)
-        ]
+_enqueue = enqueue_referral_transactions
 
 
 def _statuses(engine: Engine) -> list[tuple[str, int]]:

@@ -21,15 +21,15 @@ import respx
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import OperationalError
 
-from integration import logging_setup, outbox, worker
+from integration import logging_setup, worker
 from integration.db.outbox_table import OutboxMessage
 from integration.fhir_client import FhirClient
-from integration.outbox import ClaimedMessage, MessageKind
+from integration.outbox import ClaimedMessage
 from integration.retry_policy import RetryPolicy
 from integration.store import SyncRecord, SyncUpdate, record_syncs, session_scope
 from integration.worker import DeliveredEntry, WorkerStats, deliver_message, run_worker
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
-from tests.db.messages import make_referral_transaction
+from tests.db.messages import enqueue_referral_transactions
 
 BASE = "http://fhir.test/fhir"
 pytestmark = pytest.mark.anyio
@@ -43,18 +43,7 @@ async def fhir() -> AsyncIterator[FhirClient]:
     await client.aclose()
 
 
-def _enqueue(engine: Engine, keys: Sequence[str]) -> list[int]:
-    with session_scope(engine) as session:
-        return [
-            outbox.enqueue(
-                session,
-                aggregate_type="referral",
-                aggregate_key=key,
-                kind=MessageKind.TRANSACTION,
-                payload=make_referral_transaction(f"{key}-{n}"),
-            ).id
-            for n, key in enumerate(keys)
-        ]
+_enqueue = enqueue_referral_transactions
 
 
 def _rows(engine: Engine) -> list[tuple[int, str, str | None]]:
@@ -171,7 +160,7 @@ async def test_an_aggregates_messages_go_out_in_order_without_waiting_for_a_poll
     assert of_sd1 == [ids[0], ids[1], ids[3]]
 
 
-async def test_stop_while_the_next_claim_waits__nothing_more_is_claimed(
+async def test_stop_as_a_send_starts__nothing_more_is_claimed(
     engine: Engine, fhir: FhirClient
 ) -> None:
     ids = _enqueue(engine, [f"S{n}" for n in range(4)])
@@ -180,7 +169,7 @@ async def test_stop_while_the_next_claim_waits__nothing_more_is_claimed(
     async def send(client: FhirClient, message: ClaimedMessage) -> list[DeliveredEntry]:
         sent.append(message.id)
         if len(sent) == 2:
-            stop.set()  # the next claim is timed for the end of this (slow) send
+            stop.set()  # the feed, woken by this take to claim ahead, sees the stop first
         await asyncio.sleep(0.3)
         return []
 
