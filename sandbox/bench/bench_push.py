@@ -45,12 +45,14 @@ from sqlalchemy import Engine, func, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import step_down_package as pkg
 from ratio_table import print_ratio_table  # beside this script
+from server_cpu import ServerCpu, default_pid_file
 
 from integration import worker
 from integration.db.sync_table import SyncRecord
 from integration.fhir_client import FHIR_JSON, FhirClient, create_http_client
 from integration.outbox import ClaimedMessage, MessageKind, enqueue
 from integration.retry_policy import RetryPolicy
+from integration.runtime import freeze_startup_heap
 from integration.settings import Settings
 from integration.store import create_db_engine, session_scope
 
@@ -223,6 +225,7 @@ async def run_iop(
 
 async def measure(args: argparse.Namespace) -> None:
     """Warm up, then alternate the two sides round by round; print rates and ratios."""
+    server = ServerCpu.from_pid_file(args.hapi_pid_file)
     tmp = Path(tempfile.mkdtemp(prefix="bench-push-"))
     settings = Settings(fhir_base_url=HttpUrl(args.base_url), database_url=f"sqlite:///{tmp}/x.db")
     setup = FhirClient.from_settings(settings)
@@ -231,6 +234,9 @@ async def measure(args: argparse.Namespace) -> None:
     # (500, a unique-key race on its resource-type table), and the direct side does not retry.
     await setup.transaction(bundles(10**8 + secrets.randbelow(10**7), 1, orgs)[0])
     await setup.aclose()
+    # As a worker process does once it is set up (integration.runtime.run_background). Both
+    # sides run in this process, so both gain from it.
+    freeze_startup_heap()
     # called inside run_worker, looked up at each call
     setattr(worker, "claim_batch", timed("claim", worker.claim_batch))  # noqa: B010
     setattr(worker, "_settle_all", timed_settle(worker._settle_all))  # noqa: B010
@@ -241,44 +247,60 @@ async def measure(args: argparse.Namespace) -> None:
     if not args.control:
         rates["  delivery only"] = []
     busy: dict[str, list[float]] = {"direct": [], "iop-bridge": []}
+    cpu: dict[str, tuple[list[float], list[float]]] = {side: ([], []) for side in ("direct", other)}
     for rnd in range(1 - args.warmup, args.rounds + 1):  # rounds below 1 warm HAPI up
         n = args.packages
         direct, iop = bundles(first, n, orgs), bundles(first + n, n, orgs)
         first += 2 * n
         TIMES.clear()
         SETTLED.clear()
-        direct_s = other_s = enqueue_s = 0.0
+        spent = {side: [0.0, 0.0, 0.0] for side in rates}  # wall s, HAPI CPU s, own CPU s
         size = -(-n // args.chunks)
         for chunk, at in enumerate(range(0, n, size)):
             # sides take turns chunk by chunk, ABBA: a slow spell of HAPI's hits both sides
             first_side = "direct" if (rnd + chunk) % 2 else other
             for side in (first_side, other if first_side == "direct" else "direct"):
+                await server.wait_idle()  # not timed: the last turn's leftovers are HAPI's
+                hapi_before, own_before = server.seconds(), time.process_time()
                 if side == "direct":
-                    direct_s += await run_direct(
+                    took = await run_direct(
                         settings.fhir_base, direct[at : at + size], args.concurrency
                     )
                 elif args.control:
-                    other_s += await run_direct(
+                    took = await run_direct(
                         settings.fhir_base, iop[at : at + size], args.concurrency
                     )
                 else:
                     engine = create_db_engine(f"sqlite:///{tmp}/r{rnd + args.warmup}c{chunk}.db")
+                    own_before = time.process_time()  # the schema migration is not the turn's
                     enqueued, took = await run_iop(
                         settings, engine, iop[at : at + size], args.concurrency, args.batch_size
                     )
                     engine.dispose()
-                    enqueue_s, other_s = enqueue_s + enqueued, other_s + took
+                    spent["  delivery only"][0] += took - enqueued
+                totals = spent[side]
+                totals[0] += took
+                totals[1] += server.seconds() - hapi_before
+                totals[2] += time.process_time() - own_before
+        direct_s, other_s = spent["direct"][0], spent[other][0]
         if rnd < 1:
             print(f"warm-up: direct {n / direct_s:.2f}/s, {other} {n / other_s:.2f}/s")
             continue
-        got = (n / direct_s, n / other_s, n / (other_s - enqueue_s))
-        for values, rate in zip(rates.values(), got, strict=False):
+        got = [n / spent[side][0] for side in rates]
+        for values, rate in zip(rates.values(), got, strict=True):
             values.append(rate)
+        for side in ("direct", other):
+            cpu[side][0].append(spent[side][1] / n * 1000)
+            cpu[side][1].append(spent[side][2] / n * 1000)
         print(
             f"round {rnd} ({'direct' if rnd % 2 else other} first): direct {got[0]:.2f}/s, "
             f"{other} {got[1]:.2f}/s"
             + ("" if args.control else f" (delivery only {got[2]:.2f}/s)")
             + f", ratio {got[1] / got[0]:.2f}"
+        )
+        print(
+            "  CPU ms per package, HAPI / this process: "
+            + ", ".join(f"{side} {cpu[side][0][-1]:.1f} / {cpu[side][1][-1]:.1f}" for side in cpu)
         )
         if args.control:
             continue
@@ -292,6 +314,13 @@ async def measure(args: argparse.Namespace) -> None:
         )
     shutil.rmtree(tmp, ignore_errors=True)
     summarize(args, rates, other)
+    print(
+        "CPU ms per package (median), HAPI / this process: "
+        + ", ".join(
+            f"{side} {statistics.median(h):.1f} / {statistics.median(c):.1f}"
+            for side, (h, c) in cpu.items()
+        )
+    )
     if not args.control:
         print(
             f"HTTP slots busy (median): direct {statistics.median(busy['direct']):.0%}, "
@@ -326,6 +355,13 @@ def main() -> int:
         "--control", action="store_true", help="direct against direct: the noise alone"
     )
     parser.add_argument("--batch-size", type=int, default=Settings().worker_batch_size)
+    parser.add_argument(
+        "--hapi-pid-file",
+        type=Path,
+        default=default_pid_file(),
+        help="the HAPI server's pid file, to start each turn on an idle server "
+        "(default: $HAPI_RUN_DIR/hapi.pid, else var/hapi/hapi.pid)",
+    )
     asyncio.run(measure(parser.parse_args()))
     return 0
 
