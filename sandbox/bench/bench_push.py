@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,53 @@ async def run_iop(
     return enqueued, elapsed
 
 
+@dataclass
+class Turn:
+    """What one side's turns took, added up over a round."""
+
+    sends: float = 0.0  # s from the start to the side's last answer
+    until_idle: float = 0.0  # s from the start until HAPI went idle after it: the verdict's time
+    enqueue: float = 0.0  # s of iop-bridge's enqueue (in both times above)
+    hapi_cpu: float = 0.0  # HAPI's CPU s from the start until idle
+    own_cpu: float = 0.0  # this process's CPU s (both threads) during the turn
+
+    def __iadd__(self, other: Turn) -> Turn:
+        for name in ("sends", "until_idle", "enqueue", "hapi_cpu", "own_cpu"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+
+async def take_turn(
+    server: ServerCpu,
+    settings: Settings,
+    work: list[dict[str, Any]],
+    args: argparse.Namespace,
+    iop_database: str | None,
+) -> Turn:
+    """One side's turn on an idle HAPI: direct, or iop-bridge (an outbox at ``iop_database``).
+
+    HAPI works on for 0.5-3 s after its last answer (subscription matching of the resources
+    just created, in background threads). In turns of about a second, a side whose answers come
+    back faster leaves more of that work behind it, for the next turn to share. So a turn ends
+    when HAPI has gone idle again, and each side pays for all the work it caused.
+    """
+    await server.wait_idle()  # not timed: leftovers of anything before this turn
+    engine = None if iop_database is None else create_db_engine(iop_database)  # + migration
+    hapi_before, own_before = server.seconds(), time.process_time()
+    enqueued = 0.0  # the run functions time themselves, from after their own set-up
+    if engine is None:
+        took = await run_direct(settings.fhir_base, work, args.concurrency)
+    else:
+        enqueued, took = await run_iop(settings, engine, work, args.concurrency, args.batch_size)
+        engine.dispose()
+    own_cpu = time.process_time() - own_before
+    answered = time.perf_counter()
+    idle_at = await server.wait_idle()
+    until_idle = took + max(0.0, idle_at - answered)
+    hapi_cpu = server.seconds() - hapi_before
+    return Turn(took, until_idle, enqueued, hapi_cpu, own_cpu)
+
+
 async def measure(args: argparse.Namespace) -> None:
     """Warm up, then alternate the two sides round by round; print rates and ratios."""
     server = ServerCpu.from_pid_file(args.hapi_pid_file)
@@ -248,55 +296,44 @@ async def measure(args: argparse.Namespace) -> None:
         rates["  delivery only"] = []
     busy: dict[str, list[float]] = {"direct": [], "iop-bridge": []}
     cpu: dict[str, tuple[list[float], list[float]]] = {side: ([], []) for side in ("direct", other)}
+    sends_only: list[float] = []  # per round: other / direct, each side's time to its last answer
     for rnd in range(1 - args.warmup, args.rounds + 1):  # rounds below 1 warm HAPI up
         n = args.packages
-        direct, iop = bundles(first, n, orgs), bundles(first + n, n, orgs)
+        work = {"direct": bundles(first, n, orgs), other: bundles(first + n, n, orgs)}
         first += 2 * n
         TIMES.clear()
         SETTLED.clear()
-        spent = {side: [0.0, 0.0, 0.0] for side in rates}  # wall s, HAPI CPU s, own CPU s
+        spent = {side: Turn() for side in work}
         size = -(-n // args.chunks)
         for chunk, at in enumerate(range(0, n, size)):
             # sides take turns chunk by chunk, ABBA: a slow spell of HAPI's hits both sides
             first_side = "direct" if (rnd + chunk) % 2 else other
             for side in (first_side, other if first_side == "direct" else "direct"):
-                await server.wait_idle()  # not timed: the last turn's leftovers are HAPI's
-                hapi_before, own_before = server.seconds(), time.process_time()
-                if side == "direct":
-                    took = await run_direct(
-                        settings.fhir_base, direct[at : at + size], args.concurrency
-                    )
-                elif args.control:
-                    took = await run_direct(
-                        settings.fhir_base, iop[at : at + size], args.concurrency
-                    )
-                else:
-                    engine = create_db_engine(f"sqlite:///{tmp}/r{rnd + args.warmup}c{chunk}.db")
-                    own_before = time.process_time()  # the schema migration is not the turn's
-                    enqueued, took = await run_iop(
-                        settings, engine, iop[at : at + size], args.concurrency, args.batch_size
-                    )
-                    engine.dispose()
-                    spent["  delivery only"][0] += took - enqueued
-                totals = spent[side]
-                totals[0] += took
-                totals[1] += server.seconds() - hapi_before
-                totals[2] += time.process_time() - own_before
-        direct_s, other_s = spent["direct"][0], spent[other][0]
+                db_url = f"sqlite:///{tmp}/r{rnd + args.warmup}c{chunk}.db"
+                iop = None if side == "direct" or args.control else db_url
+                spent[side] += await take_turn(
+                    server, settings, work[side][at : at + size], args, iop
+                )
         if rnd < 1:
-            print(f"warm-up: direct {n / direct_s:.2f}/s, {other} {n / other_s:.2f}/s")
+            print(
+                "warm-up: "
+                + ", ".join(f"{side} {n / turn.until_idle:.2f}/s" for side, turn in spent.items())
+            )
             continue
-        got = [n / spent[side][0] for side in rates]
+        got = [n / spent["direct"].until_idle, n / spent[other].until_idle]
+        if not args.control:
+            got.append(n / (spent[other].until_idle - spent[other].enqueue))
         for values, rate in zip(rates.values(), got, strict=True):
             values.append(rate)
+        sends_only.append(spent["direct"].sends / spent[other].sends)
         for side in ("direct", other):
-            cpu[side][0].append(spent[side][1] / n * 1000)
-            cpu[side][1].append(spent[side][2] / n * 1000)
+            cpu[side][0].append(spent[side].hapi_cpu / n * 1000)
+            cpu[side][1].append(spent[side].own_cpu / n * 1000)
         print(
             f"round {rnd} ({'direct' if rnd % 2 else other} first): direct {got[0]:.2f}/s, "
             f"{other} {got[1]:.2f}/s"
             + ("" if args.control else f" (delivery only {got[2]:.2f}/s)")
-            + f", ratio {got[1] / got[0]:.2f}"
+            + f", ratio {got[1] / got[0]:.2f} (sends only {sends_only[-1]:.2f})"
         )
         print(
             "  CPU ms per package, HAPI / this process: "
@@ -314,6 +351,10 @@ async def measure(args: argparse.Namespace) -> None:
         )
     shutil.rmtree(tmp, ignore_errors=True)
     summarize(args, rates, other)
+    print(
+        f"sends only (to each side's last answer, HAPI's work after it left out): median ratio "
+        f"{statistics.median(sends_only):.2f}, rounds {min(sends_only):.2f}-{max(sends_only):.2f}"
+    )
     print(
         "CPU ms per package (median), HAPI / this process: "
         + ", ".join(

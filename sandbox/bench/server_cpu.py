@@ -51,19 +51,25 @@ class ServerCpu:
         return (int(fields[11]) + int(fields[12])) / self._tick
 
     async def wait_idle(
-        self, *, busy_below: float = 0.05, window: float = 0.3, limit: float = 60.0
+        self, *, busy_below: float = 0.25, quiet_for: float = 0.3, limit: float = 60.0
     ) -> float:
-        """Wait until one ``window`` passes with the server using under ``busy_below`` of a core;
-        returns the seconds waited. After ``limit`` seconds it goes on anyway (a server that is
-        never idle is noise this cannot remove) and says so."""
+        """Wait until the server has used under ``busy_below`` of a core for ``quiet_for``
+        seconds; returns the moment (time.perf_counter) it went quiet: the end of the last
+        ``STEP`` in which it was busier. After ``limit`` seconds it goes on anyway (a server that
+        is never idle is noise this cannot remove) and says so."""
         start = time.perf_counter()
-        before = self.seconds()
+        quiet_since, before = start, self.seconds()
         while True:
-            await asyncio.sleep(window)
-            now = self.seconds()
-            if now - before < busy_below * window:
-                return time.perf_counter() - start
-            if time.perf_counter() - start > limit:
+            await asyncio.sleep(STEP)
+            now, used = time.perf_counter(), self.seconds()
+            if used - before >= busy_below * STEP:
+                quiet_since = now
+            elif now - quiet_since >= quiet_for:
+                return quiet_since
+            if now - start > limit:
                 print(f"  (HAPI still busy after {limit:.0f} s; going on)")
-                return time.perf_counter() - start
-            before = now
+                return now
+            before = used
+
+
+STEP = 0.05  # seconds between two looks at the server's CPU
