@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from integration import outbox_doorbell
 from integration.db.base import UtcDateTime, utcnow
 from integration.db.outbox_table import OutboxMessage, OutboxStatus
 
@@ -114,6 +115,7 @@ def enqueue(
     )
     session.add(message)
     session.flush()
+    outbox_doorbell.mark(session)  # its commit wakes a worker of this process (if any)
     return message
 
 

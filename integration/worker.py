@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from integration import outbox_doorbell
 from integration.db.outbox_table import OutboxStatus
 from integration.delivery import (
     Deliver,
@@ -105,6 +106,13 @@ async def run_worker(
         engine, worker_id, settler, stop_event, concurrency=concurrency, batch_size=batch_size,
         lease_seconds=lease_seconds, poll_interval=poll_interval,
     )  # fmt: skip
+    loop = asyncio.get_running_loop()
+
+    def ring() -> None:  # called in the thread that committed an enqueue
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to wake
+            loop.call_soon_threadsafe(feed.wake)
+
+    hang_up = outbox_doorbell.listen(engine, ring)
     tasks = [asyncio.create_task(feed.run())]
     tasks += [
         asyncio.create_task(_send_until_stopped(feed, settler, fhir_client, send))
@@ -116,6 +124,7 @@ async def run_worker(
         for task in tasks:  # after a failure or a cancellation: nothing keeps running
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        hang_up()
         try:
             await feed.close()  # hands back what was claimed and not started
         finally:
