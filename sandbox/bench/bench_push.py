@@ -158,20 +158,80 @@ async def run_direct(base_url: str, work: list[dict[str, Any]], concurrency: int
     return elapsed
 
 
-async def run_iop(
-    settings: Settings, engine: Engine, work: list[dict[str, Any]], concurrency: int, batch: int
-) -> tuple[float, float]:
-    """Enqueue, then one worker with K senders until all are delivered; returns (enqueue s,
-    total s). The FHIR client is made before the clock starts, as a running worker has it and
-    as the direct side makes its own (creating one costs 30-60 ms: httpx loads CA certificates).
+class IopSide:
+    """iop-bridge as it runs in production: one outbox database and one long-lived worker with
+    K senders (``iop-bridge worker`` with IOP_BRIDGE_WORKER_CONCURRENCY=K, or the API's embedded
+    worker), fed by a thread that enqueues one package per database transaction, as the API's
+    request handlers do. Each commit wakes the worker (integration.outbox_doorbell), so the
+    worker starts sending while later packages are still being enqueued.
     """
-    http, statuses = create_http_client(settings), Counter[int]()
 
-    async def note(response: httpx.Response) -> None:
-        statuses[response.status_code] += 1
+    def __init__(self, settings: Settings, database_url: str, args: argparse.Namespace) -> None:
+        self.settings, self.args = settings, args
+        self.engine = create_db_engine(database_url)
+        self.statuses = Counter[int]()
+        self.sent = 0
+        self._stop = asyncio.Event()
+        self._worker: asyncio.Task[worker.WorkerStats] | None = None
+        self._fhir: FhirClient | None = None
 
-    http.event_hooks["response"] = [note]  # to see the FhirClient's own retries, if any
-    fhir = FhirClient(http, retry=RetryPolicy.from_settings(settings))
+    async def start(self) -> None:
+        http = create_http_client(self.settings)
+
+        async def note(response: httpx.Response) -> None:
+            self.statuses[response.status_code] += 1
+
+        http.event_hooks["response"] = [note]  # to see the FhirClient's own retries, if any
+        self._fhir = FhirClient(http, retry=RetryPolicy.from_settings(self.settings))
+        self._worker = asyncio.create_task(
+            worker.run_worker(
+                self.engine, self._fhir, worker_id="bench", stop_event=self._stop,
+                concurrency=self.args.concurrency, batch_size=self.args.batch_size,
+                poll_interval=self.settings.worker_poll_seconds, deliver=timed_deliver,
+            )
+        )  # fmt: skip
+
+    async def turn(self, work: list[dict[str, Any]]) -> tuple[float, float]:
+        """Enqueue ``work`` from a thread while the worker delivers; returns (enqueue s, total s
+        until the last of them is settled)."""
+        assert self._worker is not None, "start() first"
+        settled_before, sent_before = sum(SETTLED), len(TIMES["send"])
+        start = time.perf_counter()
+        producing = asyncio.create_task(asyncio.to_thread(enqueue_all, self.engine, work))
+        # Counts the (timed) settles, not database rows: a query here would contend with the
+        # worker for SQLite's lock.
+        while sum(SETTLED) - settled_before < len(work):
+            if self._worker.done():
+                self._worker.result()  # raises what stopped it
+                raise AssertionError("the worker stopped before delivering the turn")
+            await asyncio.sleep(0.01)
+            assert time.perf_counter() - start < 900, "not all messages settled in 15 minutes"
+        elapsed = time.perf_counter() - start
+        enqueued = await producing
+        busy = sum(TIMES["send"][sent_before:]) / (self.args.concurrency * elapsed)
+        TIMES["iop busy"].append(busy)
+        self.sent += len(work)
+        return enqueued, elapsed
+
+    async def stop(self) -> None:
+        """Stop the worker and check that every entry of every package was created once."""
+        assert self._worker is not None and self._fhir is not None
+        self._stop.set()
+        stats = await self._worker
+        await self._fhir.aclose()
+        assert stats.delivered == self.sent, stats
+        with session_scope(self.engine) as session:
+            query = select(SyncRecord.last_outcome, func.count()).group_by(SyncRecord.last_outcome)
+            outcomes = {outcome: count for outcome, count in session.execute(query).all()}
+        self.engine.dispose()
+        if outcomes != {"created": 25 * self.sent} or self.statuses != {200: self.sent}:
+            # e.g. a transport error after HAPI committed: the retry then matches (idempotent)
+            print(f"  iop-bridge: sync outcomes {outcomes}, HTTP statuses {dict(self.statuses)}")
+        assert sum(outcomes.values()) == 25 * self.sent, outcomes
+
+
+def enqueue_all(engine: Engine, work: list[dict[str, Any]]) -> float:
+    """Enqueue each Bundle in a transaction of its own, as a workflow does; returns seconds."""
     start = time.perf_counter()
     for bundle in work:
         began = time.perf_counter()
@@ -185,54 +245,18 @@ async def run_iop(
                 payload=bundle,
             )
         TIMES["enqueue"].append(time.perf_counter() - began)
-    enqueued = time.perf_counter() - start
-    stop = asyncio.Event()
-    delivery = worker.run_worker(
-        engine,
-        fhir,
-        worker_id="bench",
-        stop_event=stop,
-        concurrency=concurrency,
-        batch_size=batch,
-        poll_interval=settings.worker_poll_seconds,
-        deliver=timed_deliver,
-    )
-
-    async def watch() -> float:
-        # Counts the (timed) settles, not database rows: a query here would contend with the
-        # workers for SQLite's lock and block the event loop they share.
-        while sum(SETTLED) - settled_before < len(work):
-            await asyncio.sleep(0.01)
-            assert time.perf_counter() - start < 900, "not all messages settled in 15 minutes"
-        stop.set()
-        return time.perf_counter() - start
-
-    settled_before, sent_before = sum(SETTLED), len(TIMES["send"])
-    delivering = time.perf_counter()
-    elapsed, stats = await asyncio.gather(watch(), delivery)
-    busy = sum(TIMES["send"][sent_before:]) / (concurrency * (start + elapsed - delivering))
-    TIMES["iop busy"].append(busy)
-    await fhir.aclose()
-    assert stats.delivered == len(work), stats
-    with session_scope(engine) as session:
-        query = select(SyncRecord.last_outcome, func.count()).group_by(SyncRecord.last_outcome)
-        outcomes = {outcome: count for outcome, count in session.execute(query).all()}
-    if outcomes != {"created": 25 * len(work)} or statuses != {200: len(work)}:
-        # e.g. a transport error after HAPI committed: the retry then matches (idempotent)
-        print(f"  iop-bridge: sync outcomes {outcomes}, HTTP statuses {dict(statuses)}")
-    assert sum(outcomes.values()) == 25 * len(work), outcomes
-    return enqueued, elapsed
+    return time.perf_counter() - start
 
 
 @dataclass
 class Turn:
     """What one side's turns took, added up over a round."""
 
-    sends: float = 0.0  # s from the start to the side's last answer
+    sends: float = 0.0  # s from the start to the side's last answer (iop-bridge: last settle)
     until_idle: float = 0.0  # s from the start until HAPI went idle after it: the verdict's time
-    enqueue: float = 0.0  # s of iop-bridge's enqueue (in both times above)
+    enqueue: float = 0.0  # s that iop-bridge's producer thread spent enqueueing (overlapped)
     hapi_cpu: float = 0.0  # HAPI's CPU s from the start until idle
-    own_cpu: float = 0.0  # this process's CPU s (both threads) during the turn
+    own_cpu: float = 0.0  # this process's CPU s (all threads) during the turn
 
     def __iadd__(self, other: Turn) -> Turn:
         for name in ("sends", "until_idle", "enqueue", "hapi_cpu", "own_cpu"):
@@ -245,9 +269,9 @@ async def take_turn(
     settings: Settings,
     work: list[dict[str, Any]],
     args: argparse.Namespace,
-    iop_database: str | None,
+    iop: IopSide | None,
 ) -> Turn:
-    """One side's turn on an idle HAPI: direct, or iop-bridge (an outbox at ``iop_database``).
+    """One side's turn on an idle HAPI: direct (``iop`` None), or through iop-bridge.
 
     HAPI works on for 0.5-3 s after its last answer (subscription matching of the resources
     just created, in background threads). In turns of about a second, a side whose answers come
@@ -255,14 +279,12 @@ async def take_turn(
     when HAPI has gone idle again, and each side pays for all the work it caused.
     """
     await server.wait_idle()  # not timed: leftovers of anything before this turn
-    engine = None if iop_database is None else create_db_engine(iop_database)  # + migration
     hapi_before, own_before = server.seconds(), time.process_time()
-    enqueued = 0.0  # the run functions time themselves, from after their own set-up
-    if engine is None:
+    enqueued = 0.0
+    if iop is None:
         took = await run_direct(settings.fhir_base, work, args.concurrency)
     else:
-        enqueued, took = await run_iop(settings, engine, work, args.concurrency, args.batch_size)
-        engine.dispose()
+        enqueued, took = await iop.turn(work)
     own_cpu = time.process_time() - own_before
     answered = time.perf_counter()
     idle_at = await server.wait_idle()
@@ -292,8 +314,9 @@ async def measure(args: argparse.Namespace) -> None:
     first = 10**9 + secrets.randbelow(10**6) * 10**4  # fresh identifiers for this run
     other = "direct again" if args.control else "iop-bridge"
     rates: dict[str, list[float]] = {"direct": [], other: []}
-    if not args.control:
-        rates["  delivery only"] = []
+    iop = None if args.control else IopSide(settings, f"sqlite:///{tmp}/outbox.db", args)
+    if iop is not None:
+        await iop.start()
     busy: dict[str, list[float]] = {"direct": [], "iop-bridge": []}
     cpu: dict[str, tuple[list[float], list[float]]] = {side: ([], []) for side in ("direct", other)}
     sends_only: list[float] = []  # per round: other / direct, each side's time to its last answer
@@ -309,11 +332,10 @@ async def measure(args: argparse.Namespace) -> None:
             # sides take turns chunk by chunk, ABBA: a slow spell of HAPI's hits both sides
             first_side = "direct" if (rnd + chunk) % 2 else other
             for side in (first_side, other if first_side == "direct" else "direct"):
-                db_url = f"sqlite:///{tmp}/r{rnd + args.warmup}c{chunk}.db"
-                iop = None if side == "direct" or args.control else db_url
                 spent[side] += await take_turn(
-                    server, settings, work[side][at : at + size], args, iop
-                )
+                    server, settings, work[side][at : at + size], args,
+                    None if side == "direct" else iop,
+                )  # fmt: skip
         if rnd < 1:
             print(
                 "warm-up: "
@@ -321,8 +343,6 @@ async def measure(args: argparse.Namespace) -> None:
             )
             continue
         got = [n / spent["direct"].until_idle, n / spent[other].until_idle]
-        if not args.control:
-            got.append(n / (spent[other].until_idle - spent[other].enqueue))
         for values, rate in zip(rates.values(), got, strict=True):
             values.append(rate)
         sends_only.append(spent["direct"].sends / spent[other].sends)
@@ -332,7 +352,6 @@ async def measure(args: argparse.Namespace) -> None:
         print(
             f"round {rnd} ({'direct' if rnd % 2 else other} first): direct {got[0]:.2f}/s, "
             f"{other} {got[1]:.2f}/s"
-            + ("" if args.control else f" (delivery only {got[2]:.2f}/s)")
             + f", ratio {got[1] / got[0]:.2f} (sends only {sends_only[-1]:.2f})"
         )
         print(
@@ -349,6 +368,8 @@ async def measure(args: argparse.Namespace) -> None:
             f"  ms per call: {calls}; {len(TIMES['claim'])} claims, {len(SETTLED)} settles; "
             f"slot busy: direct {busy['direct'][-1]:.0%}, iop-bridge {busy['iop-bridge'][-1]:.0%}"
         )
+    if iop is not None:
+        await iop.stop()
     shutil.rmtree(tmp, ignore_errors=True)
     summarize(args, rates, other)
     print(
