@@ -1,25 +1,30 @@
 """Benchmark: step-down packages pushed to HAPI through iop-bridge's outbox vs. straight httpx.
 
 Both sides send the same transaction Bundles (sandbox/step_down_package.py, 25 conditional
-creates each) at the same concurrency K, in the same run, alternating which goes first, each with
-fresh business identifiers so every conditional create really creates:
-  direct      K httpx.AsyncClient senders taking Bundles from one queue (POST [base], parse body)
-  iop-bridge  enqueue each Bundle in the outbox (one database transaction per package, as a
-              workflow does), then one integration.worker.run_worker with concurrency K (K
-              senders sharing its claims, its settler and the one FhirClient), as
-              `iop-bridge worker` runs with IOP_BRIDGE_WORKER_CONCURRENCY=K
-Throughput is packages/s; iop-bridge's includes the enqueue ("delivery only" leaves it out). The
-worker's steps (claim, send, settle, and "wait": a sender waiting for its next message between
-two sends) are timed by thin wrappers; "slot busy" is the share of K x the elapsed time that K
-requests were in flight, for both sides.
+creates each) at the same concurrency K, in the same run, with fresh business identifiers so
+every conditional create really creates:
+  direct      K httpx.AsyncClient senders taking Bundles from one list (POST [base], parse body)
+  iop-bridge  one long-lived integration.worker.run_worker with concurrency K for the whole run
+              (K senders sharing its claims, its settler and the one FhirClient, as
+              `iop-bridge worker` or the API's embedded worker runs), fed by a thread that
+              enqueues each Bundle in a database transaction of its own, as a workflow does;
+              each commit wakes the worker (integration.outbox_doorbell)
+A round gives each side C turns (--chunks), taken ABBA so that a slow spell of HAPI's hits both.
+Every turn starts on an idle HAPI and ends when HAPI is idle again after the side's last answer
+(iop-bridge: last settle): HAPI matches every created resource against its subscriptions in
+the background for 0.5-3 s after answering, and that work belongs to the side that caused it.
+Throughput is packages / (start to HAPI idle); iop-bridge's includes the enqueue. The "sends
+only" ratio (to each side's last answer) is printed beside it. The worker's steps (claim, send,
+settle, and "wait": a sender waiting for its next message, between turns too) are timed by thin
+wrappers, and HAPI's CPU (from /proc) and this process's CPU are counted per side.
 Target (issue 4): iop-bridge >= 0.9 x direct. Correctness is checked: every entry of every
 package answered 201 Created. The first rounds warm HAPI up (JIT, caches) and are not reported
 (--warmup). --control runs the same rounds with a second direct side in iop-bridge's place: the
 spread of its ratios around 1.00 is what this machine's noise alone does to a round.
 
 Usage: .venv/bin/python sandbox/bench/bench_push.py --base-url http://127.0.0.1:8090/fhir
-       [--packages 120] [--chunks 1] [--concurrency 4] [--rounds 10] [--warmup 2] [--batch-size 10]
-       [--control]
+       [--packages 120] [--chunks 4] [--concurrency 4] [--rounds 10] [--warmup 2]
+       [--batch-size 10] [--control] [--hapi-pid-file var/hapi/hapi.pid]
 """
 
 from __future__ import annotations
@@ -412,7 +417,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2, help="unreported rounds first")
-    parser.add_argument("--chunks", type=int, default=1, help="turns per side in a round")
+    parser.add_argument("--chunks", type=int, default=4, help="turns per side in a round")
     parser.add_argument(
         "--control", action="store_true", help="direct against direct: the noise alone"
     )

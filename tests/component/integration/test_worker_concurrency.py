@@ -171,6 +171,34 @@ async def test_several_senders_claim_several_messages_at_a_time(
     assert len(claims_with_messages) <= len(ids) // 2, claimed
 
 
+async def test_answers_coming_back_apart_are_settled_together(
+    engine: Engine, fhir: FhirClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _enqueue(engine, [f"S{n}" for n in range(24)])
+    settle_all, settled = worker._settle_all, list[int]()
+
+    def counted(engine: Engine, attempts: Any, *args: Any) -> None:
+        settled.append(len(attempts))
+        settle_all(engine, attempts, *args)
+
+    monkeypatch.setattr(worker, "_settle_all", counted)
+    stop, sent = asyncio.Event(), list[int]()
+
+    async def send(client: FhirClient, message: ClaimedMessage) -> list[DeliveredEntry]:
+        # answers 5 ms apart (within the linger), as from a server working on four at once
+        await asyncio.sleep(0.02 + 0.005 * (len(sent) % 4))
+        sent.append(message.id)
+        if len(sent) == len(ids):
+            stop.set()
+        return []
+
+    stats = await _run(engine, fhir, send, stop_event=stop, concurrency=4, batch_size=10)
+    assert stats.delivered == len(ids) == sum(settled)
+    assert _statuses(engine) == [("delivered", 1)] * len(ids)
+    # one transaction per answer would be 24; four senders' answers share settles
+    assert len(settled) <= len(ids) // 2, settled
+
+
 async def test_a_cancelled_worker_hands_back_all_it_claimed_ahead(
     engine: Engine, fhir: FhirClient
 ) -> None:
