@@ -8,7 +8,8 @@ aggregate, so concurrent senders keep each aggregate's order. A worker killed mi
 its messages in flight until their lease ends; another worker then delivers them again, which is
 safe because every payload is a conditional write keyed on a business identifier
 (integration.delivery). A message is settled only after its delivery attempt, and only while its
-claim is still this worker's.
+claim is still this worker's. A worker polls for due messages, and one in the process that
+enqueues is also woken by each enqueue's commit (integration.outbox_doorbell).
 """
 
 from __future__ import annotations
