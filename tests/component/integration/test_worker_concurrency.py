@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -116,6 +116,23 @@ async def test_an_aggregate_is_never_sent_twice_at_once_and_keeps_its_order(
         assert [i for i in sent if key_of[i] == key] == [i for i in ids if key_of[i] == key]
 
 
+def _sender_stopping_after(
+    count: int, delay: Callable[[int], float]
+) -> tuple[asyncio.Event, Callable[[FhirClient, ClaimedMessage], Awaitable[list[DeliveredEntry]]]]:
+    """A send that takes ``delay(messages sent so far)`` seconds and stops the worker (the
+    returned event) once ``count`` messages are sent."""
+    stop, sent = asyncio.Event(), [0]
+
+    async def send(client: FhirClient, message: ClaimedMessage) -> list[DeliveredEntry]:
+        await asyncio.sleep(delay(sent[0]))
+        sent[0] += 1
+        if sent[0] == count:
+            stop.set()
+        return []
+
+    return stop, send
+
+
 async def test_held_messages_stay_within_the_batch_size(
     engine: Engine, fhir: FhirClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,15 +172,7 @@ async def test_several_senders_claim_several_messages_at_a_time(
         return batch
 
     monkeypatch.setattr(worker, "claim_batch", counted)
-    stop, sent = asyncio.Event(), []
-
-    async def send(client: FhirClient, message: ClaimedMessage) -> list[DeliveredEntry]:
-        await asyncio.sleep(0.02)
-        sent.append(message.id)
-        if len(sent) == len(ids):
-            stop.set()
-        return []
-
+    stop, send = _sender_stopping_after(len(ids), lambda sent: 0.02)
     stats = await _run(engine, fhir, send, stop_event=stop, concurrency=4, batch_size=10)
     assert stats.delivered == len(ids) == sum(claimed)
     claims_with_messages = [n for n in claimed if n]
@@ -182,16 +191,8 @@ async def test_answers_coming_back_apart_are_settled_together(
         settle_all(engine, attempts, *args)
 
     monkeypatch.setattr(worker, "_settle_all", counted)
-    stop, sent = asyncio.Event(), list[int]()
-
-    async def send(client: FhirClient, message: ClaimedMessage) -> list[DeliveredEntry]:
-        # answers 5 ms apart (within the linger), as from a server working on four at once
-        await asyncio.sleep(0.02 + 0.005 * (len(sent) % 4))
-        sent.append(message.id)
-        if len(sent) == len(ids):
-            stop.set()
-        return []
-
+    # answers 5 ms apart (within the linger), as from a server working on four at once
+    stop, send = _sender_stopping_after(len(ids), lambda sent: 0.02 + 0.005 * (sent % 4))
     stats = await _run(engine, fhir, send, stop_event=stop, concurrency=4, batch_size=10)
     assert stats.delivered == len(ids) == sum(settled)
     assert _statuses(engine) == [("delivered", 1)] * len(ids)
