@@ -45,6 +45,7 @@ import step_down_package as pkg
 
 from integration.fhir_client import FhirClient
 from integration.outbox import MessageKind, count_by_status, enqueue
+from integration.runtime import freeze_startup_heap
 from integration.settings import Settings
 from integration.store import create_db_engine, session_scope
 from integration.worker import run_worker
@@ -128,6 +129,7 @@ async def deliver(
     settings = Settings(fhir_base_url=HttpUrl(base_url), database_url=db)
     fhir = FhirClient.from_settings(settings)
     stop = asyncio.Event()
+    freeze_startup_heap()  # as a worker process does once set up (integration.runtime)
     before = vm_hwm_kib()
     if trace:
         tracemalloc.start()  # several times slower: only in the runs that report its peak
