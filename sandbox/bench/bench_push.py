@@ -196,9 +196,9 @@ class IopSide:
             )
         )  # fmt: skip
 
-    async def turn(self, work: list[dict[str, Any]]) -> tuple[float, float]:
-        """Enqueue ``work`` from a thread while the worker delivers; returns (enqueue s, total s
-        until the last of them is settled)."""
+    async def turn(self, work: list[dict[str, Any]]) -> float:
+        """Enqueue ``work`` from a thread while the worker delivers; returns the seconds until
+        the last of them is settled."""
         assert self._worker is not None, "start() first"
         settled_before, sent_before = sum(SETTLED), len(TIMES["send"])
         start = time.perf_counter()
@@ -206,17 +206,19 @@ class IopSide:
         # Counts the (timed) settles, not database rows: a query here would contend with the
         # worker for SQLite's lock.
         while sum(SETTLED) - settled_before < len(work):
+            for job in (self._worker, producing):
+                if job.done() and job.exception() is not None:
+                    job.result()  # raises what stopped it (worker or enqueue)
             if self._worker.done():
-                self._worker.result()  # raises what stopped it
                 raise AssertionError("the worker stopped before delivering the turn")
             await asyncio.sleep(0.01)
             assert time.perf_counter() - start < 900, "not all messages settled in 15 minutes"
         elapsed = time.perf_counter() - start
-        enqueued = await producing
+        await producing
         busy = sum(TIMES["send"][sent_before:]) / (self.args.concurrency * elapsed)
         TIMES["iop busy"].append(busy)
         self.sent += len(work)
-        return enqueued, elapsed
+        return elapsed
 
     async def stop(self) -> None:
         """Stop the worker and check that every entry of every package was created once."""
@@ -235,9 +237,8 @@ class IopSide:
         assert sum(outcomes.values()) == 25 * self.sent, outcomes
 
 
-def enqueue_all(engine: Engine, work: list[dict[str, Any]]) -> float:
-    """Enqueue each Bundle in a transaction of its own, as a workflow does; returns seconds."""
-    start = time.perf_counter()
+def enqueue_all(engine: Engine, work: list[dict[str, Any]]) -> None:
+    """Enqueue each Bundle in a transaction of its own, as a workflow does."""
     for bundle in work:
         began = time.perf_counter()
         with session_scope(engine) as session:
@@ -250,7 +251,6 @@ def enqueue_all(engine: Engine, work: list[dict[str, Any]]) -> float:
                 payload=bundle,
             )
         TIMES["enqueue"].append(time.perf_counter() - began)
-    return time.perf_counter() - start
 
 
 @dataclass
@@ -259,12 +259,11 @@ class Turn:
 
     sends: float = 0.0  # s from the start to the side's last answer (iop-bridge: last settle)
     until_idle: float = 0.0  # s from the start until HAPI went idle after it: the verdict's time
-    enqueue: float = 0.0  # s that iop-bridge's producer thread spent enqueueing (overlapped)
     hapi_cpu: float = 0.0  # HAPI's CPU s from the start until idle
     own_cpu: float = 0.0  # this process's CPU s (all threads) during the turn
 
     def __iadd__(self, other: Turn) -> Turn:
-        for name in ("sends", "until_idle", "enqueue", "hapi_cpu", "own_cpu"):
+        for name in ("sends", "until_idle", "hapi_cpu", "own_cpu"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
@@ -285,17 +284,16 @@ async def take_turn(
     """
     await server.wait_idle()  # not timed: leftovers of anything before this turn
     hapi_before, own_before = server.seconds(), time.process_time()
-    enqueued = 0.0
     if iop is None:
         took = await run_direct(settings.fhir_base, work, args.concurrency)
     else:
-        enqueued, took = await iop.turn(work)
+        took = await iop.turn(work)
     own_cpu = time.process_time() - own_before
     answered = time.perf_counter()
     idle_at = await server.wait_idle()
     until_idle = took + max(0.0, idle_at - answered)
     hapi_cpu = server.seconds() - hapi_before
-    return Turn(took, until_idle, enqueued, hapi_cpu, own_cpu)
+    return Turn(took, until_idle, hapi_cpu, own_cpu)
 
 
 async def measure(args: argparse.Namespace) -> None:
