@@ -10,13 +10,15 @@ every conditional create really creates:
               enqueues each Bundle in a database transaction of its own, as a workflow does;
               each commit wakes the worker (integration.outbox_doorbell)
 A round gives each side C turns (--chunks), taken ABBA so that a slow spell of HAPI's hits both.
-Every turn starts on an idle HAPI and ends when HAPI is idle again after the side's last answer
-(iop-bridge: last settle): HAPI matches every created resource against its subscriptions in
-the background for 0.5-3 s after answering, and that work belongs to the side that caused it.
-Throughput is packages / (start to HAPI idle); iop-bridge's includes the enqueue. The "sends
-only" ratio (to each side's last answer) is printed beside it. The worker's steps (claim, send,
-settle, and "wait": a sender waiting for its next message, between turns too) are timed by thin
-wrappers, and HAPI's CPU (from /proc) and this process's CPU are counted per side.
+Every turn starts on an idle HAPI with no writes left to match against its subscriptions. After
+the side's last answer (iop-bridge: last settle) it waits, untimed, for HAPI to go idle and for
+HAPI's next subscription-matching pass (every 5 s, server_cpu.py) to finish; the CPU HAPI used
+after the last answer is added to the turn's time (divided by the cores HAPI may use). So each
+side pays for all the server work it caused and none of the other's. Throughput is packages /
+that time; iop-bridge's includes the enqueue. The "sends only" ratio (to each side's last
+answer) is printed beside it. The worker's steps (claim, send, settle, and "wait": a sender
+waiting for its next message, between turns too) are timed by thin wrappers, and HAPI's CPU
+(from /proc; of which its matching threads) and this process's CPU are counted per side.
 Target (issue 4): iop-bridge >= 0.9 x direct. Correctness is checked: every entry of every
 package answered 201 Created. The first rounds warm HAPI up (JIT, caches) and are not reported
 (--warmup). --control runs the same rounds with a second direct side in iop-bridge's place: the
@@ -24,7 +26,7 @@ spread of its ratios around 1.00 is what this machine's noise alone does to a ro
 
 Usage: .venv/bin/python sandbox/bench/bench_push.py --base-url http://127.0.0.1:8090/fhir
        [--packages 120] [--chunks 4] [--concurrency 4] [--rounds 10] [--warmup 2]
-       [--batch-size 10] [--control] [--hapi-pid-file var/hapi/hapi.pid]
+       [--batch-size 10] [--control] [--hapi-pid-file var/hapi/hapi.pid] [--ratios-out F]
 """
 
 from __future__ import annotations
@@ -258,12 +260,13 @@ class Turn:
     """What one side's turns took, added up over a round."""
 
     sends: float = 0.0  # s from the start to the side's last answer (iop-bridge: last settle)
-    until_idle: float = 0.0  # s from the start until HAPI went idle after it: the verdict's time
-    hapi_cpu: float = 0.0  # HAPI's CPU s from the start until idle
-    own_cpu: float = 0.0  # this process's CPU s (all threads) during the turn
+    billed: float = 0.0  # the verdict's time: sends + HAPI's CPU after them, as time
+    hapi_cpu: float = 0.0  # HAPI's CPU s, the turn and its matching pass
+    matching_cpu: float = 0.0  # of which its subscription-matching threads
+    own_cpu: float = 0.0  # this process's CPU s (all threads) during the sends
 
     def __iadd__(self, other: Turn) -> Turn:
-        for name in ("sends", "until_idle", "hapi_cpu", "own_cpu"):
+        for name in ("sends", "billed", "hapi_cpu", "matching_cpu", "own_cpu"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         return self
 
@@ -275,25 +278,31 @@ async def take_turn(
     args: argparse.Namespace,
     iop: IopSide | None,
 ) -> Turn:
-    """One side's turn on an idle HAPI: direct (``iop`` None), or through iop-bridge.
+    """One side's turn on an idle, settled HAPI: direct (``iop`` None), or through iop-bridge.
 
-    HAPI works on for 0.5-3 s after its last answer (subscription matching of the resources
-    just created, in background threads). In turns of about a second, a side whose answers come
-    back faster leaves more of that work behind it, for the next turn to share. So a turn ends
-    when HAPI has gone idle again, and each side pays for all the work it caused.
+    After the side's last answer HAPI still has work of this turn's to do: requests finishing,
+    and matching every created resource against its subscriptions, which HAPI 8 does in a pass
+    every 5 seconds (server_cpu.py). Left alone, that pass lands in whichever turn is running
+    when it fires, often the other side's. So the turn waits (untimed) for HAPI to go idle and
+    for its next matching pass to finish, and the CPU HAPI used after the last answer is added
+    to the turn's time (divided by the cores HAPI may use): each side pays for all the server
+    work it caused, and for none of the other side's.
     """
-    await server.wait_idle()  # not timed: leftovers of anything before this turn
-    hapi_before, own_before = server.seconds(), time.process_time()
+    await server.wait_idle()  # not timed: the previous turn's stragglers, if any
+    hapi_before, matching_before = server.seconds(), server.matching_seconds()
+    own_before = time.process_time()
     if iop is None:
         took = await run_direct(settings.fhir_base, work, args.concurrency)
     else:
         took = await iop.turn(work)
     own_cpu = time.process_time() - own_before
-    answered = time.perf_counter()
-    idle_at = await server.wait_idle()
-    until_idle = took + max(0.0, idle_at - answered)
-    hapi_cpu = server.seconds() - hapi_before
-    return Turn(took, until_idle, hapi_cpu, own_cpu)
+    hapi_answered = server.seconds()
+    await server.wait_idle()
+    await server.wait_settled()
+    hapi_after = server.seconds()
+    billed = took + (hapi_after - hapi_answered) / server.cores
+    matching_cpu = server.matching_seconds() - matching_before
+    return Turn(took, billed, hapi_after - hapi_before, matching_cpu, own_cpu)
 
 
 async def measure(args: argparse.Namespace) -> None:
@@ -310,6 +319,8 @@ async def measure(args: argparse.Namespace) -> None:
     # As a worker process does once it is set up (integration.runtime.run_background). Both
     # sides run in this process, so both gain from it.
     freeze_startup_heap()
+    await server.wait_idle()
+    await server.wait_settled()  # the set-up's writes matched: the first turn starts clean
     # called inside run_worker, looked up at each call
     setattr(worker, "claim_batch", timed("claim", worker.claim_batch))  # noqa: B010
     setattr(worker, "_settle_all", timed_settle(worker._settle_all))  # noqa: B010
@@ -321,7 +332,10 @@ async def measure(args: argparse.Namespace) -> None:
     if iop is not None:
         await iop.start()
     busy: dict[str, list[float]] = {"direct": [], "iop-bridge": []}
-    cpu: dict[str, tuple[list[float], list[float]]] = {side: ([], []) for side in ("direct", other)}
+    # per side, ms per package and round: HAPI's CPU, of which matching, and this process's
+    cpu: dict[str, dict[str, list[float]]] = {
+        side: {"hapi": [], "matching": [], "own": []} for side in ("direct", other)
+    }
     sends_only: list[float] = []  # per round: other / direct, each side's time to its last answer
     for rnd in range(1 - args.warmup, args.rounds + 1):  # rounds below 1 warm HAPI up
         n = args.packages
@@ -342,24 +356,28 @@ async def measure(args: argparse.Namespace) -> None:
         if rnd < 1:
             print(
                 "warm-up: "
-                + ", ".join(f"{side} {n / turn.until_idle:.2f}/s" for side, turn in spent.items())
+                + ", ".join(f"{side} {n / turn.billed:.2f}/s" for side, turn in spent.items())
             )
             continue
-        got = [n / spent["direct"].until_idle, n / spent[other].until_idle]
+        got = [n / spent["direct"].billed, n / spent[other].billed]
         for values, rate in zip(rates.values(), got, strict=True):
             values.append(rate)
         sends_only.append(spent["direct"].sends / spent[other].sends)
         for side in ("direct", other):
-            cpu[side][0].append(spent[side].hapi_cpu / n * 1000)
-            cpu[side][1].append(spent[side].own_cpu / n * 1000)
+            cpu[side]["hapi"].append(spent[side].hapi_cpu / n * 1000)
+            cpu[side]["matching"].append(spent[side].matching_cpu / n * 1000)
+            cpu[side]["own"].append(spent[side].own_cpu / n * 1000)
         print(
             f"round {rnd} ({'direct' if rnd % 2 else other} first): direct {got[0]:.2f}/s, "
             f"{other} {got[1]:.2f}/s"
             + f", ratio {got[1] / got[0]:.2f} (sends only {sends_only[-1]:.2f})"
         )
         print(
-            "  CPU ms per package, HAPI / this process: "
-            + ", ".join(f"{side} {cpu[side][0][-1]:.1f} / {cpu[side][1][-1]:.1f}" for side in cpu)
+            "  CPU ms per package, HAPI (matching) / this process: "
+            + ", ".join(
+                f"{side} {c['hapi'][-1]:.1f} ({c['matching'][-1]:.1f}) / {c['own'][-1]:.1f}"
+                for side, c in cpu.items()
+            )
         )
         if args.control:
             continue
@@ -380,10 +398,11 @@ async def measure(args: argparse.Namespace) -> None:
         f"{statistics.median(sends_only):.2f}, rounds {min(sends_only):.2f}-{max(sends_only):.2f}"
     )
     print(
-        "CPU ms per package (median), HAPI / this process: "
+        "CPU ms per package (median), HAPI (matching) / this process: "
         + ", ".join(
-            f"{side} {statistics.median(h):.1f} / {statistics.median(c):.1f}"
-            for side, (h, c) in cpu.items()
+            f"{side} {statistics.median(c['hapi']):.1f} ({statistics.median(c['matching']):.1f})"
+            f" / {statistics.median(c['own']):.1f}"
+            for side, c in cpu.items()
         )
     )
     if not args.control:
@@ -394,7 +413,8 @@ async def measure(args: argparse.Namespace) -> None:
 
 
 def summarize(args: argparse.Namespace, rates: dict[str, list[float]], other: str) -> None:
-    """The table of medians and the verdict (on the per-round ratios, not the medians)."""
+    """The table of medians and the verdict (on the per-round ratios, not the medians); with
+    --ratios-out, the per-round ratios are also written there for pool_ratios.py."""
     print(
         f"\n{args.packages} packages x 25 resources per side per round (in {args.chunks} turns), "
         f"concurrency "
@@ -402,9 +422,19 @@ def summarize(args: argparse.Namespace, rates: dict[str, list[float]], other: st
         f"{args.warmup} warm-up" + (" (CONTROL: direct against direct)" if args.control else "")
     )
     target = None if args.control else 0.9
-    print_ratio_table(
+    per_round = print_ratio_table(
         rates, baseline="direct", unit="pkg/s", decimals=2, target=target, subject=other
     )
+    if args.ratios_out is not None:
+        record = {
+            "control": args.control,
+            "rounds": args.rounds,
+            "packages": args.packages,
+            "chunks": args.chunks,
+            "concurrency": args.concurrency,
+            "ratios": per_round,
+        }
+        args.ratios_out.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2))
 
 
 def main() -> int:
@@ -426,6 +456,11 @@ def main() -> int:
         default=default_pid_file(),
         help="the HAPI server's pid file, to start each turn on an idle server "
         "(default: $HAPI_RUN_DIR/hapi.pid, else var/hapi/hapi.pid)",
+    )
+    parser.add_argument(
+        "--ratios-out",
+        type=Path,
+        help="write the per-round ratios to this JSON file (to pool runs: pool_ratios.py)",
     )
     asyncio.run(measure(parser.parse_args()))
     return 0
