@@ -107,8 +107,10 @@ async def run_worker(
     send = deliver or deliver_message
     stats = WorkerStats()
     settler = _Settler(
-        engine, backoff, stats, on_settled=lambda: feed.wake(), gather=math.ceil(concurrency / 2)
-    )
+        engine, backoff, stats, on_settled=lambda: feed.wake(),
+        answers_due=lambda: feed.sending, gather=math.ceil(concurrency / 2),
+        linger=SETTLE_LINGER_SECONDS,
+    )  # fmt: skip
     feed = _Feed(
         engine, worker_id, settler, stop_event, concurrency=concurrency, batch_size=batch_size,
         lease_seconds=lease_seconds, poll_interval=poll_interval,
@@ -162,8 +164,8 @@ async def _send_until_stopped(
             attempt = _Attempt(message, await send(fhir, message), None)
         except Exception as exc:  # every failure is settled on the message; none ends the loop
             attempt = _Attempt(message, (), exc)
+        feed.sent()  # first: the settler asks the feed how many other answers are due
         settler.submit(attempt)
-        feed.sent()
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +248,13 @@ class _Feed:
                 self._ready.appendleft(given)
             raise
 
+    @property
+    def sending(self) -> int:
+        """Messages a sender has taken and not finished."""
+        return self._sending
+
     def sent(self) -> None:
-        """A sender finished its message (it is with the settler now)."""
+        """A sender finished its message (it goes to the settler next)."""
         self._sending -= 1
         self._changed.set()
 
@@ -329,7 +336,8 @@ class _Settler:
     With several senders, answers come back spread out, so a settle would mostly hold one
     message: it waits up to ``linger`` seconds for ``gather`` of them (half the senders), and
     one commit settles them all. A settle costs about as much CPU for one message as for two,
-    CPU the FHIR server shares when it runs on the same machine.
+    CPU the FHIR server shares when it runs on the same machine. It waits only while other
+    sends are out (``answers_due``): the last answer of a burst is settled at once.
     """
 
     def __init__(
@@ -339,11 +347,13 @@ class _Settler:
         stats: WorkerStats,
         *,
         on_settled: Callable[[], None],
+        answers_due: Callable[[], int] = lambda: 0,
         gather: int = 1,
         linger: float = SETTLE_LINGER_SECONDS,
     ) -> None:
         self._engine, self._backoff, self._stats = engine, backoff, stats
         self._on_settled = on_settled  # after each commit: room is freed, and maybe work due
+        self._answers_due = answers_due  # messages being sent now, whose answers may join
         self._gather, self._linger = gather, linger
         self._waiting: list[_Attempt] = []
         self._enough = asyncio.Event()  # gather are waiting, or the worker is stopping
@@ -362,7 +372,7 @@ class _Settler:
             self._task.result()  # a bug, not a database error: surface it, as a crash would
             self._task = None
         self._waiting.append(attempt)
-        if len(self._waiting) >= self._gather:
+        if not self._worth_waiting():
             self._enough.set()
         if self._task is None:
             self._task = asyncio.create_task(self._run())
@@ -377,7 +387,7 @@ class _Settler:
 
     async def _run(self) -> None:
         while self._waiting:
-            if len(self._waiting) < self._gather and not self._closing:
+            if self._worth_waiting() and not self._closing:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._enough.wait(), self._linger)
             self._enough.clear()
@@ -390,6 +400,10 @@ class _Settler:
             finally:
                 self._committing = 0
                 self._on_settled()
+
+    def _worth_waiting(self) -> bool:
+        """Fewer than ``gather`` are waiting, and some answer that could join them is due."""
+        return len(self._waiting) < self._gather and self._answers_due() > 0
 
 
 def _settle_all(

@@ -200,6 +200,35 @@ async def test_answers_coming_back_apart_are_settled_together(
     assert len(settled) <= len(ids) // 2, settled
 
 
+async def test_the_last_answer_of_a_burst_is_settled_without_lingering(
+    engine: Engine, fhir: FhirClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a linger long enough to see: only a settle that waits for no more answers finishes
+    monkeypatch.setattr(worker, "SETTLE_LINGER_SECONDS", 60.0)
+    ids = _enqueue(engine, [f"L{n}" for n in range(5)])
+
+    async def send(client: FhirClient, message: ClaimedMessage) -> list[DeliveredEntry]:
+        await asyncio.sleep(0.02)
+        return []
+
+    stop = asyncio.Event()
+    job = asyncio.create_task(
+        _run(engine, fhir, send, stop_event=stop, concurrency=4, batch_size=10)
+    )
+    try:
+        # four sent together, then the fifth alone: nothing else is out when it answers
+        for _ in range(500):
+            if _statuses(engine) == [("delivered", 1)] * len(ids):
+                break
+            await asyncio.sleep(0.01)
+        # checked while the worker still runs: stopping settles at once anyway
+        assert _statuses(engine) == [("delivered", 1)] * len(ids)
+    finally:
+        stop.set()
+        stats = await job
+    assert stats.delivered == len(ids)
+
+
 async def test_a_cancelled_worker_hands_back_all_it_claimed_ahead(
     engine: Engine, fhir: FhirClient
 ) -> None:
