@@ -347,7 +347,7 @@ class _Settler:
         stats: WorkerStats,
         *,
         on_settled: Callable[[], None],
-        answers_due: Callable[[], int] = lambda: 0,
+        answers_due: Callable[[], int],
         gather: int = 1,
         linger: float = SETTLE_LINGER_SECONDS,
     ) -> None:

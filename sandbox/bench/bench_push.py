@@ -462,7 +462,11 @@ def main() -> int:
         type=Path,
         help="write the per-round ratios to this JSON file (to pool runs: pool_ratios.py)",
     )
-    asyncio.run(measure(parser.parse_args()))
+    args = parser.parse_args()
+    if args.ratios_out is not None and not args.ratios_out.parent.is_dir():
+        # checked now, not after a run of twenty minutes
+        parser.error(f"--ratios-out: folder {args.ratios_out.parent} does not exist")
+    asyncio.run(measure(args))
     return 0
 
 
