@@ -19,11 +19,11 @@ from api.errors import install_error_handler
 from api.hooks import make_hooks_router
 from api.referrals import make_referrals_router
 from api.tracker import make_tracker_router
-from integration.fhir_client import FhirClient
-from integration.health import check_health
+from integration.db.store import create_db_engine, list_sync_records, session_scope
+from integration.fhir.client import FhirClient
+from integration.fhir.health import check_health
 from integration.runtime import run_background
 from integration.settings import Settings
-from integration.store import create_db_engine, list_sync_records, session_scope
 
 
 class HealthOut(BaseModel):

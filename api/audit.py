@@ -2,10 +2,11 @@
 
 - ``GET /api/audit``: one page of the admin's organization's audit events (JSON), with filters;
   ``GET /api/audit/AuditEvent``: the same page as a FHIR searchset Bundle of AuditEvents.
-- ``install_privacy_hooks(app)``: (1) every request runs as its caller (``integration.audit``'s
-  actor, so the services' one-line audit calls know who acted); (2) every 401 and 403 answer is
-  recorded as a denied access (the route template, never the concrete path or the body); (3) log
-  records are sanitized (``integration.logging_setup``: ids and codes only).
+- ``install_privacy_hooks(app)``: (1) every request runs as its caller
+  (``integration.privacy.audit``'s actor, so the services' one-line audit calls know who
+  acted); (2) every 401 and 403 answer is recorded as a denied access (the route template, never
+  the concrete path or the body); (3) log records are sanitized
+  (``integration.privacy.logging_setup``: ids and codes only).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import schema_examples as docs
 from api.auth import Principal, Role, authenticate, require
 from api.limits import ProblemRoute
-from integration import audit, logging_setup
-from integration.organizations import OrganizationDirectory
-from integration.store import session_scope
+from integration.db.store import session_scope
+from integration.privacy import audit, logging_setup
+from integration.tenancy.organizations import OrganizationDirectory
 from mappers.audit_event import ACTIONS, ROUTE
 from mappers.errors import InvalidInputError, IopBridgeError, Problem
 
@@ -145,7 +146,7 @@ Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 async def audit_scope(request: Request, admin: AdminDep) -> dict[str, Any]:
     """An admin sees its organization's events, under each key its records are stored with
-    (``integration.organizations``: the identifier value and the server reference); the
+    (``integration.tenancy.organizations``: the identifier value and the server reference); the
     operator's admins also those of nobody's (calls without credentials)."""
     state = request.app.state
     directory = OrganizationDirectory(

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from api import cli_fhir, cli_workflows
-from integration.fhir_client import FhirClient
-from integration.health import check_health
-from integration.logging_setup import configure_logging
+from integration.db.store import create_db_engine
+from integration.fhir.client import FhirClient
+from integration.fhir.health import check_health
+from integration.privacy.logging_setup import configure_logging
 from integration.settings import Settings
-from integration.store import create_db_engine
 
 
 def main(argv: Sequence[str] | None = None) -> int:

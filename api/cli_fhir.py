@@ -11,8 +11,8 @@ from typing import Any
 
 from api.render import mapped_view
 from fhir_profiles.registry import conformance_resources
-from integration.conformance import upload_conformance, validate
-from integration.fhir_client import FhirClient
+from integration.fhir.client import FhirClient
+from integration.fhir.conformance import upload_conformance, validate
 from integration.json_files import read_fhir_json
 from integration.settings import Settings
 from mappers import registry

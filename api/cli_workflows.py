@@ -20,15 +20,15 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from api.render import to_jsonable
-from integration import audit
 from integration.db import models
-from integration.fhir_client import FhirClient
-from integration.handoffs import list_handoffs
-from integration.outbox import DEFAULT_LEASE_SECONDS, count_by_status
+from integration.db.store import create_db_engine, session_scope
+from integration.fhir.client import FhirClient
+from integration.outbox.queue import DEFAULT_LEASE_SECONDS, count_by_status
+from integration.privacy import audit
+from integration.referrals import step_down
 from integration.runtime import run_background
 from integration.settings import Settings
-from integration.store import create_db_engine, session_scope
-from integration.workflows import step_down
+from integration.tracker.handoffs import list_handoffs
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 
 CLI_ROLE = "case-manager"  # the actions are the case manager's (as the API's role is named)

@@ -29,7 +29,8 @@ from api.schemas import (
     validation_problems,
 )
 from integration.db.base import utcnow
-from integration.discharge_handoffs import (
+from integration.db.store import session_scope
+from integration.discharges.views import (
     DischargeOrder,
     DischargePage,
     DischargeScope,
@@ -39,10 +40,9 @@ from integration.discharge_handoffs import (
     list_discharges,
     start_discharge,
 )
-from integration.organizations import OrganizationDirectory
-from integration.referral_views import MAX_PAGE_SIZE
-from integration.store import session_scope
-from integration.workflows.errors import ReferralNotFound
+from integration.referrals.views import MAX_PAGE_SIZE
+from integration.tenancy.organizations import OrganizationDirectory
+from integration.workflow_errors import ReferralNotFound
 from mappers.errors import InvalidInputError, Problem
 
 AnyRole = Annotated[Principal, Depends(require(*Role))]

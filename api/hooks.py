@@ -23,8 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api import schema_examples as docs
 from api.limits import FHIR_JSON, JSON, limited_body
-from integration import inbound
-from integration.fhir_client import FhirClient
+from integration.fhir.client import FhirClient
+from integration.inbound import engine as inbound
 from integration.settings import Settings
 from mappers.errors import InvalidInputError, IopBridgeError, Problem
 

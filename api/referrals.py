@@ -37,10 +37,10 @@ from api.schemas import (
 )
 from integration.db.base import utcnow
 from integration.db.models import TASK_STATUSES
-from integration.fhir_client import FhirClient
-from integration.organizations import OrganizationDirectory
-from integration.referral_intake import submit_referral
-from integration.referral_views import (
+from integration.db.store import session_scope
+from integration.fhir.client import FhirClient
+from integration.referrals.intake import submit_referral
+from integration.referrals.views import (
     MAX_PAGE_SIZE,
     ReferralFilters,
     ReferralView,
@@ -49,8 +49,8 @@ from integration.referral_views import (
     list_referrals,
 )
 from integration.settings import Settings
-from integration.store import session_scope
-from integration.workflows.errors import ReferralNotFound
+from integration.tenancy.organizations import OrganizationDirectory
+from integration.workflow_errors import ReferralNotFound
 from mappers.errors import InvalidInputError, Problem
 
 Page = Annotated[int, Query(ge=1, le=100_000, description="1-based page number")]

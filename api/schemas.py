@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from integration.referral_builder import IntakePackage
+from integration.referrals.builder import IntakePackage
 from mappers.assessment import Assessment
 from mappers.condition import CATEGORIES, CLINICAL_STATUSES, VERIFICATION_STATUSES, Diagnosis
 from mappers.consent import DisclosureConsent

@@ -42,10 +42,10 @@ from api.auth import (
     principal_from_api_key,
     principal_from_jwt,
 )
+from integration.db.store import session_scope
 from integration.settings import Settings
-from integration.store import session_scope
-from integration.tracker_detail import handoff_detail
-from integration.tracker_views import STATUS_FILTERS, OrganizationKeys, handoff_page
+from integration.tracker.detail import handoff_detail
+from integration.tracker.views import STATUS_FILTERS, OrganizationKeys, handoff_page
 from mappers.errors import IopBridgeError
 
 HERE = Path(__file__).resolve().parent

@@ -13,13 +13,13 @@ import logging
 
 from sqlalchemy import Engine
 
-from integration.errors import FhirError
-from integration.fhir_client import FhirClient
-from integration.fhir_setup import ensure_organization, ensure_task_subscription
-from integration.inbound import run_poller
-from integration.outbox import DEFAULT_LEASE_SECONDS
+from integration.fhir.client import FhirClient
+from integration.fhir.errors import FhirError
+from integration.fhir.setup import ensure_organization, ensure_task_subscription
+from integration.inbound.engine import run_poller
+from integration.outbox.queue import DEFAULT_LEASE_SECONDS
+from integration.outbox.worker import run_worker
 from integration.settings import Settings
-from integration.worker import run_worker
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=10, ge=1, le=500)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
 
-    # Outbound authentication to the FHIR server (integration/fhir_auth.py): none for the local
+    # Outbound authentication to the FHIR server (integration/fhir/auth.py): none for the local
     # sandbox; a static bearer token; or SMART Backend Services client credentials, the client
     # signing its assertion with a registered private key (PEM, RS384 or ES384).
     fhir_auth: Literal["none", "bearer", "smart-backend"] = "none"

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
 
-# Re-exported for integration.workflows.discharge, which imports it from here.
+# Re-exported for integration.discharges.workflow, which imports it from here.
 from fhir_profiles.canonical import DISCHARGE_SUMMARY_ID_SYSTEM as DISCHARGE_SUMMARY_ID_SYSTEM
 from fhir_profiles.terminology.clinical import ASAM_1_0_OUTPATIENT
 from fhir_profiles.terminology.workflow import BSER_CREATED

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from residential_ehr import ResidentialEhr
 
 from integration.db import repositories as repo
-from integration.handoffs import list_handoffs
-from integration.outbox import count_by_status
+from integration.db.store import create_db_engine, session_scope
+from integration.outbox.queue import count_by_status
+from integration.referrals import step_down
 from integration.settings import Settings
-from integration.store import create_db_engine, session_scope
-from integration.workflows import step_down
+from integration.tracker.handoffs import list_handoffs
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 
 T = TypeVar("T")

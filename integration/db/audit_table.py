@@ -4,7 +4,7 @@
   subject, role, organization), what (action, resource type and business identifier), whose
   records (organization), outcome, when, and a reason code. There is deliberately no free-text
   column: an audit trail that could hold a name, a birth date or a note would itself be a PHI
-  store everyone with audit access can read (``integration.audit`` checks every value).
+  store everyone with audit access can read (``integration.privacy.audit`` checks every value).
 - ``referral_privacy``: whether a referral's records are SUD-derived (42 CFR Part 2), decided
   where its package is known, so outbound paths that only have the store label correctly.
 """

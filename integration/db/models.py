@@ -102,7 +102,7 @@ class Referral(Timestamps, Base):
             name="follow_up_within",
         ),
         # the tracker lists "my organization's referrals in this status, newest first", and
-        # counts its follow-up flags as ranges of this index alone (tracker_views.flag_counts)
+        # counts its follow-up flags as ranges of this index alone (tracker.views.flag_counts)
         Index(
             "ix_referral_organization_status_follow_up",
             "iop_organization",
@@ -127,7 +127,8 @@ class Referral(Timestamps, Base):
     # The shortest HEDIS FUI window (7 or 30 days after residential_discharge_date) that the
     # first attended IOP session fell within; NULL when it met neither (no attended session,
     # a later one) or there is no discharge date. Kept by repositories.record_session
-    # (handoffs.follow_up_within) so the tracker counts flags without per-row date arithmetic.
+    # (mappers.follow_up.follow_up_within) so the tracker counts flags without per-row date
+    # arithmetic.
     follow_up_within: Mapped[int | None] = mapped_column(Integer)
 
 

@@ -1,7 +1,7 @@
 """Small repository functions over the domain records: each flushes, none commits.
 
 The caller (a workflow step) owns the transaction, so a domain change and the outbox message
-announcing it commit together (integration.outbox.enqueue in the same session).
+announcing it commit together (integration.outbox.queue.enqueue in the same session).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from integration.db.models import (
     Referral,
     SessionRecord,
 )
-from integration.handoffs import follow_up_within
+from mappers.follow_up import follow_up_within
 
 
 @dataclass(frozen=True, slots=True)

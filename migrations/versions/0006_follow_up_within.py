@@ -24,7 +24,7 @@ down_revision: str | Sequence[str] | None = "0005_audit"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# integration.handoffs.FOLLOW_UP_WINDOWS as of this revision (a migration keeps its own copy)
+# mappers.follow_up.FOLLOW_UP_WINDOWS as of this revision (a migration keeps its own copy)
 WINDOWS = (7, 30)
 
 referral = sa.table(

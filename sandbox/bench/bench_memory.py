@@ -7,7 +7,7 @@ real packages (250,000 resources) to HAPI take hours on these machines. Nothing 
 stored by it; throughput against it means nothing. For each N, in fresh subprocesses:
   enqueue  the N step-down packages (sandbox/step_down_package.py) into a fresh SQLite outbox,
            100 per database transaction, each payload built when it is written (never all at once)
-  deliver  one integration.worker.run_worker with K senders (one FhirClient, batch 10) until
+  deliver  one integration.outbox.worker.run_worker with K senders (one FhirClient, batch 10) until
            all N are delivered; reports VmHWM (peak RSS, /proc/self/status) and its value at
            the start
   traced   (N <= --trace-up-to) enqueue and deliver again with tracemalloc on, for the peak of
@@ -43,12 +43,12 @@ from sqlalchemy import Engine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import step_down_package as pkg
 
-from integration.fhir_client import FhirClient
-from integration.outbox import MessageKind, count_by_status, enqueue
+from integration.db.store import create_db_engine, session_scope
+from integration.fhir.client import FhirClient
+from integration.outbox.queue import MessageKind, count_by_status, enqueue
+from integration.outbox.worker import run_worker
 from integration.runtime import freeze_startup_heap
 from integration.settings import Settings
-from integration.store import create_db_engine, session_scope
-from integration.worker import run_worker
 
 # The fake server checks no references, so these Organizations need not exist.
 ORGS = {"residential_organization": "Organization/r", "iop_organization": "Organization/i"}

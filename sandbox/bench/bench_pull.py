@@ -4,8 +4,8 @@ Setup: one fresh Organization and M Tasks it owns, written in batches, so the ow
 exactly these M. Then, in the same run, alternating which goes first, round by round:
   raw         plain httpx: GET Task?owner=..&_lastUpdated=ge..&_sort=_lastUpdated&_count=<page>,
               following Bundle.link[next], parsing each page (the floor)
-  iop-bridge  integration.inbound.poll_tasks on a fresh SQLite database whose cursor is set just
-              before the Tasks were written, with a handler that does nothing: the FhirClient's
+  iop-bridge  integration.inbound.engine.poll_tasks on a fresh SQLite database whose cursor is set
+              just before the Tasks were written, with a handler that does nothing: the FhirClient's
               search_all paging plus the (type, id, version) de-duplication of every Task
 Both ask for the same _lastUpdated lower bound and the same page size (the server's default,
 which poll_tasks uses: it sends no _count). Correctness: raw sees M Tasks; the poll sees and
@@ -41,10 +41,10 @@ from ratio_table import print_ratio_table  # beside this script
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from integration import inbound
-from integration.fhir_client import FHIR_JSON, FhirClient
+from integration.db.store import create_db_engine
+from integration.fhir.client import FHIR_JSON, FhirClient
+from integration.inbound import engine as inbound
 from integration.settings import Settings
-from integration.store import create_db_engine
 
 SYSTEM = "http://iop-bridge.example/fhir/sid/bench-task"
 SIDES = ("raw", "iop-bridge")

@@ -4,11 +4,11 @@ Both sides send the same transaction Bundles (sandbox/step_down_package.py, 25 c
 creates each) at the same concurrency K, in the same run, with fresh business identifiers so
 every conditional create really creates:
   direct      K httpx.AsyncClient senders taking Bundles from one list (POST [base], parse body)
-  iop-bridge  one long-lived integration.worker.run_worker with concurrency K for the whole run
-              (K senders sharing its claims, its settler and the one FhirClient, as
+  iop-bridge  one long-lived integration.outbox.worker.run_worker with concurrency K for the whole
+              run (K senders sharing its claims, its settler and the one FhirClient, as
               `iop-bridge worker` or the API's embedded worker runs), fed by a thread that
               enqueues each Bundle in a database transaction of its own, as a workflow does;
-              each commit wakes the worker (integration.outbox_doorbell)
+              each commit wakes the worker (integration.outbox.doorbell)
 A round gives each side C turns (--chunks), taken ABBA so that a slow spell of HAPI's hits both.
 Every turn starts on an idle HAPI with no writes left to match against its subscriptions. After
 the side's last answer (iop-bridge: last settle) it waits, untimed, for HAPI to go idle and for
@@ -55,14 +55,14 @@ import step_down_package as pkg
 from ratio_table import print_ratio_table  # beside this script
 from server_cpu import ServerCpu, default_pid_file
 
-from integration import worker
+from integration.db.store import create_db_engine, session_scope
 from integration.db.sync_table import SyncRecord
-from integration.fhir_client import FHIR_JSON, FhirClient, create_http_client
-from integration.outbox import ClaimedMessage, MessageKind, enqueue
-from integration.retry_policy import RetryPolicy
+from integration.fhir.client import FHIR_JSON, FhirClient, create_http_client
+from integration.fhir.retry_policy import RetryPolicy
+from integration.outbox import worker
+from integration.outbox.queue import ClaimedMessage, MessageKind, enqueue
 from integration.runtime import freeze_startup_heap
 from integration.settings import Settings
-from integration.store import create_db_engine, session_scope
 
 TIMES: dict[str, list[float]] = defaultdict(list)  # phase -> seconds per call (iop-bridge)
 SETTLED: list[int] = []  # messages per settle transaction
@@ -169,7 +169,7 @@ class IopSide:
     """iop-bridge as it runs in production: one outbox database and one long-lived worker with
     K senders (``iop-bridge worker`` with IOP_BRIDGE_WORKER_CONCURRENCY=K, or the API's embedded
     worker), fed by a thread that enqueues one package per database transaction, as the API's
-    request handlers do. Each commit wakes the worker (integration.outbox_doorbell), so the
+    request handlers do. Each commit wakes the worker (integration.outbox.doorbell), so the
     worker starts sending while later packages are still being enqueued.
     """
 

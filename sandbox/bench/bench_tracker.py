@@ -3,14 +3,14 @@
 Seeds a fresh store with N synthetic handoffs (bulk inserts: referrals, intakes, sessions with
 no-shows), then times, interleaved round by round in the same process (shared, noisy machines:
 ratios are what counts):
-  query    integration.handoffs.list_handoffs (one page of 50) + count_handoffs, in one unit of
-           work: the baseline the issue names
-  list     tracker_views.list_statement: the page's 50 rows, scoped to the caller's organization
+  query    integration.tracker.handoffs.list_handoffs (one page of 50) + count_handoffs, in one
+           unit of work: the baseline the issue names
+  list     tracker.views.list_statement: the page's 50 rows, scoped to the caller's organization
            and the "active" status filter
-  counts   tracker_views.flag_counts: the header's counts of every FUI flag over all matching
+  counts   tracker.views.flag_counts: the header's counts of every FUI flag over all matching
            handoffs (one query of counts over ranges of the organization/status/follow-up
            index, on the window stored in referral.follow_up_within)
-  service  tracker_views.handoff_page: list + counts, what the page runs
+  service  tracker.views.handoff_page: list + counts, what the page runs
   page     GET /tracker through the ASGI app (httpx.ASGITransport): bearer-token check, the
            service, the Jinja2 render of 50 rows, the response
 Target (issue 5, item 8): page within 3x of query. Also prints the query plans (SQLite:
@@ -42,16 +42,17 @@ from sqlalchemy import Engine, insert, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from api.app import create_app
 from integration.db import models
-from integration.handoffs import count_handoffs, follow_up_within, list_handoffs
+from integration.db.store import create_db_engine, session_scope
 from integration.settings import Settings
-from integration.store import create_db_engine, session_scope
-from integration.tracker_views import (
+from integration.tracker.handoffs import count_handoffs, list_handoffs
+from integration.tracker.views import (
     counts_statement,
     flag_counts,
     handoff_page,
     list_statement,
     query_params,
 )
+from mappers.follow_up import follow_up_within
 
 ORG = "IOP-BENCH"
 SECRET = "bench-tracker-secret-of-sufficient-length"

@@ -12,10 +12,10 @@ from fault_run_config import REPO, RunReport
 from sqlalchemy import Engine
 
 from fhir_profiles import canonical
-from integration import outbox
-from integration.fhir_client import FhirClient
-from integration.store import session_scope
-from integration.worker import business_identifier
+from integration.db.store import session_scope
+from integration.fhir.client import FhirClient
+from integration.outbox import queue as outbox
+from integration.outbox.worker import business_identifier
 from mappers.bundle import identifier_token
 
 if str(REPO / "sandbox") not in sys.path:

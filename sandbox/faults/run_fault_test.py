@@ -38,11 +38,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from integration import outbox
 from integration.db.outbox_table import OutboxMessage
-from integration.fhir_client import FhirClient
+from integration.db.store import create_db_engine, session_scope
+from integration.fhir.client import FhirClient
+from integration.outbox import queue as outbox
 from integration.settings import Settings
-from integration.store import create_db_engine, session_scope
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules below
 from fault_packages import create_organizations, enqueue_packages, verify

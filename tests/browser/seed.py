@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 
 from integration.db import models
 from integration.db import repositories as repo
-from integration.store import session_scope
-from integration.workflows import medication_lists, medications
+from integration.db.store import session_scope
+from integration.medications import lists as medication_lists
+from integration.medications import workflow as medications
 from mappers.medication import ListSource, MedicationEntry, MedicationList
 from tests.builders.referrals import (
     make_buprenorphine,

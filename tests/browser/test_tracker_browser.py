@@ -17,15 +17,17 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from integration import inbound
 from integration.db import repositories as repo
-from integration.fhir_client import FhirClient
-from integration.fhir_setup import ensure_organization
-from integration.outbox import count_by_status
+from integration.db.store import create_db_engine, session_scope
+from integration.fhir.client import FhirClient
+from integration.fhir.setup import ensure_organization
+from integration.inbound import engine as inbound
+from integration.medications import lists as medication_lists
+from integration.medications import workflow as medications
+from integration.outbox.queue import count_by_status
+from integration.outbox.worker import run_worker
+from integration.referrals import step_down
 from integration.settings import Settings
-from integration.store import create_db_engine, session_scope
-from integration.worker import run_worker
-from integration.workflows import medication_lists, medications, step_down
 from mappers import registry
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList

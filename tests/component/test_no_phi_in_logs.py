@@ -25,17 +25,20 @@ from fastapi import FastAPI, Request
 from sqlalchemy import Engine, select
 
 from api.app import create_app
-from integration import audit, logging_setup
 from integration.db import models
 from integration.db.outbox_table import OutboxMessage
-from integration.fhir_client import FhirClient
-from integration.outbox import ClaimedMessage
-from integration.retry_policy import RetryPolicy
+from integration.db.store import session_scope
+from integration.discharges import workflow as discharge
+from integration.fhir.client import FhirClient
+from integration.fhir.retry_policy import RetryPolicy
+from integration.medications import lists as medication_lists
+from integration.medications import workflow as medications
+from integration.outbox.queue import ClaimedMessage
+from integration.outbox.worker import DeliveredEntry, deliver_message, run_worker
+from integration.privacy import audit, logging_setup
+from integration.referrals import step_down
 from integration.settings import Settings
-from integration.store import session_scope
-from integration.worker import DeliveredEntry, deliver_message, run_worker
-from integration.workflows import discharge, medication_lists, medications, step_down
-from integration.workflows.errors import DisclosureRefused
+from integration.workflow_errors import DisclosureRefused
 from mappers.medication import ListSource
 from mappers.patient import Client
 from sandbox import step_down_package as pkg

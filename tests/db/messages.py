@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from integration import outbox
-from integration.outbox import MessageKind
-from integration.store import session_scope
+from integration.db.store import session_scope
+from integration.outbox import queue as outbox
+from integration.outbox.queue import MessageKind
 from mappers import bundle, condition, patient
 from tests.builders import CONDITION_SYSTEM, MRN_SYSTEM, make_client, make_diagnosis
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from integration.fhir_client import FhirClient
+from integration.db.store import create_db_engine
+from integration.fhir.client import FhirClient
 from integration.settings import Settings
-from integration.store import create_db_engine
 from tests.conftest import live_base_url
 
 

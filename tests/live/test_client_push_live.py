@@ -8,11 +8,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from integration.client_push import push_client, read_back
-from integration.fhir_client import FhirClient
-from integration.retry_policy import RetryPolicy
+from integration.db.store import list_sync_records, session_scope
+from integration.fhir.client import FhirClient
+from integration.fhir.client_push import push_client, read_back
+from integration.fhir.retry_policy import RetryPolicy
 from integration.settings import Settings
-from integration.store import list_sync_records, session_scope
 from tests.builders import make_client, make_diagnosis
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]

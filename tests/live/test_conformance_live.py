@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhir_profiles.registry import conformance_resources, example_resources
-from integration.conformance import upload_conformance, validate
-from integration.fhir_client import FhirClient
+from integration.fhir.client import FhirClient
+from integration.fhir.conformance import upload_conformance, validate
 from mappers import (
     asam_intake,
     assessment,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from fhir_profiles.registry import conformance_resources
-from integration.conformance import upload_conformance, validate
-from integration.fhir_client import FhirClient
+from integration.fhir.client import FhirClient
+from integration.fhir.conformance import upload_conformance, validate
 from mappers import reconciliation
 from mappers.discharge import DischargeSummary
 from mappers.discharge_document import to_document_bundle

@@ -15,18 +15,19 @@ from sqlalchemy import Engine, func, select
 
 from fhir_profiles import canonical
 from fhir_profiles.registry import conformance_resources
-from integration.conformance import upload_conformance, validate
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.outbox_table import OutboxMessage
-from integration.fhir_client import FhirClient
-from integration.outbox import ClaimedMessage
+from integration.db.store import session_scope
+from integration.discharges import aftercare, workflow
+from integration.fhir.client import FhirClient
+from integration.fhir.conformance import upload_conformance, validate
+from integration.medications import lists as medication_lists
+from integration.medications import workflow as medications
+from integration.outbox.queue import ClaimedMessage
+from integration.outbox.worker import deliver_message
 from integration.settings import Settings
-from integration.store import session_scope
-from integration.worker import deliver_message
-from integration.workflows import aftercare, medication_lists, medications
-from integration.workflows import discharge as workflow
-from integration.workflows.errors import DisclosureRefused
+from integration.workflow_errors import DisclosureRefused
 from mappers.discharge import AftercarePlan
 from mappers.discharge_document import DOCUMENT_ID_SYSTEM
 from mappers.discharge_reader import discharge_from_document

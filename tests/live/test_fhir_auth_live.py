@@ -17,11 +17,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from integration.client_push import push_client
-from integration.errors import FhirUnauthorized
-from integration.fhir_client import FhirClient
+from integration.db.store import create_db_engine
+from integration.fhir.client import FhirClient
+from integration.fhir.client_push import push_client
+from integration.fhir.errors import FhirUnauthorized
 from integration.settings import Settings
-from integration.store import create_db_engine
 from tests.builders import make_client, make_diagnosis
 from tests.conftest import live_base_url
 from tests.servers import free_port, serve_in_thread

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from integration.fhir_client import FhirClient
-from integration.fhir_setup import ensure_organization, ensure_task_subscription
+from integration.fhir.client import FhirClient
+from integration.fhir.setup import ensure_organization, ensure_task_subscription
 from integration.settings import Settings
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from integration.errors import FhirNotFound, FhirPreconditionFailed, FhirVersionConflict
-from integration.fhir_client import FhirClient
+from integration.fhir.client import FhirClient
+from integration.fhir.errors import FhirNotFound, FhirPreconditionFailed, FhirVersionConflict
 from mappers import bundle
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
@@ -147,7 +147,7 @@ async def test_expired_search_page__is_the_not_found_the_client_restarts_on(
 async def test_update_owned_fields__survives_a_concurrent_writer(
     fhir: FhirClient, unique: str
 ) -> None:
-    from integration.concurrency import update_owned_fields
+    from integration.fhir.concurrency import update_owned_fields
 
     created = (await fhir.create(_patient(unique))).resource
     calls = 0

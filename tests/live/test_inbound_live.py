@@ -17,13 +17,13 @@ import pytest
 from sqlalchemy import Engine, select
 
 from api.app import create_app
-from integration import inbound
 from integration.db.inbound_table import InboundEvent
 from integration.db.models import Referral
-from integration.fhir_client import FhirClient
-from integration.fhir_setup import ensure_organization, ensure_task_subscription
+from integration.db.store import session_scope
+from integration.fhir.client import FhirClient
+from integration.fhir.setup import ensure_organization, ensure_task_subscription
+from integration.inbound import engine as inbound
 from integration.settings import Settings
-from integration.store import session_scope
 from tests.conftest import live_base_url
 from tests.servers import serve_in_thread
 

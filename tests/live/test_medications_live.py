@@ -22,14 +22,15 @@ from sqlalchemy import Engine, select
 
 from fhir_profiles import canonical
 from fhir_profiles.terminology.clinical import RX_SERTRALINE_50
-from integration.conformance import validate
 from integration.db import repositories as repo
 from integration.db.outbox_table import OutboxMessage
-from integration.fhir_client import FhirClient
-from integration.outbox import count_by_status
-from integration.store import session_scope
-from integration.worker import run_worker
-from integration.workflows import medication_lists, medications
+from integration.db.store import session_scope
+from integration.fhir.client import FhirClient
+from integration.fhir.conformance import validate
+from integration.medications import lists as medication_lists
+from integration.medications import workflow as medications
+from integration.outbox.queue import count_by_status
+from integration.outbox.worker import run_worker
 from mappers.bundle import identifier_token
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
 

@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
-from integration import outbox
 from integration.db.outbox_table import OutboxMessage
-from integration.fhir_client import FhirClient
-from integration.outbox import MessageKind
+from integration.db.store import SyncRecord, session_scope
+from integration.fhir.client import FhirClient
+from integration.outbox import queue as outbox
+from integration.outbox.queue import MessageKind
+from integration.outbox.worker import WorkerStats, run_worker
 from integration.settings import Settings
-from integration.store import SyncRecord, session_scope
-from integration.worker import WorkerStats, run_worker
 from mappers.bundle import identifier_token
 from tests.builders import CONDITION_SYSTEM, MRN_SYSTEM
 from tests.db.fixtures import postgres_url  # noqa: F401

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from integration.fhir_client import FhirClient
-from integration.outbox import ClaimedMessage, MessageKind
-from integration.worker import deliver_message
+from integration.fhir.client import FhirClient
+from integration.outbox.queue import ClaimedMessage, MessageKind
+from integration.outbox.worker import deliver_message
 from mappers import bundle
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]

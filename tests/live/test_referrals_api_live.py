@@ -21,14 +21,14 @@ from sqlalchemy import Engine, func, select
 
 from api.app import create_app
 from api.schema_examples import EXAMPLE_SUBMISSION
-from integration import inbound
 from integration.db.models import Referral
 from integration.db.outbox_table import OutboxMessage, OutboxStatus
-from integration.fhir_client import FhirClient
-from integration.fhir_setup import ensure_organization
+from integration.db.store import create_db_engine, session_scope
+from integration.fhir.client import FhirClient
+from integration.fhir.setup import ensure_organization
+from integration.inbound import engine as inbound
+from integration.outbox.worker import run_worker
 from integration.settings import Settings
-from integration.store import create_db_engine, session_scope
-from integration.worker import run_worker
 from mappers import bundle
 from mappers.registry import MappingContext
 

@@ -18,16 +18,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from integration import inbound
 from integration.db.models import Referral
 from integration.db.outbox_table import OutboxMessage, OutboxStatus
-from integration.fhir_client import FhirClient
-from integration.fhir_setup import ensure_organization
-from integration.outbox import ClaimedMessage
+from integration.db.store import session_scope
+from integration.fhir.client import FhirClient
+from integration.fhir.setup import ensure_organization
+from integration.inbound import engine as inbound
+from integration.outbox.queue import ClaimedMessage
+from integration.outbox.worker import deliver_message, run_worker
+from integration.referrals import step_down
 from integration.settings import Settings
-from integration.store import session_scope
-from integration.worker import deliver_message, run_worker
-from integration.workflows import step_down
 from mappers import bundle
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 from mappers.registry import MappingContext

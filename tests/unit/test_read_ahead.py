@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from integration.read_ahead import read_ahead
+from integration.fhir.read_ahead import read_ahead
 
 pytestmark = pytest.mark.anyio
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from integration.fhir_responses import parse_retry_after
+from integration.fhir.responses import parse_retry_after
 
 
 def test_parse_retry_after__delta_seconds() -> None:

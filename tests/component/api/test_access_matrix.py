@@ -35,13 +35,13 @@ from fastapi.routing import iter_route_contexts
 
 from api.app import create_app
 from api.auth import Role
-from integration import audit
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.db.migrate import migrate
+from integration.db.store import create_db_engine, record_sync, session_scope
+from integration.privacy import audit
 from integration.settings import Settings
-from integration.store import create_db_engine, record_sync, session_scope
 
 BASE = "http://fhir.test/fhir"
 SECRET = "access-matrix-secret-of-sufficient-length"

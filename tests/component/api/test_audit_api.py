@@ -16,7 +16,7 @@ import respx
 from fastapi import FastAPI
 
 from api.app import create_app
-from integration import audit
+from integration.privacy import audit
 from integration.settings import Settings
 
 BASE = "http://fhir.test/fhir"
@@ -55,7 +55,7 @@ def app(tmp_path: Path) -> FastAPI:
 @pytest.fixture
 async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     with respx.mock(assert_all_called=False) as fhir:
-        # the operator's Organization on the FHIR server (tracker_views.OrganizationKeys)
+        # the operator's Organization on the FHIR server (tracker.views.OrganizationKeys)
         fhir.get(f"{BASE}/Organization").respond(
             json={"resourceType": "Bundle", "entry": [{"resource": {"id": "iop-1"}}]}
         )

@@ -21,8 +21,8 @@ from api.cli import main
 from integration.db import repositories as repo
 from integration.db.audit_table import AuditEventRecord
 from integration.db.inbound_table import ReferralLink
-from integration.logging_setup import REDACTED, JsonFormatter, PhiFilter
-from integration.store import session_scope
+from integration.db.store import session_scope
+from integration.privacy.logging_setup import REDACTED, JsonFormatter, PhiFilter
 from tests.component.api.cli_support import restored_logging  # noqa: F401  (main sets logging)
 from tests.component.test_no_phi_in_logs import MRN, NAME, NOTE, SEEDED
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
@@ -139,7 +139,7 @@ def test_main__logs_are_phi_safe_json_lines(
     [handler] = root.handlers
     assert isinstance(handler.formatter, JsonFormatter)
     assert any(isinstance(f, PhiFilter) for f in handler.filters)
-    logging.getLogger("integration.workflows.step_down").warning(
+    logging.getLogger("integration.referrals.step_down").warning(
         "referral %s of %s: %s", referral, NAME, NOTE
     )
     err = capsys.readouterr().err

@@ -20,10 +20,10 @@ from api.schema_examples import EXAMPLE_DISCHARGE
 from api.schemas import ReferralSubmission
 from integration.db.audit_table import AuditEventRecord
 from integration.db.outbox_table import OutboxMessage, OutboxStatus
+from integration.db.store import record_sync, session_scope
+from integration.medications.lists import record_intake_list
+from integration.medications.workflow import reconcile_referral
 from integration.settings import Settings
-from integration.store import record_sync, session_scope
-from integration.workflows.medication_lists import record_intake_list
-from integration.workflows.medications import reconcile_referral
 from mappers import assessment, condition, consent, patient
 from mappers.medication import MedicationList
 from mappers.registry import MappingContext

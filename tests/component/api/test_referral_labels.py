@@ -16,9 +16,9 @@ from sqlalchemy import Engine, select
 from api.schemas import ReferralSubmission
 from fhir_profiles.terminology.privacy import PART2_SECURITY_LABELS
 from integration.db.outbox_table import OutboxMessage
-from integration.referral_builder import package_bundle
-from integration.referral_bundle import Parties, check_submission
-from integration.store import session_scope
+from integration.db.store import session_scope
+from integration.referrals.builder import package_bundle
+from integration.referrals.bundle import Parties, check_submission
 from mappers import security_labels
 from mappers.registry import MappingContext
 from tests.component.api.referral_support import (  # noqa: F401

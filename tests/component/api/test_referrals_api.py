@@ -23,9 +23,9 @@ from api.schema_examples import EXAMPLE_BUNDLE
 from integration.db.inbound_table import ReferralLink
 from integration.db.models import Referral
 from integration.db.outbox_table import OutboxMessage
-from integration.referral_bundle import Parties, check_submission
-from integration.store import record_sync, session_scope
-from integration.workflows import step_down
+from integration.db.store import record_sync, session_scope
+from integration.referrals import step_down
+from integration.referrals.bundle import Parties, check_submission
 from mappers.errors import InvalidInputError
 from mappers.registry import MappingContext
 from tests.component.api.referral_support import (  # noqa: F401

@@ -24,9 +24,9 @@ from api.app import create_app
 from api.tracker import COOKIE
 from integration.db import repositories as repo
 from integration.db.models import Attendance
+from integration.db.store import create_db_engine, session_scope
 from integration.settings import ApiKeyGrant, Settings
-from integration.store import create_db_engine, session_scope
-from integration.tracker_views import handoff_page
+from integration.tracker.views import handoff_page
 from tests.browser.seed import OTHER_ORGANIZATION, Seeded, seed_tracker
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
 
@@ -370,7 +370,7 @@ async def test_referral__unknown_id_is_a_404_page(http: httpx.AsyncClient) -> No
     assert huge.status_code == 422
 
 
-# --- the flag counts in SQL agree with handoffs.window_state, on both databases ----------------
+# --- the flag counts in SQL agree with follow_up.window_state, on both databases ----------------
 
 
 def test_flag_counts__agree_with_the_row_flags_on_each_backend(engine: Engine) -> None:  # noqa: F811

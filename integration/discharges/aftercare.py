@@ -1,0 +1,121 @@
+"""The aftercare loop (DESIGN.md workflow 3): after the discharge, follow the aftercare Task until
+the next provider acknowledges it (accepted, or a later state)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from integration.db import models
+from integration.db import repositories as repo
+from integration.db.base import utcnow
+from integration.db.referral_lookup import find_referral
+from integration.db.store import session_scope
+from integration.discharges.handoff_bundle import AFTERCARE_SUFFIX
+from integration.discharges.workflow import in_session
+from integration.fhir.client import FhirClient
+from integration.workflow_errors import WorkflowNotReady
+from mappers import bundle
+from mappers.registry import MappingContext
+
+# The next provider has taken the handoff: SDOHCC task statuses at or past "accepted".
+ACKNOWLEDGED = frozenset({"accepted", "in-progress", "on-hold", "completed"})
+
+
+@dataclass(frozen=True, slots=True)
+class AftercareStatus:
+    """Where the handoff to the next provider stands."""
+
+    referral_id: str  # the referral's business identifier (Referral.business_id)
+    task: str | None  # "Task/<id>"; None until the outbox has delivered it
+    status: str | None  # Task.status as the next provider left it
+    business_status: str | None
+    acknowledged_at: datetime | None  # set once the Task is accepted (or further)
+
+
+async def check_aftercare(
+    fhir: FhirClient, engine: Engine, business_id: str, *, context: MappingContext | None = None
+) -> AftercareStatus:
+    """Read the aftercare Task; record its id, and acknowledged_at once the next provider moved
+    it to accepted or a later state (the Task's lastModified, else meta.lastUpdated).
+    ``business_id`` is the referral's business identifier."""
+    context = context or MappingContext()
+    known = await asyncio.to_thread(in_session, engine, _discharge_record, business_id)
+    task = await _aftercare_task(fhir, known, business_id, context)
+    if task is None:
+        return AftercareStatus(business_id, None, None, None, known.acknowledged_at)
+    acknowledged = known.acknowledged_at
+    if acknowledged is None and task.get("status") in ACKNOWLEDGED:
+        acknowledged = _changed_at(task)
+
+    def remember(session: Session, referral: str) -> None:
+        stored = _discharge_record(session, referral)
+        repo.record_aftercare_task(session, stored, task_id=str(task["id"]))
+        if stored.acknowledged_at is None and acknowledged is not None:
+            repo.acknowledge_discharge(session, stored, at=acknowledged)
+
+    await asyncio.to_thread(in_session, engine, remember, business_id)
+    codings = (task.get("businessStatus") or {}).get("coding") or [{}]
+    return AftercareStatus(
+        business_id, f"Task/{task['id']}", task.get("status"), codings[0].get("code"), acknowledged
+    )
+
+
+async def poll_open_discharges(
+    fhir: FhirClient, engine: Engine, *, context: MappingContext | None = None
+) -> list[AftercareStatus]:
+    """check_aftercare for every discharge not yet acknowledged (the loop's safety net)."""
+    query = (
+        select(models.Referral.business_id)
+        .join(models.DischargeRecord, models.DischargeRecord.referral_id == models.Referral.id)
+        .where(models.DischargeRecord.acknowledged_at.is_(None))
+        .order_by(models.DischargeRecord.discharged_at)
+    )
+
+    def open_ones() -> list[str]:
+        with session_scope(engine) as session:
+            return list(session.scalars(query))
+
+    return [
+        await check_aftercare(fhir, engine, business_id, context=context)
+        for business_id in await asyncio.to_thread(open_ones)
+    ]
+
+
+def _discharge_record(session: Session, business_id: str) -> models.DischargeRecord:
+    referral = find_referral(session, business_id)
+    query = select(models.DischargeRecord).where(models.DischargeRecord.referral_id == referral.id)
+    found = session.scalar(query)
+    if found is None:
+        raise WorkflowNotReady(f"referral {business_id!r} has no discharge")
+    return found
+
+
+async def _aftercare_task(
+    fhir: FhirClient, known: models.DischargeRecord, business_id: str, context: MappingContext
+) -> dict[str, Any] | None:
+    """By the id seen before, else by identifier (the id is the server's, known after delivery)."""
+    if known.aftercare_task_id is not None:
+        return await fhir.read("Task", known.aftercare_task_id)
+    token = bundle.identifier_token(context.task_id_system, business_id + AFTERCARE_SUFFIX)
+    found = [t async for t in fhir.search_all("Task", {"identifier": token})]
+    return found[0] if len(found) == 1 else None
+
+
+def _changed_at(task: Mapping[str, Any]) -> datetime:
+    """When the next provider's change was made: Task.lastModified (theirs) if it is a full
+    instant, else meta.lastUpdated (the server's), else now."""
+    for value in (task.get("lastModified"), (task.get("meta") or {}).get("lastUpdated")):
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if moment.tzinfo is not None:
+            return moment
+    return utcnow()

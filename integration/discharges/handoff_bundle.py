@@ -1,0 +1,182 @@
+"""The discharge's one outbox transaction: the summary as a self-contained document Bundle, and
+the aftercare ServiceRequest and Task that hand the client over to the next provider.
+
+Every resource in the document is rendered by the concept mappers with a ``urn:uuid`` fullUrl
+derived from the summary identifier and what it stands for (``SummaryUrls``), so a retry builds
+the same document. The ServiceRequest and Task reference the server's resources. Each write is
+conditional: the document on Bundle.identifier (HAPI 8.8 supports it as a conditional create,
+live-tested), the ServiceRequest and the Task on their identifiers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from integration.discharges.clinical_record import ClinicalRecord
+from integration.medications.workflow import URN_NAMESPACE
+from mappers import assessment, bundle, care_plan, condition, medication, patient, referral_task
+from mappers import referral as referral_mapper
+from mappers.discharge import (
+    DischargeSummary,
+    DocumentedMedications,
+    FinalScore,
+    aftercare_referral,
+)
+from mappers.discharge_document import DOCUMENT_ID_SYSTEM, to_document_bundle
+from mappers.registry import MappingContext
+
+DISCHARGE_SUFFIX = "-DISCHARGE"
+
+
+AFTERCARE_SUFFIX = "-AFTERCARE"
+
+
+class SummaryUrls:
+    """Stable urn:uuid fullUrls for one summary: the same summary always gets the same ones."""
+
+    def __init__(self, summary_id: str) -> None:
+        self.summary_id = summary_id
+        self.document_identifier = self.of("document-identifier")
+
+    def of(self, key: str) -> str:
+        return f"urn:uuid:{uuid.uuid5(URN_NAMESPACE, f'{self.summary_id}|{key}')}"
+
+    def uuid(self, key: str) -> str:
+        return self.of(key).removeprefix("urn:uuid:")
+
+
+def handoff_transaction(
+    summary: DischargeSummary,
+    record: ClinicalRecord,
+    urls: SummaryUrls,
+    *,
+    at: datetime,
+    context: MappingContext,
+) -> dict[str, Any]:
+    """The document (conditional on Bundle.identifier), the aftercare ServiceRequest and Task
+    (conditional on their identifiers); the ServiceRequest's supportingInfo is the document."""
+    in_document, entries = _document_entries(summary, record, urls, context)
+    document = to_document_bundle(
+        in_document,
+        composition_id=urls.uuid("composition"),
+        bundle_identifier=urls.document_identifier.removeprefix("urn:uuid:"),
+        timestamp=at,
+        entries=entries,
+    )
+    aftercare_id = summary.identifier.removesuffix(DISCHARGE_SUFFIX) + AFTERCARE_SUFFIX
+    document_url, request_url = urls.of("transaction/document"), urls.of("transaction/request")
+    handoff = aftercare_referral(
+        summary,
+        referral_identifier=aftercare_id,
+        task_identifier=aftercare_id,
+        referral_reference=request_url,
+        document_reference=document_url,
+        authored_on=at,
+    )
+    writes = [
+        (document, document_url, DOCUMENT_ID_SYSTEM, urls.document_identifier),
+        (referral_mapper.to_fhir(handoff.referral, id_system=context.referral_id_system),
+         request_url, context.referral_id_system, aftercare_id),
+        (referral_task.to_fhir(handoff.task, id_system=context.task_id_system),
+         urls.of("transaction/task"), context.task_id_system, aftercare_id),
+    ]  # fmt: skip
+    return bundle.transaction(
+        bundle.conditional_create_entry(
+            resource, full_url=url, if_none_exist=bundle.identifier_query(system, value)
+        )
+        for resource, url, system, value in writes
+    )
+
+
+def _document_entries(
+    summary: DischargeSummary, record: ClinicalRecord, urls: SummaryUrls, context: MappingContext
+) -> tuple[DischargeSummary, dict[str, dict[str, Any]]]:
+    """The summary with document references, and every resource it references by fullUrl."""
+    subject = urls.of(summary.subject)
+    entries: dict[str, dict[str, Any]] = {
+        subject: patient.to_fhir(record.client, mrn_system=context.mrn_system)
+    }
+    for ref, organization in record.organizations.items():
+        entries[urls.of(ref)] = _organization_copy(organization)
+    diagnoses = []
+    for documented in summary.diagnoses:
+        url = urls.of(documented.reference)
+        diagnoses.append(replace(documented, reference=url))
+        entries[url] = condition.to_fhir(
+            documented.diagnosis, id_system=context.condition_id_system, subject_reference=subject
+        )
+    entries |= _medication_entries(summary.medications, subject, urls, context)
+    phq9, gad7 = (
+        _document_score(score, urls, subject, entries, context)
+        for score in (summary.phq9, summary.gad7)
+    )
+    plan = summary.plan_of_care
+    if plan is not None and record.plan is not None:
+        plan = replace(plan, reference=urls.of(plan.reference))
+        entries[plan.reference] = care_plan.to_fhir(
+            record.plan[1], plan_id_system=context.care_plan_id_system, subject_reference=subject,
+            condition_references=[d.reference for d in diagnoses],
+        )  # fmt: skip
+    in_document = replace(
+        summary,
+        subject=subject,
+        author=urls.of(summary.author),
+        custodian=urls.of(summary.custodian),
+        diagnoses=tuple(diagnoses),
+        aftercare=replace(
+            summary.aftercare, next_provider=urls.of(summary.aftercare.next_provider)
+        ),
+        plan_of_care=plan,
+        phq9=phq9,
+        gad7=gad7,
+    )
+    return in_document, entries
+
+
+def _medication_entries(
+    medications: DocumentedMedications, subject: str, urls: SummaryUrls, context: MappingContext
+) -> dict[str, dict[str, Any]]:
+    """The reconciled List and its MedicationStatements, by document fullUrl."""
+    med_list = medications.medication_list
+    statements = [urls.of(f"MedicationStatement|{e.identifier}") for e in med_list.entries]
+    found = {
+        medications.reference: medication.list_to_fhir(
+            med_list, id_system=context.medication_list_id_system, subject_reference=subject,
+            entry_references=statements,
+        )
+    }  # fmt: skip
+    for url, entry in zip(statements, med_list.entries, strict=True):
+        found[url] = medication.to_fhir(
+            entry, id_system=context.medication_statement_id_system, subject_reference=subject
+        )
+    return found
+
+
+def _document_score(
+    score: FinalScore | None,
+    urls: SummaryUrls,
+    subject: str,
+    entries: dict[str, dict[str, Any]],
+    context: MappingContext,
+) -> FinalScore | None:
+    """The score with its document reference; its QuestionnaireResponse added to ``entries``."""
+    if score is None:
+        return None
+    moved = replace(score, reference=urls.of(score.reference))
+    entries[moved.reference] = assessment.to_fhir(
+        score.assessment, id_system=context.assessment_id_system, subject_reference=subject
+    )
+    return moved
+
+
+# Organization elements copied into the document: who they are, not the server's bookkeeping.
+_ORGANIZATION_KEYS = ("identifier", "active", "type", "name", "alias", "telecom", "address")
+
+
+def _organization_copy(resource: Mapping[str, Any]) -> dict[str, Any]:
+    copy = {"resourceType": "Organization"}
+    return copy | {k: resource[k] for k in _ORGANIZATION_KEYS if k in resource}

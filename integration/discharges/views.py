@@ -1,0 +1,292 @@
+"""Discharge handoffs as the API shows them: the IOP starts one (workflow 3), the next provider's
+EHR follows it (is the aftercare Task acknowledged?) and receives the discharge summary document.
+
+Scoping is in the queries, as for referrals: the IOP's staff see the discharges of referrals
+their organization owns; an EHR system sees the discharges handed to its organization
+(``discharge_record.next_provider``), and only that next provider gets the document (42 CFR
+Part 2: the disclosure is consented to that recipient alone).
+
+The document is the one the discharge enqueued (the first entry of its transaction message):
+what was checked against the consent and sent, available before and after delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, Row, Select, false, func, select
+from sqlalchemy.orm import Session
+
+from integration.db import models
+from integration.db.inbound_table import ReferralLink
+from integration.db.outbox_table import OutboxMessage
+from integration.db.store import session_scope
+from integration.discharges import workflow
+from integration.discharges.aftercare import check_aftercare
+from integration.fhir.client import FhirClient
+from integration.outbox import queue as outbox
+from integration.privacy import audit, disclosure
+from integration.referrals.intake import settle_references
+from integration.referrals.views import delivery_status
+from integration.settings import Settings
+from integration.tenancy.organizations import OrganizationDirectory
+from integration.workflow_errors import ReferralNotFound
+from mappers.discharge import CRISIS_LINE_988, AftercarePlan
+from mappers.errors import InvalidInputError, Problem
+from mappers.registry import MappingContext
+
+NOT_THE_RECIPIENT = "not-the-recipient"  # audit reason: asked for by another organization
+
+
+@dataclass(frozen=True, slots=True)
+class DischargeScope:
+    """Whose discharges a caller may read: handed to, or discharged by, one organization."""
+
+    handed_to: tuple[str, ...] = ()
+    owned_by: tuple[str, ...] = ()
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        """The WHERE clauses; a scope naming no organization matches nothing."""
+        clauses: list[ColumnElement[bool]] = []
+        if self.handed_to:
+            clauses.append(models.DischargeRecord.next_provider.in_(self.handed_to))
+        if self.owned_by:
+            clauses.append(models.Referral.iop_organization.in_(self.owned_by))
+        return clauses or [false()]
+
+
+@dataclass(frozen=True, slots=True)
+class DischargeView:
+    """One discharge handoff and where its aftercare loop stands."""
+
+    id: str  # the referral's identifier: one discharge per referral
+    discharged_at: datetime
+    next_provider: str
+    aftercare_task: str | None
+    task_status: str | None  # read from the FHIR server when asked for one handoff
+    business_status: str | None
+    acknowledged_at: datetime | None
+    delivery: str | None  # outbox status of the document + ServiceRequest + Task message
+
+
+@dataclass(frozen=True, slots=True)
+class DischargePage:
+    """One page of discharge handoffs and how many match in all."""
+
+    items: tuple[DischargeView, ...]
+    total: int
+    page: int
+    page_size: int
+
+
+def list_discharges(
+    session: Session,
+    scope: DischargeScope,
+    *,
+    acknowledged: bool | None,
+    discharged_from: date | None,
+    discharged_to: date | None,
+    page: int,
+    page_size: int,
+) -> DischargePage:
+    """One page of the scope's handoffs, newest discharge first."""
+    record = models.DischargeRecord
+    where = list(scope.clauses())
+    if acknowledged is not None:
+        where.append(record.acknowledged_at.is_not(None) if acknowledged
+                     else record.acknowledged_at.is_(None))  # fmt: skip
+    if discharged_from is not None:
+        where.append(record.discharged_at >= _midnight(discharged_from))
+    if discharged_to is not None:
+        where.append(record.discharged_at < _midnight(discharged_to + timedelta(days=1)))
+    joined = select(func.count(record.id)).join(
+        models.Referral, models.Referral.id == record.referral_id
+    )
+    total = session.scalar(joined.where(*where))
+    rows = session.execute(
+        _query().where(*where).order_by(record.discharged_at.desc(), record.id.desc())
+        .limit(page_size).offset((page - 1) * page_size)
+    )  # fmt: skip
+    return DischargePage(tuple(_view(row) for row in rows), int(total or 0), page, page_size)
+
+
+def get_discharge(
+    session: Session, scope: DischargeScope, referral_id: str
+) -> DischargeView | None:
+    """The handoff of referral ``referral_id`` if the scope may see it."""
+    row = session.execute(
+        _query().where(models.Referral.business_id == referral_id, *scope.clauses())
+    ).first()
+    return _view(row) if row is not None else None
+
+
+async def follow_discharge(
+    engine: Engine, fhir: FhirClient, scope: DischargeScope, referral_id: str,
+    context: MappingContext,
+) -> DischargeView | None:  # fmt: skip
+    """The handoff with its aftercare Task's current status, read from the FHIR server once the
+    outbox delivered it (recording the acknowledgement when the next provider accepted)."""
+    view = await asyncio.to_thread(_in_session, engine, get_discharge, scope, referral_id)
+    if view is None or view.delivery != "delivered":
+        return view
+    status = await check_aftercare(fhir, engine, referral_id, context=context)
+    return DischargeView(
+        view.id, view.discharged_at, view.next_provider, status.task or view.aftercare_task,
+        status.status, status.business_status, status.acknowledged_at, view.delivery,
+    )  # fmt: skip
+
+
+def discharge_document(
+    session: Session, scope: DischargeScope, referral_id: str
+) -> dict[str, Any] | None:
+    """The discharge summary document Bundle of a handoff the scope may see, released through
+    the disclosure gate (audited as a disclosure to the next provider). Asked for by anyone
+    else, it is withheld and the refusal audited with its reason; None either way (flushes)."""
+    found = _enqueued_document(session, referral_id)
+    if found is None:
+        return None  # no discharge: nothing was disclosed or withheld
+    document, owner = found
+    entity = _document_entity(document)
+    view = get_discharge(session, scope, referral_id)
+    if view is None:
+        # 42 CFR 2.13(a): disclosed only as the consent permits, i.e. to the next provider.
+        asking = scope.handed_to[-1] if scope.handed_to else None  # its reference when known
+        disclosure.withheld(
+            session, entity, recipient=asking, organization=owner, reason=NOT_THE_RECIPIENT
+        )
+        return None
+    disclosure.released(session, entity, recipient=view.next_provider, organization=owner)
+    return dict(document)
+
+
+def _enqueued_document(
+    session: Session, referral_id: str
+) -> tuple[dict[str, Any], str | None] | None:
+    """The document the discharge enqueued (first entry of its first transaction message) and
+    the referral's IOP organization (whose records they are)."""
+    payload = session.scalar(
+        select(OutboxMessage.payload)
+        .where(
+            OutboxMessage.aggregate_type == workflow.AGGREGATE_TYPE,
+            OutboxMessage.aggregate_key == referral_id,
+            OutboxMessage.kind == str(outbox.MessageKind.TRANSACTION),
+        )
+        .order_by(OutboxMessage.id)
+        .limit(1)
+    )
+    entries = (payload or {}).get("entry") or []
+    document = entries[0].get("resource") if entries else None
+    if not isinstance(document, dict):
+        return None
+    owner = session.scalar(
+        select(models.Referral.iop_organization).where(models.Referral.business_id == referral_id)
+    )
+    return document, owner
+
+
+def _document_entity(document: dict[str, Any]) -> audit.Entity:
+    """The document Bundle by its identifier (Bundle.identifier, urn:ietf:rfc:3986)."""
+    identifier = document.get("identifier") or {}
+    return audit.Entity("Bundle", str(identifier.get("value")), identifier.get("system"))
+
+
+@dataclass(frozen=True, slots=True)
+class DischargeOrder:
+    """What the case manager states at discharge; the next provider by its organization
+    identifier value (as registered on the FHIR server, like every tenant key)."""
+
+    discharged_at: datetime
+    next_provider: str
+    next_provider_name: str
+    relapse_prevention: str
+    medication_follow_up: str
+    support_groups: tuple[str, ...] = ()
+    crisis_line: str | None = CRISIS_LINE_988
+    course_summary: str | None = None
+
+
+async def start_discharge(
+    engine: Engine,
+    fhir: FhirClient,
+    settings: Settings,
+    referral_id: str,
+    *,
+    caller: str,
+    order: DischargeOrder,
+    at: datetime,
+) -> DischargeView:
+    """Run workflow 3 for a referral the caller's organization owns (ReferralNotFound else)."""
+    context = settings.mapping_context()
+    directory = OrganizationDirectory(fhir, engine, settings.organization_id_system)
+    owned_by = await directory.keys(caller)
+    organization = await asyncio.to_thread(_owned_referral, engine, referral_id, owned_by, context)
+    next_provider = await directory.reference(order.next_provider)
+    if next_provider is None:
+        message = f"no Organization {order.next_provider!r} is registered on the FHIR server"
+        problem = Problem("next_provider", message, "not-found")
+        raise InvalidInputError.from_problems("the discharge", [problem])
+    aftercare = AftercarePlan(
+        next_provider, order.next_provider_name, order.relapse_prevention,
+        order.medication_follow_up, order.support_groups, order.crisis_line,
+    )  # fmt: skip
+    await workflow.discharge(
+        engine, fhir, referral_id, iop_organization=organization,
+        discharged_at=order.discharged_at, aftercare=aftercare, at=at,
+        course_summary=order.course_summary, context=context,
+    )  # fmt: skip
+    scope = DischargeScope(owned_by=owned_by)
+    view = await asyncio.to_thread(_in_session, engine, get_discharge, scope, referral_id)
+    assert view is not None  # just stored, in scope
+    return view
+
+
+def _owned_referral(
+    engine: Engine, referral_id: str, owned_by: tuple[str, ...], context: MappingContext
+) -> str:
+    """The referral's IOP organization, after settling what delivery told about its server ids."""
+    with session_scope(engine) as session:
+        found = session.execute(
+            select(models.Referral, ReferralLink)
+            .join(ReferralLink, ReferralLink.referral_id == models.Referral.id)
+            .where(models.Referral.business_id == referral_id,
+                   models.Referral.iop_organization.in_(owned_by or ("",)))
+        ).first()  # fmt: skip
+        if found is None:
+            raise ReferralNotFound(f"no referral {referral_id!r} of your organization")
+        settle_references(session, found[0], found[1], context)
+        return str(found[0].iop_organization)
+
+
+def _query() -> Select[models.DischargeRecord, str, str | None]:
+    delivery = delivery_status(workflow.AGGREGATE_TYPE, models.Referral.business_id)
+    return select(models.DischargeRecord, models.Referral.business_id,
+                  delivery.label("delivery")).join(
+        models.Referral, models.Referral.id == models.DischargeRecord.referral_id
+    )  # fmt: skip
+
+
+def _view(row: Row[models.DischargeRecord, str, str | None]) -> DischargeView:
+    record, business_id, delivery = row
+    task = f"Task/{record.aftercare_task_id}" if record.aftercare_task_id else None
+    return DischargeView(
+        business_id, record.discharged_at, record.next_provider, task, None, None,
+        record.acknowledged_at, delivery,
+    )  # fmt: skip
+
+
+def _in_session(
+    engine: Engine,
+    read: Callable[[Session, DischargeScope, str], DischargeView | None],
+    scope: DischargeScope,
+    referral_id: str,
+) -> DischargeView | None:
+    with session_scope(engine) as session:
+        return read(session, scope, referral_id)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)

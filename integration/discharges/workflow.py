@@ -1,0 +1,260 @@
+"""Workflow 3 (DESIGN.md): IOP discharge, the discharge summary document and the aftercare
+referral to the next provider (tracked until acknowledged by ``integration.discharges.aftercare``).
+
+``discharge`` runs three named steps:
+
+1. ``store_facts``: which records the summary is made of, from the store (the referral's
+   ServiceRequest, the latest PHQ-9 and GAD-7, the treatment plan);
+2. ``read_clinical_record``: their content, read from the FHIR server in one batch (both in
+   ``integration.discharges.clinical_record``);
+3. ``discharge_client`` (one database transaction): the summary (problems = the referral's
+   diagnoses, medications = the reconciled list from the store, plan of care, final scores, the
+   course counted from session_record), the Part 2 check, the discharge_record and ONE
+   transaction outbox message (``integration.discharges.handoff_bundle``): the document
+   Bundle, the aftercare ServiceRequest and the Task.
+
+Part 2 (42 CFR 2.31, 2.32): a summary with an SUD diagnosis carries the DS4P labels and the
+redisclosure notice (the mappers add the labels), and is refused, with nothing stored, unless a
+Consent of the referral (ServiceRequest.supportingInfo) covers the next provider for treatment
+on the day of the handoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from integration.db import models
+from integration.db import repositories as repo
+from integration.db.referral_lookup import find_referral
+from integration.db.store import session_scope
+from integration.discharges.clinical_record import ClinicalRecord, read_clinical_record, store_facts
+from integration.discharges.handoff_bundle import (
+    AFTERCARE_SUFFIX,
+    DISCHARGE_SUFFIX,
+    SummaryUrls,
+    handoff_transaction,
+)
+from integration.fhir.client import FhirClient
+from integration.medications.lists import load_list
+from integration.medications.workflow import current_list
+from integration.outbox.queue import MessageKind, enqueue
+from integration.privacy import audit, disclosure
+from integration.workflow_errors import AlreadyDischarged, WorkflowNotReady
+from mappers import security_labels
+from mappers.discharge import (
+    DISCHARGE_SUMMARY_ID_SYSTEM,
+    AftercarePlan,
+    CourseOfTreatment,
+    DischargeSummary,
+    DocumentedDiagnosis,
+    DocumentedMedications,
+    FinalScore,
+    PlanOfCare,
+)
+from mappers.medication import ListSource
+from mappers.registry import MappingContext
+
+T = TypeVar("T")
+AGGREGATE_TYPE = "discharge"
+TREATMENT = "TREAT"  # v3-ActReason purpose of use the consent must permit
+# 42 CFR 2.32(a)(2), the short form; a program's compliance office supplies its current text.
+DEFAULT_PART2_NOTICE = disclosure.REDISCLOSURE_NOTICE
+
+
+# --- step 3: the summary, the Part 2 check, the document and the aftercare handoff ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class DischargeResult:
+    """What the discharge stored and enqueued."""
+
+    referral_id: str  # the referral's business identifier (Referral.business_id)
+    summary_identifier: str
+    document_identifier: str  # Bundle.identifier.value, urn:uuid:<uuid>
+    aftercare_identifier: str  # of the ServiceRequest and the Task
+    has_substance_use: bool
+    consent: str | None  # the Consent reference that permitted an SUD disclosure
+    outbox_message_id: int
+
+
+def discharge_client(
+    session: Session,
+    business_id: str,
+    *,
+    record: ClinicalRecord,
+    discharged_at: datetime,
+    aftercare: AftercarePlan,
+    at: datetime,
+    course_summary: str | None = None,
+    part2_notice: str = DEFAULT_PART2_NOTICE,
+    context: MappingContext | None = None,
+) -> DischargeResult:
+    """Build the summary, check Part 2 consent, store the discharge and enqueue the document,
+    ServiceRequest and Task, all in the caller's transaction (nothing on any refusal).
+    ``business_id`` is the referral's business identifier."""
+    context = context or MappingContext()
+    referral, reconciled = _dischargeable(session, business_id)
+    summary_id = referral.business_id + DISCHARGE_SUFFIX
+    urls = SummaryUrls(summary_id)
+    summary = DischargeSummary(
+        identifier=summary_id,
+        subject=record.patient,
+        author=record.iop_organization,
+        custodian=record.iop_organization,
+        discharged=discharged_at,
+        course=course_of_treatment(session, referral, discharged_at, course_summary),
+        diagnoses=tuple(DocumentedDiagnosis(ref, dx) for ref, dx in record.diagnoses),
+        medications=DocumentedMedications(urls.of("List"), load_list(reconciled)),
+        aftercare=aftercare,
+        plan_of_care=_plan_of_care(record),
+        phq9=_score(record, "phq-9"),
+        gad7=_score(record, "gad-7"),
+    )
+    summary = replace(
+        summary, part2_notice=disclosure.notice(summary.has_substance_use, part2_notice)
+    )
+    permitted_by = check_disclosure(
+        session, summary, record, at=at, owner=referral.iop_organization
+    )
+    transaction = handoff_transaction(summary, record, urls, at=at, context=context)
+    transaction = security_labels.label(transaction, sud_derived=summary.has_substance_use)
+    repo.record_discharge(
+        session, referral, discharged_at=discharged_at, next_provider=aftercare.next_provider
+    )
+    message = enqueue(
+        session,
+        aggregate_type=AGGREGATE_TYPE,
+        aggregate_key=referral.business_id,
+        kind=MessageKind.TRANSACTION,
+        payload=transaction,
+    )
+    audit.changed(
+        session, audit.DISCHARGE, _summary_entity(summary), organization=referral.iop_organization
+    )
+    return DischargeResult(
+        business_id, summary_id, urls.document_identifier, referral.business_id + AFTERCARE_SUFFIX,
+        summary.has_substance_use, permitted_by, message.id,
+    )  # fmt: skip
+
+
+def _dischargeable(
+    session: Session, business_id: str
+) -> tuple[models.Referral, models.MedicationListRecord]:
+    """The referral and its reconciled list; refused when discharged already or not reconciled."""
+    referral = find_referral(session, business_id)
+    query = select(models.DischargeRecord.id).where(
+        models.DischargeRecord.referral_id == referral.id
+    )
+    if session.scalar(query) is not None:
+        raise AlreadyDischarged(f"referral {business_id!r} was already discharged")
+    reconciled = current_list(session, referral, ListSource.RECONCILED)
+    if reconciled is None:
+        raise WorkflowNotReady(f"referral {business_id!r}: reconcile the medication list first")
+    return referral, reconciled
+
+
+def course_of_treatment(
+    session: Session, referral: models.Referral, discharged_at: datetime, summary: str | None
+) -> CourseOfTreatment:
+    """Weeks from the first held session to discharge (at least 1), sessions attended, and
+    sessions missed (no-shows; cancelled and still scheduled sessions count as neither)."""
+    rows = session.execute(
+        select(models.SessionRecord.starts_at, models.SessionRecord.attendance).where(
+            models.SessionRecord.referral_id == referral.id,
+            models.SessionRecord.starts_at <= discharged_at,
+        )
+    ).all()
+    attended = sum(1 for _, a in rows if a == models.Attendance.ATTENDED)
+    missed = sum(1 for _, a in rows if a == models.Attendance.NO_SHOW)
+    held = [s for s, a in rows if a in (models.Attendance.ATTENDED, models.Attendance.NO_SHOW)]
+    first = min(held, default=discharged_at)
+    days = (discharged_at.date() - first.date()).days + 1  # both days count
+    return CourseOfTreatment(max(1, math.ceil(days / 7)), attended, missed, summary)
+
+
+def _plan_of_care(record: ClinicalRecord) -> PlanOfCare | None:
+    if record.plan is None:
+        return None
+    ref, plan = record.plan
+    activities = ", ".join(f"{m.modality} {m.sessions_per_week}x a week" for m in plan.modalities)
+    level = f"ASAM {plan.level_of_care} " if plan.level_of_care else ""
+    text = f"{level}plan from {plan.start.isoformat()} for {plan.weeks} weeks"
+    hours = f"{plan.total_hours_per_week:g} hours a week"
+    return PlanOfCare(ref, f"{text}: {activities} ({hours})" if activities else text)
+
+
+def _score(record: ClinicalRecord, instrument: str) -> FinalScore | None:
+    found = [(ref, a) for ref, a in record.scores if a.instrument == instrument]
+    return FinalScore(*found[0]) if found else None
+
+
+def check_disclosure(
+    session: Session,
+    summary: DischargeSummary,
+    record: ClinicalRecord,
+    *,
+    at: datetime,
+    owner: str | None = None,
+) -> str | None:
+    """The Part 2 gate (``integration.privacy.disclosure``): None when no SUD record is in the
+    summary; else the Consent that permits disclosing it to the next provider for treatment on
+    the day of ``at``; else DisclosureRefused. Audited either way."""
+    request = disclosure.Disclosure(
+        _summary_entity(summary), summary.aftercare.next_provider, at,
+        part2=summary.has_substance_use, purpose=TREATMENT, organization=owner,
+    )  # fmt: skip
+    return disclosure.authorize(session, request, record.consents, record.unreadable_consents)
+
+
+def _summary_entity(summary: DischargeSummary) -> audit.Entity:
+    return audit.Entity("Composition", summary.identifier, DISCHARGE_SUMMARY_ID_SYSTEM)
+
+
+# --- the whole discharge -------------------------------------------------------------------------
+
+
+async def discharge(
+    engine: Engine,
+    fhir: FhirClient,
+    business_id: str,
+    *,
+    iop_organization: str,
+    discharged_at: datetime,
+    aftercare: AftercarePlan,
+    at: datetime,
+    course_summary: str | None = None,
+    context: MappingContext | None = None,
+) -> DischargeResult:
+    """Discharge the referral's client: the three steps, the last in one DB transaction.
+    ``business_id`` is the referral's business identifier."""
+    context = context or MappingContext()
+    facts = await asyncio.to_thread(in_session, engine, store_facts, business_id)
+    record = await read_clinical_record(
+        fhir,
+        facts,
+        iop_organization=iop_organization,
+        next_provider=aftercare.next_provider,
+        context=context,
+    )
+
+    def write(session: Session, referral: str) -> DischargeResult:
+        return discharge_client(
+            session, referral, record=record, discharged_at=discharged_at, aftercare=aftercare,
+            at=at, course_summary=course_summary, context=context,
+        )  # fmt: skip
+
+    return await asyncio.to_thread(in_session, engine, write, business_id)
+
+
+def in_session(engine: Engine, step: Callable[[Session, str], T], key: str) -> T:
+    """Run one step of a workflow for ``key`` in its own unit of work."""
+    with session_scope(engine) as session:
+        return step(session, key)

@@ -1,0 +1,220 @@
+"""Step-down referrals submitted by EHR systems through the API: checked, recorded as a referral
+and forwarded to the FHIR server through the outbox, once.
+
+Steps: ``parties`` (I/O: which Organizations on the FHIR server the caller and the IOP are),
+``referrals.bundle.check_submission`` (pure: every problem with its path), then
+``record_submission`` in ONE database transaction: the referral with its package, exactly as the
+inbound sync stores a referral it reads from the server (``referrals.package.store_referral``),
+and one TRANSACTION outbox message with the canonical Bundle. The message shares the aggregate
+of the referral's later Task changes (``step_down.AGGREGATE``), so the worker delivers the
+package before any accept or decline can be applied to its Task.
+
+Idempotency: the referral's identifier (the Task's, which the ServiceRequest carries too) is
+unique in the store. The same package again is the same canonical Bundle as the one recorded
+with the first submission: nothing new is stored or sent. A different package under that
+identifier is refused (409) naming it. Two identical submissions racing each other: one insert
+wins, the other sees its row after the unique-key violation and answers like a repeat.
+
+The Patient, ServiceRequest and Task get their server ids on delivery; until then the referral's
+link has no Patient or ServiceRequest reference. ``settle_references`` fills them from the
+worker's sync records (every delivered entry is recorded by its business identifier).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from integration.db import models
+from integration.db import repositories as repo
+from integration.db.inbound_table import ReferralLink
+from integration.db.outbox_table import OutboxMessage
+from integration.db.store import session_scope
+from integration.db.sync_table import SyncRecord
+from integration.fhir.client import FhirClient
+from integration.outbox import queue as outbox
+from integration.referrals.builder import IntakePackage, package_bundle
+from integration.referrals.bundle import CheckedSubmission, Parties, check_submission
+from integration.referrals.package import TaskChange, store_referral
+from integration.referrals.step_down import AGGREGATE
+from integration.settings import Settings
+from integration.tenancy.organizations import OrganizationDirectory
+from mappers.errors import InvalidInputError, IopBridgeError, Problem
+from mappers.registry import MappingContext
+
+log = logging.getLogger(__name__)
+
+
+class ReferralConflict(IopBridgeError):
+    """A referral with this identifier exists and is not the package submitted now."""
+
+    http_status = 409
+    issue_code = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """The referral a submission is about, and whether this submission recorded it."""
+
+    referral_id: str
+    created: bool
+
+
+async def parties(directory: OrganizationDirectory, settings: Settings, caller: str) -> Parties:
+    """The caller's organization (requester) and the IOP (owner), looked up on the FHIR server."""
+    system = settings.organization_id_system
+    return Parties(
+        requester_key=(system, caller),
+        requester_ref=await directory.reference(caller),
+        owner_key=(system, settings.organization_id),
+        owner_ref=await directory.reference(settings.organization_id),
+    )
+
+
+async def submit_referral(
+    engine: Engine,
+    fhir: FhirClient,
+    settings: Settings,
+    *,
+    caller: str,
+    submission: IntakePackage | Any,
+    now: datetime,
+) -> Submitted:
+    """The whole submission: parties (I/O), the Bundle built from a domain package or taken as
+    sent, every check, then the one recording transaction."""
+    context = settings.mapping_context()
+    directory = OrganizationDirectory(fhir, engine, settings.organization_id_system)
+    who = await parties(directory, settings, caller)
+    document = submission
+    if isinstance(submission, IntakePackage):
+        document = package_bundle(
+            submission, requester=_registered(who, "requester"), owner=_registered(who, "owner"),
+            context=context,
+        )  # fmt: skip
+    checked = check_submission(document, who, context)
+    owner = _registered(who, "owner")
+    return await asyncio.to_thread(record_submission, engine, checked, owner=owner, now=now)
+
+
+def _registered(who: Parties, party: str) -> str:
+    """The party's server reference; InvalidInputError when it is not on the FHIR server."""
+    ref = who.requester_ref if party == "requester" else who.owner_ref
+    if ref is not None:
+        return ref
+    key = who.requester_key if party == "requester" else who.owner_key
+    message = f"no Organization with identifier {'|'.join(key)} is registered on the FHIR server"
+    problem = Problem(party, message, "not-found")
+    raise InvalidInputError.from_problems(f"the referral's {party}", [problem])
+
+
+def record_submission(
+    engine: Engine, checked: CheckedSubmission, *, owner: str, now: datetime
+) -> Submitted:
+    """Store the referral and enqueue its Bundle in one transaction; a repeat stores nothing."""
+    for attempt in (1, 2):
+        try:
+            with session_scope(engine) as session:
+                existing = _existing(session, checked)
+                if existing is not None:
+                    return existing
+                _store(session, checked, owner, now)
+                return Submitted(checked.task.identifier, created=True)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            # a concurrent submission of the same identifier committed first: compare with it
+    raise AssertionError("unreachable")
+
+
+def _existing(session: Session, checked: CheckedSubmission) -> Submitted | None:
+    """None for a new identifier; the referral for the same package; else ReferralConflict."""
+    identifier = checked.task.identifier
+    if repo.get_referral(session, identifier) is None:
+        return None
+    sent = submitted_bundle(session, identifier)
+    if sent is None:
+        detail = "was received from the FHIR server, not submitted through this API"
+    elif sent != checked.bundle:
+        detail = "was submitted before with a different package"
+    else:
+        return Submitted(identifier, created=False)
+    problem = Problem("Task.identifier", f"referral {identifier!r} {detail}", "duplicate")
+    raise ReferralConflict(f"referral {identifier!r} already exists", problems=[problem])
+
+
+def submitted_bundle(session: Session, referral_id: str) -> dict[str, Any] | None:
+    """The Bundle recorded with the referral's submission (its first transaction message)."""
+    query = (
+        select(OutboxMessage.payload)
+        .where(
+            OutboxMessage.aggregate_type == AGGREGATE,
+            OutboxMessage.aggregate_key == referral_id,
+            OutboxMessage.kind == str(outbox.MessageKind.TRANSACTION),
+        )
+        .order_by(OutboxMessage.id)
+        .limit(1)
+    )
+    payload = session.scalar(query)
+    return dict(payload) if payload is not None else None
+
+
+def _store(session: Session, checked: CheckedSubmission, owner: str, now: datetime) -> None:
+    """The referral rows the inbound sync would write, and the one outbox message."""
+    change = TaskChange(
+        task={}, organization=owner, identifier=checked.identifier, mapped=checked.task,
+        package=checked.package, problems=(), fetched=True,
+    )  # fmt: skip
+    store_referral(session, change, now)
+    referral = repo.get_referral(session, checked.task.identifier)
+    assert referral is not None  # just stored
+    link = session.scalars(
+        select(ReferralLink).where(ReferralLink.referral_id == referral.id)
+    ).one()
+    # Server ids are known once delivered (settle_references); the mapped package's references
+    # are stand-ins for the Bundle's entries and mean nothing outside it.
+    referral.task_server_id = None
+    link.service_request = link.patient = None
+    outbox.enqueue(
+        session,
+        aggregate_type=AGGREGATE,
+        aggregate_key=referral.business_id,
+        kind=outbox.MessageKind.TRANSACTION,
+        payload=checked.bundle,
+        now=now,
+    )
+    session.flush()
+    log.info("referral %s submitted through the API (outbox)", referral.id)
+
+
+def settle_references(
+    session: Session, referral: models.Referral, link: ReferralLink, context: MappingContext
+) -> None:
+    """Fill the link's Patient and ServiceRequest and the Task id once the worker recorded
+    where they landed (flushes; a no-op for referrals that came from the server)."""
+    if link.patient is None:
+        link.patient = _landed(session, "Patient", context.mrn_system, referral.client_mrn)
+    if link.service_request is None:
+        link.service_request = _landed(
+            session, "ServiceRequest", context.referral_id_system, referral.business_id
+        )
+    if not referral.task_server_id:
+        task = _landed(session, "Task", link.task_identifier_system, link.task_identifier_value)
+        referral.task_server_id = task.split("/", 1)[1] if task else referral.task_server_id
+    session.flush()
+
+
+def _landed(session: Session, kind: str, system: str, value: str) -> str | None:
+    query = select(SyncRecord.server_id).where(
+        SyncRecord.resource_type == kind,
+        SyncRecord.identifier_system == system,
+        SyncRecord.identifier_value == value,
+    )
+    server_id = session.scalar(query)
+    return f"{kind}/{server_id}" if server_id else None

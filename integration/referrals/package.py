@@ -1,0 +1,279 @@
+"""A step-down referral package: map it, and store it as a referral.
+
+The package hangs off the Task (SDOHCC/BSeR, fhir-domain-reference.md 1.1-1.2) and is read from the
+FHIR server by ``integration.referrals.package_fetch``. Mapping never raises: what fails is
+gathered as problems, each naming its resource. Storing writes the referral with the whole mapped
+package, or (when anything failed to map) the referral alone with its problems, never part of a
+package.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from integration.db import models
+from integration.db import repositories as repo
+from integration.db.inbound_table import ReferralLink
+from integration.medications import lists as medication_lists
+from integration.privacy import disclosure
+from mappers import medication_reader, referral_task, registry
+from mappers.assessment import Assessment
+from mappers.condition import Diagnosis
+from mappers.consent import DisclosureConsent
+from mappers.errors import MappingError, Problem
+from mappers.loss import Loss
+from mappers.medication import MedicationEntry, MedicationList
+from mappers.patient import Client
+from mappers.referral import Referral
+from mappers.referral_task import ReferralTask
+from mappers.registry import MappingContext
+from mappers.residential import ResidentialStay
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PackageProblem:
+    """One thing wrong with the package: which resource, where in it, and what."""
+
+    resource: str  # "Type/id" (or the reference that could not be read)
+    path: str
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        """The stored form (referral_link.problems)."""
+        return {"resource": self.resource, "path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPackage:
+    """The Task and every resource of its package that could be read, keyed by ``Type/id``."""
+
+    task: Mapping[str, Any]
+    resources: Mapping[str, Mapping[str, Any]]
+    problems: tuple[PackageProblem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MappedPackage:
+    """The package as domain values, with the server references the store keeps."""
+
+    task: ReferralTask
+    service_request: Referral
+    client: Client
+    diagnoses: tuple[Diagnosis, ...] = ()
+    stay: ResidentialStay | None = None
+    assessments: tuple[Assessment, ...] = ()
+    medications: MedicationList | None = None
+    consent: DisclosureConsent | None = None
+    losses: tuple[dict[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class TaskChange:
+    """One Task version and what was read for it, ready to be stored in one transaction."""
+
+    task: Mapping[str, Any]
+    organization: str  # the IOP's Organization reference
+    identifier: tuple[str, str] | None
+    mapped: ReferralTask | None
+    package: MappedPackage | None
+    problems: tuple[PackageProblem, ...]
+    fetched: bool  # a new referral for us: its package was read
+
+
+def map_task(
+    task: Mapping[str, Any], id_system: str
+) -> tuple[ReferralTask | None, list[PackageProblem], list[Loss]]:
+    """The Task as a ReferralTask, or the problems that stop it."""
+    ref = f"Task/{task.get('id')}"
+    try:
+        mapped = registry.guarded(task, lambda: referral_task.from_fhir(task, id_system=id_system))
+    except MappingError as error:
+        return None, _problems(ref, error.problems), []
+    return mapped.value, [], list(mapped.losses)
+
+
+def map_package(
+    fetched: FetchedPackage, task: ReferralTask, context: MappingContext
+) -> tuple[MappedPackage | None, list[PackageProblem]]:
+    """Map every fetched resource; the package, or every problem found (never half of one)."""
+    problems = list(fetched.problems)
+    values: dict[str, Any] = {}
+    losses: list[dict[str, str]] = []
+    statements = {
+        k: r for k, r in fetched.resources.items() if k.startswith("MedicationStatement/")
+    }
+    entries = _map_statements(statements, context, problems, losses)
+    for key, resource in fetched.resources.items():
+        if key in statements:
+            continue
+        try:
+            if key.startswith("List/"):
+                mapped: Any = registry.guarded(resource, partial(
+                    medication_reader.list_from_fhir, resource,
+                    id_system=context.medication_list_id_system, statements=entries,
+                ))  # fmt: skip
+            else:
+                mapped = registry.from_fhir(resource, context)
+        except MappingError as error:
+            problems += _problems(key, error.problems)
+            continue
+        values[key] = mapped.value
+        losses += [{"resource": key, "path": x.path, "reason": x.reason} for x in mapped.losses]
+    if problems:
+        return None, problems
+    return _assemble(values, task, tuple(losses), problems)
+
+
+def _map_statements(
+    statements: Mapping[str, Mapping[str, Any]],
+    context: MappingContext,
+    problems: list[PackageProblem],
+    losses: list[dict[str, str]],
+) -> dict[str, MedicationEntry]:
+    entries: dict[str, MedicationEntry] = {}
+    for key, resource in statements.items():
+        try:
+            mapped = registry.from_fhir(resource, context)
+        except MappingError as error:
+            problems += _problems(key, error.problems)
+            continue
+        entries[key] = mapped.value
+        losses += [{"resource": key, "path": x.path, "reason": x.reason} for x in mapped.losses]
+    return entries
+
+
+def _assemble(
+    values: Mapping[str, Any],
+    task: ReferralTask,
+    losses: tuple[dict[str, str], ...],
+    problems: list[PackageProblem],
+) -> tuple[MappedPackage | None, list[PackageProblem]]:
+    """Pick each part of the package out of the mapped values; a missing core part is a problem."""
+    request = values.get(task.focus)
+    client = _one(values.values(), Client)
+    if not isinstance(request, Referral):
+        problems.append(problem_of(task.focus, "ServiceRequest", "the referral was not read"))
+    if client is None:
+        problems.append(problem_of("Patient", "ServiceRequest.subject", "no Patient was read"))
+    if problems or not isinstance(request, Referral) or client is None:
+        return None, problems
+    return (
+        MappedPackage(
+            task=task,
+            service_request=request,
+            client=client,
+            diagnoses=tuple(v for v in values.values() if isinstance(v, Diagnosis)),
+            stay=_one(values.values(), ResidentialStay),
+            assessments=tuple(v for v in values.values() if isinstance(v, Assessment)),
+            medications=_one(values.values(), MedicationList),
+            consent=_one(values.values(), DisclosureConsent),
+            losses=losses,
+        ),
+        [],
+    )
+
+
+def _one(values: Iterable[Any], kind: type[T]) -> T | None:
+    return next((v for v in values if isinstance(v, kind)), None)
+
+
+def _problems(resource: str, found: Iterable[Problem]) -> list[PackageProblem]:
+    return [PackageProblem(resource, p.path, p.message) for p in found]
+
+
+def problem_of(resource: str, path: str, message: str) -> PackageProblem:
+    return PackageProblem(resource, path, message)
+
+
+# --- Storing a new referral (in the inbound transaction) ------------------------------------
+
+
+def store_referral(session: Session, change: TaskChange, now: datetime) -> None:
+    """The referral, its link, and (when the package mapped) intake, assessments, medications."""
+    package, task = change.package, change.mapped
+    assert change.identifier is not None
+    stay = package.stay if package else None
+    referral = repo.add_referral(
+        session,
+        business_id=change.identifier[1],
+        status="requested",
+        client_mrn=package.client.mrn if package else "",
+        iop_organization=change.organization,
+        residential_discharge_date=stay.discharged.date() if stay and stay.discharged else None,
+        task_server_id=str(change.task.get("id")),
+        task_version_id=task_version(change.task),
+        received_at=now,
+    )
+    link = ReferralLink(
+        referral_id=referral.id,
+        task_identifier_system=change.identifier[0],
+        task_identifier_value=change.identifier[1],
+        problems=[p.as_json() for p in change.problems],
+        losses=list(package.losses) if package else [],
+    )
+    if task is not None:
+        copy_task(link, task)
+    session.add(link)
+    if package is not None:
+        _store_package(session, referral, package, now)
+        # Labels on everything later sent about this client follow from this flag (Part 2).
+        part2 = any(d.is_substance_use for d in package.diagnoses)
+        disclosure.remember_part2(session, referral.id, part2=part2)
+    session.flush()
+    log.info(
+        "referral %s received (Task/%s, %s problems)",
+        referral.id,
+        referral.task_server_id,
+        len(change.problems),
+    )
+
+
+def _store_package(
+    session: Session, referral: models.Referral, package: MappedPackage, now: datetime
+) -> None:
+    session.add(models.Intake(referral_id=referral.id))
+    for assessment in package.assessments:
+        if session.scalar(
+            select(models.AssessmentRecord.id).where(
+                models.AssessmentRecord.business_id == assessment.identifier
+            )
+        ):
+            continue  # the same response came with an earlier referral of this client
+        repo.add_assessment(
+            session,
+            referral,
+            business_id=assessment.identifier,
+            instrument=assessment.instrument,
+            total=assessment.total,
+            severity=assessment.severity,
+            authored=assessment.authored,
+        )
+    meds = package.medications
+    if meds is not None and repo.get_medication_list(session, meds.identifier) is None:
+        # Workflow 2's way of storing a list: each line keeps its whole entry for reconciliation.
+        medication_lists.record_discharge_list(session, referral.business_id, meds, meds.date)
+
+
+def copy_task(link: ReferralLink, task: ReferralTask) -> None:
+    """Keep the Task's references and state on the referral's link row."""
+    link.service_request, link.patient = task.focus, task.patient
+    link.requester, link.owner = task.requester, task.owner
+    link.authored_on, link.last_modified = task.authored_on, task.last_modified
+    link.business_status, link.status_reason = task.business_status, task.status_reason
+    link.resulting_activity = task.resulting_activity
+
+
+def task_version(task: Mapping[str, Any]) -> str | None:
+    version = (task.get("meta") or {}).get("versionId")
+    return str(version) if version is not None else None

@@ -1,0 +1,166 @@
+"""Reading a step-down referral package from the FHIR server (SDOHCC/BSeR, fhir-domain-reference.md
+1.1-1.2): Task.focus is the ServiceRequest; its subject is the Patient, reasonReference the
+Conditions, supportingInfo the residential stay, the PHQ-9/GAD-7 responses, the discharge
+medication List (whose entries are MedicationStatements) and the Part 2 Consent.
+
+Reading takes three round trips: the ServiceRequest, then one batch of everything it references,
+then one batch of the List's statements. What cannot be read is gathered as problems, each naming
+its resource; ``prepare`` then maps what was read (``integration.referrals.package``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fhir_profiles.terminology.systems import V2_IDENTIFIER_TYPE
+from integration.fhir.client import FhirClient
+from integration.fhir.errors import FhirNotFound
+from integration.referrals.package import (
+    FetchedPackage,
+    PackageProblem,
+    TaskChange,
+    map_package,
+    map_task,
+    problem_of,
+)
+from mappers.registry import MappingContext
+
+# "Type/id" or "Type/id/_history/n": a reference to a resource on this same server.
+_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+
+_PLAC = (V2_IDENTIFIER_TYPE, "PLAC")  # BSeR slices Task.identifier by v2-0203 type
+
+
+async def prepare(
+    fhir: FhirClient, context: MappingContext, organization: str, task: Mapping[str, Any]
+) -> TaskChange:
+    """Map the Task; for a ``requested`` Task owned by ``organization`` read and map its package."""
+    identifier = task_identifier(task, context)
+    mapped, problems, _ = map_task(task, identifier[0]) if identifier else (None, [], [])
+    owner = relative_reference(task.get("owner"))
+    if task.get("status") != "requested" or owner != organization or identifier is None:
+        return TaskChange(task, organization, identifier, mapped, None, tuple(problems), False)
+    fetched = await fetch_package(fhir, task)
+    package = None
+    if mapped is not None:
+        package, more = map_package(fetched, mapped, context)
+        problems += more
+    return TaskChange(task, organization, identifier, mapped, package, tuple(problems), True)
+
+
+def task_identifier(task: Mapping[str, Any], context: MappingContext) -> tuple[str, str] | None:
+    """The Task's business identifier: ours (context.task_id_system), else the PLAC-typed one
+    (BSeR: the placer's identifier is 1..1), else None."""
+    entries = [i for i in task.get("identifier") or [] if isinstance(i, dict)]
+    usable = [i for i in entries if isinstance(i.get("system"), str) and i.get("value")]
+    for item in usable:
+        if item["system"] == context.task_id_system:
+            return str(item["system"]), str(item["value"])
+    for item in usable:
+        codings = (item.get("type") or {}).get("coding") or []
+        if any((c.get("system"), c.get("code")) == _PLAC for c in codings if isinstance(c, dict)):
+            return str(item["system"]), str(item["value"])
+    return None
+
+
+def relative_reference(value: Any) -> str | None:
+    """``Type/id`` of a Reference (or reference string) to this server; None otherwise."""
+    target = value.get("reference") if isinstance(value, Mapping) else value
+    match = _RELATIVE.match(target) if isinstance(target, str) else None
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+async def fetch_package(fhir: FhirClient, task: Mapping[str, Any]) -> FetchedPackage:
+    """Read Task.focus, then what the ServiceRequest references, then the List's statements."""
+    resources: dict[str, Mapping[str, Any]] = {}
+    problems: list[PackageProblem] = []
+    focus = relative_reference(task.get("focus"))
+    if focus is None or not focus.startswith("ServiceRequest/"):
+        problems.append(problem_of("Task", "Task.focus", "no ServiceRequest on this server"))
+        return FetchedPackage(task, resources, tuple(problems))
+    await _read_batch(fhir, [focus], resources, problems)
+    request = resources.get(focus)
+    if request is None:
+        return FetchedPackage(task, resources, tuple(problems))
+    await _read_batch(fhir, _request_targets(task, request, problems), resources, problems)
+    statements = [
+        ref
+        for key, found in list(resources.items())
+        if key.startswith("List/")
+        for ref in _list_items(found, key, problems)
+    ]
+    await _read_batch(fhir, statements, resources, problems)
+    return FetchedPackage(task, resources, tuple(problems))
+
+
+def _request_targets(
+    task: Mapping[str, Any], request: Mapping[str, Any], problems: list[PackageProblem]
+) -> list[str]:
+    """The Patient, Conditions and supporting information the ServiceRequest points at."""
+    targets: list[str] = []
+    named = [("ServiceRequest.subject", request.get("subject")), ("Task.for", task.get("for"))]
+    named += [
+        (f"ServiceRequest.{element}[{i}]", item)
+        for element in ("reasonReference", "supportingInfo")
+        for i, item in enumerate(request.get(element) or [])
+    ]
+    for path, value in named:
+        target = relative_reference(value)
+        if target is None:
+            if value is not None:
+                problems.append(
+                    problem_of("ServiceRequest", path, "not a reference to this server")
+                )
+        elif target not in targets:
+            targets.append(target)
+    return targets
+
+
+def _list_items(found: Mapping[str, Any], key: str, problems: list[PackageProblem]) -> list[str]:
+    items = []
+    for i, entry in enumerate(found.get("entry") or []):
+        target = relative_reference((entry or {}).get("item"))
+        if target is None:
+            problems.append(problem_of(key, f"List.entry[{i}].item", "not a reference to here"))
+        else:
+            items.append(target)
+    return items
+
+
+async def _read_batch(
+    fhir: FhirClient,
+    targets: Sequence[str],
+    into: dict[str, Mapping[str, Any]],
+    problems: list[PackageProblem],
+) -> None:
+    """GET each target in one batch Bundle (FHIR R4 http.html#transaction: batch)."""
+    wanted = [t for t in targets if t not in into]
+    if not wanted:
+        return
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": target}} for target in wanted],
+    }
+    response = await fhir.transaction(batch)
+    answers = response.get("entry") or []
+    for index, target in enumerate(wanted):
+        answer = answers[index] if index < len(answers) else {}
+        found = answer.get("resource")
+        status = str((answer.get("response") or {}).get("status", ""))
+        if isinstance(found, dict) and status.startswith("2"):
+            into[target] = found
+        else:
+            problems.append(
+                problem_of(target, target, f"could not be read ({status or 'no answer'})")
+            )
+
+
+async def read_task(fhir: FhirClient, task_id: str) -> dict[str, Any] | None:
+    """The current Task, or None when it is gone (a notification for a since deleted Task)."""
+    try:
+        return await fhir.read("Task", task_id)
+    except FhirNotFound:
+        return None

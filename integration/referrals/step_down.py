@@ -1,0 +1,420 @@
+"""Workflow 1, the step-down referral: take in the residential program's Task and package, and
+close the loop on that Task (SDOHCC Task pattern, BSeR businessStatus; reference 1.1-1.2).
+
+Inbound, in two steps so that no database transaction waits on the network:
+``package_fetch.prepare`` (async) reads and maps the package of a new ``requested`` Task owned by
+the IOP; ``on_task_changed`` (one transaction, with the inbound de-duplication row) stores the
+referral with its intake, assessments and discharge medication list. A package that fails to map
+is stored as a ``requested`` referral listing its problems (referral_link.problems): the case
+manager sees it and can only decline it, with those problems as the reason.
+
+Case-manager actions (accept, decline, schedule_intake, record_session) each change the referral
+and enqueue the Task change in the caller's one transaction (the caller owns it: session_scope).
+Only the performer's elements of the Task are sent (status, statusReason, businessStatus,
+lastModified, output: SDOHCC), merged onto the newest version by the worker (OWNED_FIELDS).
+All messages of a referral share its aggregate key, so they reach the server in order.
+
+The first attended session completes the Task with Task.output pointing at the session's
+Encounter. The Encounter's server id is a pure function of its business identifier
+(``encounter_id``) and it is written by PUT to that id (create-or-update, idempotent), so the
+Task's output can name it when both messages are enqueued, and the Encounter message is
+delivered first (same aggregate). A conditional create cannot do this: its id is only known after
+delivery, and HAPI ignores the body id of a conditional update that creates (checked on 8.8.0).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fhir_profiles.terminology import workflow
+from integration.db import models
+from integration.db import repositories as repo
+from integration.db.inbound_table import ReferralLink
+from integration.fhir.client import FhirClient
+from integration.outbox import queue as outbox
+from integration.privacy import audit, disclosure
+from integration.referrals.package import TaskChange, copy_task, store_referral, task_version
+from integration.referrals.package_fetch import prepare
+from integration.workflow_errors import ReferralActionRefused, ReferralNotFound
+from mappers import encounter
+from mappers.errors import InvalidInputError, Problem, raise_if_problems
+from mappers.fhir_write import format_datetime
+from mappers.referral_task import (
+    BUSINESS_STATUSES,
+    OUTPUT_TYPE_TEXT,
+    IllegalTransitionError,
+    ReferralTask,
+    allowed_next,
+    reason_problems,
+    transition,
+)
+from mappers.registry import MappingContext
+
+log = logging.getLogger(__name__)
+
+AGGREGATE = "referral"
+# Task.status moves the requester side makes (SDOHCC status table): taken over from the server.
+REQUESTER_MOVES = frozenset({"cancelled", "entered-in-error"})
+ACTIVE = frozenset({"accepted", "in-progress"})
+_ENCOUNTER_IDS = uuid.UUID("6c0f3e55-4f51-4d8a-9d43-4f0e1b7a2c11")  # namespace of encounter_id
+
+Apply = Callable[[Session, datetime], None]
+
+
+def task_handler(
+    fhir: FhirClient, context: MappingContext, organization: str
+) -> Callable[[Mapping[str, Any]], Awaitable[Apply]]:
+    """The inbound handler of workflow 1: prepare (I/O), then a step for the inbound transaction."""
+
+    async def handle(task: Mapping[str, Any]) -> Apply:
+        change = await prepare(fhir, context, organization, task)
+        return lambda session, now: on_task_changed(session, change, now=now)
+
+    return handle
+
+
+def on_task_changed(session: Session, change: TaskChange, *, now: datetime) -> None:
+    """Store a new referral, or take over the requester's change of a known one (flushes)."""
+    if change.identifier is None:
+        log.warning("Task/%s has no business identifier: ignored", change.task.get("id"))
+        return
+    system, value = change.identifier
+    query = select(ReferralLink).where(
+        ReferralLink.task_identifier_system == system, ReferralLink.task_identifier_value == value
+    )
+    link = session.scalar(query)
+    if link is not None:
+        _take_remote_change(session, link, change, now)
+    elif change.fetched:
+        store_referral(session, change, now)
+
+
+def _take_remote_change(
+    session: Session, link: ReferralLink, change: TaskChange, now: datetime
+) -> None:
+    """Follow the requester's cancel; ignore echoes of our own writes and stale versions.
+    A referral submitted through the API learns its server references from the Task first."""
+    referral = session.get(models.Referral, link.referral_id)
+    assert referral is not None
+    _adopt_server_references(referral, link, change)
+    version = task_version(change.task)
+    if _older(version, referral.task_version_id):
+        return  # a late notification of a version we have already seen past
+    repo.record_task_version(
+        session, referral, server_id=referral.task_server_id or "", version_id=version
+    )
+    remote = change.mapped
+    if remote is None or remote.status == referral.status or remote.status not in REQUESTER_MOVES:
+        return
+    try:
+        _move(
+            referral,
+            link,
+            remote.status,
+            at=max(now, link.last_modified or now),
+            reason=remote.status_reason,
+            business=remote.business_status,
+        )
+    except InvalidInputError:
+        log.warning(
+            "referral %s: remote %s -> %s not taken over",
+            referral.id,
+            referral.status,
+            remote.status,
+        )
+        return
+    session.flush()
+    log.info("referral %s: %s by the referring program", referral.id, remote.status)
+
+
+def _adopt_server_references(
+    referral: models.Referral, link: ReferralLink, change: TaskChange
+) -> None:
+    """Fill what an API submission could not know before delivery (referrals.intake._store):
+    the Task's server id, Task.for (the Patient) and Task.focus (the ServiceRequest), from the
+    delivered Task itself, so the case manager's actions need not wait for
+    ``settle_references``. Only where still missing: a known reference is never replaced."""
+    server_id = change.task.get("id")
+    if not referral.task_server_id and isinstance(server_id, str) and server_id:
+        referral.task_server_id = server_id
+    remote = change.mapped
+    if remote is None:
+        return
+    if link.patient is None and _server_reference(remote.patient, "Patient"):
+        link.patient = remote.patient
+    if link.service_request is None and _server_reference(remote.focus, "ServiceRequest"):
+        link.service_request = remote.focus
+
+
+def _server_reference(reference: str | None, kind: str) -> bool:
+    """``Kind/<id>``: a literal reference on the server (not a urn: or a conditional one)."""
+    found, _, server_id = (reference or "").partition("/")
+    return found == kind and bool(server_id) and not set("/?") & set(server_id)
+
+
+# --- Case-manager actions: each changes the referral and enqueues the Task change -------------
+
+
+def accept(session: Session, referral_id: int, *, at: datetime) -> models.Referral:
+    """Accept: Task accepted, businessStatus 3.0 (the owner stays the IOP). ``referral_id`` is
+    the database id (Referral.id)."""
+    referral, link = _load(session, referral_id)
+    if link.problems:
+        detail = f"its package has {len(link.problems)} mapping problems: decline it with them"
+        raise ReferralActionRefused(
+            "the referral cannot be accepted", problems=[Problem("referral", detail)]
+        )
+    _move(referral, link, "accepted", at=at, business=workflow.BSER_ACCEPTED.code)
+    repo.record_decision(session, referral, decision=models.Decision.ACCEPTED, reason=None, at=at)
+    _enqueue_task(session, referral, link)
+    audit.referral_changed(session, referral, audit.ACCEPT)
+    return referral
+
+
+def decline(
+    session: Session, referral_id: int, reason: str | None, *, at: datetime
+) -> models.Referral:
+    """Decline: Task rejected with statusReason.text = ``reason`` (required), businessStatus 4.0.
+    ``referral_id`` is the database id (Referral.id)."""
+    if reason is None or not reason.strip():
+        problem = Problem("reason", "is required to decline a referral", "required")
+        raise InvalidInputError("a decline needs a reason", problems=[problem])
+    referral, link = _load(session, referral_id)
+    _move(referral, link, "rejected", at=at, reason=reason, business=workflow.BSER_DECLINED.code)
+    repo.record_decision(session, referral, decision=models.Decision.DECLINED, reason=reason, at=at)
+    _enqueue_task(session, referral, link)
+    audit.referral_changed(session, referral, audit.DECLINE)
+    return referral
+
+
+def schedule_intake(
+    session: Session, referral_id: int, when: date, *, at: datetime
+) -> models.Intake:
+    """The intake appointment is set: intake.scheduled_date, Task businessStatus 5.1.1.
+    ``referral_id`` is the database id (Referral.id)."""
+    referral, link = _load(session, referral_id)
+    _require_active(referral, "scheduling the intake")
+    _move(referral, link, referral.status, at=at, business=workflow.BSER_EVENT_SCHEDULED.code)
+    intake = repo.schedule_intake(session, referral, on=when)
+    _enqueue_task(session, referral, link)
+    audit.referral_changed(session, referral, audit.SCHEDULE_INTAKE)
+    return intake
+
+
+def record_session(
+    session: Session,
+    referral_id: int,
+    iop_session: encounter.Session,
+    *,
+    at: datetime,
+    context: MappingContext | None = None,
+) -> models.SessionRecord:
+    """Store a session and send its Encounter; a no-show is businessStatus 5.1.2, the first
+    attended session completes the Task (7.0) with Task.output -> that Encounter.
+    ``referral_id`` is the database id (Referral.id)."""
+    context = context or MappingContext()
+    referral, link = _load(session, referral_id)
+    completed = referral.status == "completed"  # later sessions are kept; the loop is closed
+    if not completed:
+        _require_active(referral, "recording a session")
+    _refuse_duplicate_session(session, iop_session.identifier)
+    intake = session.scalar(select(models.Intake).where(models.Intake.referral_id == referral.id))
+    first_attended = intake is None or intake.first_attended_date is None
+    record = repo.record_session(
+        session,
+        referral,
+        business_id=iop_session.identifier,
+        starts_at=iop_session.start,
+        ends_at=iop_session.end,
+        attendance=models.Attendance(iop_session.attendance.value),
+        intake=intake,
+    )
+    target = _enqueue_encounter(session, referral, link, iop_session, context)
+    if not completed and _session_moves_task(
+        referral, link, iop_session, first_attended, target, at
+    ):
+        _enqueue_task(session, referral, link)
+    held = audit.Entity("Encounter", iop_session.identifier, context.session_id_system)
+    audit.changed(session, audit.RECORD_SESSION, held, organization=referral.iop_organization)
+    return record
+
+
+def _session_moves_task(
+    referral: models.Referral,
+    link: ReferralLink,
+    iop_session: encounter.Session,
+    first_attended: bool,
+    target: str,
+    at: datetime,
+) -> bool:
+    """No-show: 5.1.2, the Task stays open. First attendance: in-progress (5.1.4), then
+    completed (7.0) with Task.output -> the Encounter. True when the Task changed."""
+    if iop_session.attendance is encounter.Attendance.NO_SHOW:
+        _move(referral, link, referral.status, at=at, business=workflow.BSER_EVENT_UNATTENDED.code)
+        return True
+    if iop_session.attendance is not encounter.Attendance.ATTENDED or not first_attended:
+        return False
+    if referral.status == "accepted":  # the service started; one message carries the end state
+        _move(referral, link, "in-progress", at=at, business=workflow.BSER_EVENT_COMPLETED.code)
+    done = workflow.BSER_FULFILLMENT_COMPLETED.code
+    _move(referral, link, "completed", at=at, activity=target, business=done)
+    return True
+
+
+def encounter_id(system: str, value: str) -> str:
+    """The Encounter's server id, derived from its business identifier (stable, a legal id)."""
+    return f"iop-{uuid.uuid5(_ENCOUNTER_IDS, f'{system}|{value}')}"
+
+
+# --- Steps ----------------------------------------------------------------------------------------
+
+
+def _load(session: Session, referral_id: int) -> tuple[models.Referral, ReferralLink]:
+    referral = session.get(models.Referral, referral_id)
+    link = session.scalar(select(ReferralLink).where(ReferralLink.referral_id == referral_id))
+    if referral is None or link is None:
+        raise ReferralNotFound(f"no referral {referral_id}")
+    return referral, link
+
+
+def _require_active(referral: models.Referral, action: str) -> None:
+    if referral.status not in ACTIVE:
+        detail = f"{action} needs an accepted referral; it is {referral.status}"
+        raise ReferralActionRefused(detail, problems=[Problem("Task.status", detail)])
+
+
+def _refuse_duplicate_session(session: Session, business_id: str) -> None:
+    query = select(models.SessionRecord.id).where(models.SessionRecord.business_id == business_id)
+    if session.scalar(query) is not None:
+        problem = Problem("Session.identifier", "this session is already recorded")
+        raise ReferralActionRefused("duplicate session", problems=[problem])
+
+
+def _move(
+    referral: models.Referral,
+    link: ReferralLink,
+    status: str,
+    *,
+    at: datetime,
+    reason: str | None = None,
+    business: str | None = None,
+    activity: str | None = None,
+) -> None:
+    """Validate a Task.status change with the referral state machine, then record it."""
+    current = _task_of(referral, link)
+    if current is not None:
+        moved = transition(
+            current,
+            status,
+            at=at,
+            reason=reason,
+            business_status=business,
+            resulting_activity=activity,
+        )
+        copy_task(link, moved)
+    else:
+        # The Task itself did not map (only declining is possible): the same table, by status.
+        if status not in allowed_next(referral.status):
+            detail = f"{referral.status} -> {status} is not allowed"
+            raise IllegalTransitionError(
+                f"illegal Task.status transition {referral.status} -> {status}",
+                problems=[Problem("Task.status", detail, "business-rule")],
+            )
+        raise_if_problems("Task change", reason_problems(status, reason, "reason"))
+        link.status_reason, link.business_status, link.last_modified = reason, business, at
+    referral.status = status
+
+
+def _task_of(referral: models.Referral, link: ReferralLink) -> ReferralTask | None:
+    """The referral's Task as the state machine sees it; None when the Task did not map."""
+    if not (link.service_request and link.patient and link.requester and link.authored_on):
+        return None
+    return ReferralTask(
+        link.task_identifier_value,
+        referral.status,
+        link.service_request,
+        link.patient,
+        link.requester,
+        link.authored_on,
+        link.last_modified,
+        link.owner,
+        link.status_reason,
+        link.business_status,
+        link.resulting_activity,
+    )
+
+
+def _enqueue_task(session: Session, referral: models.Referral, link: ReferralLink) -> None:
+    """One OWNED_FIELDS message with the performer's Task elements, keyed on the PLAC id."""
+    owned: dict[str, Any] = {"status": referral.status}
+    if link.status_reason:
+        owned["statusReason"] = {"text": link.status_reason}
+    if link.business_status:
+        owned["businessStatus"] = BUSINESS_STATUSES[link.business_status].codeable_concept()
+    if link.last_modified:
+        owned["lastModified"] = format_datetime(link.last_modified)
+    if link.resulting_activity:
+        output = {
+            "type": {"text": OUTPUT_TYPE_TEXT},
+            "valueReference": {"reference": link.resulting_activity},
+        }
+        owned["output"] = [output]
+    identifier = {"system": link.task_identifier_system, "value": link.task_identifier_value}
+    payload = {
+        "resourceType": "Task",
+        "identifier": identifier,
+        "set": owned,
+        "remove": [k for k in ("statusReason", "output") if k not in owned],
+    }
+    outbox.enqueue(
+        session,
+        aggregate_type=AGGREGATE,
+        aggregate_key=referral.business_id,
+        kind=outbox.MessageKind.OWNED_FIELDS,
+        payload=payload,
+    )
+
+
+def _enqueue_encounter(
+    session: Session,
+    referral: models.Referral,
+    link: ReferralLink,
+    iop_session: encounter.Session,
+    context: MappingContext,
+) -> str:
+    """A RESOURCE message: PUT Encounter/<encounter_id> (create-or-update); its reference."""
+    if not (link.patient and link.service_request):
+        problem = Problem("referral", "the referral's Patient and ServiceRequest are unknown")
+        raise ReferralActionRefused("no session for an unmapped referral", problems=[problem])
+    resource = encounter.to_fhir(
+        iop_session,
+        id_system=context.session_id_system,
+        subject_reference=link.patient,
+        service_provider_reference=referral.iop_organization,
+        based_on_reference=link.service_request,
+    )
+    resource["id"] = encounter_id(context.session_id_system, iop_session.identifier)
+    resource = disclosure.labelled(session, referral, resource)  # 42 CFR Part 2 labels
+    target = f"Encounter/{resource['id']}"
+    outbox.enqueue(
+        session,
+        aggregate_type=AGGREGATE,
+        aggregate_key=referral.business_id,
+        kind=outbox.MessageKind.RESOURCE,
+        payload={"resource": resource, "request": {"method": "PUT", "url": target}},
+    )
+    return target
+
+
+def _older(version: str | None, known: str | None) -> bool:
+    # HAPI's versionIds count up from 1; compare as numbers when both are.
+    if version is None or known is None or not (version.isdigit() and known.isdigit()):
+        return False
+    return int(version) <= int(known)

@@ -1,0 +1,199 @@
+"""What an EHR system or the IOP's staff read of a step-down referral: its status and the IOP's
+response (decision, intake date, first session), one referral or a page of them.
+
+Organization scoping is part of every query here, never a filter afterwards: an EHR system sees
+the referrals its organization requested (``referral_link.requester``), the IOP's case managers
+and admins the referrals owned by their organization (``referral.iop_organization``). Both are
+given as every spelling the store may hold of that organization (identifier value and server
+reference, ``integration.tenancy.organizations``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, false, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from integration.db import models
+from integration.db.inbound_table import ReferralLink
+from integration.db.outbox_table import OutboxMessage
+from integration.outbox import queue as outbox
+from integration.referrals.intake import settle_references
+from integration.referrals.step_down import AGGREGATE
+from mappers.referral_task import BUSINESS_STATUSES
+from mappers.registry import MappingContext
+
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose referrals a caller may read: requested by, or owned by, one organization."""
+
+    requested_by: tuple[str, ...] = ()
+    owned_by: tuple[str, ...] = ()
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        """The WHERE clauses; a scope naming no organization matches nothing."""
+        clauses: list[ColumnElement[bool]] = []
+        if self.requested_by:
+            clauses.append(ReferralLink.requester.in_(self.requested_by))
+        if self.owned_by:
+            clauses.append(models.Referral.iop_organization.in_(self.owned_by))
+        return clauses or [false()]
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralFilters:
+    """List filters: Task status, the IOP program and the referrer (as the API shows them),
+    and received between two days (inclusive, UTC)."""
+
+    status: str | None = None
+    program: str | None = None
+    referrer: str | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        """The WHERE clauses of the filters given."""
+        clauses: list[ColumnElement[bool]] = []
+        if self.status is not None:
+            clauses.append(models.Referral.status == self.status)
+        if self.program is not None:
+            clauses.append(models.Referral.iop_organization == self.program)
+        if self.referrer is not None:
+            clauses.append(ReferralLink.requester == self.referrer)
+        if self.received_from is not None:
+            clauses.append(models.Referral.received_at >= _midnight(self.received_from))
+        if self.received_to is not None:
+            end = _midnight(self.received_to + timedelta(days=1))
+            clauses.append(models.Referral.received_at < end)
+        return clauses
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralView:
+    """One referral as its referrer and the IOP see it."""
+
+    id: str
+    status: str
+    business_status: str | None
+    business_status_display: str | None
+    status_reason: str | None
+    decision: str | None
+    decision_reason: str | None
+    decided_at: datetime | None
+    received_at: datetime
+    residential_discharge_date: date | None
+    intake_date: date | None
+    first_session: date | None
+    referrer: str | None
+    program: str
+    task: str | None
+    submission: str | None  # outbox status of an API submission; None: read from the server
+    problems: tuple[dict[str, Any], ...]
+    losses: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralPage:
+    """One page of referrals and how many match in all."""
+
+    items: tuple[ReferralView, ...]
+    total: int
+    page: int
+    page_size: int
+
+
+def get_referral(
+    session: Session, scope: Scope, referral_id: str, context: MappingContext
+) -> ReferralView | None:
+    """The referral with business identifier ``referral_id`` if the scope may see it."""
+    row = session.execute(
+        _query().where(models.Referral.business_id == referral_id, *scope.clauses())
+    ).first()
+    if row is None:
+        return None
+    referral, link = row[0], row[1]
+    settle_references(session, referral, link, context)
+    return _view(row)
+
+
+def list_referrals(
+    session: Session, scope: Scope, filters: ReferralFilters, *, page: int, page_size: int
+) -> ReferralPage:
+    """One page of the scope's referrals matching ``filters``, newest received first."""
+    where = [*scope.clauses(), *filters.clauses()]
+    total = session.scalar(
+        select(func.count(models.Referral.id))
+        .join(ReferralLink, ReferralLink.referral_id == models.Referral.id)
+        .where(*where)
+    )
+    query = (
+        _query()
+        .where(*where)
+        .order_by(models.Referral.received_at.desc(), models.Referral.id.desc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    items = tuple(_view(row) for row in session.execute(query))
+    return ReferralPage(items, int(total or 0), page, page_size)
+
+
+def delivery_status(aggregate_type: str, key: InstrumentedAttribute[str]) -> Any:
+    """Outbox status of an aggregate's first transaction message, as a correlated subquery."""
+    return (
+        select(OutboxMessage.status)
+        .where(
+            OutboxMessage.aggregate_type == aggregate_type,
+            OutboxMessage.aggregate_key == key,
+            OutboxMessage.kind == str(outbox.MessageKind.TRANSACTION),
+        )
+        .order_by(OutboxMessage.id)
+        .limit(1)
+        .correlate_except(OutboxMessage)
+        .scalar_subquery()
+    )
+
+
+def _query() -> Select[models.Referral, ReferralLink, date | None, date | None, str | None]:
+    submission = delivery_status(AGGREGATE, models.Referral.business_id)
+    return (
+        select(models.Referral, ReferralLink, models.Intake.scheduled_date,
+               models.Intake.first_attended_date, submission.label("submission"))
+        .join(ReferralLink, ReferralLink.referral_id == models.Referral.id)
+        .outerjoin(models.Intake, models.Intake.referral_id == models.Referral.id)
+    )  # fmt: skip
+
+
+def _view(row: Sequence[Any]) -> ReferralView:
+    referral, link, scheduled, attended, submission = row
+    milestone = BUSINESS_STATUSES.get(link.business_status or "")
+    return ReferralView(
+        id=referral.business_id,
+        status=referral.status,
+        business_status=link.business_status,
+        business_status_display=milestone.display if milestone else None,
+        status_reason=link.status_reason,
+        decision=referral.decision,
+        decision_reason=referral.decision_reason,
+        decided_at=referral.decided_at,
+        received_at=referral.received_at,
+        residential_discharge_date=referral.residential_discharge_date,
+        intake_date=scheduled,
+        first_session=attended,
+        referrer=link.requester,
+        program=referral.iop_organization,
+        task=f"Task/{referral.task_server_id}" if referral.task_server_id else None,
+        submission=submission,
+        problems=tuple(link.problems or ()),
+        losses=tuple(link.losses or ()),
+    )
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
