@@ -9,6 +9,7 @@ from typing import Any
 from fhir_profiles.canonical import structure_definition_url
 from fhir_profiles.terminology.local import DIAGNOSIS_ROLES
 from fhir_profiles.terminology.systems import ICD_10_CM, SNOMED_CT
+from mappers import security_labels
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import find_coding
 from mappers.fhir_read import open_resource, read_fhir_date, read_str
@@ -48,9 +49,11 @@ class Diagnosis:
 
     @property
     def is_substance_use(self) -> bool:
-        """ICD-10-CM block F10-F19: mental and behavioural disorders due to substance use."""
-        code = self.icd10_code.upper()
-        return code.startswith("F1") and len(code) >= 3 and code[2].isdigit()
+        """A substance use disorder by 42 CFR 2.11: ICD-10-CM F10-F19 except F17 (tobacco), or a
+        SNOMED CT SUD disorder (``mappers.security_labels``, the one rule for Part 2 labels)."""
+        if security_labels.is_sud_code(self.icd10_code):
+            return True
+        return self.snomed_code is not None and security_labels.is_sud_snomed(self.snomed_code)
 
     def problems(self) -> list[Problem]:
         """Every reason this diagnosis cannot be sent as a Condition, each with its field."""

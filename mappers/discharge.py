@@ -166,8 +166,12 @@ class DischargeSummary:
 
     @property
     def has_substance_use(self) -> bool:
-        """Whether any included diagnosis is a substance use disorder (ICD-10-CM F10-F19)."""
-        return any(d.diagnosis.is_substance_use for d in self.diagnoses)
+        """Whether the document is a Part 2 record: an included diagnosis is a substance use
+        disorder (42 CFR 2.11, tobacco excluded) or a listed medication is a MOUD."""
+        entries = self.medications.medication_list.entries
+        return any(d.diagnosis.is_substance_use for d in self.diagnoses) or any(
+            e.is_moud for e in entries
+        )
 
     def problems(self) -> list[Problem]:
         """Every reason this summary cannot be sent as a document, each with its field."""

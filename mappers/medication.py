@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from fhir_profiles.terminology.code import Code
+from fhir_profiles.terminology.part2 import SUD_CODES
 from fhir_profiles.terminology.systems import RXNORM, UCUM
 from fhir_profiles.terminology.workflow import LIST_MEDICATIONS
 from mappers.errors import Problem, raise_if_problems
@@ -82,6 +83,12 @@ class MedicationEntry:
     times_per_day: int | None = None
     start: date | None = None
     end: date | None = None
+
+    @property
+    def is_moud(self) -> bool:
+        """A medication for opioid/alcohol use disorder (methadone, buprenorphine for OUD,
+        naltrexone): a Part 2 record by itself (``fhir_profiles.terminology.part2``)."""
+        return self.rxnorm_code is not None and (RXNORM, self.rxnorm_code) in SUD_CODES
 
     @classmethod
     def of(cls, code: Code, identifier: str, **fields: Any) -> MedicationEntry:

@@ -2,8 +2,14 @@
 
 What is SUD-derived (the decision every outbound path follows):
 
-1. A Condition coded in ICD-10-CM block F10-F19 ("mental and behavioural disorders due to
-   psychoactive substance use"), the same rule as ``mappers.condition.Diagnosis``.
+1. A resource that names a substance use disorder or its treatment (``names_sud``): a coding in
+   ICD-10-CM block F10-F19 except F17 (42 CFR 2.11 excludes tobacco; the same rule as
+   ``mappers.condition.Diagnosis``), a SNOMED CT SUD disorder, a MOUD medication (methadone,
+   buprenorphine for OUD, naltrexone) or a MOUD treatment, in ``code``,
+   ``medicationCodeableConcept`` or ``reasonCode`` (``fhir_profiles.terminology.part2``).
+   A resource the sender already labelled as Part 2 (v3-ActCode 42CFRPart2, or the sensitivity
+   ETH or SUD, in meta.security) is SUD-derived too: the sender's decision is carried forward,
+   never second-guessed downwards.
 2. Every resource about the client of a referral whose package holds such a Condition: Patient,
    all its Conditions (a co-occurring depression too), Encounters, QuestionnaireResponses,
    MedicationStatements and Lists, CarePlans, Goals, ServiceRequests, Tasks, Compositions.
@@ -37,10 +43,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from fhir_profiles.terminology.part2 import (
+    ICD10_SUD_BLOCK_PREFIX,
+    ICD10_TOBACCO_CATEGORY,
+    SNOMED_SUD_DISORDERS,
+    SUD_CODES,
+)
 from fhir_profiles.terminology.privacy import (
     CONFIDENTIALITY_RESTRICTED,
     PART2_SECURITY_LABELS,
+    POLICY_42CFR_PART2,
     SENSITIVITY_ETH,
+    SENSITIVITY_SUD,
 )
 from fhir_profiles.terminology.systems import ICD_10_CM, V3_CONFIDENTIALITY
 
@@ -61,32 +75,87 @@ HIGH_WATER_MARK_BUNDLES: Final = frozenset({"document", "message"})
 _CONFIDENTIALITY_ORDER: Final = ("U", "L", "M", "N", "R", "V")
 
 
+# A sender's meta.security codings that make its resource a Part 2 record (carried forward).
+SENDER_PART2_LABELS: Final = frozenset(
+    (c.system, c.code) for c in (POLICY_42CFR_PART2, SENSITIVITY_ETH, SENSITIVITY_SUD)
+)
+_SNOMED_SUD: Final = frozenset(c.code for c in SNOMED_SUD_DISORDERS)
+# Where a resource names what it is about (R4: Condition/Procedure/ServiceRequest.code,
+# Medication*.medicationCodeableConcept, ServiceRequest/Procedure/Encounter.reasonCode).
+_CONCEPT_KEYS: Final = ("code", "medicationCodeableConcept")
+
+
 def is_sud_code(icd10_code: str) -> bool:
-    """ICD-10-CM block F10-F19 (with or without the dot): a substance use disorder."""
+    """ICD-10-CM block F10-F19 (with or without the dot) except F17 nicotine dependence, which
+    42 CFR 2.11 leaves out of "substance use disorder"."""
     code = icd10_code.strip().upper()
-    return len(code) >= 3 and code.startswith("F1") and code[2].isdigit()
+    in_block = len(code) >= 3 and code.startswith(ICD10_SUD_BLOCK_PREFIX) and code[2].isdigit()
+    return in_block and not code.startswith(ICD10_TOBACCO_CATEGORY)
+
+
+def is_sud_snomed(snomed_code: str) -> bool:
+    """A SNOMED CT substance use disorder we know (exact code; no subsumption without a server)."""
+    return snomed_code.strip() in _SNOMED_SUD
+
+
+def is_sud_coding(coding: Any) -> bool:
+    """One Coding that names an SUD, a MOUD medication or a MOUD treatment."""
+    if not isinstance(coding, Mapping):
+        return False
+    system, code = coding.get("system"), str(coding.get("code") or "")
+    if system == ICD_10_CM:
+        return is_sud_code(code)
+    return (system, code.strip()) in SUD_CODES
 
 
 def is_sud_condition(resource: Mapping[str, Any]) -> bool:
-    """A Condition with an ICD-10-CM coding in F10-F19 (Condition.code.coding)."""
-    if resource.get("resourceType") != "Condition":
+    """A Condition whose code names a substance use disorder (ICD-10-CM or SNOMED CT)."""
+    return resource.get("resourceType") == "Condition" and names_sud(resource)
+
+
+def names_sud(resource: Mapping[str, Any]) -> bool:
+    """Whether ``resource``'s code, medication or reason codes name an SUD or its treatment."""
+    return any(is_sud_coding(c) for concept in _concepts(resource) for c in _codings(concept))
+
+
+def sender_labelled_part2(resource: Mapping[str, Any]) -> bool:
+    """Whether the sender already labelled ``resource`` as a Part 2 / SUD record."""
+    meta = resource.get("meta")
+    security = meta.get("security") if isinstance(meta, Mapping) else None
+    if not isinstance(security, list):
         return False
-    code = resource.get("code")
-    codings = code.get("coding") if isinstance(code, Mapping) else None
     return any(
-        isinstance(c, Mapping) and c.get("system") == ICD_10_CM and is_sud_code(str(c.get("code")))
-        for c in codings or ()
+        isinstance(c, Mapping) and (c.get("system"), c.get("code")) in SENDER_PART2_LABELS
+        for c in security
     )
 
 
+def is_sud_resource(resource: Mapping[str, Any]) -> bool:
+    """SUD-derived on its own: names an SUD or its treatment, or the sender labelled it so."""
+    if resource.get("resourceType") in NOT_PATIENT_DATA:
+        return False
+    return names_sud(resource) or sender_labelled_part2(resource)
+
+
 def contains_sud(resources: Iterable[Mapping[str, Any]]) -> bool:
-    """Whether a package (resources, or Bundles of them) holds an SUD Condition."""
+    """Whether a package (resources, or Bundles of them) holds an SUD-derived resource."""
     for resource in resources:
-        if is_sud_condition(resource):
+        if is_sud_resource(resource):
             return True
         if resource.get("resourceType") == "Bundle" and contains_sud(_entry_resources(resource)):
             return True
     return False
+
+
+def _concepts(resource: Mapping[str, Any]) -> list[Any]:
+    reasons = resource.get("reasonCode")
+    found = [resource.get(key) for key in _CONCEPT_KEYS]
+    return found + (reasons if isinstance(reasons, list) else [])
+
+
+def _codings(concept: Any) -> list[Any]:
+    codings = concept.get("coding") if isinstance(concept, Mapping) else None
+    return codings if isinstance(codings, list) else []
 
 
 def labels_for(resource: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -103,8 +172,9 @@ def labels_for(resource: Mapping[str, Any]) -> tuple[Any, ...]:
 
 def label(resource: Mapping[str, Any], *, sud_derived: bool) -> dict[str, Any]:
     """A copy of ``resource`` with the Part 2 labels merged into meta.security when it is
-    SUD-derived (an F10-F19 Condition always is); entries of a Bundle are labelled too."""
-    sud_derived = sud_derived or is_sud_condition(resource)
+    SUD-derived (one that names an SUD, or that its sender labelled, always is); entries of a
+    Bundle are labelled too."""
+    sud_derived = sud_derived or is_sud_resource(resource)
     copy = dict(resource)
     if copy.get("resourceType") == "Bundle" and isinstance(copy.get("entry"), list):
         copy["entry"] = [_label_entry(e, sud_derived) for e in copy["entry"]]
@@ -158,12 +228,22 @@ def _same(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
 
 
 def is_labelled(resource: Mapping[str, Any]) -> bool:
-    """Whether meta.security carries the 42CFRPart2 policy label (or the high-water mark)."""
-    security = (resource.get("meta") or {}).get("security") or []
+    """Whether meta.security carries the 42CFRPart2 label set (or the high-water mark); a
+    stricter confidentiality than R (a sender's V, kept by ``merge_security``) counts."""
+    security = [c for c in (resource.get("meta") or {}).get("security") or [] if _is_map(c)]
     wanted = labels_for(resource)
-    return bool(wanted) and all(
-        any(isinstance(c, Mapping) and _same(c, w.coding()) for c in security) for w in wanted
-    )
+    return bool(wanted) and all(_carries(security, w.coding()) for w in wanted)
+
+
+def _carries(security: list[Mapping[str, Any]], wanted: Mapping[str, Any]) -> bool:
+    if wanted["system"] == V3_CONFIDENTIALITY:
+        present = [c.get("code") for c in security if c.get("system") == V3_CONFIDENTIALITY]
+        return any(_rank(code) >= _rank(wanted["code"]) for code in present)
+    return any(_same(c, wanted) for c in security)
+
+
+def _is_map(value: Any) -> bool:
+    return isinstance(value, Mapping)
 
 
 def _entry_resources(bundle: Mapping[str, Any]) -> list[Mapping[str, Any]]:

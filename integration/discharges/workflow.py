@@ -125,7 +125,8 @@ def discharge_client(
         session, summary, record, at=at, owner=referral.iop_organization
     )
     transaction = handoff_transaction(summary, record, urls, at=at, context=context)
-    transaction = security_labels.label(transaction, sud_derived=summary.has_substance_use)
+    part2 = summary.has_substance_use or security_labels.contains_sud([transaction])
+    transaction = security_labels.label(transaction, sud_derived=part2)
     repo.record_discharge(
         session, referral, discharged_at=discharged_at, next_provider=aftercare.next_provider
     )

@@ -105,7 +105,7 @@ def package_bundle(
     package: IntakePackage, *, requester: str, owner: str, context: MappingContext
 ) -> dict[str, Any]:
     """The whole package as one transaction of conditional creates keyed on identifiers, its
-    entries labelled (meta.security, 42 CFR Part 2) when a diagnosis is a substance use one."""
+    entries labelled (meta.security, 42 CFR Part 2) when any of them names an SUD or a MOUD."""
     out, c, client = _Entries(), context, package.client
     build = partial(patient.to_fhir, client, mrn_system=c.mrn_system)
     subject = out.add("client", build, c.mrn_system, client.mrn)
@@ -132,8 +132,11 @@ def package_bundle(
     out.add("referral", build, c.task_id_system, task.identifier)
     if out.problems:
         raise InvalidInputError.from_problems("the referral package", out.problems)
-    part2 = any(d.is_substance_use for d in package.diagnoses)
-    return security_labels.label(bundle.transaction(out.entries), sud_derived=part2)
+    # Part 2 by the one rule (mappers.security_labels): an SUD diagnosis or a MOUD medication.
+    transaction = bundle.transaction(out.entries)
+    return security_labels.label(
+        transaction, sud_derived=security_labels.contains_sud([transaction])
+    )
 
 
 def _stay(

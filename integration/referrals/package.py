@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -24,7 +24,7 @@ from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.medications import lists as medication_lists
 from integration.privacy import disclosure
-from mappers import medication_reader, referral_task, registry
+from mappers import medication_reader, referral_task, registry, security_labels
 from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
 from mappers.consent import DisclosureConsent
@@ -76,6 +76,9 @@ class MappedPackage:
     medications: MedicationList | None = None
     consent: DisclosureConsent | None = None
     losses: tuple[dict[str, str], ...] = field(default=())
+    # Part 2 by the one rule over the resources as sent: SUD diagnoses, MOUD medications and
+    # the sender's own Part 2 labels (mappers.security_labels.contains_sud).
+    part2: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,11 @@ def map_package(
         losses += [{"resource": key, "path": x.path, "reason": x.reason} for x in mapped.losses]
     if problems:
         return None, problems
-    return _assemble(values, task, tuple(losses), problems)
+    assembled, problems = _assemble(values, task, tuple(losses), problems)
+    if assembled is None:
+        return None, problems
+    part2 = security_labels.contains_sud([fetched.task, *fetched.resources.values()])
+    return replace(assembled, part2=part2), problems
 
 
 def _map_statements(
@@ -228,8 +235,7 @@ def store_referral(session: Session, change: TaskChange, now: datetime) -> None:
     if package is not None:
         _store_package(session, referral, package, now)
         # Labels on everything later sent about this client follow from this flag (Part 2).
-        part2 = any(d.is_substance_use for d in package.diagnoses)
-        disclosure.remember_part2(session, referral.id, part2=part2)
+        disclosure.remember_part2(session, referral.id, part2=package.part2)
     session.flush()
     log.info(
         "referral %s received (Task/%s, %s problems)",

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from api.schemas import ReferralSubmission
+from fhir_profiles.terminology import clinical, part2
 from fhir_profiles.terminology.privacy import PART2_SECURITY_LABELS
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import session_scope
@@ -47,8 +48,12 @@ def _security_codes(resource: dict[str, Any]) -> set[str]:
 
 
 def _without_sud(document: dict[str, Any]) -> dict[str, Any]:
-    """The package with its alcohol dependence (F10.20) recoded as another mental disorder."""
+    """The package with its alcohol dependence (F10.20) recoded as another mental disorder and
+    its MOUD medications (buprenorphine/naloxone, naltrexone: Part 2 by themselves) recoded as
+    sertraline."""
     text = json.dumps(document).replace('"F10.20"', '"F41.1"')
+    for moud in part2.MOUD_MEDICATIONS:
+        text = text.replace(f'"{moud.code}"', f'"{clinical.RX_SERTRALINE_50.code}"')
     return json.loads(text)  # type: ignore[no-any-return]
 
 

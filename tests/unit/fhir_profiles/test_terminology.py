@@ -11,13 +11,14 @@ from fhir_profiles.terminology import (
     clinical,
     documents,
     local,
+    part2,
     privacy,
     systems,
     workflow,
 )
 from fhir_profiles.terminology.code import Code, Evidence
 
-MODULES = (assessments, audit, clinical, documents, local, privacy, workflow)
+MODULES = (assessments, audit, clinical, documents, local, part2, privacy, workflow)
 
 
 def _codes_in(value: object) -> Iterator[Code]:

@@ -148,13 +148,12 @@ def test_contains_sud__the_synthetic_step_down_package_is_part2() -> None:
 
 def test_label__the_whole_step_down_package_when_it_holds_an_sud_diagnosis() -> None:
     package = label(to_transaction(make_package(2)), sud_derived=contains_sud([]))
-    kinds = {
-        e["resource"]["resourceType"]: is_labelled(e["resource"])
-        for e in package["entry"]
-        if e["resource"]["resourceType"] != "Condition"
+    by_itself = {
+        e["resource"]["resourceType"] for e in package["entry"] if is_labelled(e["resource"])
     }
-    # only the Conditions are SUD by themselves; the caller decides for the rest
-    assert not any(kinds.values())
+    # only the Conditions and the MOUD medications (buprenorphine/naloxone in the synthetic
+    # package) name an SUD by themselves; the caller decides for the rest
+    assert by_itself == {"Condition", "MedicationStatement"}
     everything = label(to_transaction(make_package(2)), sud_derived=True)
     patient_data = [
         e["resource"]

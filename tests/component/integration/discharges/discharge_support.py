@@ -24,6 +24,7 @@ from integration.fhir.retry_policy import RetryPolicy
 from integration.medications import lists as medication_lists
 from integration.medications import workflow as medications
 from mappers import consent
+from mappers.medication import MedicationList
 from tests.builders import make_client, make_diagnosis
 from tests.builders.discharge import make_aftercare, organization
 from tests.builders.plans import make_plan
@@ -69,9 +70,12 @@ def make_discharge_consent(**overrides: Any) -> consent.DisclosureConsent:
     return make_consent(patient=PATIENT, **(fields | overrides))
 
 
-def store_ready_referral(engine: Engine, *, reconciled: bool = True) -> None:
-    """The referral, twelve weeks of sessions and the reconciled medication list in the store."""
-    meds = make_medication_list()
+def store_ready_referral(
+    engine: Engine, *, reconciled: bool = True, meds: MedicationList | None = None
+) -> None:
+    """The referral, twelve weeks of sessions and the reconciled medication list in the store
+    (sertraline and buprenorphine/naloxone unless ``meds`` says otherwise)."""
+    meds = meds or make_medication_list()
     with session_scope(engine) as session:
         referral = repo.add_referral(
             session, business_id=REFERRAL, client_mrn="MRN-1", iop_organization="IOP-DEMO-ORG",

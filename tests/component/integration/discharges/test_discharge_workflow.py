@@ -22,7 +22,7 @@ from integration.discharges import workflow
 from integration.workflow_errors import AlreadyDischarged, DisclosureRefused, WorkflowNotReady
 from mappers.discharge_reader import discharge_from_document
 from tests.builders.discharge import make_aftercare
-from tests.builders.referrals import make_medication_list
+from tests.builders.referrals import make_medication_list, make_sertraline
 from tests.component.integration.discharges.discharge_support import (
     AT,
     DEPRESSION,
@@ -130,7 +130,8 @@ def test_discharge_client__sud_without_a_covering_consent_stores_nothing(
 
 
 def test_discharge_client__without_sud_needs_no_consent(engine: Engine) -> None:
-    store_ready_referral(engine)
+    # no SUD diagnosis and no MOUD medication (buprenorphine alone would make it Part 2)
+    store_ready_referral(engine, meds=make_medication_list(entries=(make_sertraline(),)))
     result = discharge_now(
         engine, make_record(diagnoses=(("Condition/dx2", DEPRESSION),), consents=())
     )
@@ -176,3 +177,10 @@ def test_course_of_treatment__counts_held_sessions_until_discharge(engine: Engin
     assert (course.weeks, course.sessions_attended, course.sessions_missed) == (12, 34, 2)
     assert (early.weeks, early.sessions_attended) == (1, 2)  # the Wednesday session counts
     assert (none_yet.weeks, none_yet.sessions_attended, none_yet.sessions_missed) == (1, 0, 0)
+
+
+def test_discharge_client__a_moud_medication_alone_makes_it_part2(engine: Engine) -> None:
+    store_ready_referral(engine)  # buprenorphine/naloxone on the list, depression only
+    with pytest.raises(DisclosureRefused):
+        discharge_now(engine, make_record(diagnoses=(("Condition/dx2", DEPRESSION),), consents=()))
+    assert _stored(engine) == (0, [])

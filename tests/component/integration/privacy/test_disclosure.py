@@ -29,9 +29,10 @@ from integration.workflow_errors import DisclosureRefused
 from mappers import security_labels
 from mappers.consent import DisclosureConsent
 from mappers.discharge import PART2_SECTION_TEXT
+from mappers.medication import MedicationList
 from tests.builders import make_client, make_diagnosis
 from tests.builders.discharge import make_aftercare, organization
-from tests.builders.referrals import make_consent, make_medication_list
+from tests.builders.referrals import make_consent, make_medication_list, make_sertraline
 from tests.builders.sessions import make_session
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
 
@@ -210,7 +211,8 @@ def test_record_session__the_encounter_is_labelled_unless_known_not_part2(
 def test_reconcile__the_transaction_entries_are_labelled_for_a_part2_referral(
     engine: Engine, part2: bool
 ) -> None:
-    meds = make_medication_list()
+    # sertraline only: a MOUD (buprenorphine) would label its own entries whatever the flag
+    meds = make_medication_list(entries=(make_sertraline(),))
     with session_scope(engine) as session:
         referral_id = _referral(session)
         disclosure.remember_part2(session, referral_id, part2=part2)
@@ -237,8 +239,10 @@ def _record(**overrides: Any) -> discharge.ClinicalRecord:
     return replace(base, **overrides)
 
 
-def _discharged(engine: Engine, record: discharge.ClinicalRecord) -> discharge.DischargeResult:
-    meds = make_medication_list()
+def _discharged(
+    engine: Engine, record: discharge.ClinicalRecord, meds: MedicationList | None = None
+) -> discharge.DischargeResult:
+    meds = meds or make_medication_list()
     with session_scope(engine) as session:
         _referral(session, status="completed")
         medication_lists.record_discharge_list(session, REFERRAL, meds, AT)
@@ -283,7 +287,8 @@ def test_discharge__refused_stores_nothing_but_the_audit_event(engine: Engine) -
 
 def test_discharge__without_sud_no_labels_no_notice_still_audited(engine: Engine) -> None:
     record = _record(diagnoses=(("Condition/dx2", DEPRESSION),), consents=())
-    assert _discharged(engine, record).consent is None
+    no_moud = make_medication_list(entries=(make_sertraline(),))
+    assert _discharged(engine, record, no_moud).consent is None
     [payload] = _payloads(engine, discharge.AGGREGATE_TYPE)
     assert not any(security_labels.is_labelled(e["resource"]) for e in payload["entry"])
     disclosed = [e for e in _events(engine) if e.action == "disclose"]
