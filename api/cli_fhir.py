@@ -12,7 +12,7 @@ from typing import Any
 from api.render import mapped_view
 from fhir_profiles.registry import conformance_resources
 from integration.fhir.client import FhirClient
-from integration.fhir.conformance import upload_conformance, validate
+from integration.fhir.conformance import read_us_core, upload_conformance, validate
 from integration.json_files import read_fhir_json
 from integration.settings import Settings
 from mappers import registry
@@ -28,8 +28,14 @@ def add_commands(commands: Any) -> None:
     check.add_argument("--load-profiles", action="store_true",
                        help="upload iop-bridge's profiles to the server first")  # fmt: skip
     check.add_argument("--json", action="store_true", help="print JSON for scripts")
+    check.add_argument("--us-core", type=Path, metavar="DIR", help=US_CORE_HELP)
     profiles = commands.add_parser("profiles", help="iop-bridge's conformance resources")
     profiles.add_argument("action", choices=["load", "list"])
+    profiles.add_argument("--us-core", type=Path, metavar="DIR", help=US_CORE_HELP)
+
+
+# Our profiles derive from US Core 9.0.0: a server without it cannot build their snapshots.
+US_CORE_HELP = "load US Core 9.0.0 first, from its resources-yaml folder"
 
 
 def run_map(settings: Settings, args: argparse.Namespace) -> int:
@@ -57,7 +63,7 @@ def run_validate(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_profiles(settings: Settings, args: argparse.Namespace) -> int:
     """List our conformance resources, or upload them to the configured FHIR server."""
-    resources = conformance_resources()
+    resources = _with_us_core(args, conformance_resources())
     if args.action == "list":
         for resource in resources:
             print(f"{resource['resourceType']}/{resource['id']}  {resource.get('url', '')}")
@@ -74,12 +80,17 @@ def run_profiles(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_us_core(args: argparse.Namespace, ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """US Core's resources (when ``--us-core`` names their folder) before ours."""
+    return [*read_us_core(args.us_core), *ours] if args.us_core else ours
+
+
 async def _validate_files(settings: Settings, args: argparse.Namespace) -> int:
     fhir = FhirClient.from_settings(settings)
     reports: list[dict[str, Any]] = []
     try:
         if args.load_profiles:
-            await upload_conformance(fhir, conformance_resources())
+            await upload_conformance(fhir, _with_us_core(args, conformance_resources()))
         for path in args.files:
             reports.append(await _validate_one(fhir, path))
     finally:

@@ -81,9 +81,16 @@ class IntakeAssessment:
         return found
 
 
-def to_fhir(intake: IntakeAssessment, *, id_system: str, subject_reference: str) -> dict[str, Any]:
+def to_fhir(
+    intake: IntakeAssessment,
+    *,
+    id_system: str,
+    subject_reference: str,
+    author_reference: str | None = None,
+) -> dict[str, Any]:
     """Fill QuestionnaireResponse.meta.profile, identifier, questionnaire, status, subject,
-    authored and one item group per ASAM dimension (risk rating, note)."""
+    authored, author (the clinician or program that assessed, when known: the intake is not a
+    self-report) and one item group per ASAM dimension (risk rating, note)."""
     problems = intake.problems()
     problems += reference_problems(subject_reference, "Patient", f"{QR}.subject.reference")
     raise_if_problems("IntakeAssessment", problems)
@@ -95,6 +102,7 @@ def to_fhir(intake: IntakeAssessment, *, id_system: str, subject_reference: str)
         status=intake.status,
         subject_reference=subject_reference,
         authored=intake.authored,
+        author_reference=author_reference,
     )
     resource["item"] = [_dimension_item(n, r) for n, r in enumerate(intake.ratings, start=1)]
     return resource

@@ -105,9 +105,17 @@ class Assessment:
         return found
 
 
-def to_fhir(assessment: Assessment, *, id_system: str, subject_reference: str) -> dict[str, Any]:
+def to_fhir(
+    assessment: Assessment,
+    *,
+    id_system: str,
+    subject_reference: str,
+    author_reference: str | None = None,
+) -> dict[str, Any]:
     """Fill QuestionnaireResponse.meta.profile, identifier, questionnaire, status, subject,
-    authored and item (one LOINC answer per item, the difficulty answer, the recomputed total)."""
+    authored, author and item (one LOINC answer per item, the difficulty answer, the recomputed
+    total). PHQ-9 and GAD-7 are patient self-report instruments, so the author is the subject
+    unless ``author_reference`` names who recorded it (US Core: author is must support)."""
     problems = assessment.problems()
     problems += reference_problems(subject_reference, "Patient", f"{QR}.subject.reference")
     raise_if_problems("Assessment", problems)
@@ -120,6 +128,7 @@ def to_fhir(assessment: Assessment, *, id_system: str, subject_reference: str) -
         status=assessment.status,
         subject_reference=subject_reference,
         authored=assessment.authored,
+        author_reference=author_reference or subject_reference,
     )
     items = [
         _coded_item(code, scoring.answer_for(instrument, index, score).coding())

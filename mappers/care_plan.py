@@ -21,15 +21,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Final
 
 from fhir_profiles.canonical import structure_definition_url
+from fhir_profiles.terminology.categories import CAREPLAN_ASSESS_PLAN
 from fhir_profiles.terminology.clinical import ASAM_2_1_INTENSIVE_OUTPATIENT, ASAM_LEVELS
 from fhir_profiles.terminology.clinical import ASAM_2_5_PARTIAL_HOSPITALIZATION as ASAM_2_5
+from fhir_profiles.terminology.local import MODALITIES
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_reference import (
     reference_problems,
 )
+from mappers.fhir_write import narrative
 from mappers.goal import Goal
 from mappers.schedule import (
     PlannedModality,
@@ -53,6 +56,9 @@ HOURS_IN_A_WEEK = 168.0
 IOP_USUAL_WEEKS = (4, 12)
 # CarePlan.category has only an example binding and no verified code means "IOP plan": text.
 CATEGORY_TEXT = "IOP treatment plan"
+# US Core 6.1 (the certification baseline) slices CarePlan.category with assess-plan; 9.0.0 drops
+# the slice and retires the code system but keeps the code valid, so both are satisfied.
+CATEGORY: Final = {"coding": [CAREPLAN_ASSESS_PLAN.coding()], "text": CATEGORY_TEXT}
 # detail.status of the review and family activities follows the plan's status (R4
 # valueset-care-plan-activity-status.html); a different status on input is reported as lost.
 AUXILIARY_STATUS = {
@@ -218,7 +224,8 @@ def to_fhir(
     resource["identifier"] = [{"system": plan_id_system, "value": plan.identifier}]
     resource["status"] = plan.status
     resource["intent"] = "plan"
-    resource["category"] = [{"text": CATEGORY_TEXT}]
+    resource["text"] = plan_narrative(plan)
+    resource["category"] = [CATEGORY]
     resource["subject"] = {"reference": subject_reference}
     resource["period"] = {"start": plan.start.isoformat(), "end": plan.end.isoformat()}
     if condition_references:
@@ -231,6 +238,23 @@ def to_fhir(
     if plan.preferences is not None:
         resource["note"] = [{"text": plan.preferences}]
     return resource
+
+
+def plan_narrative(plan: TreatmentPlan) -> dict[str, str]:
+    """CarePlan.text: what a receiver shows a clinician (US Core 6.1 requires it; 9.0.0 marks it
+    must support): level, period and weekly hours, then one line per modality."""
+    level = f" (ASAM {plan.level_of_care})" if plan.level_of_care is not None else ""
+    summary = (
+        f"IOP treatment plan{level}, {plan.status}, {plan.start.isoformat()} to "
+        f"{plan.end.isoformat()}: {plan.total_sessions_per_week} sessions, "
+        f"{plan.total_hours_per_week:g} hours a week."
+    )
+    lines = [
+        f"{MODALITIES[m.modality].display}: {m.sessions_per_week} a week, "
+        f"{m.hours_per_session:g} h each"
+        for m in plan.modalities
+    ]
+    return narrative([summary], lines)
 
 
 def _send_problems(

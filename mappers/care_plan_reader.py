@@ -16,6 +16,7 @@ from typing import Any
 from fhir_profiles.terminology.systems import COLORADO_BHA_ASAM_LEVEL_OF_CARE as ASAM_SYSTEM
 from mappers.care_plan import (
     AUXILIARY_STATUS,
+    CATEGORY,
     CATEGORY_TEXT,
     LEVEL_OF_CARE_EXTENSION,
     TreatmentPlan,
@@ -49,11 +50,11 @@ ASAM_ALIASES = {"1": "1.0"}
 
 _MAPPED = frozenset(
     {"extension", "modifierExtension", "identifier", "status", "intent", "category", "subject"}
-    | {"period", "addresses", "goal", "activity", "note"}
+    | {"period", "addresses", "goal", "activity", "note", "text"}
 )
 
 
-_CATEGORY = {"text": CATEGORY_TEXT}
+_CATEGORIES = ({"text": CATEGORY_TEXT}, CATEGORY)  # earlier text-only, and US Core coded
 
 
 _EXTENSION_MAPPED = frozenset({"url", "valueCodeableConcept"})
@@ -90,8 +91,12 @@ def from_fhir(
     losses += [
         Loss(f"CarePlan.category[{i}]", "category not modelled")
         for i, c in enumerate(fhir.get("category") or [])
-        if c != _CATEGORY
+        if c not in _CATEGORIES
     ]
+    # A "generated" narrative only restates the structured data (R4 narrative.html); any other
+    # status may say more than we map.
+    if isinstance(fhir.get("text"), dict) and fhir["text"].get("status") != "generated":
+        losses.append(Loss("CarePlan.text", "narrative beyond the structured data not kept"))
     level = _read_level(fhir.get("extension") or [], problems, losses, renames)
     start, weeks = _read_period(fhir.get("period"), problems, losses)
     read = _read_activities(fhir.get("activity") or [], status, problems, losses, renames)

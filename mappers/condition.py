@@ -9,6 +9,7 @@ from typing import Any
 from fhir_profiles.canonical import structure_definition_url
 from fhir_profiles.terminology.local import DIAGNOSIS_ROLES
 from fhir_profiles.terminology.systems import ICD_10_CM, SNOMED_CT
+from fhir_profiles.us_core import US_CORE_PROFILE
 from mappers import security_labels
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import find_coding
@@ -46,6 +47,7 @@ class Diagnosis:
     role: str | None = None  # primary | co-occurring (iop-diagnosis-role); None = not stated
     snomed_code: str | None = None  # optional SNOMED CT coding beside the ICD-10-CM one
     snomed_display: str | None = None
+    recorded: str | None = None  # Condition.recordedDate, a FHIR date (US Core must support)
 
     @property
     def is_substance_use(self) -> bool:
@@ -64,10 +66,11 @@ class Diagnosis:
             found.append(Problem("Diagnosis.icd10_code", "is required", "required"))
         if self.role is not None and self.role not in DIAGNOSIS_ROLES:
             found.append(Problem("Diagnosis.role", f"{self.role!r} is not a known code"))
-        if self.onset is not None:
-            onset_problems: list[Problem] = []
-            read_fhir_date(self.onset, "Diagnosis.onset", onset_problems)
-            found += onset_problems
+        for name, value in (("onset", self.onset), ("recorded", self.recorded)):
+            if value is not None:
+                date_problems: list[Problem] = []
+                read_fhir_date(value, f"Diagnosis.{name}", date_problems)
+                found += date_problems
         if self.snomed_display is not None and self.snomed_code is None:
             found.append(Problem("Diagnosis.snomed_code", "is required with snomed_display"))
         for name, value, allowed in (
@@ -92,7 +95,10 @@ def to_fhir(diagnosis: Diagnosis, *, id_system: str, subject_reference: str) -> 
         if diagnosis.snomed_display is not None:
             snomed["display"] = diagnosis.snomed_display
         codings.append(snomed)
-    resource: dict[str, Any] = {"resourceType": "Condition", "meta": {"profile": [PROFILE]}}
+    resource: dict[str, Any] = {
+        "resourceType": "Condition",
+        "meta": {"profile": [profile_for(diagnosis.category)]},
+    }
     if diagnosis.role is not None:
         resource["extension"] = [{"url": ROLE_EXTENSION, "valueCode": diagnosis.role}]
     resource |= {
@@ -105,7 +111,18 @@ def to_fhir(diagnosis: Diagnosis, *, id_system: str, subject_reference: str) -> 
     }
     if diagnosis.onset is not None:
         resource["onsetDateTime"] = diagnosis.onset
+    if diagnosis.recorded is not None:
+        resource["recordedDate"] = diagnosis.recorded
     return resource
+
+
+def profile_for(category: str) -> str:
+    """iop-condition (on US Core problems and health concerns) for a problem-list item; an
+    encounter diagnosis claims US Core's encounter-diagnosis profile, whose category slice
+    differs (US Core 9.0.0 splits Condition into these two profiles)."""
+    if category == "encounter-diagnosis":
+        return US_CORE_PROFILE["Condition:encounter-diagnosis"]
+    return PROFILE
 
 
 def from_fhir(resource: Any, *, id_system: str) -> Mapped[Diagnosis]:
@@ -125,13 +142,18 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Diagnosis]:
     onset, cut = read_fhir_date(condition.get("onsetDateTime"), "Condition.onsetDateTime", problems)
     if cut:
         losses.append(Loss("Condition.onsetDateTime", "time of day not kept, only the date"))
+    recorded, cut = read_fhir_date(
+        condition.get("recordedDate"), "Condition.recordedDate", problems
+    )
+    if cut:
+        losses.append(Loss("Condition.recordedDate", "time of day not kept, only the date"))
     subject = (condition.get("subject") or {}).get("reference")
     read_str(subject, "Condition.subject.reference", problems, required=True)
     raise_if_problems("Condition", problems)
     assert identifier and codes and category and clinical and verification
     diagnosis = Diagnosis(
         identifier, codes[0], codes[1], category, clinical, verification, onset, role,
-        codes[2], codes[3],
+        codes[2], codes[3], recorded,
     )  # fmt: skip
     raise_if_problems("Condition", diagnosis.problems())
     return Mapped(diagnosis, {"subject": str(subject)}, tuple(losses))
@@ -139,7 +161,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Diagnosis]:
 
 _MAPPED_ELEMENTS = frozenset(
     {"extension", "identifier", "clinicalStatus", "verificationStatus", "category", "code",
-     "subject", "onsetDateTime"}
+     "subject", "onsetDateTime", "recordedDate"}
 )  # fmt: skip
 
 

@@ -42,7 +42,8 @@ from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_reference import reference_problems
-from mappers.fhir_write import datetime_problems, identifier_problems
+from mappers.fhir_write import XHTML_NS as XHTML_NS
+from mappers.fhir_write import datetime_problems, identifier_problems, narrative
 from mappers.medication import MedicationList
 from mappers.referral import Referral
 from mappers.referral_task import ReferralTask
@@ -245,28 +246,18 @@ def _part2_problems(summary: DischargeSummary, path: str) -> list[Problem]:
     if summary.part2_notice is not None:
         return _blank(summary.part2_notice, path)
     if summary.has_substance_use:
-        message = "is required when a substance use diagnosis (ICD-10-CM F10-F19) is included"
+        message = "is required when an SUD diagnosis or a MOUD medication is included"
         return [Problem(path, message + " (42 CFR 2.32)", "required")]
     return []
 
 
 # --- Narrative: section text as XHTML (R4 narrative.html) ---------------------------------------
 
-XHTML_NS: Final = "http://www.w3.org/1999/xhtml"
 _DIV = re.compile(
     r'<div xmlns="http://www\.w3\.org/1999/xhtml">'
     r"(?P<paragraphs>(?:<p>[^<]*</p>)*)(?:<ul>(?P<items>(?:<li>[^<]*</li>)+)</ul>)?</div>"
 )
 _PART = re.compile(r"<(?:p|li)>([^<]*)</(?:p|li)>")
-
-
-def narrative(paragraphs: Sequence[str], items: Sequence[str] = ()) -> dict[str, str]:
-    """A Narrative (status generated) of paragraphs then one bulleted list, text escaped."""
-    body = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
-    if items:
-        body += "<ul>" + "".join(f"<li>{html.escape(i, quote=False)}</li>" for i in items)
-        body += "</ul>"
-    return {"status": "generated", "div": f'<div xmlns="{XHTML_NS}">{body}</div>'}
 
 
 def read_narrative(value: object) -> tuple[list[str], list[str]] | None:

@@ -49,12 +49,11 @@ from mappers.discharge import (
     DischargeSummary,
     aftercare_narrative,
     course_narrative,
-    narrative,
     score_line,
 )
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_reference import reference
-from mappers.fhir_write import datetime_problems, format_datetime
+from mappers.fhir_write import datetime_problems, format_datetime, narrative
 
 BUNDLE_LABELS: Final = (CONFIDENTIALITY_RESTRICTED, SENSITIVITY_ETH)
 COMPOSITION_LABELS: Final = PART2_SECURITY_LABELS

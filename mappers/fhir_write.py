@@ -3,7 +3,10 @@ must pass before it is rendered (each returns Problems, never raises)."""
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Final
 
 from mappers.errors import Problem
 
@@ -37,3 +40,16 @@ def identifier_problems(value: str, field: str) -> list[Problem]:
 def number(value: float) -> int | float:
     """A JSON number for a FHIR decimal: ``3`` rather than ``3.0`` when the value is whole."""
     return int(value) if float(value).is_integer() else value
+
+
+# Narrative as XHTML (R4 narrative.html): the div carries the XHTML namespace.
+XHTML_NS: Final = "http://www.w3.org/1999/xhtml"
+
+
+def narrative(paragraphs: Sequence[str], items: Sequence[str] = ()) -> dict[str, str]:
+    """A Narrative (status generated) of paragraphs then one bulleted list, text escaped."""
+    body = "".join(f"<p>{html.escape(p, quote=False)}</p>" for p in paragraphs)
+    if items:
+        body += "<ul>" + "".join(f"<li>{html.escape(i, quote=False)}</li>" for i in items)
+        body += "</ul>"
+    return {"status": "generated", "div": f'<div xmlns="{XHTML_NS}">{body}</div>'}

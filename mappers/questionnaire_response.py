@@ -21,7 +21,7 @@ from mappers.fhir_read import (
     read_str,
     read_str_in,
 )
-from mappers.fhir_reference import read_reference, reference
+from mappers.fhir_reference import read_reference, read_reference_to, reference
 from mappers.fhir_write import format_datetime
 from mappers.loss import Loss, unmapped_keys
 
@@ -29,8 +29,10 @@ QR = "QuestionnaireResponse"
 # Required binding on QuestionnaireResponse.status (R4 valueset-questionnaire-answers-status).
 STATUSES = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
 HEADER_ELEMENTS = frozenset(
-    {"identifier", "questionnaire", "status", "subject", "authored", "item"}
+    {"identifier", "questionnaire", "status", "subject", "authored", "author", "item"}
 )
+# Who may author a response (R4 QuestionnaireResponse.author; US Core 9 marks it must support).
+AUTHOR_TYPES = ("Patient", "Practitioner", "PractitionerRole", "Organization", "RelatedPerson")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +63,10 @@ def header_json(
     status: str,
     subject_reference: str,
     authored: datetime,
+    author_reference: str | None,
 ) -> dict[str, Any]:
-    """QuestionnaireResponse.meta.profile, identifier, questionnaire, status, subject, authored."""
+    """QuestionnaireResponse.meta.profile, identifier, questionnaire, status, subject, authored,
+    author (US Core QuestionnaireResponse: author is must support)."""
     resource: dict[str, Any] = {"resourceType": QR}
     if profile is not None:
         resource["meta"] = {"profile": [profile]}
@@ -71,6 +75,8 @@ def header_json(
     resource["status"] = status
     resource["subject"] = reference(subject_reference)
     resource["authored"] = format_datetime(authored)
+    if author_reference is not None:
+        resource["author"] = reference(author_reference)
     return resource
 
 
@@ -98,6 +104,11 @@ def read_header(
     elif target := read_reference(subject, f"{QR}.subject", "Patient", problems, losses):
         links["subject"] = target
     authored = read_datetime(response.get("authored"), f"{QR}.authored", problems, losses)
+    if response.get("author") is not None:
+        path = f"{QR}.author"
+        links["author"] = read_reference_to(
+            response["author"], path, AUTHOR_TYPES, problems, losses
+        )
     items = response.get("item")
     if not isinstance(items, list) or not items:
         problems.append(Problem(f"{QR}.item", "is required", "required"))

@@ -5,8 +5,10 @@ Shape (fhir-domain-reference.md 1.1 SDOHCC ServiceRequest, 1.2 BSeR ReferralServ
 - identifier: the referrer's business identifier, typed v2-0203 ``PLAC`` "Placer Identifier"
   as BSeR slices it (PLAC is in R4 v2-0203 and in the R4 identifier-type value set);
 - intent is always ``order``; status is R4 request-status and owned by the requester;
-- category is text-only "Behavioral health": the R4 binding is an example and no verified code
-  names behavioral health (SDOHCC's category slice is for SDOH domains, not this one);
+- meta.profile claims US Core ServiceRequest (we have no profile of our own for it);
+- category is SNOMED CT 409063005 Counselling with the text "Behavioral health": US Core's
+  category slice has a required binding, and no verified code names behavioral health itself
+  (SDOHCC's category slice is for SDOH domains, not this one);
 - code is the requested level of care, an ASAM code in the Colorado BHA system (reference 2.1
   suggests ServiceRequest.code or orderDetail; code is 1..1-worthy and what receivers search);
 - subject, requester, performer, reasonReference and supportingInfo are references that belong
@@ -17,15 +19,18 @@ The placer identifier (PLAC) helpers here are shared with ``mappers.referral_tas
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
+from fhir_profiles.terminology.categories import SERVICE_REQUEST_COUNSELING
 from fhir_profiles.terminology.clinical import ASAM_LEVELS
 from fhir_profiles.terminology.code import Code
 from fhir_profiles.terminology.systems import COLORADO_BHA_ASAM_LEVEL_OF_CARE
 from fhir_profiles.terminology.workflow import IDENTIFIER_TYPE_PLAC
+from fhir_profiles.us_core import US_CORE_PROFILE
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import read_known_coding
 from mappers.fhir_read import (
@@ -54,7 +59,11 @@ REQUEST_STATUSES = frozenset(
     {"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}
 )
 CATEGORY_TEXT = "Behavioral health"
-_CATEGORY = {"text": CATEGORY_TEXT}  # compared with only; to_fhir sends a fresh copy
+# US Core ServiceRequest.category:us-core (required binding): SNOMED CT Counselling, with our
+# text kept. The earlier text-only category is still recognised on input.
+CATEGORY: Final = SERVICE_REQUEST_COUNSELING.codeable_concept(CATEGORY_TEXT)
+_CATEGORIES = ({"text": CATEGORY_TEXT}, CATEGORY)  # compared with only; to_fhir sends a copy
+PROFILE: Final = US_CORE_PROFILE["ServiceRequest"]
 ASAM_BY_CODE: Mapping[str, Code] = {c.code: c for c in ASAM_LEVELS}
 # Another build of the Colorado BHA IG spells outpatient "1" (reference 2.1 CONFLICT).
 _ASAM_KNOWN = {(c.system, c.code): c.code for c in ASAM_LEVELS} | {
@@ -123,10 +132,11 @@ def to_fhir(
     resource: dict[str, Any] = {"resourceType": "ServiceRequest"}
     if resource_id is not None:
         resource["id"] = resource_id
+    resource["meta"] = {"profile": [PROFILE]}
     resource["identifier"] = [placer_identifier(id_system, referral.identifier)]
     resource["status"] = referral.status
     resource["intent"] = "order"
-    resource["category"] = [{"text": CATEGORY_TEXT}]
+    resource["category"] = [copy.deepcopy(CATEGORY)]
     resource["code"] = ASAM_BY_CODE[referral.level_of_care].codeable_concept()
     resource["subject"] = reference(referral.subject)
     if referral.requested_start is not None:
@@ -162,7 +172,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Referral]:
     losses += [
         Loss(f"ServiceRequest.category[{i}]", "category not modelled by iop-bridge")
         for i, c in enumerate(read_list(fhir.get("category"), "ServiceRequest.category", problems))
-        if c != _CATEGORY
+        if c not in _CATEGORIES
     ]
     level = _read_level(fhir.get("code"), problems, losses)
     refs = _read_parties(fhir, problems, losses)

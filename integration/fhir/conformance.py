@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from fhir_profiles.us_core import US_CORE_VERSION
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirPreconditionFailed, FhirUnprocessable
 from integration.fhir.responses import problems_from_outcome
@@ -31,6 +35,35 @@ class ValidationReport:
     def ok(self) -> bool:
         """True when the validator reported no error or fatal issue."""
         return not self.errors
+
+
+# US Core's resources ship as YAML source (the IG publisher converts them); what the server needs
+# of them to validate: profiles, extensions, value sets and code systems.
+US_CORE_KINDS = ("CodeSystem", "ValueSet", "StructureDefinition")
+
+
+class _NoTimestamps(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+    """YAML without implicit timestamps: FHIR dates stay strings, as in the JSON form."""
+
+
+_NoTimestamps.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_us_core(directory: Path) -> list[dict[str, Any]]:
+    """US Core's conformance resources from its ``resources-yaml`` folder, stamped with the IG
+    version (the IG publisher does the same; US Core's own examples claim ``|9.0.0``), code
+    systems and value sets first."""
+    found = []
+    for path in sorted(directory.glob("*.yml")):
+        resource = yaml.load(path.read_text(encoding="utf-8"), Loader=_NoTimestamps)
+        if isinstance(resource, dict) and resource.get("resourceType") in US_CORE_KINDS:
+            found.append({**resource, "version": US_CORE_VERSION})
+    if not found:
+        raise FileNotFoundError(f"no US Core conformance resources in {directory}")
+    return sorted(found, key=lambda r: US_CORE_KINDS.index(r["resourceType"]))
 
 
 async def upload_conformance(fhir: FhirClient, resources: Iterable[Mapping[str, Any]]) -> int:

@@ -101,6 +101,13 @@ class _Entries:
         ]
 
 
+def _recorded(package: IntakePackage) -> tuple[Diagnosis, ...]:
+    """Each diagnosis with Condition.recordedDate (US Core must support): the sender's date, or
+    the day the package was authored, by which the referrer had recorded it."""
+    day = package.authored_on.date().isoformat()
+    return tuple(d if d.recorded else replace(d, recorded=day) for d in package.diagnoses)
+
+
 def package_bundle(
     package: IntakePackage, *, requester: str, owner: str, context: MappingContext
 ) -> dict[str, Any]:
@@ -109,8 +116,8 @@ def package_bundle(
     out, c, client = _Entries(), context, package.client
     build = partial(patient.to_fhir, client, mrn_system=c.mrn_system)
     subject = out.add("client", build, c.mrn_system, client.mrn)
-    reasons = out.each("diagnoses", package.diagnoses, condition.to_fhir, c.condition_id_system,
-                       subject)  # fmt: skip
+    reasons = out.each("diagnoses", _recorded(package), condition.to_fhir,
+                       c.condition_id_system, subject)  # fmt: skip
     supporting = [_stay(out, package, subject, requester, c)]
     supporting += out.each("assessments", package.assessments, assessment.to_fhir,
                            c.assessment_id_system, subject)  # fmt: skip

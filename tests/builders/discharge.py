@@ -186,6 +186,14 @@ def composition_of(bundle: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_summary_without_sud() -> DischargeSummary:
-    """The default summary with the depression diagnosis only: no SUD record, no Part 2 notice."""
-    depression = make_discharge_summary().diagnoses[1]
-    return make_discharge_summary(diagnoses=(depression,), part2_notice=None)
+    """The default summary with the depression diagnosis only and no MOUD medication (a
+    buprenorphine entry alone makes a Part 2 record): no SUD record, no Part 2 notice."""
+    summary = make_discharge_summary()
+    depression = summary.diagnoses[1]
+    entries = tuple(e for e in summary.medications.medication_list.entries if not e.is_moud)
+    meds = replace(summary.medications.medication_list, entries=entries)
+    return make_discharge_summary(
+        diagnoses=(depression,),
+        part2_notice=None,
+        medications=replace(summary.medications, medication_list=meds),
+    )

@@ -13,6 +13,7 @@ from integration.db.store import create_db_engine
 from integration.fhir.client import FhirClient
 from integration.settings import Settings
 from tests.conftest import live_base_url
+from tests.us_core import ensure_us_core
 
 
 @pytest.fixture
@@ -41,3 +42,9 @@ def engine(live_settings: Settings) -> Engine:
 def unique() -> str:
     """A suffix that keeps each test's business identifiers apart on the shared server."""
     return uuid.uuid4().hex[:10].upper()
+
+
+@pytest.fixture(scope="session")
+def us_core() -> None:
+    """US Core 9.0.0 on the live server: our profiles derive from it (fhir_profiles.us_core)."""
+    ensure_us_core(live_base_url())

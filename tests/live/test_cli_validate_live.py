@@ -12,7 +12,8 @@ from fhir_profiles.registry import example_resources
 from tests.component.api.cli_support import restored_logging  # noqa: F401  (main sets logging)
 from tests.conftest import live_base_url
 
-pytestmark = [pytest.mark.live, pytest.mark.usefixtures("restored_logging")]
+# --load-profiles uploads our profiles, which derive from US Core: the server needs it first.
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("restored_logging", "us_core")]
 
 
 def test_validate__good_and_bad_files_each_get_an_outcome(

@@ -52,7 +52,7 @@ SAMPLES_PER_MAPPER = 20
 
 
 @pytest.fixture
-async def loaded(fhir: FhirClient) -> FhirClient:
+async def loaded(fhir: FhirClient, us_core: None) -> FhirClient:
     # Upload before validating: HAPI caches "unknown profile" answers (hapi-fhir #5707).
     await upload_conformance(fhir, conformance_resources())
     return fhir
@@ -68,6 +68,25 @@ async def test_validator__is_really_checking_our_profiles(loaded: FhirClient) ->
     del resource["birthDate"]
     report = await validate(loaded, resource)
     assert any("birthDate" in p.message or "birthDate" in p.path for p in report.errors)
+
+
+async def test_validator__is_really_checking_us_core(loaded: FhirClient) -> None:
+    # A ServiceRequest claims US Core directly; US Core (not base R4) makes code 1..1.
+    resource = referral.to_fhir(_any_referral(), id_system=REFERRAL_SYSTEM)
+    del resource["code"]
+    report = await validate(loaded, resource)
+    assert any("us-core-servicerequest" in p.message for p in report.errors), report.errors
+
+
+async def test_validator__our_profiles_inherit_us_core(loaded: FhirClient) -> None:
+    # iop-condition derives from US Core problems and health concerns, whose category slice
+    # (required binding) base R4 and our own differential do not have.
+    resource = condition.to_fhir(
+        _any_diagnosis(), id_system=CONDITION_SYSTEM, subject_reference=SUBJECT
+    )
+    resource["category"] = [{"text": "no coded category"}]
+    report = await validate(loaded, resource)
+    assert any("us-core" in p.message for p in report.errors), report.errors
 
 
 @pytest.mark.parametrize(
@@ -110,7 +129,8 @@ CASES = [
         a, id_system=ASSESSMENT_SYSTEM, subject_reference=SUBJECT)),
     Case("asam-intake", intake_assessments(), lambda a: asam_intake.to_fhir(
         a, id_system=ASSESSMENT_SYSTEM, subject_reference=SUBJECT)),
-    # No iop-bridge profile for these yet: validated against base R4.
+    # No iop-bridge profile for these: the referral claims US Core ServiceRequest; the rest are
+    # validated against base R4 (BSeR, SDOHCC and the DS4P consent shape are not loaded).
     Case("medication", medication_entries(), lambda m: medication.to_fhir(
         m, id_system=MEDICATION_SYSTEM, subject_reference=SUBJECT)),
     Case("medication-list", medication_lists(), lambda m: medication.list_to_fhir(
@@ -148,3 +168,15 @@ def _any_client() -> Any:
     from tests.builders import make_client
 
     return make_client()
+
+
+def _any_diagnosis() -> Any:
+    from tests.builders import make_diagnosis
+
+    return make_diagnosis()
+
+
+def _any_referral() -> Any:
+    from tests.builders.referrals import make_referral
+
+    return make_referral()

@@ -38,4 +38,5 @@ def diagnoses(draw: st.DrawFn) -> Diagnosis:
         ),
         onset=draw(st.one_of(_onset)),
         role=draw(st.one_of(st.none(), st.sampled_from(sorted(DIAGNOSIS_ROLES)))),
+        recorded=draw(st.one_of(st.none(), st.dates().map(lambda d: d.isoformat()))),
     )

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
+from fhir_profiles import us_core
 from fhir_profiles.canonical import (
     CANONICAL_BASE,
     CONFORMANCE_VERSION,
@@ -80,7 +81,9 @@ def test_structure_definitions__are_r4_differential_only_constraints() -> None:
         assert sd["fhirVersion"] == "4.0.1"
         assert sd["derivation"] == "constraint"
         assert sd["abstract"] is False
-        assert sd["baseDefinition"] == f"http://hl7.org/fhir/StructureDefinition/{sd['type']}"
+        # US Core where a US Core profile of the type can be built (fhir_profiles.us_core)
+        r4_base = f"http://hl7.org/fhir/StructureDefinition/{sd['type']}"
+        assert sd["baseDefinition"] == us_core.BASE_OF.get(sd["id"], r4_base), sd["id"]
         assert "snapshot" not in sd  # the server generates snapshots
         expected_kind = "complex-type" if sd["type"] == "Extension" else "resource"
         assert sd["kind"] == expected_kind, sd["id"]
@@ -236,3 +239,11 @@ def test_residential_profile__finished_stay_needs_discharge_time() -> None:
     (constraint,) = _profile("iop-residential-encounter")["Encounter"]["constraint"]
     assert constraint["key"] == "iop-res-1" and constraint["severity"] == "error"
     assert constraint["expression"] == "status = 'finished' implies period.end.exists()"
+
+
+def test_profiles__based_on_us_core_wherever_us_core_profiles_the_type() -> None:
+    by_type = {sd["id"]: sd["type"] for sd in PROFILES if sd["type"] != "Extension"}
+    based = set(us_core.BASE_OF)
+    assert based | us_core.NOT_BASED_ON_US_CORE == set(by_type)
+    assert not based & us_core.NOT_BASED_ON_US_CORE
+    assert {by_type[i] for i in us_core.NOT_BASED_ON_US_CORE} == {"QuestionnaireResponse"}

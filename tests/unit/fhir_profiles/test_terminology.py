@@ -8,6 +8,7 @@ import pytest
 from fhir_profiles.terminology import (
     assessments,
     audit,
+    categories,
     clinical,
     documents,
     local,
@@ -18,7 +19,7 @@ from fhir_profiles.terminology import (
 )
 from fhir_profiles.terminology.code import Code, Evidence
 
-MODULES = (assessments, audit, clinical, documents, local, part2, privacy, workflow)
+MODULES = (assessments, audit, categories, clinical, documents, local, part2, privacy, workflow)
 
 
 def _codes_in(value: object) -> Iterator[Code]:

@@ -121,7 +121,8 @@ def test_assessment__total_and_severity_come_from_the_items() -> None:
 def test_round_trip__is_identity_with_subject_link(value: Assessment) -> None:
     mapped = assessment.from_fhir(_fhir(value), id_system=ASSESSMENT_SYSTEM)
     assert mapped.value == value
-    assert mapped.links == {"subject": SUBJECT}
+    # PHQ-9 and GAD-7 are self-reported: the author is the subject (US Core author, must support)
+    assert mapped.links == {"subject": SUBJECT, "author": SUBJECT}
     assert mapped.losses == ()
 
 
@@ -320,14 +321,14 @@ def test_from_fhir__foreign_intake_content_is_reported() -> None:
         {"linkId": "dimension-3-cows", "answer": [{"valueInteger": 4}]}
     )
     foreign["item"].append({"linkId": "dimension-7", "item": []})
-    foreign["author"] = {"reference": "Practitioner/pr1"}
+    foreign["author"] = {"reference": "Practitioner/pr1"}  # mapped: a link, not a loss
     mapped = asam_intake.from_fhir(foreign, id_system=ASSESSMENT_SYSTEM)
     assert mapped.value == make_intake()
+    assert mapped.links["author"] == "Practitioner/pr1"
     assert {loss.path for loss in mapped.losses} == {
         "QuestionnaireResponse.item[0].extension",
         "QuestionnaireResponse.item[2].item[2]",
         "QuestionnaireResponse.item[6]",
-        "QuestionnaireResponse.author",
     }
 
 

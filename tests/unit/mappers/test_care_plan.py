@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 from hypothesis import given
 
+from fhir_profiles.terminology.categories import CAREPLAN_ASSESS_PLAN
 from mappers.care_plan import TreatmentPlan
 from mappers.errors import MappingError
 from mappers.fhir_reference import references_in
@@ -39,7 +40,13 @@ def test_to_fhir__fills_plan_level_elements() -> None:
     assert resource["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "2.1"
     assert resource["identifier"] == [{"system": PLAN_SYSTEM, "value": "PLAN-TEST-0001"}]
     assert (resource["status"], resource["intent"]) == ("active", "plan")
-    assert resource["category"] == [{"text": "IOP treatment plan"}]
+    # US Core 6.1 CarePlan: category assess-plan and a narrative
+    assert resource["category"] == [
+        {"coding": [CAREPLAN_ASSESS_PLAN.coding()], "text": "IOP treatment plan"}
+    ]
+    assert resource["text"]["status"] == "generated"
+    assert resource["text"]["div"].startswith('<div xmlns="http://www.w3.org/1999/xhtml">')
+    assert f"{plan.start.isoformat()} to {plan.end.isoformat()}" in resource["text"]["div"]
     assert resource["subject"] == {"reference": SUBJECT}
     # 12 weeks from Thursday 2026-10-01 end on Wednesday 2026-12-23: Period.end is inclusive.
     assert resource["period"] == {"start": "2026-10-01", "end": "2026-12-23"}

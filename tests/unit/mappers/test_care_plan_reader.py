@@ -36,7 +36,8 @@ def test_from_fhir__without_goals_returns_goal_references_in_links() -> None:
 
 def test_from_fhir__foreign_content_is_reported_not_dropped() -> None:
     foreign = copy.deepcopy(plan_to_fhir(make_plan()))
-    foreign["text"] = {"status": "generated", "div": "<div>plan</div>"}
+    # a narrative that says more than the structured data ("additional") is reported
+    foreign["text"] = {"status": "additional", "div": "<div>plan</div>"}
     foreign["contained"] = [{"resourceType": "Location", "id": "clinic"}]
     foreign["title"] = "Intensive outpatient treatment plan"
     foreign["extension"].append({"url": "http://example.org/fhir/x", "valueString": "y"})

@@ -41,12 +41,22 @@ def _sr_problems(resource: Any) -> set[str]:
 
 def test_to_fhir__step_down_service_request_content() -> None:
     resource = _sr()
-    assert "meta" not in resource
     assert resource["identifier"] == [
         {"type": PLAC, "system": REFERRAL_SYSTEM, "value": "REF-TEST-0001"}
     ]
     assert (resource["status"], resource["intent"]) == ("active", "order")
-    assert resource["category"] == [{"text": "Behavioral health"}]
+    # US Core ServiceRequest: required-binding category (SNOMED CT Counselling), profile claimed
+    assert resource["category"] == [
+        {
+            "coding": [
+                {"system": "http://snomed.info/sct", "code": "409063005", "display": "Counseling"}
+            ],
+            "text": "Behavioral health",
+        }
+    ]
+    assert resource["meta"]["profile"] == [
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-servicerequest"
+    ]
     assert resource["code"] == {
         "coding": [{"system": ASAM, "code": "2.1", "display": "Intensive Outpatient"}],
         "text": "Intensive Outpatient",
