@@ -15,7 +15,11 @@ from sqlalchemy import Engine
 
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirError
-from integration.fhir.setup import ensure_organization, ensure_task_subscription
+from integration.fhir.setup import (
+    ensure_organization,
+    ensure_questionnaires,
+    ensure_task_subscription,
+)
 from integration.inbound.engine import run_poller
 from integration.outbox.queue import DEFAULT_LEASE_SECONDS
 from integration.outbox.worker import run_worker
@@ -34,6 +38,7 @@ async def set_up_fhir_side(
             organization = await ensure_organization(
                 fhir, settings, name=settings.organization_name
             )
+            await ensure_questionnaires(fhir)
             if subscribe:
                 await ensure_task_subscription(
                     fhir, organization, settings.hook_base_url, settings.hook_secret

@@ -1,8 +1,10 @@
 """What iop-bridge needs on the FHIR server before any workflow runs.
 
 The IOP's own Organization (found or created by its business identifier, so every iop-bridge
-process and every restart ends up with the same one) and the rest-hook Subscription that tells
-iop-bridge about Tasks owned by that Organization.
+process and every restart ends up with the same one), the rest-hook Subscription that tells
+iop-bridge about Tasks owned by that Organization, and our Questionnaires (PHQ-9, GAD-7, ASAM
+intake), so that the canonical every QuestionnaireResponse we write names resolves on the
+server it is written to (``Questionnaire?url=``; US Core: questionnaire is must support).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from fhir_profiles.registry import conformance_resources
 from integration.fhir.client import FhirClient
+from integration.fhir.errors import FhirPreconditionFailed
 from integration.settings import Settings
 from mappers import bundle
 
@@ -28,6 +32,23 @@ async def ensure_organization(fhir: FhirClient, settings: Settings, *, name: str
     match = bundle.identifier_query(settings.organization_id_system, settings.organization_id)
     outcome = await fhir.create(resource, if_none_exist=match)
     return f"Organization/{outcome.resource['id']}"
+
+
+async def ensure_questionnaires(fhir: FhirClient) -> int:
+    """Conditional create of each of our Questionnaires by canonical and version (a new
+    version is published beside the old one); how many were new."""
+    created = 0
+    for questionnaire in conformance_resources():
+        if questionnaire["resourceType"] != "Questionnaire":
+            continue
+        query = urlencode({"url": questionnaire["url"], "version": questionnaire["version"]})
+        body = {k: v for k, v in questionnaire.items() if k != "id"}  # the server's id, not ours
+        try:
+            outcome = await fhir.create(body, if_none_exist=query)
+        except FhirPreconditionFailed:
+            continue  # several match (HAPI 412, HAPI-0958): it is published already
+        created += outcome.created
+    return created
 
 
 def task_subscription(organization: str, endpoint: str, token: str | None) -> dict[str, Any]:

@@ -7,7 +7,13 @@ import asyncio
 import pytest
 
 from integration.fhir.client import FhirClient
-from integration.fhir.setup import ensure_organization, ensure_task_subscription
+from integration.fhir.setup import (
+    ensure_organization,
+    ensure_questionnaires,
+    ensure_task_subscription,
+)
+from mappers import asam_intake, assessment
+from tests.builders.sessions import ASSESSMENT_SYSTEM, make_gad7, make_intake, make_phq9
 from integration.settings import Settings
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
@@ -37,3 +43,17 @@ async def test_ensure_task_subscription__created_once_and_activated(
             break
         await asyncio.sleep(0.5)
     assert (await fhir.read("Subscription", first.split("/")[1]))["status"] == "active"
+
+
+async def test_ensure_questionnaires__every_canonical_we_write_resolves(fhir: FhirClient) -> None:
+    await ensure_questionnaires(fhir)
+    assert await ensure_questionnaires(fhir) == 0  # the second time creates nothing
+    subject = "Patient/p1"
+    written = [
+        assessment.to_fhir(make_phq9(), id_system=ASSESSMENT_SYSTEM, subject_reference=subject),
+        assessment.to_fhir(make_gad7(), id_system=ASSESSMENT_SYSTEM, subject_reference=subject),
+        asam_intake.to_fhir(make_intake(), id_system=ASSESSMENT_SYSTEM, subject_reference=subject),
+    ]
+    for response in written:
+        found = await fhir.search("Questionnaire", {"url": response["questionnaire"]})
+        assert found.get("entry"), f"{response['questionnaire']} does not resolve on the server"
