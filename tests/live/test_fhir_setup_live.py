@@ -12,9 +12,9 @@ from integration.fhir.setup import (
     ensure_questionnaires,
     ensure_task_subscription,
 )
+from integration.settings import Settings
 from mappers import asam_intake, assessment
 from tests.builders.sessions import ASSESSMENT_SYSTEM, make_gad7, make_intake, make_phq9
-from integration.settings import Settings
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
 
