@@ -164,6 +164,7 @@ class DischargeSummary:
     gad7: FinalScore | None = None
     part2_notice: str | None = None  # required when an SUD diagnosis is included
     title: str = DEFAULT_TITLE
+    encounter: str | None = None  # Composition.encounter: the IOP episode, when known
 
     @property
     def has_substance_use(self) -> bool:

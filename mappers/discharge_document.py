@@ -7,10 +7,13 @@ Shape:
   (bdl-11), then the included resources the caller passes in ``entries`` (fullUrl -> resource),
   in the caller's order. References in the summary are those fullUrls (urn:uuid or absolute),
   so every reference resolves inside the document (R4 bundle.html#references).
-- Composition (fullUrl ``urn:uuid:<composition_id>``, no resource id): status ``final``, type
-  LOINC 18842-5, identifier (the summary's business id),
-  subject, date (the timestamp), author, title, custodian, event.period.end (the discharge),
-  and sections with LOINC codes (see ``mappers.discharge``), each with a generated XHTML
+- Composition (fullUrl ``urn:uuid:<composition_id>``, no resource id), by the current PACIO
+  TOC TOCComposition (fhir_profiles.terminology.documents): language ``en-US``, status
+  ``final``, type LOINC 18842-5, category 18761-7, identifier (the summary's business id),
+  subject, encounter (when known), date (the timestamp), author, title, attester (the author,
+  ``legal``), custodian, event.period.end (the discharge), and sections with LOINC codes
+  (discharge instructions 69730-0; the required allergies section 48765-2 is empty with
+  emptyReason ``unavailable``: the IOP records no allergies), each with a generated XHTML
   narrative (R4 cmp-1: a section holds text, entries or sub-sections; a document section's text
   is what a reader is shown) and entry references.
 - Security labels (DS4P, fhir-domain-reference.md 3.2) when an SUD diagnosis is included: the
@@ -32,12 +35,15 @@ from typing import Any, Final
 from fhir_profiles.canonical import DISCHARGE_SUMMARY_ID_SYSTEM
 from fhir_profiles.terminology.documents import (
     DISCHARGE_SUMMARY,
+    EMPTY_UNAVAILABLE,
     SECTION_AFTERCARE,
+    SECTION_ALLERGIES,
     SECTION_COURSE,
     SECTION_MEDICATIONS,
     SECTION_PLAN,
     SECTION_PROBLEMS,
     SECTION_RESULTS,
+    TOC_CATEGORY,
 )
 from fhir_profiles.terminology.privacy import (
     CONFIDENTIALITY_RESTRICTED,
@@ -65,7 +71,10 @@ SECTION_TITLES: Final = {
     SECTION_PLAN.code: "Plan of care",
     SECTION_RESULTS.code: "Final PHQ-9 and GAD-7",
     SECTION_AFTERCARE.code: "Aftercare plan",
+    SECTION_ALLERGIES.code: "Allergies",
 }
+ALLERGIES_TEXT: Final = "No allergy information: the IOP program does not record allergies."
+LANGUAGE: Final = "en-US"  # Composition.language, 1..1 in PACIO TOC (BCP 47)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _FULL_URL = re.compile(
     rf"urn:uuid:{_UUID.pattern}|https?://\S+/[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{{1,64}}"
@@ -166,15 +175,23 @@ def _composition(summary: DischargeSummary, timestamp: datetime, id_system: str)
     composition: dict[str, Any] = {"resourceType": "Composition"}
     if summary.has_substance_use:
         composition["meta"] = {"security": [label.coding() for label in COMPOSITION_LABELS]}
+    composition["language"] = LANGUAGE
     day = summary.discharged.date().isoformat()
     composition["text"] = narrative([summary.title, f"Discharged from the IOP on {day}"])
     composition["identifier"] = {"system": id_system, "value": summary.identifier}
     composition["status"] = "final"
     composition["type"] = DISCHARGE_SUMMARY.codeable_concept()
+    composition["category"] = [TOC_CATEGORY.codeable_concept()]
     composition["subject"] = reference(summary.subject)
+    if summary.encounter is not None:
+        composition["encounter"] = reference(summary.encounter)
     composition["date"] = format_datetime(timestamp)
     composition["author"] = [reference(summary.author)]
     composition["title"] = summary.title
+    # The author attests the document as final (legal): a receiver sees who stands behind it.
+    composition["attester"] = [
+        {"mode": "legal", "time": format_datetime(timestamp), "party": reference(summary.author)}
+    ]
     composition["custodian"] = reference(summary.custodian)
     # event: the service documented, the IOP episode; its period ends at the discharge.
     composition["event"] = [{"period": {"end": format_datetime(summary.discharged)}}]
@@ -209,6 +226,7 @@ def _sections(summary: DischargeSummary) -> list[dict[str, Any]]:
     sections.append(
         _section(SECTION_AFTERCARE.code, aftercare_narrative(aftercare), [aftercare.next_provider])
     )
+    sections.append(_allergies_section())  # PACIO TOC: 1..1, here always empty
     if summary.part2_notice is not None:
         sections.append(
             {
@@ -229,6 +247,14 @@ def _problems_section(summary: DischargeSummary) -> dict[str, Any]:
     return _section(SECTION_PROBLEMS.code, text, [d.reference for d in summary.diagnoses])
 
 
+def _allergies_section() -> dict[str, Any]:
+    """PACIO TOC requires the allergies section; the IOP records none, so it is empty with a
+    reason (R4 cmp-2: emptyReason only without entries)."""
+    section = _section(SECTION_ALLERGIES.code, narrative([ALLERGIES_TEXT]))
+    section["emptyReason"] = EMPTY_UNAVAILABLE.codeable_concept()
+    return section
+
+
 def _medications_section(summary: DischargeSummary) -> dict[str, Any]:
     med_list = summary.medications.medication_list
     items = [
@@ -243,6 +269,6 @@ SECTION_CODES: Final = {
     code.code: code
     for code in (
         *(SECTION_COURSE, SECTION_PROBLEMS, SECTION_MEDICATIONS),
-        *(SECTION_PLAN, SECTION_RESULTS, SECTION_AFTERCARE),
+        *(SECTION_PLAN, SECTION_RESULTS, SECTION_AFTERCARE, SECTION_ALLERGIES),
     )
 }

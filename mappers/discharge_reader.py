@@ -16,6 +16,7 @@ from typing import Any
 from fhir_profiles.terminology.documents import (
     DISCHARGE_SUMMARY,
     SECTION_AFTERCARE,
+    SECTION_AFTERCARE_CCDA,
     SECTION_COURSE,
     SECTION_MEDICATIONS,
     SECTION_PROBLEMS,
@@ -42,8 +43,10 @@ from mappers.loss import Loss, Mapped, unmapped_keys, unmapped_top_level
 _BUNDLE_MAPPED = frozenset({"identifier", "type", "timestamp", "entry"})
 _COMPOSITION_MAPPED = frozenset(
     {"text", "identifier", "status", "type", "subject", "date", "author", "title", "custodian"}
-    | {"event", "section"}
+    | {"event", "section", "language", "category", "attester", "encounter"}
 )
+# Section codes of documents we sent before PACIO TOC (C-CDA discharge instructions).
+_LEGACY_SECTION_CODES = {SECTION_AFTERCARE_CCDA.code: SECTION_AFTERCARE.code}
 
 
 def discharge_from_document(
@@ -118,6 +121,12 @@ def _read_header(
         fields[name] = target if found else None
     fields["author"] = _read_author(composition, doc)
     fields["discharged"] = _read_event(composition.get("event"), problems, losses)
+    encounter = composition.get("encounter")
+    fields["encounter"] = (
+        read_reference_to(encounter, f"{path}.encounter", ("Encounter",), problems, losses)
+        if encounter is not None
+        else None
+    )
     return fields
 
 
@@ -161,13 +170,14 @@ def _section_key(section: Any) -> str | None:
     for coding in codings if isinstance(codings, list) else []:
         if isinstance(coding, dict) and coding.get("system") == DISCHARGE_SUMMARY.system:
             code = coding.get("code")
+            code = _LEGACY_SECTION_CODES.get(code, code) if isinstance(code, str) else code
             if isinstance(code, str) and code in SECTION_CODES:
                 return code
     return None
 
 
 def _section_losses(section: Mapping[str, Any], key: str, at: str) -> list[Loss]:
-    losses = unmapped_keys(section, {"title", "code", "text", "entry"}, path=at)
+    losses = unmapped_keys(section, {"title", "code", "text", "entry", "emptyReason"}, path=at)
     expected = PART2_SECTION_TEXT if key == "part2" else SECTION_TITLES[key]
     if section.get("title") != expected:
         losses.append(Loss(f"{at}.title", f"regenerated as {expected!r}"))
@@ -207,7 +217,7 @@ def _assemble(fields: Mapping[str, Any]) -> DischargeSummary:
         fields["identifier"], fields["subject"], fields["author"], fields["custodian"],
         fields["discharged"], fields["course"], fields["diagnoses"], fields["medications"],
         fields["aftercare"], fields["plan_of_care"], fields["phq9"], fields["gad7"],
-        fields["part2_notice"], fields["title"],
+        fields["part2_notice"], fields["title"], fields["encounter"],
     )  # fmt: skip
     raise_if_problems("Bundle", summary.problems())
     return summary

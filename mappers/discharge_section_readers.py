@@ -14,6 +14,7 @@ from fhir_profiles import canonical
 from fhir_profiles.canonical import DISCHARGE_SUMMARY_ID_SYSTEM
 from fhir_profiles.terminology.documents import (
     SECTION_AFTERCARE,
+    SECTION_ALLERGIES,
     SECTION_COURSE,
     SECTION_MEDICATIONS,
     SECTION_PLAN,
@@ -201,6 +202,16 @@ def _read_part2(section: Any, at: str, doc: DocumentEntries, _: ReadSystems) -> 
     return {"part2_notice": "\n".join(parts) if parts else None}
 
 
+def _read_allergies(
+    section: Any, at: str, doc: DocumentEntries, systems: ReadSystems
+) -> dict[str, Any]:
+    """The PACIO TOC allergies section: iop-bridge records no allergies, so entries are lost."""
+    entries = section.get("entry") if isinstance(section, dict) else None
+    for index in range(len(entries) if isinstance(entries, list) else 0):
+        doc.losses.append(Loss(f"{at}.entry[{index}]", "allergies are not modelled by iop-bridge"))
+    return {}
+
+
 SECTION_READERS: Final[
     Mapping[str, Callable[[Any, str, DocumentEntries, ReadSystems], dict[str, Any]]]
 ] = {
@@ -210,5 +221,6 @@ SECTION_READERS: Final[
     SECTION_PLAN.code: _read_plan,
     SECTION_RESULTS.code: _read_results,
     SECTION_AFTERCARE.code: _read_aftercare,
+    SECTION_ALLERGIES.code: _read_allergies,
     "part2": _read_part2,
 }

@@ -28,3 +28,12 @@ CAREPLAN_ASSESS_PLAN: Final = Code(
 # Counselling; an IOP is counselling-based treatment. The code is the verified one already in
 # ``clinical`` (R4 procedure-category spells the display "Counseling").
 SERVICE_REQUEST_COUNSELING: Final = SNOMED_CATEGORY_COUNSELING
+
+# US Core DocumentReference.category:uscore (1..*): the discharge document is a clinical note.
+CLINICAL_NOTE: Final = Code(
+    "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+    "clinical-note",
+    "Clinical Note",
+    "US Core 9.0.0 CodeSystem-us-core-documentreference-category.yml",
+    Evidence.IG,
+)

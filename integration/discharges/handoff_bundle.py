@@ -27,6 +27,7 @@ from mappers.discharge import (
     aftercare_referral,
 )
 from mappers.discharge_document import DOCUMENT_ID_SYSTEM, to_document_bundle
+from mappers.discharge_reference import to_document_reference
 from mappers.registry import MappingContext
 
 DISCHARGE_SUFFIX = "-DISCHARGE"
@@ -77,12 +78,17 @@ def handoff_transaction(
         document_reference=document_url,
         authored_on=at,
     )
+    offered = to_document_reference(summary, document, document_url=document_url, created=at)
     writes = [
         (document, document_url, DOCUMENT_ID_SYSTEM, urls.document_identifier),
         (referral_mapper.to_fhir(handoff.referral, id_system=context.referral_id_system),
          request_url, context.referral_id_system, aftercare_id),
         (referral_task.to_fhir(handoff.task, id_system=context.task_id_system),
          urls.of("transaction/task"), context.task_id_system, aftercare_id),
+        # The same document offered as a DocumentReference (PACIO TOC, US Core); its search
+        # parameter ``identifier`` covers masterIdentifier (R4 DocumentReference search).
+        (offered, urls.of("transaction/document-reference"), DOCUMENT_ID_SYSTEM,
+         urls.document_identifier),
     ]  # fmt: skip
     return bundle.transaction(
         bundle.conditional_create_entry(

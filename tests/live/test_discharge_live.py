@@ -93,7 +93,8 @@ async def _redeliver_discharge(engine: Engine, fhir: FhirClient) -> None:
             row.max_attempts, "redeliver",
         )  # fmt: skip
     delivered = await deliver_message(fhir, message)
-    assert [d.label for d in delivered] == ["matched"] * 3  # document, request, task
+    # document, request, task, DocumentReference
+    assert [d.label for d in delivered] == ["matched"] * 4
 
 
 async def test_discharge__document_once_valid_and_the_aftercare_loop_closes(

@@ -67,15 +67,25 @@ def test_to_document_bundle__composition_header() -> None:
     assert composition["event"] == [{"period": {"end": "2024-12-20T15:30:00-04:00"}}]
     assert composition["date"] == "2024-12-20T16:00:00-04:00"
     assert "confidentiality" not in composition
+    # PACIO TOC header: language, category, attester (the author, legal)
+    assert composition["language"] == "en-US"
+    assert composition["category"][0]["coding"][0]["code"] == "18761-7"
+    assert composition["attester"] == [
+        {"mode": "legal", "time": composition["date"], "party": {"reference": urn(2)}}
+    ]
 
 
 def test_to_document_bundle__sections_codes_and_entries() -> None:
     sections = composition_of(make_document())["section"]
     codes = [s["code"].get("coding", [{}])[0].get("code") for s in sections]
-    assert codes == ["8648-8", "11450-4", "10160-0", "18776-5", "30954-2", "8653-8", None]
+    # PACIO TOC (2025-12-31): discharge instructions 69730-0, allergies 48765-2 (empty)
+    assert codes == [
+        "8648-8", "11450-4", "10160-0", "18776-5", "30954-2", "69730-0", "48765-2", None
+    ]  # fmt: skip
     entries = [[e["reference"] for e in s.get("entry", [])] for s in sections]
     assert entries == [[], [DX_ALCOHOL, DX_DEPRESSION], [MED_LIST], [CARE_PLAN], [PHQ9, GAD7],
-                       [NEXT_PROVIDER], []]  # fmt: skip
+                       [NEXT_PROVIDER], [], []]  # fmt: skip
+    assert sections[-2]["emptyReason"]["coding"][0]["code"] == "unavailable"
     assert sections[-1]["code"] == {"text": "42 CFR Part 2 redisclosure notice"}
     for section in sections:  # R4 cmp-1 and a readable narrative in every section
         assert section["text"]["status"] == "generated"
@@ -122,7 +132,7 @@ def test_to_document_bundle__sud_content_is_labelled() -> None:
 def test_to_document_bundle__no_sud_no_labels_and_no_notice() -> None:
     bundle = make_document(make_summary_without_sud())
     assert "meta" not in bundle and "meta" not in composition_of(bundle)
-    assert len(composition_of(bundle)["section"]) == 6
+    assert len(composition_of(bundle)["section"]) == 7
 
 
 # --- to_document_bundle: problems ---------------------------------------------------------------

@@ -69,7 +69,7 @@ def test_from_document__unknown_section_entry_and_element_are_lost() -> None:
     losses = {loss.path for loss in discharge_from_document(bundle).losses}
     assert losses == {
         "Composition.confidentiality",
-        "Composition.section[7]",
+        "Composition.section[8]",
         f"Bundle.entry[{extra}]",
     }
 
@@ -139,4 +139,27 @@ def test_from_document__free_text_round_trips(
     summary = make_discharge_summary(
         aftercare=aftercare, course=CourseOfTreatment(weeks, weeks * 3, missed, relapse)
     )
+    assert discharge_from_document(make_document(summary)).value == summary
+
+
+def test_from_document__a_document_sent_before_pacio_toc_still_reads() -> None:
+    # C-CDA discharge instructions (8653-8), no allergies section: what we sent until 2026-12
+    bundle = make_document()
+    composition = composition_of(bundle)
+    composition["section"] = [
+        s
+        for s in composition["section"]
+        if s["code"].get("coding", [{}])[0].get("code") != "48765-2"
+    ]
+    for section in composition["section"]:
+        for coding in section["code"].get("coding", []):
+            if coding["code"] == "69730-0":
+                coding.update(code="8653-8", display="Hospital discharge instructions")
+    mapped = discharge_from_document(bundle)
+    assert mapped.value == make_discharge_summary()
+    assert {loss.path for loss in mapped.losses} == {"Composition.section[5].code"}
+
+
+def test_from_document__the_encounter_round_trips() -> None:
+    summary = replace(make_discharge_summary(), encounter="Encounter/iop-episode")
     assert discharge_from_document(make_document(summary)).value == summary

@@ -59,13 +59,18 @@ def test_discharge_client__enqueues_document_request_and_task_with_the_record(
     result = discharge_now(engine, course_summary="Completed the program.")
     records, [payload] = _stored(engine)
     assert records == 1 and result.consent == "Consent/c1" and result.has_substance_use
-    document, request, task = (e["resource"] for e in payload["entry"])
+    document, request, task, offered = (e["resource"] for e in payload["entry"])
     conditions = [e["request"].get("ifNoneExist") for e in payload["entry"]]
     assert conditions == [
         f"identifier=urn:ietf:rfc:3986|{result.document_identifier}",
         f"identifier={canonical.REFERRAL_ID_SYSTEM}|{REFERRAL}-AFTERCARE",
         f"identifier={canonical.TASK_ID_SYSTEM}|{REFERRAL}-AFTERCARE",
+        f"identifier=urn:ietf:rfc:3986|{result.document_identifier}",
     ]
+    # the document offered as a DocumentReference too (PACIO TOC), pointing at the Bundle
+    assert offered["resourceType"] == "DocumentReference"
+    assert offered["masterIdentifier"] == document["identifier"]
+    assert offered["context"]["related"] == [{"reference": payload["entry"][0]["fullUrl"]}]
     assert request["supportingInfo"] == [{"reference": payload["entry"][0]["fullUrl"]}]
     assert (request["subject"], request["performer"]) == (
         {"reference": PATIENT},

@@ -261,9 +261,11 @@ def test_discharge__labels_every_patient_resource_and_carries_the_notice(engine:
     result = _discharged(engine, _record())
     assert result.consent == "Consent/c1"
     [payload] = _payloads(engine, discharge.AGGREGATE_TYPE)
-    document, request, task = (e["resource"] for e in payload["entry"])
+    document, request, task, offered = (e["resource"] for e in payload["entry"])
     assert security_labels.is_labelled(document)  # R + ETH: the high-water mark only
     assert {c["code"] for c in document["meta"]["security"]} == {"R", "ETH"}
+    # the DocumentReference offering it carries the same high-water mark
+    assert {c["code"] for c in offered["meta"]["security"]} == {"R", "ETH"}
     inside = [e["resource"] for e in document["entry"]]
     for resource in [*inside, request, task]:
         labelled = security_labels.is_labelled(resource)
