@@ -7,12 +7,9 @@ businessStatus a BSeR milestone; intent ``order``; code task-code#fulfill; focus
 ServiceRequest; for the Patient; authoredOn; lastModified; requester and owner Organizations;
 output the resulting activity, here the Encounter of the first attended IOP session.
 
-Task.output.type: SDOHCC types outputs with its temporary code ``resulting-activity``
-(reference 1.1); fhir_profiles carries the code system URI but not the code (no recorded
-display), so the type sent is the text-only concept "Resulting activity" (R4 Task.output.type
-has an example binding).
-TODO(fhir_profiles): add the Code resulting-activity (its display is not recorded in the
-reference) to fhir_profiles.terminology and send it (a change of output, not done here).
+Task.output.type: SDOHCC's temporary code ``resulting-activity`` (reference 1.1; display
+verified, ``fhir_profiles.terminology.workflow.SDOHCC_RESULTING_ACTIVITY``) with our text. The
+text-only type sent before is still read.
 """
 
 from __future__ import annotations
@@ -35,6 +32,7 @@ from fhir_profiles.terminology.workflow import (
     BSER_FULFILLMENT_CANCELLED,
     BSER_FULFILLMENT_COMPLETED,
     SDOHCC_REFERRAL_TASK_STATUSES,
+    SDOHCC_RESULTING_ACTIVITY,
     SDOHCC_STATUSES_NEEDING_REASON,
     TASK_FULFILL,
 )
@@ -61,6 +59,11 @@ from mappers.referral import placer_identifier, read_placer_identifier
 
 BUSINESS_STATUSES = {c.code: c for c in BSER_BUSINESS_STATUSES}
 OUTPUT_TYPE_TEXT = "Resulting activity"
+# What we send now, and the text-only type we sent before (both read without loss).
+_OUTPUT_TYPES = (
+    SDOHCC_RESULTING_ACTIVITY.codeable_concept(OUTPUT_TYPE_TEXT),
+    {"text": OUTPUT_TYPE_TEXT},
+)
 TERMINAL_STATUSES = frozenset({"rejected", "cancelled", "failed", "completed", "entered-in-error"})
 # Allowed Task.status moves (SDOHCC status table, reference 1.1): requested -> accepted ->
 # in-progress -> completed; declining is requested -> rejected; either side may cancel; on-hold
@@ -221,13 +224,16 @@ def to_fhir(
     if task.owner is not None:
         resource["owner"] = reference(task.owner)
     if task.resulting_activity is not None:
-        resource["output"] = [
-            {
-                "type": {"text": OUTPUT_TYPE_TEXT},
-                "valueReference": reference(task.resulting_activity),
-            }
-        ]
+        resource["output"] = [output_json(task.resulting_activity)]
     return resource
+
+
+def output_json(activity: str) -> dict[str, Any]:
+    """One Task.output: the resulting activity (an Encounter reference), SDOHCC-typed."""
+    return {
+        "type": SDOHCC_RESULTING_ACTIVITY.codeable_concept(OUTPUT_TYPE_TEXT),
+        "valueReference": reference(activity),
+    }
 
 
 _MAPPED = frozenset(
@@ -330,8 +336,8 @@ def _read_output(value: Any, problems: list[Problem], losses: list[Loss]) -> str
             losses.append(Loss(path, "output not modelled by iop-bridge"))
             continue
         losses += unmapped_keys(item, _OUTPUT_KEYS, path=path)
-        if item["type"] != {"text": OUTPUT_TYPE_TEXT}:
-            losses.append(Loss(f"{path}.type", "sent back as the text-only type"))
+        if item["type"] not in _OUTPUT_TYPES:
+            losses.append(Loss(f"{path}.type", "sent back as SDOHCC resulting-activity"))
         target = read_reference_to(
             item["valueReference"], f"{path}.valueReference", ("Encounter",), problems, losses
         )
@@ -341,7 +347,6 @@ def _read_output(value: Any, problems: list[Problem], losses: list[Loss]) -> str
 
 def _is_resulting_activity(output: Any) -> bool:
     """Typed by our text, or by the SDOHCC temporary code ``resulting-activity``."""
-    # Recognised on input only (reference 1.1): the code is not sent yet (module docstring).
     concept = output.get("type") if isinstance(output, dict) else None
     if not isinstance(concept, dict):
         return False

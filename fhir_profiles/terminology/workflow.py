@@ -17,6 +17,7 @@ from fhir_profiles.terminology.systems import (
     GOAL_ACHIEVEMENT,
     LIST_EXAMPLE_USE_CODES,
     LIST_ITEM_FLAG,
+    SDOHCC_TEMPORARY_CODES,
     TASK_CODE,
     V2_IDENTIFIER_TYPE,
 )
@@ -218,4 +219,16 @@ BSER_BUSINESS_STATUSES: Final = (
     BSER_CANCELLATION_REQUESTED,
     BSER_FULFILLMENT_CANCELLED,
     BSER_FULFILLMENT_COMPLETED,
+)
+
+# SDOHCC Task.output.type (both output slices of TaskForReferralManagement; reference 1.1).
+# Display read in HL7/fhir-sdoh-clinicalcare SDOHCCCodeSystemTemporaryCodes.fsh and its Task
+# examples ("Resulting Activity"), with the search tool on 2026-12-07.
+SDOHCC_RESULTING_ACTIVITY: Final = Code(
+    SDOHCC_TEMPORARY_CODES,
+    "resulting-activity",
+    "Resulting Activity",
+    "https://github.com/HL7/fhir-sdoh-clinicalcare "
+    "input/fsh/codesystems/SDOHCCCodeSystemTemporaryCodes.fsh",
+    Evidence.IG,
 )

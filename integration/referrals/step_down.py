@@ -48,10 +48,10 @@ from mappers.errors import InvalidInputError, Problem, raise_if_problems
 from mappers.fhir_write import format_datetime
 from mappers.referral_task import (
     BUSINESS_STATUSES,
-    OUTPUT_TYPE_TEXT,
     IllegalTransitionError,
     ReferralTask,
     allowed_next,
+    output_json,
     reason_problems,
     transition,
 )
@@ -361,11 +361,7 @@ def _enqueue_task(session: Session, referral: models.Referral, link: ReferralLin
     if link.last_modified:
         owned["lastModified"] = format_datetime(link.last_modified)
     if link.resulting_activity:
-        output = {
-            "type": {"text": OUTPUT_TYPE_TEXT},
-            "valueReference": {"reference": link.resulting_activity},
-        }
-        owned["output"] = [output]
+        owned["output"] = [output_json(link.resulting_activity)]
     identifier = {"system": link.task_identifier_system, "value": link.task_identifier_value}
     payload = {
         "resourceType": "Task",

@@ -75,9 +75,29 @@ def test_to_fhir__completed_task_carries_output_and_last_modified() -> None:
     )
     resource = _task(done)
     assert resource["lastModified"] == "2024-10-07T21:00:00-04:00"
+    # SDOHCC TaskForReferralManagement: output typed with resulting-activity
+    resulting_activity = {
+        "system": "http://hl7.org/fhir/us/sdoh-clinicalcare/CodeSystem/SDOHCC-CodeSystemTemporaryCodes",
+        "code": "resulting-activity",
+        "display": "Resulting Activity",
+    }
     assert resource["output"] == [
-        {"type": {"text": "Resulting activity"}, "valueReference": {"reference": FIRST_SESSION}}
+        {
+            "type": {"coding": [resulting_activity], "text": "Resulting activity"},
+            "valueReference": {"reference": FIRST_SESSION},
+        }
     ]
+
+
+def test_from_fhir__the_text_only_output_type_we_sent_before_still_reads() -> None:
+    done = make_referral_task(
+        status="completed", business_status="7.0", resulting_activity=FIRST_SESSION
+    )
+    resource = _task(done)
+    resource["output"][0]["type"] = {"text": "Resulting activity"}
+    mapped = referral_task.from_fhir(resource, id_system=TASK_SYSTEM)
+    assert mapped.value.resulting_activity == FIRST_SESSION
+    assert mapped.losses == ()
 
 
 @pytest.mark.parametrize("status", ["rejected", "cancelled", "on-hold", "failed"])
