@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from fhir_profiles.terminology.systems import (
@@ -226,6 +226,15 @@ def to_fhir(
     if task.resulting_activity is not None:
         resource["output"] = [output_json(task.resulting_activity)]
     return resource
+
+
+INTAKE_SCHEDULED_TEXT = "Intake scheduled for {day}"
+
+
+def intake_scheduled_note(day: date, *, at: datetime) -> dict[str, Any]:
+    """The Task.note sent with BSeR 5.1.1 (Service Request Event Scheduled): R4 Task has no
+    element for the appointment, so its date travels as a dated Annotation the referrer sees."""
+    return {"time": format_datetime(at), "text": INTAKE_SCHEDULED_TEXT.format(day=day.isoformat())}
 
 
 def output_json(activity: str) -> dict[str, Any]:

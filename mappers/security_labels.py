@@ -180,8 +180,10 @@ def label(resource: Mapping[str, Any], *, sud_derived: bool) -> dict[str, Any]:
         copy["entry"] = [_label_entry(e, sud_derived) for e in copy["entry"]]
     labels = labels_for(copy) if sud_derived else ()
     if labels:
-        meta = dict(copy.get("meta") or {})
-        meta["security"] = merge_security(meta.get("security") or [], labels)
+        # A sender's malformed meta (not an object, security not a list) is no label to keep.
+        meta = dict(copy["meta"]) if isinstance(copy.get("meta"), Mapping) else {}
+        present = meta.get("security")
+        meta["security"] = merge_security(present if isinstance(present, list) else [], labels)
         copy["meta"] = meta
     return copy
 
@@ -230,7 +232,9 @@ def _same(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
 def is_labelled(resource: Mapping[str, Any]) -> bool:
     """Whether meta.security carries the 42CFRPart2 label set (or the high-water mark); a
     stricter confidentiality than R (a sender's V, kept by ``merge_security``) counts."""
-    security = [c for c in (resource.get("meta") or {}).get("security") or [] if _is_map(c)]
+    meta = resource.get("meta")
+    present = meta.get("security") if isinstance(meta, Mapping) else None
+    security = [c for c in present if _is_map(c)] if isinstance(present, list) else []
     wanted = labels_for(resource)
     return bool(wanted) and all(_carries(security, w.coding()) for w in wanted)
 

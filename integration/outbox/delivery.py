@@ -89,10 +89,14 @@ async def _deliver_owned_fields(fhir: FhirClient, payload: Mapping[str, Any]) ->
         raise FhirNotFound(f"{resource_type} with identifier {token}: {len(found)} matches")
     to_set = dict(payload.get("set") or {})
     to_remove = [str(name) for name in payload.get("remove") or []]
+    to_add = {str(k): list(v) for k, v in (payload.get("add") or {}).items()}
 
     def change(current: dict[str, Any]) -> dict[str, Any]:
         for name in to_remove:
             current.pop(name, None)
+        for name, items in to_add.items():  # shared elements: append what is not there yet
+            present = list(current.get(name) or [])
+            current[name] = present + [i for i in items if i not in present]
         return current | to_set
 
     written = await update_owned_fields(fhir, resource_type, str(found[0]["id"]), change)

@@ -60,8 +60,10 @@ class MessageKind(StrEnum):
     TRANSACTION = "transaction"  # payload: Bundle of type transaction -> POST [base]
     RESOURCE = "resource"  # payload: {"resource", "request": {method, url, ifNoneExist}}
     # payload: {"resourceType", "identifier": {system, value}, "set": {element: value},
-    #           "remove": [element]} -> read the one match, change only these elements, PUT with
-    #           If-Match; on a version conflict re-read and re-apply (integration.fhir.concurrency)
+    #           "remove": [element], "add": {element: [item]}} -> read the one match, change only
+    #           these elements (``add`` appends items not already there, for elements both sides
+    #           write, such as Task.note), PUT with If-Match; on a version conflict re-read and
+    #           re-apply (integration.fhir.concurrency)
     OWNED_FIELDS = "owned-fields"
 
 
@@ -234,6 +236,9 @@ def _check_payload(kind: MessageKind, payload: Mapping[str, Any]) -> None:
             payload.get("remove", []), list
         ):
             raise ValueError("an owned-fields message needs 'set' (object) and 'remove' (list)")
+        added = payload.get("add", {})
+        if not isinstance(added, Mapping) or not all(isinstance(v, list) for v in added.values()):
+            raise ValueError("an owned-fields message's 'add' maps elements to lists")
     else:
         raise ValueError(f"unknown outbox message kind {kind!r}")
 

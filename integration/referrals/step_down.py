@@ -51,6 +51,7 @@ from mappers.referral_task import (
     IllegalTransitionError,
     ReferralTask,
     allowed_next,
+    intake_scheduled_note,
     output_json,
     reason_problems,
     transition,
@@ -203,7 +204,8 @@ def schedule_intake(
     _require_active(referral, "scheduling the intake")
     _move(referral, link, referral.status, at=at, business=workflow.BSER_EVENT_SCHEDULED.code)
     intake = repo.schedule_intake(session, referral, on=when)
-    _enqueue_task(session, referral, link)
+    # BSeR 5.1.1 says that the event is scheduled; the dated note says when.
+    _enqueue_task(session, referral, link, note=intake_scheduled_note(when, at=at))
     audit.referral_changed(session, referral, audit.SCHEDULE_INTAKE)
     return intake
 
@@ -351,8 +353,15 @@ def _task_of(referral: models.Referral, link: ReferralLink) -> ReferralTask | No
     )
 
 
-def _enqueue_task(session: Session, referral: models.Referral, link: ReferralLink) -> None:
-    """One OWNED_FIELDS message with the performer's Task elements, keyed on the PLAC id."""
+def _enqueue_task(
+    session: Session,
+    referral: models.Referral,
+    link: ReferralLink,
+    *,
+    note: dict[str, Any] | None = None,
+) -> None:
+    """One OWNED_FIELDS message with the performer's Task elements, keyed on the PLAC id;
+    ``note`` is appended to Task.note, which the requester writes too."""
     owned: dict[str, Any] = {"status": referral.status}
     if link.status_reason:
         owned["statusReason"] = {"text": link.status_reason}
@@ -369,6 +378,8 @@ def _enqueue_task(session: Session, referral: models.Referral, link: ReferralLin
         "set": owned,
         "remove": [k for k in ("statusReason", "output") if k not in owned],
     }
+    if note is not None:
+        payload["add"] = {"note": [note]}
     outbox.enqueue(
         session,
         aggregate_type=AGGREGATE,

@@ -35,3 +35,21 @@ async def test_owned_fields__changes_only_the_named_elements(fhir: FhirClient, u
     assert "birthDate" not in stored
     assert stored["identifier"] == patient["identifier"]
     assert stored["meta"]["versionId"] == "2"
+
+
+async def test_owned_fields__add_appends_to_a_shared_element_once(
+    fhir: FhirClient, unique: str
+) -> None:
+    theirs = {"text": "Transport arranged by the residential program"}
+    ours = {"time": "2026-11-02T09:00:00Z", "text": "Intake scheduled for 2026-11-04"}
+    task = {
+        "resourceType": "Task", "identifier": [{"system": SYSTEM, "value": unique}],
+        "status": "accepted", "intent": "order", "note": [theirs],
+    }  # fmt: skip
+    created = await fhir.create(task, if_none_exist=bundle.identifier_query(SYSTEM, unique))
+    payload = {"resourceType": "Task", "identifier": {"system": SYSTEM, "value": unique},
+               "set": {}, "remove": [], "add": {"note": [ours]}}  # fmt: skip
+    await deliver_message(fhir, _message(payload))
+    await deliver_message(fhir, _message(payload))  # a redelivery adds nothing
+    stored = await fhir.read("Task", created.resource["id"])
+    assert stored["note"] == [theirs, ours]  # the requester's note survives, ours once

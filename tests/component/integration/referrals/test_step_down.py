@@ -32,6 +32,7 @@ from integration.referrals import step_down
 from integration.workflow_errors import ReferralActionRefused, ReferralNotFound
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 from mappers.errors import InvalidInputError
+from mappers.fhir_write import format_datetime
 from mappers.referral_task import IllegalTransitionError
 from mappers.registry import MappingContext
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
@@ -363,6 +364,11 @@ async def test_sessions__schedule_no_show_then_attended_completes_with_the_encou
         if m.kind == "owned-fields"
     ]
     assert codes == ["3.0", "5.1.1", "5.1.2", "7.0"]
+    # 5.1.1 says the intake is scheduled; the note appended to Task.note says when
+    assert sent[1].payload["add"] == {
+        "note": [{"time": format_datetime(T0), "text": "Intake scheduled for 2026-11-04"}]
+    }
+    assert all("add" not in m.payload for m in sent if m is not sent[1])
     assert sent[3].payload["set"]["status"] == "accepted"  # a no-show leaves the Task open
     encounter = sent[4].payload
     expected_id = step_down.encounter_id(MappingContext().session_id_system, "S2")
