@@ -21,6 +21,8 @@ import pytest
 import respx
 from sqlalchemy import Engine, func, select
 
+from fhir_profiles.terminology import clinical, part2
+from fhir_profiles.terminology.systems import V3_ACT_CODE
 from integration.db import models
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
@@ -28,6 +30,7 @@ from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
 from integration.fhir.retry_policy import RetryPolicy
 from integration.inbound import engine as inbound
+from integration.privacy import disclosure
 from integration.referrals import step_down
 from integration.workflow_errors import ReferralActionRefused, ReferralNotFound
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
@@ -423,3 +426,21 @@ def test_encounter_id__stable_legal_and_distinct() -> None:
     assert first == step_down.encounter_id("http://x.example/sid/session", "S-1")
     assert first != step_down.encounter_id("http://x.example/sid/session", "S-2")
     assert re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", first) and not first.isdigit()
+
+
+@pytest.mark.parametrize("sender_labelled", [True, False])
+async def test_ingest__a_senders_part2_label_makes_the_referral_part2(
+    engine: Engine, fhir: FhirClient, server: FakeServer, sender_labelled: bool
+) -> None:
+    # No SUD diagnosis and no MOUD left in the package: only the sender's own label can say so.
+    text = json.dumps(server.resources).replace('"F10.20"', '"F41.1"')
+    for moud in part2.MOUD_MEDICATIONS:
+        text = text.replace(f'"{moud.code}"', f'"{clinical.RX_SERTRALINE_50.code}"')
+    server.resources.clear()
+    server.resources.update(json.loads(text))
+    if sender_labelled:
+        stay = next(r for r in server.resources.values() if r["resourceType"] == "Encounter")
+        stay["meta"]["security"] = [{"system": V3_ACT_CODE, "code": "42CFRPart2"}]
+    referral_id = await ingested(engine, fhir, server)
+    with session_scope(engine) as session:
+        assert disclosure.is_part2(session, referral_id) is sender_labelled
