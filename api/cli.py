@@ -9,21 +9,55 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from pydantic import ValidationError
+
 from api import cli_fhir, cli_workflows
 from integration.db.store import create_db_engine
 from integration.fhir.client import FhirClient
 from integration.fhir.health import check_health
 from integration.privacy.logging_setup import configure_logging
 from integration.settings import Settings
+from mappers.errors import IopBridgeError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    # The server's logging: JSON lines on stderr, every record PHI-safe (ids and codes only).
-    configure_logging()
-    settings = Settings()
+    # JSON lines on stderr, every record PHI-safe (ids and codes only). The servers (serve,
+    # worker) log their INFO lines; the other commands print only their own output unless asked
+    # (--verbose, or --log-level), so a migration's INFO lines do not precede a table.
+    configure_logging(_log_level(args))
+    try:
+        settings = Settings()
+        return _run(settings, args)
+    except IopBridgeError as error:
+        # A refusal is one line on stderr and exit 1, never a traceback.
+        print(f"iop-bridge {args.command}: {one_line(error)}", file=sys.stderr)
+        return 1
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        print(f"iop-bridge {args.command}: invalid settings: {problems}", file=sys.stderr)
+        return 2
+
+
+def one_line(error: IopBridgeError) -> str:
+    """The error's message and each problem, on one line."""
+    problems = "; ".join(
+        f"{p.path}: {p.message}" for p in error.problems if p.message != error.message
+    )
+    return f"{error.message} ({problems})" if problems else error.message
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    if args.log_level:
+        return str(args.log_level).upper()
+    if args.verbose or args.command in ("serve", "worker"):
+        return "INFO"
+    return "WARNING"
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     handler = {
         "serve": _serve,
         "check": _check,
@@ -44,9 +78,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iop-bridge",
         description="FHIR R4 integration for IOP care transitions.",
-        epilog="Logs are JSON lines on stderr without PHI (ids and codes only). The commands "
+        epilog="Logs are JSON lines on stderr without PHI (ids and codes only); only warnings "
+        "unless --verbose, except for serve and worker. A refusal is one line on stderr and "
+        "exit status 1. The commands "
         "that change a referral (accept, decline, schedule, session) are recorded in the audit "
         "trail as done by cli:<user>, the OS user unless --actor NAME says otherwise.",
+    )
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="also print INFO logs (JSON lines on stderr)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default: info for serve and worker, warning for the other commands)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")

@@ -19,17 +19,22 @@ import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import select
+
 from api.render import to_jsonable
 from integration.db import models
 from integration.db.store import create_db_engine, session_scope
 from integration.fhir.client import FhirClient
 from integration.outbox.queue import DEFAULT_LEASE_SECONDS, count_by_status
 from integration.privacy import audit
-from integration.referrals import step_down
+from integration.referrals import actions as referral_actions
+from integration.referrals.actions import DECLINE_REASONS
 from integration.runtime import run_background
 from integration.settings import Settings
 from integration.tracker.handoffs import list_handoffs
-from mappers.encounter import Attendance, Delivery, Session, SessionKind
+from integration.workflow_errors import ReferralNotFound
+from mappers.encounter import Attendance, Delivery, SessionKind
+from mappers.errors import InvalidInputError, Problem
 
 CLI_ROLE = "case-manager"  # the actions are the case manager's (as the API's role is named)
 ACTOR_HELP = (
@@ -67,9 +72,16 @@ def add_commands(commands: Any) -> None:
     for name, text in (("accept", "accept a referral"), ("decline", "decline a referral")):
         action = _action_parser(commands, name, text)
         if name == "decline":
-            action.add_argument("--reason", required=True, help="why (sent as statusReason)")
+            action.add_argument(
+                "--reason", required=True,
+                help=f"why: one of {', '.join(DECLINE_REASONS)}, or any text (sent as the note "
+                "of 'other'); the Task's statusReason.text",
+            )  # fmt: skip
+            action.add_argument("--note", help="a note to the referrer beside the reason")
     schedule = _action_parser(commands, "schedule", "set the intake date of a referral")
     schedule.add_argument("--date", type=date.fromisoformat, required=True)
+    schedule.add_argument("--time", help="HH:MM, the program's time zone")
+    schedule.add_argument("--delivery", choices=[d.value for d in Delivery], default="in-person")
     sess = _action_parser(commands, "session", "record an IOP session for a referral")
     sess.add_argument("--id", required=True, help="the session's business identifier")
     sess.add_argument(
@@ -90,7 +102,9 @@ def _action_parser(commands: Any, name: str, text: str) -> argparse.ArgumentPars
         name, help=f"{text} (audited as cli:<user>)", description=f"{text[0].upper()}{text[1:]}. "
         "Recorded in the audit trail as done by cli:NAME (see --actor)."
     )  # fmt: skip
-    action.add_argument("referral_id", type=int)
+    action.add_argument(
+        "referral_id", help="the referral's id as the tracker and the API show it (or its number)"
+    )
     action.add_argument("--actor", type=_actor_name, metavar="NAME", help=ACTOR_HELP)
     return action
 
@@ -200,39 +214,67 @@ def run_handoffs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_action(settings: Settings, args: argparse.Namespace) -> int:
-    """accept / decline / schedule / session: one transaction each, Task change queued, the
-    change audited as done by the command's actor."""
+    """accept / decline / schedule / session: one transaction each through the service the
+    tracker and the API use (referral_actions), the change audited as the command's actor."""
     engine = create_db_engine(settings.database_url)
     now = datetime.now(UTC)
-    with audit.acting_as(cli_actor(settings, args.actor)), session_scope(engine) as session:
-        result = _apply(session, args, now)
-    engine.dispose()
+    try:
+        with audit.acting_as(cli_actor(settings, args.actor)), session_scope(engine) as session:
+            referral = find(session, args.referral_id)
+            command = _command(args, settings, referral.business_id)
+            referral_actions.perform(
+                session, referral, _ACTIONS[args.command], command, at=now, session_ids=""
+            )
+            result = {
+                "referral_id": referral.id,
+                "business_id": referral.business_id,
+                "status": referral.status,
+                "queued": "Task update (run: iop-bridge worker)",
+            }
+    finally:
+        engine.dispose()
     print(json.dumps(result, indent=2, default=str))
     return 0
 
 
-def _apply(session: Any, args: argparse.Namespace, now: datetime) -> dict[str, Any]:
-    if args.command == "accept":
-        referral = step_down.accept(session, args.referral_id, at=now)
-    elif args.command == "decline":
-        referral = step_down.decline(session, args.referral_id, args.reason, at=now)
-    elif args.command == "schedule":
-        step_down.schedule_intake(session, args.referral_id, args.date, at=now)
-        referral = session.get(models.Referral, args.referral_id)
-    else:
-        iop_session = Session(
-            args.id,
-            SessionKind(args.kind),
-            Delivery(args.delivery),
-            Attendance(args.attendance),
-            args.start,
-            args.end,
-        )
-        step_down.record_session(session, args.referral_id, iop_session, at=now)
-        referral = session.get(models.Referral, args.referral_id)
-    return {
-        "referral_id": referral.id,
-        "business_id": referral.business_id,
-        "status": referral.status,
-        "queued": "Task update (run: iop-bridge worker)",
-    }
+_ACTIONS = {
+    "accept": referral_actions.ACCEPT,
+    "decline": referral_actions.DECLINE,
+    "schedule": referral_actions.SCHEDULE,
+    "session": referral_actions.SESSION,
+}
+
+
+def find(session: Any, given: str) -> models.Referral:
+    """The referral by its business id (as the pages and the API show it), else by number."""
+    referral = session.scalar(select(models.Referral).where(models.Referral.business_id == given))
+    if referral is None and given.isdigit() and int(given) <= 2**31 - 1:
+        referral = session.get(models.Referral, int(given))
+    if referral is None:
+        raise ReferralNotFound(f"no referral {given!r} (give its id as the tracker shows it)")
+    return referral  # type: ignore[no-any-return]
+
+
+def _command(args: argparse.Namespace, settings: Settings, business_id: str) -> Any:
+    """The action's command from the options, checked by the same parser as the forms."""
+    zone = settings.program_zone()
+    if args.command == "decline":
+        known = args.reason in DECLINE_REASONS
+        fields = {
+            "reason": args.reason if known else "other",
+            "note": args.note if known else " ".join(filter(None, (args.reason, args.note))),
+        }
+        return referral_actions.parse(referral_actions.DECLINE, fields, zone)
+    if args.command == "schedule":
+        fields = {"date": args.date.isoformat(), "time": args.time, "delivery": args.delivery}
+        return referral_actions.parse(referral_actions.SCHEDULE, fields, zone)
+    if args.command == "session":
+        minutes = int((args.end - args.start).total_seconds() // 60)
+        if args.start.tzinfo is None or minutes < 1:
+            problem = Problem("--end", "must be after --start; both with a UTC offset")
+            raise InvalidInputError("the session's times are invalid", problems=[problem])
+        return referral_actions.RecordSession(
+            SessionKind(args.kind), Delivery(args.delivery), Attendance(args.attendance),
+            args.start, minutes, identifier=args.id,
+        )  # fmt: skip
+    return None

@@ -8,6 +8,7 @@ Routes are thin: parse, call an integration service, render an explicit response
 | POST | /api/referrals | ehr-system | submit a package (FHIR Bundle or domain JSON) |
 | GET | /api/referrals | all | the caller's referrals, paged and filtered |
 | GET | /api/referrals/{id} | all | one referral: status, decision, intake, first session |
+| POST | /api/referrals/{id}/accept, decline, intake, sessions | case-manager, ehr-system | act |
 | POST | /api/referrals/{id}/discharge | case-manager | discharge + aftercare handoff |
 | GET | /api/discharges, /api/discharges/{id} | all | the aftercare loop |
 | GET | /api/discharges/{id}/document | ehr-system | the summary, for the next provider |
@@ -27,6 +28,7 @@ from api import schema_examples as docs
 from api.auth import Principal, Role, require
 from api.discharges import add_discharge_routes
 from api.limits import FHIR_JSON, JSON, ProblemRoute, limited_body, media_type, parse_json
+from api.referral_actions import add_action_routes
 from api.schemas import (
     BusinessStatusOut,
     ReferralId,
@@ -66,6 +68,7 @@ def make_referrals_router() -> APIRouter:
     router = APIRouter(prefix="/api", route_class=ProblemRoute, tags=["referrals"])
     _add_submit_route(router)
     _add_read_routes(router)
+    add_action_routes(router, _read_owned)
     add_discharge_routes(router)
     return router
 
@@ -164,6 +167,18 @@ def _filters(
 async def _read(request: Request, principal: Principal, referral_id: str) -> ReferralOut:
     scope = await _scope(request, principal)
     settings, engine, _ = _state(request)
+    view = await asyncio.to_thread(_get, engine, scope, referral_id, settings)
+    if view is None:
+        raise ReferralNotFound(f"no referral {referral_id!r} of your organization")
+    return _out(view)
+
+
+async def _read_owned(request: Request, principal: Principal, referral_id: str) -> ReferralOut:
+    """A referral as the organization that owns it sees it (after an action of the IOP's own
+    case manager or EHR, whichever role acted)."""
+    settings, engine, fhir = _state(request)
+    directory = OrganizationDirectory(fhir, engine, settings.organization_id_system)
+    scope = Scope(owned_by=tuple(await directory.keys(principal.organization)))
     view = await asyncio.to_thread(_get, engine, scope, referral_id, settings)
     if view is None:
         raise ReferralNotFound(f"no referral {referral_id!r} of your organization")

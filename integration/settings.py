@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     organization_id_system: str = "http://iop-bridge.example/fhir/sid/organization"
     organization_id: str = "IOP-DEMO-ORG"
     organization_name: str = "Synthetic IOP Program"
+    # The IANA time zone of the program's clock: the tracker's forms take local dates and times
+    # (intake appointment, session start) in it.
+    program_timezone: str = "America/New_York"
 
     # Inbound: where the FHIR server's rest-hook Subscription reaches iop-bridge, the shared
     # secret it sends (channel.header), and how often the _lastUpdated safety-net poll runs.
@@ -100,6 +104,21 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, value: HttpUrl) -> HttpUrl:
         # Relative references are joined onto this base; one canonical form avoids "//".
         return HttpUrl(str(value).rstrip("/"))
+
+    @field_validator("program_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not an IANA time zone (e.g. America/New_York)"
+            ) from None
+        return value
+
+    def program_zone(self) -> ZoneInfo:
+        """The program's time zone (checked at start)."""
+        return ZoneInfo(self.program_timezone)
 
     @model_validator(mode="after")
     def _outbound_auth_is_complete(self) -> Self:

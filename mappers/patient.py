@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from fhir_profiles.canonical import structure_definition_url
+from fhir_profiles.terminology.systems import BCP_47
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_read import open_resource, read_date, read_str, read_str_in
 from mappers.loss import Loss, Mapped, unmapped_list_entries
@@ -25,6 +26,9 @@ class Client:
     given_names: tuple[str, ...]
     birth_date: date
     gender: str
+    # Patient.communication.language (a BCP-47 tag such as "es", or a text): the language the
+    # program should use with the client; None when the sender gave none.
+    preferred_language: str | None = None
 
     def problems(self) -> list[Problem]:
         """Every reason this client cannot be sent as a Patient, each with its field."""
@@ -53,10 +57,13 @@ def to_fhir(client: Client, *, mrn_system: str, resource_id: str | None = None) 
     resource["name"] = [name]
     resource["gender"] = client.gender
     resource["birthDate"] = client.birth_date.isoformat()
+    if client.preferred_language:
+        language = {"coding": [{"system": BCP_47, "code": client.preferred_language}]}
+        resource["communication"] = [{"language": language, "preferred": True}]
     return resource
 
 
-_MAPPED = frozenset({"identifier", "name", "gender", "birthDate"})
+_MAPPED = frozenset({"identifier", "name", "gender", "birthDate", "communication"})
 _NAME_MAPPED = frozenset({"use", "family", "given"})
 
 
@@ -81,8 +88,31 @@ def from_fhir(resource: Any, *, mrn_system: str) -> Mapped[Client]:
         problems.append(Problem("Patient.birthDate", "is required", "required"))
     raise_if_problems("Patient", problems)
     assert mrn is not None and family is not None and gender is not None and birth_date
-    client = Client(mrn, family, given, birth_date, gender)
-    return Mapped(client, {}, tuple(losses))
+    language, language_losses = _read_language(patient.get("communication") or [])
+    client = Client(mrn, family, given, birth_date, gender, language)
+    return Mapped(client, {}, tuple(losses + language_losses))
+
+
+def _read_language(communications: Any) -> tuple[str | None, list[Loss]]:
+    """The preferred communication's language (else the first): its BCP-47 code, else its
+    first code or text. Every other communication is reported as lost."""
+    entries = (
+        [c for c in communications if isinstance(c, dict)]
+        if isinstance(communications, list)
+        else []
+    )
+    if not entries:
+        return None, []
+    index = next((i for i, c in enumerate(entries) if c.get("preferred") is True), 0)
+    concept = entries[index].get("language")
+    concept = concept if isinstance(concept, dict) else {}
+    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
+    coding = next((c for c in codings if c.get("system") == BCP_47), codings[0] if codings else {})
+    value = coding.get("code") or concept.get("text")
+    losses = unmapped_list_entries(
+        entries, index, path="Patient.communication", reason="only the preferred language is kept"
+    )
+    return (str(value)[:64] if value else None), losses
 
 
 def _read_mrn(

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from residential_ehr import ResidentialEhr
 
+from integration.db import models
 from integration.db import repositories as repo
 from integration.db.store import create_db_engine, session_scope
 from integration.outbox.queue import count_by_status
@@ -57,16 +58,18 @@ async def run(settings: Settings) -> bool:
     )
     try:
         await wait_for("the IOP Organization on the server", _found(ehr.find_iop), 120)
-        referred = await ehr.refer(int(time.time()) % 1_000_000)
+        # The story in time: the residential program referred the client the day before the
+        # discharge, five days ago; the IOP accepted that evening, and the intake (the first
+        # session) was three days after the discharge.
+        discharged = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
+        n = int(time.time()) % 1_000_000
+        referred = await ehr.refer(n, discharged=discharged)
         print(f"1. residential EHR posted referral {referred.identifier} (Task/{referred.task_id})")
-
-        async def stored() -> Any:
-            with session_scope(engine) as session:
-                return repo.get_referral(session, referred.identifier)
-
-        referral = await wait_for("iop-bridge receiving the referral", stored, 120)
+        received = _stored(engine, referred)
+        referral = await wait_for("iop-bridge receiving the referral", received, 120)
         print(f"2. iop-bridge stored it as referral {referral.id} (status {referral.status})")
-        _act(engine, referral.id, referred.package.stay.discharged)
+        _backdate_receipt(engine, referral.id, referred.package.task.authored_on)
+        _act(engine, referral.id, discharged)
         print("3. case manager: accepted, intake scheduled, first session attended (queued)")
         await wait_for("the outbox to drain", lambda: _drained(engine), 120)
         task = await ehr.task(referred.identifier)
@@ -77,10 +80,32 @@ async def run(settings: Settings) -> bool:
             f"{business['code']} ({business.get('display', '')}), output {output}"
         )
         _print_handoff(engine, referral.id)
+        # A second client, discharged yesterday, waits for the case manager in the tracker.
+        waiting = await ehr.refer(
+            (n + 1) % 1_000_000, discharged=discharged + timedelta(days=4), language="es"
+        )
+        await wait_for("iop-bridge receiving the second referral", _stored(engine, waiting), 120)
+        print(f"5. referral {waiting.identifier} waits in the tracker for a case manager")
         return task["status"] == "completed" and bool(output)
     finally:
         await ehr.aclose()
         engine.dispose()
+
+
+def _stored(engine: Any, referred: Any) -> Callable[[], Awaitable[Any]]:
+    async def probe() -> Any:
+        with session_scope(engine) as session:
+            return repo.get_referral(session, referred.identifier)
+
+    return probe
+
+
+def _backdate_receipt(engine: Any, referral_id: int, sent: datetime) -> None:
+    """The demo compresses days into seconds: the referral counts as received when the
+    residential EHR sent it (its Task's authoredOn), so the timeline reads in order."""
+    with session_scope(engine) as session:
+        referral = session.get(models.Referral, referral_id)
+        referral.received_at = sent
 
 
 def _found(lookup: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[str | None]]:
@@ -94,7 +119,7 @@ def _found(lookup: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[str |
 
 
 def _act(engine: Any, referral_id: int, discharged: datetime) -> None:
-    now = datetime.now(UTC)
+    accepted = discharged - timedelta(hours=12)
     start = discharged + timedelta(days=3, hours=6)
     session = Session(
         "SES-" + str(referral_id) + "-1",
@@ -105,11 +130,14 @@ def _act(engine: Any, referral_id: int, discharged: datetime) -> None:
         start + timedelta(hours=3),
     )
     with session_scope(engine) as db:
-        step_down.accept(db, referral_id, at=now)
+        step_down.accept(db, referral_id, at=accepted)
     with session_scope(engine) as db:
-        step_down.schedule_intake(db, referral_id, start.date(), at=now + timedelta(seconds=1))
+        step_down.schedule_intake(
+            db, referral_id, start.date(), at=accepted + timedelta(hours=1),
+            at_time=start.time(), delivery=Delivery.IN_PERSON.value,
+        )  # fmt: skip
     with session_scope(engine) as db:
-        step_down.record_session(db, referral_id, session, at=now + timedelta(seconds=2))
+        step_down.record_session(db, referral_id, session, at=start + timedelta(hours=3))
 
 
 async def _drained(engine: Any) -> bool | None:

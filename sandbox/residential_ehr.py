@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +98,20 @@ class ResidentialEhr:
             raise LookupError(f"IOP Organization {system}|{value}: {len(found)} matches")
         return f"Organization/{found[0]['id']}"
 
-    async def refer(self, n: int) -> Referred:
+    async def refer(
+        self,
+        n: int,
+        *,
+        discharged: datetime | None = None,
+        language: str | None = None,
+        also_disclose_to: tuple[str, ...] = (),
+    ) -> Referred:
         """Post the n-th synthetic package as one transaction; the Task is owned by the IOP."""
         own = self.organization or await self.ensure_organization()
         package = pkg.make_package(
-            n, iop_organization=await self.find_iop(), residential_organization=own
-        )
+            n, iop_organization=await self.find_iop(), residential_organization=own,
+            discharged=discharged, language=language, also_disclose_to=also_disclose_to,
+        )  # fmt: skip
         bundle = pkg.to_transaction(package)
         response = await self.http.post("", json=bundle, headers={"Content-Type": FHIR_JSON})
         response.raise_for_status()

@@ -80,12 +80,17 @@ def make_package(
     discharged: datetime | None = None,
     iop_organization: str = IOP_ORGANIZATION,
     residential_organization: str = RESIDENTIAL_ORGANIZATION,
+    language: str | None = None,
+    also_disclose_to: tuple[str, ...] = (),
 ) -> StepDownPackage:
     """The n-th synthetic package; every business identifier carries ``n``. The two Organization
-    references are the referring (residential) program and the IOP asked to take the client."""
+    references are the referring (residential) program and the IOP asked to take the client.
+    ``language``: the client's preferred language (a BCP-47 tag), when the package states one;
+    ``also_disclose_to``: Organizations the client's Part 2 consent names beside the IOP (an
+    aftercare provider known at referral)."""
     tag = f"{n:06d}"
     out = discharged or datetime(2026, 11, 2, 11, 30, tzinfo=UTC)
-    client = Client(f"SD-{tag}", "Okafor", ("Jordan",), date(1987, 6, 3), "male")
+    client = Client(f"SD-{tag}", "Okafor", ("Jordan",), date(1987, 6, 3), "male", language)
     diagnoses = (
         Diagnosis(
             f"SD-{tag}-DX1",
@@ -142,7 +147,7 @@ def make_package(
             out - timedelta(days=2),
             start=out.date() - timedelta(days=2),
             end=out.date() + timedelta(days=365),
-            recipients=(iop_organization,),
+            recipients=(iop_organization, *also_disclose_to),
             purposes=("TREAT",),
             data_classes=("ETH",),
             custodian=residential_organization,

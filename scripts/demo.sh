@@ -11,6 +11,8 @@ scripts/setup.sh
 sandbox/hapi/start.sh
 
 API_PORT="${IOP_BRIDGE_API_PORT:-8000}"
+# iop-bridge talks to the HAPI server started above (HAPI_PORT moves both).
+export IOP_BRIDGE_FHIR_BASE_URL="${IOP_BRIDGE_FHIR_BASE_URL:-http://127.0.0.1:${HAPI_PORT:-8090}/fhir}"
 RUN_DIR="$REPO/var/iop-bridge"
 # One process owns the embedded SQLite database's background work; HAPI calls it back here.
 export IOP_BRIDGE_EMBEDDED_WORKER=true
@@ -23,6 +25,14 @@ fi
 IOP_BRIDGE_HOOK_TOKEN="$(cat "$RUN_DIR/hook-token")"
 export IOP_BRIDGE_HOOK_TOKEN
 mkdir -p "$RUN_DIR"
+# A local demo credential for a demo case manager of the IOP: an API key made here, kept in a
+# file only this user reads; the settings hold only its SHA-256 (api/auth.py).
+if [ ! -s "$RUN_DIR/demo-case-manager.key" ]; then
+  (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN_DIR/demo-case-manager.key")
+fi
+DEMO_KEY="$(cat "$RUN_DIR/demo-case-manager.key")"
+DEMO_KEY_SHA256="$(printf '%s' "$DEMO_KEY" | sha256sum | cut -d' ' -f1)"
+export IOP_BRIDGE_AUTH_API_KEYS="{\"$DEMO_KEY_SHA256\": {\"name\": \"demo-case-manager\", \"role\": \"case-manager\", \"organization\": \"${IOP_BRIDGE_ORGANIZATION_ID:-IOP-DEMO-ORG}\"}}"
 if curl -fsS "http://127.0.0.1:$API_PORT/health" >/dev/null 2>&1; then
   echo "iop-bridge API already answering on 127.0.0.1:$API_PORT"
 else
@@ -47,6 +57,10 @@ echo "== demo step-down referral"
 cat <<EOT
 
 Where to look:
+  handoff tracker       http://127.0.0.1:$API_PORT/tracker
+                        sign in as the demo case manager: choose "API key" and paste
+                        $DEMO_KEY
+                        (kept in $RUN_DIR/demo-case-manager.key)
   handoffs (CLI)        .venv/bin/iop-bridge handoffs
   iop-bridge health     http://127.0.0.1:$API_PORT/health
   API docs              http://127.0.0.1:$API_PORT/docs

@@ -15,6 +15,9 @@ SNOMED_CT: Final = "http://snomed.info/sct"
 ICD_10_CM: Final = "http://hl7.org/fhir/sid/icd-10-cm"
 RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UCUM: Final = "http://unitsofmeasure.org"
+# BCP-47 language tags: R4 Patient.communication.language binds to "all languages"
+# (http://hl7.org/fhir/R4/valueset-all-languages.html), whose system is this URI.
+BCP_47: Final = "urn:ietf:bcp:47"
 
 # HL7 v3 / v2 code systems (terminology.hl7.org; present in R4 v3-codesystems.xml, v2-tables.xml).
 V3_ACT_CODE: Final = "http://terminology.hl7.org/CodeSystem/v3-ActCode"

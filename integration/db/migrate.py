@@ -28,6 +28,7 @@ def target_metadata() -> MetaData:
         models,
         outbox_table,
         sync_table,
+        tracker_tables,
     )
     from integration.db.base import Base
 

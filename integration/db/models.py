@@ -7,7 +7,7 @@ a one-line migration instead of an ALTER TYPE on PostgreSQL).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    Time,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -116,6 +117,10 @@ class Referral(Timestamps, Base):
     business_id: Mapped[str] = mapped_column(String(64), unique=True)
     status: Mapped[str] = mapped_column(String(24), index=True)
     client_mrn: Mapped[str] = mapped_column(String(64), index=True)
+    # Shown to the IOP's case managers beside the MRN (the tracker); never logged or audited.
+    client_name: Mapped[str | None] = mapped_column(String(255))
+    client_birth_date: Mapped[date | None] = mapped_column(Date)
+    client_language: Mapped[str | None] = mapped_column(String(64))  # BCP-47 code or text
     iop_organization: Mapped[str] = mapped_column(String(128))
     residential_discharge_date: Mapped[date | None] = mapped_column(Date)
     task_server_id: Mapped[str | None] = mapped_column(String(64))
@@ -140,6 +145,8 @@ class Intake(Timestamps, Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), unique=True)
     scheduled_date: Mapped[date | None] = mapped_column(Date)
+    scheduled_time: Mapped[time | None] = mapped_column(Time)  # program-local wall time
+    scheduled_delivery: Mapped[str | None] = mapped_column(String(16))  # in-person | virtual
     first_attended_date: Mapped[date | None] = mapped_column(Date)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import select
@@ -90,10 +90,18 @@ def record_task_version(
     return referral
 
 
-def schedule_intake(session: Session, referral: Referral, *, on: date) -> Intake:
-    """Create or move the referral's one intake appointment."""
+def schedule_intake(
+    session: Session,
+    referral: Referral,
+    *,
+    on: date,
+    at_time: time | None = None,
+    delivery: str | None = None,
+) -> Intake:
+    """Create or move the referral's one intake appointment (its time and delivery when known)."""
     intake = _intake_of(session, referral)
     intake.scheduled_date = on
+    intake.scheduled_time, intake.scheduled_delivery = at_time, delivery
     session.flush()
     return intake
 

@@ -216,6 +216,7 @@ def store_referral(session: Session, change: TaskChange, now: datetime) -> None:
         business_id=change.identifier[1],
         status="requested",
         client_mrn=package.client.mrn if package else "",
+        **_client_facts(package),
         iop_organization=change.organization,
         residential_discharge_date=stay.discharged.date() if stay and stay.discharged else None,
         task_server_id=str(change.task.get("id")),
@@ -243,6 +244,19 @@ def store_referral(session: Session, change: TaskChange, now: datetime) -> None:
         referral.task_server_id,
         len(change.problems),
     )
+
+
+def _client_facts(package: MappedPackage | None) -> dict[str, Any]:
+    """The client's name, birth date and language for the tracker's pages (none unmapped)."""
+    if package is None:
+        return {}
+    client = package.client
+    name = " ".join((*client.given_names, client.family_name))[:255]
+    return {
+        "client_name": name,
+        "client_birth_date": client.birth_date,
+        "client_language": client.preferred_language,
+    }
 
 
 def _store_package(

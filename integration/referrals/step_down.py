@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import select
@@ -196,14 +196,20 @@ def decline(
 
 
 def schedule_intake(
-    session: Session, referral_id: int, when: date, *, at: datetime
+    session: Session,
+    referral_id: int,
+    when: date,
+    *,
+    at: datetime,
+    at_time: time | None = None,
+    delivery: str | None = None,
 ) -> models.Intake:
-    """The intake appointment is set: intake.scheduled_date, Task businessStatus 5.1.1.
-    ``referral_id`` is the database id (Referral.id)."""
+    """The intake appointment is set: intake.scheduled_date (and its program-local time and
+    delivery when given), Task businessStatus 5.1.1. ``referral_id`` is the database id."""
     referral, link = _load(session, referral_id)
     _require_active(referral, "scheduling the intake")
     _move(referral, link, referral.status, at=at, business=workflow.BSER_EVENT_SCHEDULED.code)
-    intake = repo.schedule_intake(session, referral, on=when)
+    intake = repo.schedule_intake(session, referral, on=when, at_time=at_time, delivery=delivery)
     # BSeR 5.1.1 says that the event is scheduled; the dated note says when.
     _enqueue_task(session, referral, link, note=intake_scheduled_note(when, at=at))
     audit.referral_changed(session, referral, audit.SCHEDULE_INTAKE)

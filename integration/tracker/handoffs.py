@@ -31,6 +31,11 @@ class HandoffView:
     no_shows: int
     follow_up_7: WindowState
     follow_up_30: WindowState
+    # who the client is, for the case managers' tracker (never logged)
+    client_mrn: str | None = None
+    client_name: str | None = None
+    client_age: int | None = None
+    client_language: str | None = None
 
 
 def list_handoffs(
@@ -94,4 +99,15 @@ def handoff_view(
         no_shows=int(no_shows or 0),
         follow_up_7=window_state(discharged, attended, 7, today),
         follow_up_30=window_state(discharged, attended, 30, today),
+        client_mrn=referral.client_mrn or None,
+        client_name=referral.client_name,
+        client_age=age_on(referral.client_birth_date, today),
+        client_language=referral.client_language,
     )
+
+
+def age_on(born: date | None, today: date) -> int | None:
+    """Whole years from ``born`` to ``today``; None without a birth date."""
+    if born is None:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))

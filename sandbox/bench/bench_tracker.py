@@ -182,21 +182,31 @@ async def _timed_async(call: Callable[[], Any], times: int) -> float:
     return (time.perf_counter() - began) / times
 
 
-def main() -> int:
-    """Seed, time, print the figures; exit 1 if the page is not within 3x of the query."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def bench_settings(url: str) -> Settings:
+    """The app's settings for a bench: the test secret, a FHIR server nobody answers on."""
+    return Settings(
+        database_url=url, auth_jwt_secret=SECRET,  # type: ignore[arg-type]
+        fhir_base_url="http://127.0.0.1:9/fhir",  # type: ignore[arg-type]
+        retry_max_attempts=1,
+    )  # fmt: skip
+
+
+def bench_arguments(doc: str) -> argparse.Namespace:
+    """The benches' options: how many handoffs, rounds, calls per round, which database."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--handoffs", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--per-round", type=int, default=10)
     parser.add_argument("--database-url", help="an EMPTY database (default: a temp SQLite file)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    """Seed, time, print the figures; exit 1 if the page is not within 3x of the query."""
+    args = bench_arguments(__doc__ or "")
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench-tracker.db"
-        settings = Settings(
-            database_url=url, auth_jwt_secret=SECRET,  # type: ignore[arg-type]
-            fhir_base_url="http://127.0.0.1:9/fhir",  # type: ignore[arg-type]
-            retry_max_attempts=1,
-        )  # fmt: skip
+        settings = bench_settings(url)
         engine = create_db_engine(url)
         began = time.perf_counter()
         seed(engine, args.handoffs, datetime.now(UTC).date())

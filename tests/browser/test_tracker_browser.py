@@ -172,7 +172,7 @@ def test_tracker__shows_a_live_step_down_flow(
         assert _text(page, f"{row} .status") == "completed"
         assert _text(page, f"{row} .fui-7 .flag") == "Overdue"  # first attended on day 9
         assert _text(page, f"{row} .fui-30 .flag") == "Met"
-        assert _text(page, f"{row} td:nth-child(8)") == "1"  # the no-show
+        assert _text(page, f"{row} td:nth-child(9)") == "1"  # the no-show
         assert (_text(page, "#count-total .n"), _text(page, "#count-overdue-7 .n")) == ("1", "1")
         screenshot(page, "live-tracker-list")
 

@@ -65,6 +65,13 @@ DISCHARGE = {
     "next_provider_name": "Harbor Street Outpatient", "relapse_prevention": "call sponsor",
     "medication_follow_up": "prescriber in 14 days",
 }  # fmt: skip
+ACTION_BODIES: dict[str, dict[str, Any] | None] = {  # the IOP's actions (api.referral_actions)
+    "accept": None,
+    "decline": {"reason": "no-capacity"},
+    "intake": {"date": "2026-11-25", "time": "10:00", "delivery": "virtual"},
+    "sessions": {"date": "2026-11-25", "time": "18:00", "minutes": 90},
+    "reconciliation": {"lines": [{"position": 0, "action": "stop"}]},
+}
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,12 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("POST", "/api/referrals/{referral_id}/discharge"): Policy(
         frozenset({Role.CASE_MANAGER}), body=DISCHARGE
     ),
+    **{
+        ("POST", f"/api/referrals/{{referral_id}}/{action}"): Policy(
+            frozenset({Role.CASE_MANAGER, Role.EHR_SYSTEM}), body=body
+        )
+        for action, body in ACTION_BODIES.items()
+    },
     ("GET", "/api/discharges"): Policy(ALL, other="no-data", own_sees=ALL),
     ("GET", "/api/discharges/{referral_id}"): Policy(ALL),
     ("GET", "/api/discharges/{referral_id}/document"): Policy(frozenset({Role.EHR_SYSTEM})),
@@ -101,6 +114,9 @@ POLICY: dict[tuple[str, str], Policy] = {
     ("GET", "/tracker"): Policy(STAFF, anonymous=303, other="no-data", own_sees=STAFF),
     ("GET", "/tracker/referrals/{referral_id}"): Policy(
         STAFF, anonymous=303, params={"referral_id": "{id}"}
+    ),
+    ("POST", "/tracker/referrals/{referral_id}/{action}"): Policy(
+        STAFF, anonymous=303, params={"referral_id": "{id}", "action": "session"}
     ),
     ("GET", "/tracker/login"): PUBLIC,
     ("POST", "/tracker/login"): PUBLIC,

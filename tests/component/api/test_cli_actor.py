@@ -134,7 +134,7 @@ def test_main__logs_are_phi_safe_json_lines(
     """Seeded PHI (the client's MRN on the referral, a decline reason quoting a note) through a
     command, then PHI logged on purpose: every stderr line is JSON, none carries the PHI."""
     [referral] = _seeded(store, "SD-CLI-4")
-    assert main(["decline", referral, "--reason", NOTE]) == 0
+    assert main(["--verbose", "decline", referral, "--reason", NOTE]) == 0
     root = logging.getLogger()
     [handler] = root.handlers
     assert isinstance(handler.formatter, JsonFormatter)
@@ -160,3 +160,34 @@ def test_serve__uvicorn_logs_through_the_root_handler(
     assert main(["serve", "--port", "8999"]) == 0
     assert seen["log_config"] is None  # uvicorn adds no handlers of its own
     assert isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter)
+
+
+def test_main__prints_only_its_own_output_unless_asked(
+    store: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seeded(store, "SD-CLI-5")
+    assert main(["accept", "SD-CLI-5"]) == 0  # the business id, as the tracker shows it
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] == "accepted" and err == ""
+    assert main(["--verbose", "handoffs"]) == 0
+    assert capsys.readouterr().err.strip() != ""  # INFO lines on request
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["session", "SD-CLI-6", "--id", "S-1", "--start", "2026-11-23T18:00:00-05:00",
+          "--end", "2026-11-23T21:00:00-05:00"], "does not offer 'session'"),
+        (["schedule", "SD-NOPE", "--date", "2026-11-20"], "no referral 'SD-NOPE'"),
+        (["decline", "SD-CLI-6", "--reason", "other"], "note: say why"),
+    ],
+)  # fmt: skip
+def test_refusals__one_line_on_stderr_and_exit_1(
+    argv: list[str], expected: str, store: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _seeded(store, "SD-CLI-6")  # requested: no session yet
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and expected in err
+    assert err.startswith(f"iop-bridge {argv[0]}: ") and "Traceback" not in err
+    assert _events(store) == []

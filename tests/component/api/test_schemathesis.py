@@ -52,6 +52,10 @@ ROLES: dict[str, Iterator[dict[str, str]]] = {
     "POST /api/referrals": itertools.cycle([EHR, OTHER_EHR]),
     "POST /api/referrals/{referral_id}/discharge": itertools.cycle([CASE_MANAGER]),
     "GET /api/discharges/{referral_id}/document": itertools.cycle([NEXT_EHR, EHR]),
+    **{
+        f"POST /api/referrals/{{referral_id}}/{action}": itertools.cycle([CASE_MANAGER])
+        for action in ("accept", "decline", "intake", "sessions", "reconciliation")
+    },
     "GET /sync-records": itertools.cycle([ADMIN]),
     "GET /api/audit": itertools.cycle([ADMIN]),
     "GET /api/audit/AuditEvent": itertools.cycle([ADMIN]),

@@ -136,8 +136,39 @@ async def test_login__sets_an_httponly_strict_cookie_that_opens_the_pages(
         assert attribute.lower() in cookie.lower()
     page = await http.get("/tracker")  # the client keeps the cookie
     assert page.status_code == 200 and "SD-LATE" in page.text
-    out = await http.post("/tracker/logout")
+    out = await http.post("/tracker/logout", data={"csrf": csrf_of(page.text)})
     assert out.status_code == 303 and f'{COOKIE}=""' in out.headers["set-cookie"]
+
+
+def csrf_of(html: str) -> str:
+    """The session's CSRF token as the page's forms carry it."""
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+async def test_login__the_cookie_holds_a_session_id_not_the_credential(
+    http: httpx.AsyncClient,
+) -> None:
+    credential = token()
+    await http.post("/tracker/login", data={"kind": "token", "credential": credential})
+    cookie = http.cookies[COOKIE]
+    assert credential not in cookie and "." not in cookie and len(cookie) >= 40
+
+
+async def test_logout__revokes_the_session_so_a_copied_cookie_is_dead(
+    http: httpx.AsyncClient,
+) -> None:
+    await http.post("/tracker/login", data={"kind": "api-key", "credential": API_KEY})
+    copied = http.cookies[COOKIE]
+    page = await http.get("/tracker")
+    forged = await http.post("/tracker/logout", data={"csrf": "not-the-token"})
+    assert forged.status_code == 303 and "set-cookie" not in forged.headers
+    assert (await http.get("/tracker")).status_code == 200  # a forged logout changed nothing
+    await http.post("/tracker/logout", data={"csrf": csrf_of(page.text)})
+    http.cookies.set(COOKIE, copied, path="/tracker")
+    again = await http.get("/tracker")
+    assert (again.status_code, again.headers["location"]) == (303, "/tracker/login")
 
 
 async def test_login__with_an_api_key(http: httpx.AsyncClient) -> None:
@@ -175,7 +206,7 @@ async def test_login__refuses_a_post_from_another_origin(http: httpx.AsyncClient
 async def test_tracker__a_stale_cookie_sends_the_browser_back_to_sign_in(
     http: httpx.AsyncClient,
 ) -> None:
-    http.cookies.set(COOKIE, f"token:{token(expires_in=-60)}")
+    http.cookies.set(COOKIE, "no-such-session-token-of-forty-three-characters")
     response = await http.get("/tracker")
     assert (response.status_code, response.headers["location"]) == (303, "/tracker/login")
 

@@ -1,0 +1,204 @@
+"""The referral page with its action forms, and the POSTs they send (issue 17).
+
+Each action is a small server-rendered form; no JavaScript. A POST is refused unless it comes
+from this origin and carries the session's CSRF token; it carries a one-time form id too, so a
+double click or a resent POST acts once (``claim_form``). The action runs through
+``integration.referrals.actions`` (the service the API and the CLI use), audited as the
+signed-in person. Success answers 303 to the referral page (Post/Redirect/Get); a refusal shows
+the page again with each problem beside the field it names (422, or 409 for the state).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import partial
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParameter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Engine
+
+from api import tracker_discharge
+from api.tracker_login import Viewer, forged, read_form, tracker_viewer
+from api.tracker_render import error_page, render
+from integration.db import models
+from integration.db.store import session_scope
+from integration.privacy import audit
+from integration.referrals import actions as referral_actions
+from integration.settings import Settings
+from integration.tracker.detail import handoff_detail
+from integration.tracker.panel import action_panel
+from integration.tracker.views import OrganizationKeys
+from integration.workflow_errors import ReferralNotFound
+from mappers.encounter import Attendance, Delivery, SessionKind
+from mappers.errors import InvalidInputError, IopBridgeError, Problem
+
+MAX_ID = 2**31 - 1
+ACTIONS = (referral_actions.ACCEPT, referral_actions.DECLINE, referral_actions.SCHEDULE,
+           referral_actions.SESSION, referral_actions.RECONCILE,
+           referral_actions.DISCHARGE)  # fmt: skip
+DONE = {
+    referral_actions.ACCEPT: "Referral accepted. The Task update is queued for the FHIR server.",
+    referral_actions.DECLINE: "Referral declined. The Task update is queued for the FHIR server.",
+    referral_actions.SCHEDULE: "Intake scheduled. The Task update is queued for the FHIR server.",
+    referral_actions.SESSION: "Session recorded. Its Encounter is queued for the FHIR server.",
+    referral_actions.RECONCILE: "Medications reconciled. The lists are queued for the FHIR server.",
+    referral_actions.DISCHARGE: "Client discharged. The summary and the aftercare handoff are "
+    "queued for the FHIR server.",
+}
+FORM_LEVEL = "_form"  # problems that name no field of the form (the referral's state)
+SignedIn = Annotated[Viewer | None, Depends(tracker_viewer)]
+ReferralId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+
+
+class ForgedForm(IopBridgeError):
+    """A POST without this session's CSRF token, or from another origin."""
+
+    http_status = 403
+    issue_code = "forbidden"
+
+
+def referral_page(
+    engine: Engine,
+    viewer: Viewer,
+    organizations: tuple[str, ...],
+    referral_id: int,
+    *,
+    done: str | None = None,
+    failed: tuple[str, Mapping[str, str], Mapping[str, list[str]]] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The referral page; ``failed``: the action, its values and its problems by field."""
+    today = datetime.now(UTC).date()
+    try:
+        with session_scope(engine) as session:
+            detail = handoff_detail(session, referral_id, organizations=organizations, today=today)
+            referral = session.get(models.Referral, referral_id)
+            assert referral is not None  # handoff_detail found it in scope
+            panel = action_panel(session, referral, today)
+    except IopBridgeError as error:
+        return error_page(error, viewer)
+    action, values, errors = failed or ("", {}, {})
+    return render(
+        "tracker_referral.html", status_code, viewer=viewer, detail=detail, panel=panel,
+        csrf=viewer.csrf_token or "", form_ids={a: secrets.token_urlsafe(18) for a in ACTIONS},
+        failed=action, values=values, errors=errors, done=DONE.get(done or ""),
+        decline_reasons={"": "choose a reason", **referral_actions.DECLINE_REASONS},
+        kinds=list(SessionKind),
+        deliveries=list(Delivery), attendances=[a for a in Attendance if a.value != "scheduled"],
+        today=today,
+    )  # fmt: skip
+
+
+def add_action_routes(router: APIRouter, settings: Settings, keys: OrganizationKeys) -> None:
+    """POST /tracker/referrals/{id}/{action} for each action of ACTIONS."""
+
+    @router.post("/tracker/referrals/{referral_id}/{action}", response_class=HTMLResponse)
+    async def act(
+        request: Request, viewer: SignedIn, referral_id: ReferralId, action: str
+    ) -> Response:
+        if viewer is None:
+            return RedirectResponse("/tracker/login", status_code=303)
+        if action not in ACTIONS:
+            return error_page(ReferralNotFound(f"no action {action!r} on a referral"), viewer)
+        form = await read_form(request)
+        if forged(request, viewer, form):
+            message = "the form did not come from this tracker session: reload the page"
+            return error_page(ForgedForm(message), viewer)
+        organizations = await keys.of(request.app.state.fhir, viewer.organization)
+        fields = {name: values[0] for name, values in form.items() if values}
+        if action == referral_actions.DISCHARGE:
+            return await _discharge(request, settings, viewer, organizations, referral_id, fields)
+        return await run_in_threadpool(
+            _act, request.app.state.engine, settings, viewer, organizations,
+            (referral_id, action, fields),
+        )  # fmt: skip
+
+
+def _act(
+    engine: Engine,
+    settings: Settings,
+    viewer: Viewer,
+    organizations: tuple[str, ...],
+    request: tuple[int, str, dict[str, str]],
+) -> Response:
+    referral_id, action, fields = request
+    form_id = fields.get("form_id", "")
+    try:
+        if not 16 <= len(form_id) <= 64:
+            problem = Problem(FORM_LEVEL, "the form has no valid form id: reload the page")
+            raise InvalidInputError("the form is invalid", problems=[problem])
+        command = referral_actions.parse(action, fields, settings.program_zone())
+        actor = audit.Actor(viewer.subject, viewer.role.value, viewer.organization)
+        with audit.acting_as(actor), session_scope(engine) as session:
+            referral = referral_actions.owned_referral(session, referral_id, organizations)
+            if referral_actions.claim_form(session, form_id, referral, action):
+                referral_actions.perform(
+                    session, referral, action, command, at=datetime.now(UTC),
+                    session_ids=form_id[:12], context=settings.mapping_context(),
+                )  # fmt: skip
+    except ReferralNotFound as error:
+        return error_page(error, viewer)
+    except IopBridgeError as error:
+        failed = (action, fields, _by_field(error, fields))
+        return referral_page(
+            engine, viewer, organizations, referral_id, failed=failed,
+            status_code=error.http_status,
+        )  # fmt: skip
+    return RedirectResponse(f"/tracker/referrals/{referral_id}?done={action}", status_code=303)
+
+
+async def _discharge(
+    request: Request,
+    settings: Settings,
+    viewer: Viewer,
+    organizations: tuple[str, ...],
+    referral_id: int,
+    fields: dict[str, str],
+) -> Response:
+    """The discharge: the workflow reads the clinical record from the FHIR server first, so it
+    runs here rather than in one store transaction; a second submit finds it discharged."""
+    engine = request.app.state.engine
+    try:
+        order = tracker_discharge.discharge_order(fields, settings)
+        business_id = await run_in_threadpool(_business_id, engine, referral_id, organizations)
+        await tracker_discharge.discharge(
+            engine, request.app.state.fhir, settings, viewer, business_id, order
+        )
+    except ReferralNotFound as error:
+        return error_page(error, viewer)
+    except IopBridgeError as error:
+        failed = (referral_actions.DISCHARGE, fields, _by_field(error, fields))
+        return await run_in_threadpool(
+            partial(referral_page, engine, viewer, organizations, referral_id, failed=failed,
+                    status_code=error.http_status)
+        )  # fmt: skip
+    done = f"/tracker/referrals/{referral_id}?done={referral_actions.DISCHARGE}"
+    return RedirectResponse(done, status_code=303)
+
+
+def _business_id(engine: Engine, referral_id: int, organizations: tuple[str, ...]) -> str:
+    with session_scope(engine) as session:
+        return referral_actions.owned_referral(session, referral_id, organizations).business_id
+
+
+def _by_field(error: IopBridgeError, fields: Mapping[str, str]) -> dict[str, list[str]]:
+    """Each problem under the form field it names; the others (state, transitions) above the
+    form, with the error's own message when it lists none."""
+    found: dict[str, list[str]] = {}
+    for problem in error.problems or (Problem(FORM_LEVEL, error.message),):
+        key = problem.path if problem.path in fields or _is_field(problem.path) else FORM_LEVEL
+        found.setdefault(key, []).append(problem.message)
+    return found
+
+
+def _is_field(path: str) -> bool:
+    simple = ("reason", "note", "date", "time", "delivery", "kind", "attendance", "minutes")
+    return path in simple or path in tracker_discharge.FIELDS or path.startswith(_LINE_FIELDS)
+
+
+_LINE_FIELDS = ("line-", "dose-", "times-", "new-")
