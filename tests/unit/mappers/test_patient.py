@@ -89,3 +89,28 @@ def test_from_fhir__unknown_modifier_extension_is_refused_not_reported_as_a_loss
     with pytest.raises(MappingError) as caught:
         patient.from_fhir(resource, mrn_system=MRN_SYSTEM)
     assert [p.path for p in caught.value.problems] == ["Patient.modifierExtension[0]"]
+
+
+def test_preferred_language__round_trips_as_a_bcp47_communication() -> None:
+    client = make_client(preferred_language="es")
+    resource = patient.to_fhir(client, mrn_system=MRN_SYSTEM)
+    assert resource["communication"] == [
+        {"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "es"}]}, "preferred": True}
+    ]
+    assert patient.from_fhir(resource, mrn_system=MRN_SYSTEM).value == client
+
+
+def test_preferred_language__the_preferred_one_is_kept_the_others_reported() -> None:
+    resource = patient.to_fhir(make_client(), mrn_system=MRN_SYSTEM)
+    resource["communication"] = [
+        {"language": {"text": "Vietnamese"}},
+        {"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "pt-BR"}]},
+         "preferred": True},
+    ]  # fmt: skip
+    mapped = patient.from_fhir(resource, mrn_system=MRN_SYSTEM)
+    assert mapped.value.preferred_language == "pt-BR"
+    assert [loss.path for loss in mapped.losses] == ["Patient.communication[0]"]
+    resource["communication"] = [{"language": {"text": "Vietnamese"}}]  # text only: kept
+    assert patient.from_fhir(resource, mrn_system=MRN_SYSTEM).value.preferred_language == (
+        "Vietnamese"
+    )
