@@ -64,7 +64,7 @@ def make_tracker_router(settings: Settings) -> APIRouter:
         organizations = await keys.of(request.app.state.fhir, viewer.organization)
         return await run_in_threadpool(
             referral_page, _engine(request), viewer, organizations, referral_id,
-            done=request.query_params.get("done"),
+            done=request.query_params.get("done"), zone=settings.program_zone(),
         )  # fmt: skip
 
     add_login_routes(router, settings)

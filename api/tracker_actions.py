@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParameter
@@ -71,9 +72,12 @@ def referral_page(
     done: str | None = None,
     failed: tuple[str, Mapping[str, str], Mapping[str, list[str]]] | None = None,
     status_code: int = 200,
+    zone: ZoneInfo | None = None,
 ) -> Response:
-    """The referral page; ``failed``: the action, its values and its problems by field."""
+    """The referral page; ``failed``: the action, its values and its problems by field;
+    ``zone``: the program's, whose date and time the forms start from."""
     today = datetime.now(UTC).date()
+    local = datetime.now(zone or ZoneInfo("UTC"))
     try:
         with session_scope(engine) as session:
             detail = handoff_detail(session, referral_id, organizations=organizations, today=today)
@@ -90,7 +94,7 @@ def referral_page(
         decline_reasons={"": "choose a reason", **referral_actions.DECLINE_REASONS},
         kinds=list(SessionKind),
         deliveries=list(Delivery), attendances=[a for a in Attendance if a.value != "scheduled"],
-        today=today,
+        today=local.date(), now=local.strftime("%H:%M"),
     )  # fmt: skip
 
 
@@ -147,7 +151,7 @@ def _act(
         failed = (action, fields, _by_field(error, fields))
         return referral_page(
             engine, viewer, organizations, referral_id, failed=failed,
-            status_code=error.http_status,
+            status_code=error.http_status, zone=settings.program_zone(),
         )  # fmt: skip
     return RedirectResponse(f"/tracker/referrals/{referral_id}?done={action}", status_code=303)
 
@@ -175,7 +179,7 @@ async def _discharge(
         failed = (referral_actions.DISCHARGE, fields, _by_field(error, fields))
         return await run_in_threadpool(
             partial(referral_page, engine, viewer, organizations, referral_id, failed=failed,
-                    status_code=error.http_status)
+                    status_code=error.http_status, zone=settings.program_zone())
         )  # fmt: skip
     done = f"/tracker/referrals/{referral_id}?done={referral_actions.DISCHARGE}"
     return RedirectResponse(done, status_code=303)
