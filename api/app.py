@@ -35,6 +35,10 @@ class HealthOut(BaseModel):
     fhir_software: str | None
     fhir_version: str | None
     database_ok: bool
+    # active | requested | error | off | missing | not-used | no-organization | null (no answer)
+    subscription_status: str | None = None
+    # why it is not active, in the server's words where it gives any (Subscription.error)
+    subscription_reason: str | None = None
 
 
 class SyncRecordOut(BaseModel):
@@ -103,14 +107,20 @@ def _add_routes(app: FastAPI) -> None:
     # /health is the one open route: a liveness probe that reveals no client data.
     @app.get("/health", response_model=HealthOut)
     async def health(request: Request, fhir: FhirDep, engine: EngineDep) -> Any:
-        report = await check_health(fhir, engine)
+        settings = request.app.state.settings
+        report = await check_health(fhir, engine, settings)
+        subscription = report.subscription
         body = HealthOut(
-            status="ok" if report.ok else "degraded",
-            fhir_base_url=request.app.state.settings.fhir_base,
+            # "degraded" with 200 while only the Subscription is not active: iop-bridge still
+            # works, hearing of Tasks by its (shorter) poll; 503 when a dependency is down.
+            status="ok" if report.ok and not report.degraded else "degraded",
+            fhir_base_url=settings.fhir_base,
             fhir_reachable=report.fhir_reachable,
             fhir_software=report.fhir_software,
             fhir_version=report.fhir_version,
             database_ok=report.database_ok,
+            subscription_status=subscription.status if subscription else None,
+            subscription_reason=subscription.reason if subscription else None,
         )
         return JSONResponse(body.model_dump(), status_code=200 if report.ok else 503)
 

@@ -123,18 +123,22 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
         fhir = FhirClient.from_settings(settings)
         engine = create_db_engine(settings.database_url)
         try:
-            report = await check_health(fhir, engine)
+            report = await check_health(fhir, engine, settings)
         finally:
             await fhir.aclose()
             engine.dispose()
         if args.json:
-            print(json.dumps({"ok": report.ok, **asdict(report)}, indent=2))
+            summary = {"ok": report.ok, "degraded": report.degraded, **asdict(report)}
+            print(json.dumps(summary, indent=2))
         else:
             state = "reachable" if report.fhir_reachable else f"NOT reachable ({report.fhir_error})"
             print(f"FHIR server {settings.fhir_base}: {state}")
             if report.fhir_reachable:
                 print(f"  software {report.fhir_software}, FHIR {report.fhir_version}")
             print(f"database: {'ok' if report.database_ok else 'NOT usable'}")
+            if report.subscription is not None:
+                sub = report.subscription
+                print(f"subscription: {sub.status}" + (f" ({sub.reason})" if sub.reason else ""))
         return 0 if report.ok else 1
 
     return asyncio.run(run())

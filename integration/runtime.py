@@ -12,6 +12,7 @@ import gc
 import logging
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirError
@@ -20,16 +21,24 @@ from integration.fhir.setup import (
     ensure_questionnaires,
     ensure_task_subscription,
 )
-from integration.inbound.engine import run_poller
+from integration.inbound.engine import poll_tasks
 from integration.outbox.queue import DEFAULT_LEASE_SECONDS
 from integration.outbox.worker import run_worker
+from integration.server_reset import note_server, organization_born, reset_reason
 from integration.settings import Settings
+from integration.subscription_health import MISSING, SubscriptionWatch
+from mappers.errors import IopBridgeError
 
 log = logging.getLogger(__name__)
 
 
 async def set_up_fhir_side(
-    fhir: FhirClient, settings: Settings, *, subscribe: bool, stop_event: asyncio.Event
+    fhir: FhirClient,
+    engine: Engine,
+    settings: Settings,
+    *,
+    subscribe: bool,
+    stop_event: asyncio.Event,
 ) -> str | None:
     """Ensure our Organization (and the Task Subscription); retry while the server is away."""
     delay = 1.0
@@ -43,6 +52,8 @@ async def set_up_fhir_side(
                 await ensure_task_subscription(
                     fhir, organization, settings.hook_base_url, settings.hook_secret
                 )
+            # a server that forgot since our last run re-baselines the poll (server_reset.py)
+            await note_server(engine, organization, await organization_born(fhir, organization))
             return organization
         except FhirError as error:
             log.warning("FHIR setup failed (%s); retrying in %.0f s", type(error).__name__, delay)
@@ -79,8 +90,9 @@ async def run_background(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> None:
     """Set up, then deliver the outbox and poll for Task changes until ``stop_event`` is set."""
+    subscribe = subscribe and settings.inbound_mode == "subscription"
     organization = await set_up_fhir_side(
-        fhir, settings, subscribe=subscribe, stop_event=stop_event
+        fhir, engine, settings, subscribe=subscribe, stop_event=stop_event
     )
     if organization is None:
         return
@@ -97,12 +109,42 @@ async def run_background(
             poll_interval=settings.worker_poll_seconds,
             lease_seconds=lease_seconds,
         ),
-        run_poller(
-            fhir,
-            engine,
-            settings,
-            organization,
-            stop_event=stop_event,
-            interval_seconds=settings.inbound_poll_seconds,
+        run_inbound(
+            fhir, engine, settings, organization, subscribe=subscribe, stop_event=stop_event
         ),
     )
+
+
+async def run_inbound(
+    fhir: FhirClient,
+    engine: Engine,
+    settings: Settings,
+    organization: str,
+    *,
+    subscribe: bool,
+    stop_event: asyncio.Event,
+) -> None:
+    """Each round: notice a reset server, read the Subscription's state, poll; then wait the
+    poll interval, or the shorter fallback while no notification can arrive."""
+    watch = SubscriptionWatch()
+    while not stop_event.is_set():
+        try:
+            if await reset_reason(fhir, engine, organization):
+                found = await set_up_fhir_side(
+                    fhir, engine, settings, subscribe=subscribe, stop_event=stop_event
+                )
+                organization = found or organization
+            if subscribe and (await watch.check(fhir, settings, organization)).status == MISSING:
+                log.warning("Subscription missing on the server: creating it again")
+                await ensure_task_subscription(
+                    fhir, organization, settings.hook_base_url, settings.hook_secret
+                )
+            await poll_tasks(fhir, engine, settings, organization)
+        except (IopBridgeError, SQLAlchemyError) as exc:
+            log.warning("poll of %s failed (%s)", organization, type(exc).__name__)
+        notified = subscribe and watch.last is not None and watch.last.notifying
+        interval = settings.inbound_poll_seconds
+        if not notified:
+            interval = min(interval, settings.inbound_fallback_poll_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop_event.wait(), timeout=interval)

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     hook_base_url: str = "http://127.0.0.1:8000/fhir-hooks"
     hook_token: SecretStr | None = None
     inbound_poll_seconds: float = Field(default=30.0, gt=0)
+    # "subscription": a rest-hook Subscription plus the poll as safety net. "poll": no
+    # Subscription at all, for servers that cannot call iop-bridge back (the public HAPI R4
+    # sandbox cannot reach a private hook URL); the poll then runs at the fallback interval,
+    # as it does whenever the Subscription is not active (integration/subscription_health.py).
+    inbound_mode: Literal["subscription", "poll"] = "subscription"
+    inbound_fallback_poll_seconds: float = Field(default=5.0, gt=0)
 
     # Authentication of callers (api/auth.py). JSON in the environment for the collections,
     # e.g. IOP_BRIDGE_AUTH_API_KEYS='{"<sha256 hex>": {"name": "...", "role": "...", ...}}'.

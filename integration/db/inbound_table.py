@@ -1,7 +1,8 @@
 """Inbound sync tables: seen resource versions, poll cursors, and each referral's FHIR side.
 
-- ``inbound_event``: one row per (type, id, versionId) seen on the FHIR server, by rest-hook or by
-  poll; the unique key is what makes a late, repeated or doubly delivered notification a no-op.
+- ``inbound_event``: one row per (type, id, versionId, lastUpdated) seen on the FHIR server, by
+  rest-hook or by poll; the unique key is what makes a late, repeated or doubly delivered
+  notification a no-op.
 - ``sync_cursor``: the high-water mark of a ``_lastUpdated`` poll, in the server's clock
   (meta.lastUpdated), never ours (fhir-domain-reference.md 5.4).
 - ``referral_link``: what a referral's Task says that the ``referral`` row has no column for (the
@@ -28,7 +29,14 @@ class InboundEvent(Base):
 
     __tablename__ = "inbound_event"
     __table_args__ = (
-        UniqueConstraint("resource_type", "resource_id", "version_id"),
+        # the stamp (meta.lastUpdated) keeps a recycled id's version 1 apart from the old one
+        UniqueConstraint(
+            "resource_type",
+            "resource_id",
+            "version_id",
+            "last_updated",
+            name="uq_inbound_event_version_stamp",
+        ),
         CheckConstraint(one_of("via", INBOUND_VIA), name="via"),
     )
 
@@ -36,6 +44,8 @@ class InboundEvent(Base):
     resource_type: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[str] = mapped_column(String(64))
     version_id: Mapped[str] = mapped_column(String(64))
+    # meta.lastUpdated as the server wrote it; "" for rows recorded before migration 0007
+    last_updated: Mapped[str] = mapped_column(String(40), server_default="")
     via: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 

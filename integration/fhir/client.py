@@ -22,6 +22,8 @@ from integration.fhir.retry_policy import RetryPolicy, wait_for
 from integration.settings import Settings
 
 FHIR_JSON = "application/fhir+json"
+# Asks the server to run a search now rather than answer from its search cache (see search()).
+FRESH = {"Cache-Control": "no-cache"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +139,15 @@ class FhirClient:
         return (await self.request("GET", f"{resource_type}/{resource_id}")).body
 
     async def search(self, resource_type: str, params: Mapping[str, str]) -> dict[str, Any]:
-        """GET [base]/Type?params: one searchset Bundle page."""
-        return (await self.request("GET", resource_type, params=params)).body
+        """GET [base]/Type?params: one searchset Bundle page, computed afresh.
+
+        Every search iop-bridge makes decides something (what the poll takes in, whether a write
+        finds its target, which Organization is ours), so none may be answered from a cache: HAPI
+        by default reuses an identical search's result for 60 s (JPA setting
+        reuse_cached_search_results_millis) and skips that reuse for ``Cache-Control: no-cache``
+        (HAPI JPA server docs, "Search result caching").
+        """
+        return (await self.request("GET", resource_type, params=params, headers=FRESH)).body
 
     async def search_all(
         self, resource_type: str, params: Mapping[str, str], *, max_restarts: int = 3
@@ -149,9 +158,16 @@ class FhirClient:
                 yield resource
 
     async def search_pages(
-        self, resource_type: str, params: Mapping[str, str], *, max_restarts: int = 3
+        self,
+        resource_type: str,
+        params: Mapping[str, str],
+        *,
+        max_restarts: int = 3,
+        on_page: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Yield the matches page by page, each resource once, following Bundle.link[next].
+
+        ``on_page`` sees each searchset Bundle as it arrives (its meta, links and total).
 
         HAPI keeps a search's pages in a cache that expires; a next link to an expired search
         answers 404/410. The search is then run again and resources already yielded are skipped
@@ -161,7 +177,7 @@ class FhirClient:
         seen: set[str] = set()
         for restart in range(max_restarts + 1):
             try:
-                async for resources in self._pages(resource_type, params):
+                async for resources in self._pages(resource_type, params, on_page):
                     page = []
                     for resource in resources:
                         key = f"{resource.get('resourceType')}/{resource.get('id')}"
@@ -178,10 +194,15 @@ class FhirClient:
                     ) from None
 
     async def _pages(
-        self, resource_type: str, params: Mapping[str, str]
+        self,
+        resource_type: str,
+        params: Mapping[str, str],
+        on_page: Callable[[Mapping[str, Any]], None] | None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
         page = await self.search(resource_type, params)
         while True:
+            if on_page is not None:
+                on_page(page)
             yield [
                 entry["resource"]
                 for entry in page.get("entry") or []

@@ -1,8 +1,11 @@
 """The inbound sync's rows: which resource versions were taken in, and how far each poll has read.
 
-``inbound_event`` holds one row per (type, id, versionId); its unique key is what turns a late,
-repeated or doubly delivered version into a no-op. ``sync_cursor`` holds a poll's high-water
-mark in the server's clock (meta.lastUpdated). The session functions flush and never commit.
+``inbound_event`` holds one row per (type, id, versionId, lastUpdated); its unique key is what
+turns a late, repeated or doubly delivered version into a no-op. The lastUpdated stamp is what
+keeps a server that forgot (reset, restored, an in-memory HAPI restarted) from passing off a new
+Task/1027 version 1 as the old one: ids and versionIds are recycled, millisecond stamps are not.
+``sync_cursor`` holds a poll's high-water mark in the server's clock (meta.lastUpdated). The
+session functions flush and never commit.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from integration.db.inbound_table import InboundEvent, SyncCursor
 from integration.db.store import dialect_insert, session_scope
 from mappers.errors import InvalidInputError, Problem
 
-EventKey = tuple[str, str, str]  # (type, id, versionId)
-_UNIQUE_KEY = ["resource_type", "resource_id", "version_id"]
+EventKey = tuple[str, str, str, str]  # (type, id, versionId, meta.lastUpdated)
+_UNIQUE_KEY = ["resource_type", "resource_id", "version_id", "last_updated"]
+LEGACY_STAMP = ""  # rows recorded before migration 0007 carry no stamp
 _EVENTS = InboundEvent.__table__
 
 
@@ -33,13 +37,15 @@ class Via(StrEnum):
 
 
 def event_key(resource: Mapping[str, Any]) -> EventKey:
-    """(type, id, versionId) of a resource as the server stored it; a clear error without them."""
+    """(type, id, versionId, lastUpdated) of a resource as the server stored it; a clear error
+    without an id and at least one of the two."""
     meta = resource.get("meta") or {}
-    version = meta.get("versionId") or meta.get("lastUpdated")
+    stamp = str(meta.get("lastUpdated") or "")
+    version = meta.get("versionId") or stamp
     if not resource.get("id") or not version:
         problem = Problem("meta.versionId", "a stored resource needs an id and a versionId")
         raise InvalidInputError("cannot tell resource versions apart", problems=[problem])
-    return str(resource.get("resourceType")), str(resource["id"]), str(version)
+    return str(resource.get("resourceType")), str(resource["id"]), str(version), stamp
 
 
 def seen_keys(engine: Engine, keys: Iterable[EventKey]) -> set[EventKey]:
@@ -48,14 +54,19 @@ def seen_keys(engine: Engine, keys: Iterable[EventKey]) -> set[EventKey]:
     if not wanted:
         return set()
     query = select(
-        InboundEvent.resource_type, InboundEvent.resource_id, InboundEvent.version_id
+        InboundEvent.resource_type,
+        InboundEvent.resource_id,
+        InboundEvent.version_id,
+        InboundEvent.last_updated,
     ).where(
         InboundEvent.resource_type.in_({key[0] for key in wanted}),
         InboundEvent.resource_id.in_({key[1] for key in wanted}),
     )  # (type, id) is the unique key's prefix; the versions are matched here
     with engine.connect() as connection:  # a read: no unit of work needed
-        found = {(str(t), str(i), str(v)) for t, i, v in connection.execute(query)}
-    return found & wanted
+        rows = [(str(t), str(i), str(v), str(u or "")) for t, i, v, u in connection.execute(query)]
+    found = {row for row in rows if row[3] != LEGACY_STAMP}
+    legacy = {row[:3] for row in rows if row[3] == LEGACY_STAMP}
+    return {key for key in wanted if key in found or key[:3] in legacy}
 
 
 def record_event(session: Session, key: EventKey, *, via: Via, at: datetime) -> bool:
@@ -68,8 +79,15 @@ def record_events(
 ) -> set[EventKey]:
     """Insert the event rows in one statement; returns the keys that were not recorded yet."""
     rows = [
-        {"resource_type": t, "resource_id": i, "version_id": v, "via": str(via), "received_at": at}
-        for t, i, v in dict.fromkeys(keys)
+        {
+            "resource_type": t,
+            "resource_id": i,
+            "version_id": v,
+            "last_updated": u,
+            "via": str(via),
+            "received_at": at,
+        }
+        for t, i, v, u in dict.fromkeys(keys)
     ]
     if not rows:
         return set()
@@ -78,12 +96,14 @@ def record_events(
         dialect_insert(session.get_bind().dialect.name)(_EVENTS)
         .on_conflict_do_nothing(index_elements=_UNIQUE_KEY)
         # RETURNING, not rowcount: it names which rows a racing delivery had already written
-        .returning(columns.resource_type, columns.resource_id, columns.version_id)
+        .returning(
+            columns.resource_type, columns.resource_id, columns.version_id, columns.last_updated
+        )
     )
     # Core, with the rows as parameters: one cached statement that SQLAlchemy sends as a single
     # multi-row INSERT ("insertmanyvalues"), without building 5 bind parameters per row each time
     result = session.connection().execute(statement, rows)
-    return {(str(t), str(i), str(v)) for t, i, v in result}
+    return {(str(t), str(i), str(v), str(u)) for t, i, v, u in result}
 
 
 def cursor_name(organization_ref: str) -> str:

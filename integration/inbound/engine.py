@@ -73,7 +73,6 @@ __all__ = [
     "poll_tasks",
     "read_cursor",
     "record_event",
-    "run_poller",
     "write_cursor",
 ]
 
@@ -170,6 +169,17 @@ class PollCursor:
     high_water: datetime | None  # the newest lastUpdated before the first failure
     failed: bool = False  # once a Task failed, later ones no longer move the cursor
     first_failure: datetime | None = None  # that Task's lastUpdated (None if it had none)
+    # The instant the search's answer is complete as of (the earliest page's Bundle.meta.
+    # lastUpdated). HAPI keeps a search's matches and reads their CURRENT versions when it
+    # serves a page, so a search run (or cached) at T can return a Task updated after T while
+    # missing another Task changed after T: nothing past T is known to be complete.
+    as_of: datetime | None = None
+
+    def see_page(self, page: Mapping[str, Any]) -> None:
+        """Note how fresh a searchset page is (called as each page arrives)."""
+        valid = last_updated(page)
+        if valid is not None:
+            self.as_of = min(filter(None, (self.as_of, valid)))
 
     def after(self, tasks: Sequence[Mapping[str, Any]], failed: set[int]) -> PollCursor:
         """The cursor once ``tasks`` (in server order) are taken in, those at ``failed`` not."""
@@ -179,7 +189,8 @@ class PollCursor:
             if index in failed and not moved.failed:
                 moved.failed, moved.first_failure = True, updated
             elif not moved.failed and updated is not None:
-                moved.high_water = max(filter(None, (moved.high_water, updated)))
+                reach = min(filter(None, (updated, self.as_of)))  # never past the search's time
+                moved.high_water = max(filter(None, (moved.high_water, reach)))
         return moved
 
     @property
@@ -194,6 +205,7 @@ class PollCursor:
         """Become ``moved`` (a batch is done)."""
         self.stored, self.high_water = moved.stored, moved.high_water
         self.failed, self.first_failure = moved.failed, moved.first_failure
+        self.as_of = min(filter(None, (self.as_of, moved.as_of)), default=None)
 
     @property
     def moved(self) -> bool:
@@ -337,7 +349,7 @@ async def poll_tasks(
         params["_lastUpdated"] = "ge" + format_datetime(since - timedelta(seconds=overlap_seconds))
     cursor = PollCursor(name, stored=since, high_water=since)
     result = PollResult()
-    search = fhir.search_pages("Task", params)
+    search = fhir.search_pages("Task", params, on_page=cursor.see_page)
     pages = read_ahead(search, depth=READ_AHEAD_PAGES, least=BATCH_PAGES)
     async with contextlib.aclosing(pages):
         async for batch in pages:
@@ -352,25 +364,6 @@ async def poll_tasks(
         await asyncio.to_thread(write_cursor, engine, name, cursor.value)
     result.high_water = cursor.value
     return result
-
-
-async def run_poller(
-    fhir: FhirClient,
-    engine: Engine,
-    settings: Settings,
-    organization_ref: str,
-    *,
-    stop_event: asyncio.Event,
-    interval_seconds: float = 60.0,
-) -> None:
-    """Poll until ``stop_event`` is set; a failed poll is logged and tried again next round."""
-    while not stop_event.is_set():
-        try:
-            await poll_tasks(fhir, engine, settings, organization_ref)
-        except (IopBridgeError, SQLAlchemyError) as exc:
-            log.warning("poll of %s failed (%s)", organization_ref, type(exc).__name__)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop_event.wait(), timeout=interval_seconds)
 
 
 async def find_organization(fhir: FhirClient, settings: Settings) -> str | None:

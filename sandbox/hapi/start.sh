@@ -12,6 +12,9 @@
 #   HAPI_RUN_DIR        where hapi.pid and hapi.log go (default <repo>/var/hapi)
 #   HAPI_START_TIMEOUT  seconds to wait for /fhir/metadata (default 300)
 #   HAPI_JAVA_OPTS      JVM options (default -Xmx1536m)
+#   HAPI_PROFILE        sandbox (default: the project's test settings) | stock (the official JPA
+#                       starter's defaults: search cache 60 s, rest-hook off, no external references,
+#                       no multiple delete) | stock-resthook (stock with rest-hook subscriptions on)
 # Extra arguments are passed to the application, e.g. ./start.sh --hapi.fhir.expunge_enabled=false
 # Idempotent: if a HAPI server already answers on the port, it says so and exits 0.
 set -euo pipefail
@@ -25,6 +28,7 @@ HAPI_DB="${HAPI_DB:-h2}"
 HAPI_RUN_DIR="${HAPI_RUN_DIR:-$REPO/var/hapi}"
 HAPI_START_TIMEOUT="${HAPI_START_TIMEOUT:-300}"
 HAPI_JAVA_OPTS="${HAPI_JAVA_OPTS:--Xmx1536m}"
+HAPI_PROFILE="${HAPI_PROFILE:-sandbox}"
 PID_FILE="$HAPI_RUN_DIR/hapi.pid"
 LOG_FILE="$HAPI_RUN_DIR/hapi.log"
 BASE_URL="http://127.0.0.1:$HAPI_PORT/fhir"
@@ -86,6 +90,16 @@ if [ -z "$existing_pid" ] && [ "$state" = other ]; then
   exit 1
 fi
 
+case "$HAPI_PROFILE" in
+  sandbox) profile_args=() ;;
+  stock) profile_args=(--spring.profiles.active=stock) ;;
+  stock-resthook) profile_args=(--spring.profiles.active=stock,resthook) ;;
+  *)
+    echo "start.sh: HAPI_PROFILE must be sandbox, stock or stock-resthook, got '$HAPI_PROFILE'" >&2
+    exit 1
+    ;;
+esac
+
 t0=$(date +%s.%N)
 
 if [ -z "$existing_pid" ]; then
@@ -117,13 +131,13 @@ if [ -z "$existing_pid" ]; then
   esac
 
   t0=$(date +%s.%N)
-  echo "start.sh: starting HAPI FHIR (db=$HAPI_DB, port=$HAPI_PORT), log: $LOG_FILE"
+  echo "start.sh: starting HAPI FHIR (db=$HAPI_DB, profile=$HAPI_PROFILE, port=$HAPI_PORT), log: $LOG_FILE"
   # setsid + nohup: own session, so the server survives the calling shell and its Ctrl-C.
   # Runs in $HAPI_RUN_DIR so that nothing lands in the caller's working directory.
   cd "$HAPI_RUN_DIR"
   # shellcheck disable=SC2086
   env "${db_env[@]}" setsid nohup java $HAPI_JAVA_OPTS -jar "$JAR" \
-    --server.port="$HAPI_PORT" --server.address=127.0.0.1 "$@" \
+    --server.port="$HAPI_PORT" --server.address=127.0.0.1 ${profile_args[@]+"${profile_args[@]}"} "$@" \
     >"$LOG_FILE" 2>&1 </dev/null &
   existing_pid=$!
   echo "$existing_pid" >"$PID_FILE"

@@ -74,7 +74,7 @@ async def test_run_background_freezes_after_the_set_up_and_before_the_worker(
 
     monkeypatch.setattr(runtime, "set_up_fhir_side", set_up)
     monkeypatch.setattr(runtime, "run_worker", worker)
-    monkeypatch.setattr(runtime, "run_poller", poller)
+    monkeypatch.setattr(runtime, "run_inbound", poller)
 
     await _run_background()
 
