@@ -29,6 +29,7 @@ async def test_ensure_organization__same_organization_every_time(
     assert first.startswith("Organization/")
 
 
+@pytest.mark.resthook
 async def test_ensure_task_subscription__created_once_and_activated(
     fhir: FhirClient, live_settings: Settings, unique: str
 ) -> None:

@@ -75,6 +75,7 @@ async def _wait_active(fhir: FhirClient, subscription: str) -> None:
     raise AssertionError(f"{subscription} never became active")
 
 
+@pytest.mark.resthook
 async def test_subscription__hapi_delivers_the_task_and_the_referral_is_stored(
     fhir: FhirClient,
     engine: Engine,
