@@ -120,7 +120,7 @@ def _add_routes(app: FastAPI) -> None:
             fhir_version=report.fhir_version,
             database_ok=report.database_ok,
             subscription_status=subscription.status if subscription else None,
-            subscription_reason=subscription.reason if subscription else None,
+            subscription_reason=subscription.explanation if subscription else None,
         )
         return JSONResponse(body.model_dump(), status_code=200 if report.ok else 503)
 

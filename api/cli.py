@@ -138,7 +138,8 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
             print(f"database: {'ok' if report.database_ok else 'NOT usable'}")
             if report.subscription is not None:
                 sub = report.subscription
-                print(f"subscription: {sub.status}" + (f" ({sub.reason})" if sub.reason else ""))
+                why = f" ({sub.explanation})" if sub.explanation else ""
+                print(f"subscription: {sub.status}{why}")
         return 0 if report.ok else 1
 
     return asyncio.run(run())

@@ -24,6 +24,7 @@ from integration.db.inbound_table import SyncCursor
 from integration.errors import FhirNotFound
 from integration.fhir_client import FhirClient
 from integration.inbound_store import cursor_name, last_updated, read_cursor, write_cursor
+from integration.logging_setup import Safe
 from integration.store import session_scope
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ async def note_server(engine: Engine, organization: str, born: datetime | None) 
     await asyncio.to_thread(write_cursor, engine, name, born)
     if stored is None:
         return None  # first sight of this Organization
-    reason = (
+    # built from an id and two server instants only: safe to log as it is
+    reason = Safe(
         f"{organization} was created at {born.isoformat()}, not at {stored.isoformat()} "
         "as before: the server forgot its data and hands out the same ids again"
     )
@@ -74,7 +76,7 @@ async def reset_reason(fhir: FhirClient, engine: Engine, organization: str) -> s
     """Why the server looks reset for ``organization`` (gone, or re-created), or None."""
     born = await organization_born(fhir, organization)
     if born is None:
-        reason = f"{organization} is gone from the server"
+        reason = Safe(f"{organization} is gone from the server")
         log.warning("FHIR server reset detected (%s); setting up again", reason)
         return reason
     return await note_server(engine, organization, born)

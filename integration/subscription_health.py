@@ -11,11 +11,13 @@ poll runs at the shorter fallback interval and /health, ``iop-bridge check`` and
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from integration.errors import FhirError
 from integration.fhir_client import FhirClient
+from integration.logging_setup import Safe
 from integration.settings import Settings
 from mappers import bundle
 
@@ -26,6 +28,7 @@ MISSING = "missing"  # none on the server for our Organization and hook URL
 NOT_USED = "not-used"  # inbound_mode poll: iop-bridge subscribes to nothing
 NO_ORGANIZATION = "no-organization"  # our Organization is not on the server (yet)
 
+_CODES = re.compile(r"HAPI-\d{4}|\b[45]\d\d\b")
 _WHY = {
     "requested": (
         "the server has not activated it (a HAPI with rest-hook subscriptions off keeps it "
@@ -43,8 +46,16 @@ class SubscriptionHealth:
     """What the server says of our Subscription: its status and, when not active, why."""
 
     status: str
-    reason: str | None = None
+    reason: str | None = None  # ours: what the status means for iop-bridge
     subscription: str | None = None  # Subscription/<id> when there is one
+    server_error: str | None = None  # the server's own words (Subscription.error), verbatim
+
+    @property
+    def explanation(self) -> str | None:
+        """The reason and the server's words, for /health and ``iop-bridge check``."""
+        if self.server_error:
+            return f"{self.reason}: {self.server_error}"
+        return self.reason
 
     @property
     def notifying(self) -> bool:
@@ -66,9 +77,8 @@ def describe(resource: dict[str, Any] | None) -> SubscriptionHealth:
     if status == ACTIVE:
         return SubscriptionHealth(ACTIVE, None, ref)
     reason = _WHY.get(status, f"status {status}")
-    if resource.get("error"):  # the server's own words, e.g. HAPI's delivery failure
-        reason = f"{reason}: {resource['error']}"
-    return SubscriptionHealth(status, reason, ref)
+    error = resource.get("error")  # the server's own words, e.g. HAPI's delivery failure
+    return SubscriptionHealth(status, reason, ref, str(error) if error else None)
 
 
 async def find_subscription(
@@ -125,9 +135,14 @@ class SubscriptionWatch:
         if health.healthy:
             log.info("Subscription %s: notifications expected", health.status)
             return
+        # our reason is built from fixed text; of the server's words only its message codes
+        # (HAPI-nnnn) and HTTP statuses are logged, as anything it quotes may hold PHI
+        codes = " ".join(_CODES.findall(health.server_error or "")) or "none"
         log.warning(
-            "Subscription %s (%s); polling every %.0f s until it is active",
+            "Subscription %s %s (%s; server codes: %s); polling every %s s until it is active",
+            health.subscription or "",
             health.status,
-            health.reason,
+            Safe(health.reason or ""),
+            Safe(codes),
             settings.inbound_fallback_poll_seconds,
         )

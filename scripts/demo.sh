@@ -2,12 +2,16 @@
 # demo.sh - the main job on embedded defaults: build and start the local HAPI sandbox, start the
 # iop-bridge API on SQLite (its embedded worker delivers the outbox and listens for Tasks), run
 # the demo step-down referral end to end, and say where to look.
-# Both servers keep running afterwards; `make stop` stops them.
+# Both servers keep running afterwards; `make stop` stops them (with the same HAPI_RUN_DIR).
+# Ports: HAPI_PORT (default 8090) and IOP_BRIDGE_API_PORT (default 8000).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 scripts/setup.sh
+# HAPI_PORT moves the sandbox (default 8090); iop-bridge follows it unless told otherwise.
+export HAPI_PORT="${HAPI_PORT:-8090}"
+export IOP_BRIDGE_FHIR_BASE_URL="${IOP_BRIDGE_FHIR_BASE_URL:-http://127.0.0.1:$HAPI_PORT/fhir}"
 sandbox/hapi/start.sh
 
 API_PORT="${IOP_BRIDGE_API_PORT:-8000}"
@@ -64,7 +68,7 @@ Where to look:
   handoffs (CLI)        .venv/bin/iop-bridge handoffs
   iop-bridge health     http://127.0.0.1:$API_PORT/health
   API docs              http://127.0.0.1:$API_PORT/docs
-  Tasks on HAPI         http://127.0.0.1:${HAPI_PORT:-8090}/fhir/Task?_sort=-_lastUpdated
+  Tasks on HAPI         $IOP_BRIDGE_FHIR_BASE_URL/Task?_sort=-_lastUpdated
   API log               $RUN_DIR/api.log
 Stop both servers with: make stop
 EOT

@@ -54,24 +54,49 @@ async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+CAPABILITIES = {
+    "resourceType": "CapabilityStatement",
+    "fhirVersion": "4.0.1",
+    "software": {"name": "HAPI FHIR Server", "version": "8.x"},
+}
+
+
+def _server_with_subscription(status: str, error: str | None = None) -> None:
+    respx.get(f"{BASE}/metadata").respond(200, json=CAPABILITIES)
+    organization = {"resourceType": "Organization", "id": "1000"}
+    respx.get(f"{BASE}/Organization").respond(
+        200, json={"resourceType": "Bundle", "entry": [{"resource": organization}]}
+    )
+    subscription = {"resourceType": "Subscription", "id": "7", "status": status}
+    if error:
+        subscription["error"] = error
+    respx.get(f"{BASE}/Subscription").respond(
+        200, json={"resourceType": "Bundle", "entry": [{"resource": subscription}]}
+    )
+
+
 @respx.mock
 async def test_health__ok_when_fhir_and_database_answer(http: httpx.AsyncClient) -> None:
-    respx.get(f"{BASE}/metadata").mock(
-        return_value=httpx.Response(
-            200,
-            json={
-                "resourceType": "CapabilityStatement",
-                "fhirVersion": "4.0.1",
-                "software": {"name": "HAPI FHIR Server", "version": "8.x"},
-            },
-        )
-    )
+    _server_with_subscription("active")
     response = await http.get("/health")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
     assert body["fhir_version"] == "4.0.1"
     assert body["database_ok"] is True
+    assert (body["subscription_status"], body["subscription_reason"]) == ("active", None)
+
+
+@respx.mock
+async def test_health__degraded_with_the_servers_reason_when_the_subscription_is_not_active(
+    http: httpx.AsyncClient,
+) -> None:
+    _server_with_subscription("error", error="Failed to deliver: HTTP 503")
+    response = await http.get("/health")
+    body = response.json()
+    assert response.status_code == 200  # iop-bridge still works, by its poll
+    assert (body["status"], body["subscription_status"]) == ("degraded", "error")
+    assert body["subscription_reason"].endswith(": Failed to deliver: HTTP 503")
 
 
 @respx.mock
