@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -26,23 +25,10 @@ from integration.server_reset import note_server, organization_born, reset_reaso
 from integration.settings import Settings
 from mappers.fhir_write import format_datetime
 from tests.conftest import live_base_url
+from tests.task_recorder import Recorder
 
 pytestmark = [pytest.mark.live, pytest.mark.stock_only, pytest.mark.anyio]
 SYSTEM = "http://iop-bridge.example/fhir/sid/live-stock-task"
-
-
-class Recorder:
-    """Records which Task versions (id, lastUpdated) the poll handed over."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-
-    async def __call__(self, task: Mapping[str, Any]) -> inbound.Apply:
-        self.seen.append((str(task["id"]), str(task["meta"]["lastUpdated"])))
-        return lambda session, now: None
-
-    def ids(self) -> set[str]:
-        return {task_id for task_id, _ in self.seen}
 
 
 @pytest.fixture

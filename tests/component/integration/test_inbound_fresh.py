@@ -6,7 +6,6 @@ is complete as of, and a recycled id's version 1 is a new version, not a duplica
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,19 +26,9 @@ from tests.component.integration.inbound_support import (  # noqa: F401
     settings,
 )
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
+from tests.task_recorder import Recorder
 
 pytestmark = pytest.mark.anyio
-
-
-class Recorder:
-    """A handler that only records which Task versions it was given."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-
-    async def __call__(self, task: Mapping[str, Any]) -> inbound.Apply:
-        self.seen.append((str(task["id"]), str(task["meta"]["lastUpdated"])))
-        return lambda session, now: None
 
 
 def _as_of(bundle: dict[str, Any], instant: str) -> dict[str, Any]:
