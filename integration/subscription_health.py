@@ -85,11 +85,13 @@ async def find_subscription(
     fhir: FhirClient, organization: str, endpoint: str
 ) -> dict[str, Any] | None:
     """Our Subscription: criteria Task?owner=<organization>, channel endpoint ``endpoint``."""
-    params = {"criteria": f"Task?owner={organization}", "url": endpoint}
-    page = await fhir.search("Subscription", params)
+    criteria = f"Task?owner={organization}"
+    page = await fhir.search("Subscription", {"criteria": criteria, "url": endpoint})
     for entry in page.get("entry") or []:
         resource = entry.get("resource") or {}
-        if resource.get("resourceType") == "Subscription":
+        channel = resource.get("channel") or {}
+        # string search parameters match by prefix (Organization/1 finds Organization/1000's)
+        if resource.get("criteria") == criteria and channel.get("endpoint") == endpoint:
             return dict(resource)
     return None
 

@@ -67,7 +67,13 @@ def _server_with_subscription(status: str, error: str | None = None) -> None:
     respx.get(f"{BASE}/Organization").respond(
         200, json={"resourceType": "Bundle", "entry": [{"resource": organization}]}
     )
-    subscription = {"resourceType": "Subscription", "id": "7", "status": status}
+    subscription = {
+        "resourceType": "Subscription",
+        "id": "7",
+        "status": status,
+        "criteria": "Task?owner=Organization/1000",
+        "channel": {"type": "rest-hook", "endpoint": Settings().hook_base_url},
+    }
     if error:
         subscription["error"] = error
     respx.get(f"{BASE}/Subscription").respond(

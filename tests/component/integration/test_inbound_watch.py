@@ -29,15 +29,24 @@ from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 BORN = "2026-11-02T09:00:00.000Z"
+HOOK = Settings().hook_base_url
 
 
 def _organization(born: str = BORN) -> dict[str, Any]:
     return {"resourceType": "Organization", "id": "iop-1", "meta": {"lastUpdated": born}}
 
 
-def _subscriptions(*statuses: str) -> dict[str, Any]:
+def _subscriptions(*statuses: str, owner: str = ORG) -> dict[str, Any]:
     entries = [
-        {"resource": {"resourceType": "Subscription", "id": f"s{i}", "status": status}}
+        {
+            "resource": {
+                "resourceType": "Subscription",
+                "id": f"s{i}",
+                "status": status,
+                "criteria": f"Task?owner={owner}",
+                "channel": {"type": "rest-hook", "endpoint": HOOK},
+            }
+        }
         for i, status in enumerate(statuses)
     ]
     return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
@@ -103,7 +112,8 @@ async def test_run_inbound__a_subscription_gone_from_the_server_is_created_again
     fhir: FhirClient, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     respx.get(f"{BASE}/{ORG}/_history/1").respond(200, json=_organization())
-    respx.get(f"{BASE}/Subscription").respond(200, json=_subscriptions())
+    # a string search matches by prefix: another IOP's Subscription is not ours
+    respx.get(f"{BASE}/Subscription").respond(200, json=_subscriptions("active", owner=ORG + "0"))
     created = respx.post(f"{BASE}/Subscription").respond(
         201, json={"resourceType": "Subscription", "id": "s9", "status": "requested"}
     )
