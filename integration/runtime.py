@@ -21,12 +21,13 @@ from integration.fhir.setup import (
     ensure_questionnaires,
     ensure_task_subscription,
 )
+from integration.fhir.subscription_health import MISSING
 from integration.inbound.engine import poll_tasks
+from integration.inbound.server_reset import note_server, organization_born, reset_reason
+from integration.inbound.watch import SubscriptionWatch
 from integration.outbox.queue import DEFAULT_LEASE_SECONDS
 from integration.outbox.worker import run_worker
-from integration.server_reset import note_server, organization_born, reset_reason
 from integration.settings import Settings
-from integration.subscription_health import MISSING, SubscriptionWatch
 from mappers.errors import IopBridgeError
 
 log = logging.getLogger(__name__)

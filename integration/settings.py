@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # "subscription": a rest-hook Subscription plus the poll as safety net. "poll": no
     # Subscription at all, for servers that cannot call iop-bridge back (the public HAPI R4
     # sandbox cannot reach a private hook URL); the poll then runs at the fallback interval,
-    # as it does whenever the Subscription is not active (integration/subscription_health.py).
+    # as it does whenever the Subscription is not active (integration/fhir/subscription_health.py).
     inbound_mode: Literal["subscription", "poll"] = "subscription"
     inbound_fallback_poll_seconds: float = Field(default=5.0, gt=0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from integration import inbound
+from integration.inbound import engine as inbound
 
 
 class Recorder:

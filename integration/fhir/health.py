@@ -8,8 +8,8 @@ from sqlalchemy import Engine, text
 
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirError
+from integration.fhir.subscription_health import SubscriptionHealth, subscription_health
 from integration.settings import Settings
-from integration.subscription_health import SubscriptionHealth, subscription_health
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,12 +20,12 @@ from sqlalchemy import Engine, select
 
 from integration.db.inbound_table import InboundEvent
 from integration.db.models import Referral
-from integration.fhir_client import FhirClient
-from integration.health import check_health
-from integration.inbound import find_organization
+from integration.db.store import session_scope
+from integration.fhir.client import FhirClient
+from integration.fhir.health import check_health
+from integration.inbound.engine import find_organization
 from integration.runtime import run_background
 from integration.settings import Settings
-from integration.store import session_scope
 from tests.conftest import live_base_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from integration import inbound
-from integration.fhir_client import FhirClient
-from integration.fhir_setup import ensure_organization, ensure_task_subscription
-from integration.health import check_health
-from integration.server_reset import note_server, organization_born, reset_reason
+from integration.fhir.client import FhirClient
+from integration.fhir.health import check_health
+from integration.fhir.setup import ensure_organization, ensure_task_subscription
+from integration.inbound import engine as inbound
+from integration.inbound.server_reset import note_server, organization_born, reset_reason
 from integration.settings import Settings
 from mappers.fhir_write import format_datetime
 from tests.conftest import live_base_url
@@ -149,7 +149,7 @@ async def test_reset__a_recycled_task_id_is_taken_in_and_the_poll_re_baselined(
     second = await _put(fhir, {**_task(f"{unique}-2", organization), "id": task_id})
     assert (second["id"], second["meta"]["versionId"]) == (first["id"], "1")
 
-    with caplog.at_level(logging.WARNING, logger="integration.server_reset"):
+    with caplog.at_level(logging.WARNING, logger="integration.inbound.server_reset"):
         assert await reset_reason(fhir, engine, organization) is not None
     assert "FHIR server reset detected" in caplog.text
     assert inbound.read_cursor(engine, inbound.cursor_name(organization)) is None

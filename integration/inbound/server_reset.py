@@ -9,7 +9,7 @@ stored beside the poll cursors; when that Organization is gone, or its version 1
 another instant (the same id handed out again), the server was reset. Then the Organization and
 Subscription are set up again and the Task poll re-baselines: its cursor is cleared, so the next
 poll reads every Task of the Organization, and the de-duplication (keyed on meta.lastUpdated as
-well as the version, inbound_store.py) takes the new server's Tasks as new.
+well as the version, dedup.py) takes the new server's Tasks as new.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from datetime import datetime
 from sqlalchemy import Engine, delete
 
 from integration.db.inbound_table import SyncCursor
-from integration.errors import FhirNotFound
-from integration.fhir_client import FhirClient
-from integration.inbound_store import cursor_name, last_updated, read_cursor, write_cursor
-from integration.logging_setup import Safe
-from integration.store import session_scope
+from integration.db.store import session_scope
+from integration.fhir.client import FhirClient
+from integration.fhir.errors import FhirNotFound
+from integration.inbound.dedup import cursor_name, last_updated, read_cursor, write_cursor
+from integration.privacy.logging_setup import Safe
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,12 @@ import pytest
 import respx
 from sqlalchemy import Engine
 
-from integration import inbound, runtime
-from integration.fhir_client import FhirClient
-from integration.server_reset import IDENTITY_PREFIX
+from integration import runtime
+from integration.fhir.client import FhirClient
+from integration.inbound import engine as inbound
+from integration.inbound.server_reset import IDENTITY_PREFIX
 from integration.settings import Settings
-from tests.component.integration.inbound_support import (  # noqa: F401
+from tests.component.integration.inbound.inbound_support import (  # noqa: F401
     BASE,
     ORG,
     fhir,
@@ -142,7 +143,7 @@ async def test_run_inbound__an_organization_created_anew_re_baselines_the_poll(
     respx.post(f"{BASE}/Subscription").respond(
         200, json={"resourceType": "Subscription", "id": "s0", "status": "active"}
     )
-    with caplog.at_level(logging.WARNING, logger="integration.server_reset"):
+    with caplog.at_level(logging.WARNING, logger="integration.inbound.server_reset"):
         polled = await _run_for(0.2, fhir, engine, _fast(settings), monkeypatch)
     assert "FHIR server reset detected" in caplog.text
     assert polled == [ORG]

@@ -13,11 +13,11 @@ import pytest
 import respx
 from sqlalchemy import Engine, insert
 
-from integration import inbound
 from integration.db.inbound_table import InboundEvent
-from integration.fhir_client import FhirClient
+from integration.fhir.client import FhirClient
+from integration.inbound import engine as inbound
 from integration.settings import Settings
-from tests.component.integration.inbound_support import (  # noqa: F401
+from tests.component.integration.inbound.inbound_support import (  # noqa: F401
     BASE,
     ORG,
     fhir,

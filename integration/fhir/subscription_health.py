@@ -5,30 +5,24 @@ switched off (the official JPA starter's default, hapi.fhir.subscription.resthoo
 keeps it ``requested`` for good, and HAPI sets ``error`` (with Subscription.error saying why) or
 ``off`` when it gives up on delivery (R4 Subscription.status: requested | active | error | off).
 While it is not ``active`` no notification arrives and the poll is all iop-bridge hears, so the
-poll runs at the shorter fallback interval and /health, ``iop-bridge check`` and the log say so.
+poll runs at the shorter fallback interval (runtime.py) and /health, ``iop-bridge check`` and the
+log (inbound/watch.py) say so.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from integration.errors import FhirError
-from integration.fhir_client import FhirClient
-from integration.logging_setup import Safe
+from integration.fhir.client import FhirClient
 from integration.settings import Settings
 from mappers import bundle
-
-log = logging.getLogger(__name__)
 
 ACTIVE = "active"
 MISSING = "missing"  # none on the server for our Organization and hook URL
 NOT_USED = "not-used"  # inbound_mode poll: iop-bridge subscribes to nothing
 NO_ORGANIZATION = "no-organization"  # our Organization is not on the server (yet)
 
-_CODES = re.compile(r"HAPI-\d{4}|\b[45]\d\d\b")
 _WHY = {
     "requested": (
         "the server has not activated it (a HAPI with rest-hook subscriptions off keeps it "
@@ -110,41 +104,3 @@ async def subscription_health(
             return SubscriptionHealth(NO_ORGANIZATION, _WHY[NO_ORGANIZATION])
         organization = f"Organization/{found[0]}"
     return describe(await find_subscription(fhir, organization, settings.hook_base_url))
-
-
-class SubscriptionWatch:
-    """Remembers the last state seen, so a change is logged once, with the server's reason."""
-
-    def __init__(self) -> None:
-        self.last: SubscriptionHealth | None = None
-
-    async def check(
-        self, fhir: FhirClient, settings: Settings, organization: str
-    ) -> SubscriptionHealth:
-        """Read the state; log when it changes. A failed read keeps the last state."""
-        try:
-            health = await subscription_health(fhir, settings, organization)
-        except FhirError as error:
-            log.warning("Subscription state unknown (%s)", type(error).__name__)
-            return self.last or SubscriptionHealth("unknown", type(error).__name__)
-        if self.last is None or health.status != self.last.status:
-            self._log_change(health, settings)
-        self.last = health
-        return health
-
-    @staticmethod
-    def _log_change(health: SubscriptionHealth, settings: Settings) -> None:
-        if health.healthy:
-            log.info("Subscription %s: notifications expected", health.status)
-            return
-        # our reason is built from fixed text; of the server's words only its message codes
-        # (HAPI-nnnn) and HTTP statuses are logged, as anything it quotes may hold PHI
-        codes = " ".join(_CODES.findall(health.server_error or "")) or "none"
-        log.warning(
-            "Subscription %s %s (%s; server codes: %s); polling every %s s until it is active",
-            health.subscription or "",
-            health.status,
-            Safe(health.reason or ""),
-            Safe(codes),
-            settings.inbound_fallback_poll_seconds,
-        )
