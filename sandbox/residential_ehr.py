@@ -145,7 +145,10 @@ class ResidentialEhr:
         raise RuntimeError(f"Task {identifier}: kept conflicting")
 
     async def _search(self, resource_type: str, params: dict[str, str]) -> list[dict[str, Any]]:
-        response = await self.http.get(resource_type, params=params)
+        # fresh, not HAPI's cached answer of up to 60 s ago (a stock HAPI caches searches): the
+        # IOP's Organization may have been created a moment before
+        headers = {"Cache-Control": "no-cache"}
+        response = await self.http.get(resource_type, params=params, headers=headers)
         response.raise_for_status()
         return [entry["resource"] for entry in response.json().get("entry") or []]
 
