@@ -9,9 +9,6 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 scripts/setup.sh
-# HAPI_PORT moves the sandbox (default 8090); iop-bridge follows it unless told otherwise.
-export HAPI_PORT="${HAPI_PORT:-8090}"
-export IOP_BRIDGE_FHIR_BASE_URL="${IOP_BRIDGE_FHIR_BASE_URL:-http://127.0.0.1:$HAPI_PORT/fhir}"
 sandbox/hapi/start.sh
 
 API_PORT="${IOP_BRIDGE_API_PORT:-8000}"
