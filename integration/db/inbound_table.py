@@ -44,7 +44,7 @@ class InboundEvent(Base):
     resource_type: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[str] = mapped_column(String(64))
     version_id: Mapped[str] = mapped_column(String(64))
-    # meta.lastUpdated as the server wrote it; "" for rows recorded before migration 0007
+    # meta.lastUpdated as the server wrote it; "" for rows recorded before migration 0008
     last_updated: Mapped[str] = mapped_column(String(40), server_default="")
     via: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -25,7 +25,7 @@ from mappers.errors import InvalidInputError, Problem
 
 EventKey = tuple[str, str, str, str]  # (type, id, versionId, meta.lastUpdated)
 _UNIQUE_KEY = ["resource_type", "resource_id", "version_id", "last_updated"]
-LEGACY_STAMP = ""  # rows recorded before migration 0007 carry no stamp
+LEGACY_STAMP = ""  # rows recorded before migration 0008 carry no stamp
 _EVENTS = InboundEvent.__table__
 
 

@@ -98,7 +98,7 @@ async def test_accept_task__a_recycled_id_with_a_new_stamp_is_a_new_version(
 async def test_accept_task__a_row_recorded_before_the_stamp_still_matches_its_version(
     engine: Engine,
 ) -> None:
-    # rows written before migration 0007 carry "" and stand for their version whatever its stamp
+    # rows written before migration 0008 carry "" and stand for their version whatever its stamp
     with engine.begin() as connection:
         connection.execute(
             insert(InboundEvent).values(

@@ -7,8 +7,8 @@ version's meta.lastUpdated (to the millisecond, in the server's clock) joins the
 recorded before this revision keep an empty stamp and still match their version alone
 (integration/inbound_store.py).
 
-Revision ID: 0007_inbound_event_stamp
-Revises: 0006_follow_up_within
+Revision ID: 0008_inbound_event_stamp
+Revises: 0007_tracker_actions
 Create Date: 2026-12-07
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_inbound_event_stamp"
-down_revision: str | Sequence[str] | None = "0006_follow_up_within"
+revision: str = "0008_inbound_event_stamp"
+down_revision: str | Sequence[str] | None = "0007_tracker_actions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
