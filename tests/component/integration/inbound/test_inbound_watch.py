@@ -140,6 +140,10 @@ async def test_run_inbound__an_organization_created_anew_re_baselines_the_poll(
     )
     respx.get(f"{BASE}/Subscription").respond(200, json=_subscriptions("active"))
     respx.post(f"{BASE}/Organization").respond(200, json=_organization())
+    # the set-up publishes our Questionnaires again (they went with the reset)
+    respx.post(f"{BASE}/Questionnaire").respond(
+        200, json={"resourceType": "Questionnaire", "id": "q1"}
+    )
     respx.post(f"{BASE}/Subscription").respond(
         200, json={"resourceType": "Subscription", "id": "s0", "status": "active"}
     )
