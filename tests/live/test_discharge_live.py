@@ -45,7 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))
 import aftercare_provider as provider
 import step_down_package as pkg
 
-pytestmark = [pytest.mark.live, pytest.mark.anyio]
+# US Core on the server: the discharge document is validated against our profiles, which derive
+# from it (alone, or first in a run, nothing else has loaded it yet)
+pytestmark = [pytest.mark.live, pytest.mark.anyio, pytest.mark.usefixtures("us_core")]
 DISCHARGED = RECEIVED + timedelta(weeks=9, days=4, hours=15)  # Friday of week 10
 
 
