@@ -40,7 +40,7 @@ from mappers.referral_task import IllegalTransitionError
 from mappers.registry import MappingContext
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "sandbox"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "sandbox"))
 import step_down_package as pkg
 
 BASE = "http://fhir.test/fhir"
