@@ -60,6 +60,14 @@ class Assessment:
     authored: datetime
     status: str = "completed"
     difficulty: str | None = None  # PHQ-9 only: the LOINC answer to 69722-7, not scored
+    # The total another system wrote beside the answers (mappers.foreign.screening): kept only
+    # to show a disagreement, never used; None for our own responses (we write the recomputed).
+    sender_total: float | None = None
+
+    @property
+    def total_disagrees(self) -> bool:
+        """Whether the sender's own total differs from the total recomputed from the answers."""
+        return self.sender_total is not None and self.sender_total != self.total
 
     @property
     def total(self) -> int:

@@ -33,6 +33,19 @@ VERIFICATION_STATUSES = frozenset(
 CATEGORIES = frozenset({"problem-list-item", "encounter-diagnosis"})
 
 
+# Words that name a diagnosis kind when no ICD-10-CM code came with it (text-only concepts;
+# no code is inferred from them, only the SUD / mental-health kind).
+SUBSTANCE_USE_WORDS = ("alcohol", "opioid", "substance", "cannabis", "cocaine", "stimulant",
+                       "amphetamine", "sedative", "use disorder", "dependence")  # fmt: skip
+MENTAL_HEALTH_WORDS = ("depress", "anxiety", "panic", "ptsd", "post-traumatic", "bipolar",
+                       "schizo", "psychotic", "obsessive", "mood disorder")  # fmt: skip
+
+
+def _names_any(text: str | None, words: tuple[str, ...]) -> bool:
+    lowered = (text or "").lower()
+    return any(word in lowered for word in words)
+
+
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
     """A diagnosis on the client's problem list, identified by a business identifier."""
@@ -52,10 +65,24 @@ class Diagnosis:
     @property
     def is_substance_use(self) -> bool:
         """A substance use disorder by 42 CFR 2.11: ICD-10-CM F10-F19 except F17 (tobacco), or a
-        SNOMED CT SUD disorder (``mappers.security_labels``, the one rule for Part 2 labels)."""
+        SNOMED CT SUD disorder (``mappers.security_labels``, the one rule for Part 2 labels); a
+        diagnosis another system sent without ICD-10-CM, by the words of its display or text."""
         if security_labels.is_sud_code(self.icd10_code):
             return True
-        return self.snomed_code is not None and security_labels.is_sud_snomed(self.snomed_code)
+        if self.snomed_code is not None and security_labels.is_sud_snomed(self.snomed_code):
+            return True
+        text = (self.snomed_display or self.display).lower()
+        if self.icd10_code or any(word in text for word in ("tobacco", "nicotine")):
+            return False
+        return _names_any(text, SUBSTANCE_USE_WORDS)
+
+    @property
+    def is_mental_health(self) -> bool:
+        """ICD-10-CM chapter 5 (F01-F99) outside F10-F19; without ICD-10-CM, by its words."""
+        code = self.icd10_code.upper()
+        if code:
+            return code.startswith("F") and not (code.startswith("F1") and code[2:3].isdigit())
+        return _names_any(self.snomed_display or self.display, MENTAL_HEALTH_WORDS)
 
     def problems(self) -> list[Problem]:
         """Every reason this diagnosis cannot be sent as a Condition, each with its field."""

@@ -29,6 +29,9 @@ class Client:
     # Patient.communication.language (a BCP-47 tag such as "es", or a text): the language the
     # program should use with the client; None when the sender gave none.
     preferred_language: str | None = None
+    # The sender's identifier system of ``mrn`` when the client came from another system's
+    # Patient (mappers.foreign.patient); None for our own MRN system.
+    mrn_system: str | None = None
 
     def problems(self) -> list[Problem]:
         """Every reason this client cannot be sent as a Patient, each with its field."""

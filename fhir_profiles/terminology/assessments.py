@@ -235,3 +235,26 @@ SEVERITY_BANDS: Final[dict[str, tuple[tuple[int, str], ...]]] = {
     PHQ9.key: PHQ9_SEVERITY_BANDS,
     GAD7.key: GAD7_SEVERITY_BANDS,
 }
+
+
+# --- Substance-use screenings read but not scored ------------------------------------------------
+# US Core 9.0.0 (HL7/US-Core input/examples, CC0; ../shared/corpus/us-core-9.0.0):
+# Questionnaire-AUDIT-C.json (code 72109-2; items 68517-2, 68519-8, 68520-6; total 75626-2) and
+# Questionnaire-TAPS.json (code 96841-2; items 96842-0, 88037-7 / 75889-6, 96843-8, 96844-6).
+@dataclass(frozen=True)
+class UnscoredScreening:
+    """A screening recognised by its LOINC item codes, kept as answered, not scored."""
+
+    key: str
+    panel: str
+    items: frozenset[str]  # the items that must all be present to recognise it
+    total: str | None
+
+
+AUDIT_C: Final = UnscoredScreening(
+    "audit-c", "72109-2", frozenset({"68517-2", "68519-8", "68520-6"}), "75626-2"
+)
+TAPS: Final = UnscoredScreening(
+    "taps", "96841-2", frozenset({"96842-0", "96843-8", "96844-6"}), None
+)
+UNSCORED_SCREENINGS: Final = (AUDIT_C, TAPS)

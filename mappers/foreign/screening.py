@@ -1,0 +1,205 @@
+"""PHQ-9 and GAD-7 from other systems' QuestionnaireResponses, recognised by LOINC wherever the
+sender put it: the Questionnaire canonical (``http://loinc.org/q/44249-1``, with or without
+``|version``), ``item.code``, or a linkId that ends with the LOINC item code (US Core's
+``/44250-9``), in nested groups too. Substance-use screenings (AUDIT-C, TAPS) are accepted as
+answered but not scored.
+
+The response is rewritten into our dialect (one flat item per LOINC code) and read by
+``mappers.assessment``, so the rules are the same: every answer must be one the instrument
+offers, and the total is recomputed from the answers. The sender's total is kept beside it
+(``Assessment.sender_total``) so that a disagreement is shown, never trusted. Problems and
+losses are reported at the sender's own paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fhir_profiles.terminology import assessments
+from fhir_profiles.terminology.assessments import Instrument
+from fhir_profiles.terminology.systems import LOINC
+from mappers import assessment, scoring
+from mappers.errors import MappingError, Problem, raise_if_problems
+from mappers.foreign.dates import full_datetime
+from mappers.foreign.identity import sender_identifier
+from mappers.loss import Loss, Mapped
+
+QR = "QuestionnaireResponse"
+_LOINC_AT_END = re.compile(r"(\d{3,6}-\d)$")
+_STAND_IN = "urn:iop-bridge:foreign"
+_HEADER = frozenset({"resourceType", "id", "meta", "identifier", "questionnaire", "status",
+                     "subject", "authored", "item", "text"})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningResponse:
+    """A substance-use screening iop-bridge keeps but does not score (AUDIT-C, TAPS)."""
+
+    identifier: str
+    instrument: str
+    authored: str | None
+    answered_items: int
+    sender_total: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """One answered question: its LOINC code (None when not found), its answers, its path."""
+
+    code: str | None
+    answers: list[Any]
+    path: str
+
+
+def leaves(items: Any, path: str) -> list[Leaf]:
+    """Every item with answers, nested groups flattened, with its LOINC code."""
+    found: list[Leaf] = []
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict):
+            continue
+        at = f"{path}[{index}]"
+        if item.get("answer"):
+            found.append(Leaf(_item_code(item), list(item["answer"]), at))
+        found += leaves(item.get("item"), f"{at}.item")
+    return found
+
+
+def _item_code(item: Mapping[str, Any]) -> str | None:
+    for coding in item.get("code") or []:
+        if isinstance(coding, dict) and coding.get("system") == LOINC and coding.get("code"):
+            return str(coding["code"])
+    match = _LOINC_AT_END.search(str(item.get("linkId") or ""))
+    return match.group(1) if match else None
+
+
+def instrument_of(canonical: Any, codes: set[str]) -> Instrument | None:
+    """PHQ-9 or GAD-7 by the panel code in the canonical, else by every scored item present."""
+    url = str(canonical or "").split("|", 1)[0]
+    for instrument in scoring.INSTRUMENTS.values():
+        if url.endswith(("/" + instrument.panel.code, "=" + instrument.panel.code)):
+            return instrument
+    for instrument in scoring.INSTRUMENTS.values():
+        if {item.code for item, _ in instrument.scored_items} <= codes:
+            return instrument
+    return None
+
+
+def from_fhir(resource: Mapping[str, Any]) -> Mapped[Any]:
+    """An Assessment (PHQ-9, GAD-7) or a ScreeningResponse from a foreign response."""
+    problems: list[Problem] = []
+    losses: list[Loss] = []
+    found = sender_identifier(resource, QR, problems, losses)
+    items = leaves(resource.get("item"), f"{QR}.item")
+    codes = {leaf.code for leaf in items if leaf.code}
+    instrument = instrument_of(resource.get("questionnaire"), codes)
+    if instrument is None:
+        screening = _unscored(resource, codes, items, found.value if found else "")
+        if screening is not None:
+            return screening
+        problems.append(_not_recognised(resource.get("questionnaire")))
+    raise_if_problems(QR, problems)
+    assert found is not None and instrument is not None
+    return read_as(instrument, resource, items, found.value, losses)
+
+
+def read_as(
+    instrument: Instrument,
+    resource: Mapping[str, Any],
+    items: list[Leaf],
+    identifier: str,
+    losses: list[Loss],
+) -> Mapped[assessment.Assessment]:
+    """Rewrite into our dialect, read with ``mappers.assessment``, report at the sender's paths."""
+    known = {*scoring.item_codes(instrument), instrument.total.code}
+    if instrument is assessments.PHQ9:
+        known.add(assessments.PHQ9_DIFFICULTY.code)
+    ours: list[dict[str, Any]] = []
+    renames: dict[str, str] = {}
+    sender_total: float | None = None
+    for leaf in items:
+        if leaf.code not in known or any(i["linkId"] == leaf.code for i in ours):
+            losses.append(Loss(leaf.path, f"not an item of the {instrument.key} questionnaire"))
+            continue
+        answers = leaf.answers
+        if leaf.code == instrument.total.code:
+            sender_total = _number(answers)
+            continue  # recomputed, never read: the sender's figure is only compared
+        renames[f"{QR}.item[{len(ours)}]"] = leaf.path
+        ours.append({"linkId": leaf.code, "answer": answers})
+    rewritten = {
+        "resourceType": QR,
+        "identifier": {"system": _STAND_IN, "value": identifier},
+        "questionnaire": assessment.QUESTIONNAIRES[instrument.key],
+        "status": resource.get("status"),
+        "subject": resource.get("subject"),
+        "authored": full_datetime(resource.get("authored"), f"{QR}.authored", losses),
+        "item": ours,
+    }
+    losses += [Loss(f"{QR}.{key}", "element not modelled by iop-bridge")
+               for key in resource if key not in _HEADER]  # fmt: skip
+    if resource.get("questionnaire") != rewritten["questionnaire"]:
+        losses.append(
+            Loss(f"{QR}.questionnaire", f"read as {instrument.key} by its LOINC codes")
+        )
+    try:
+        mapped = assessment.from_fhir(rewritten, id_system=_STAND_IN)
+    except MappingError as error:
+        raise MappingError.from_problems(QR, [_renamed(p, renames) for p in error.problems])
+    value = dataclasses.replace(mapped.value, sender_total=sender_total)
+    moved = [Loss(_renamed_path(x.path, renames), x.reason) for x in mapped.losses]
+    return Mapped(value, mapped.links, (*losses, *moved))
+
+
+def _number(answers: list[Any]) -> float | None:
+    """The sender's total from valueInteger, valueDecimal, valueString or valueQuantity."""
+    answer = answers[0] if answers and isinstance(answers[0], dict) else {}
+    quantity = answer.get("valueQuantity")
+    given = next(
+        (answer[k] for k in ("valueInteger", "valueDecimal", "valueString") if k in answer),
+        quantity.get("value") if isinstance(quantity, dict) else None,
+    )
+    try:
+        return None if given is None or isinstance(given, bool) else float(given)
+    except (TypeError, ValueError):
+        return None
+
+
+def _renamed_path(path: str, renames: Mapping[str, str]) -> str:
+    for ours, theirs in renames.items():
+        if path == ours or path.startswith((ours + ".", ours + "[")):
+            return theirs + path[len(ours) :]
+    return path
+
+
+def _renamed(problem: Problem, renames: Mapping[str, str]) -> Problem:
+    return Problem(_renamed_path(problem.path, renames), problem.message, problem.code)
+
+
+def _unscored(
+    resource: Mapping[str, Any], codes: set[str], items: list[Leaf], identifier: str
+) -> Mapped[ScreeningResponse] | None:
+    """AUDIT-C or TAPS, recognised by their LOINC item codes; answered, not scored."""
+    for screening in assessments.UNSCORED_SCREENINGS:
+        if screening.items <= codes:
+            total = next((leaf for leaf in items if leaf.code == screening.total), None)
+            given = _number(total.answers) if total else None
+            value = ScreeningResponse(
+                identifier, screening.key, resource.get("authored"), len(items),
+                None if given is None else f"{given:g}",
+            )  # fmt: skip
+            loss = Loss(f"{QR}.item", f"{screening.key} is kept as answered, not scored")
+            return Mapped(value, {}, (loss,))
+    return None
+
+
+def _not_recognised(canonical: Any) -> Problem:
+    return Problem(
+        f"{QR}.questionnaire",
+        f"{canonical!r} is not PHQ-9 or GAD-7 (LOINC 44249-1 / 69737-5 in the canonical, or "
+        "every scored item's LOINC code in item.code or the linkIds), nor AUDIT-C or TAPS",
+        "not-supported",
+    )
