@@ -37,6 +37,10 @@ from mappers import (
     residential,
 )
 from mappers.errors import MappingError, Problem
+from mappers.foreign import condition as foreign_condition
+from mappers.foreign import generic, medication_request, screening, screening_observations, stay
+from mappers.foreign import patient as foreign_patient
+from mappers.foreign.identity import has_system
 from mappers.loss import Mapped
 
 T = TypeVar("T")
@@ -77,7 +81,9 @@ def _encounter(resource: Mapping[str, Any], context: MappingContext) -> Mapped[A
         raise MappingError.from_problems("Encounter", problems)
     if code in _SESSION_CLASSES:
         return encounter.from_fhir(resource, id_system=context.session_id_system)
-    return residential.from_fhir(resource, id_system=context.residential_stay_id_system)
+    if has_system(resource, context.residential_stay_id_system):
+        return residential.from_fhir(resource, id_system=context.residential_stay_id_system)
+    return stay.from_fhir(resource)
 
 
 def _questionnaire_response(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
@@ -86,36 +92,73 @@ def _questionnaire_response(resource: Mapping[str, Any], context: MappingContext
         return asam_intake.from_fhir(resource, id_system=context.intake_id_system)
     if questionnaire in assessment.QUESTIONNAIRES.values():
         return assessment.from_fhir(resource, id_system=context.assessment_id_system)
-    known = ", ".join(
-        sorted([*assessment.QUESTIONNAIRES.values(), asam_intake.INTAKE_QUESTIONNAIRE])
-    )
-    problem = Problem(
-        "QuestionnaireResponse.questionnaire",
-        f"{questionnaire!r} is not a questionnaire iop-bridge maps (known: {known})",
-        "not-supported",
-    )
-    raise MappingError.from_problems("QuestionnaireResponse", [problem])
+    return screening.from_fhir(resource)  # another system's: PHQ-9/GAD-7 found by LOINC
+
+
+def _ours_or_foreign(
+    system: Callable[[MappingContext], str], ours: Callable[[Mapping[str, Any], str], Mapped[Any]]
+) -> FromFhir:
+    """Our reader for a resource in one of our identifier systems (our own dialect, read
+    exactly); else the same reader under the sender's identifier (mappers.foreign.generic)."""
+
+    def read(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
+        if has_system(resource, system(context)):
+            return ours(resource, system(context))
+        return generic.adopt(resource, ours)
+
+    return read
+
+
+def _care_plan(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
+    def read(r: Mapping[str, Any], system: str) -> Mapped[Any]:
+        return care_plan_reader.from_fhir(r, plan_id_system=system)
+
+    if has_system(resource, context.care_plan_id_system):
+        return read(resource, context.care_plan_id_system)
+    return generic.care_plan(resource, read)
+
+
+def _patient(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
+    if has_system(resource, context.mrn_system):
+        return patient.from_fhir(resource, mrn_system=context.mrn_system)
+    return foreign_patient.from_fhir(resource)
+
+
+def _condition(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
+    if has_system(resource, context.condition_id_system):
+        return condition.from_fhir(resource, id_system=context.condition_id_system)
+    return foreign_condition.from_fhir(resource)
 
 
 FROM_FHIR: Mapping[str, FromFhir] = MappingProxyType(
     {
-        "Patient": lambda r, c: patient.from_fhir(r, mrn_system=c.mrn_system),
-        "Condition": lambda r, c: condition.from_fhir(r, id_system=c.condition_id_system),
-        "Goal": lambda r, c: goal_reader.from_fhir(r, goal_id_system=c.goal_id_system),
-        "CarePlan": lambda r, c: care_plan_reader.from_fhir(
-            r, plan_id_system=c.care_plan_id_system
+        "Patient": _patient,
+        "Condition": _condition,
+        "Goal": _ours_or_foreign(
+            lambda c: c.goal_id_system, lambda r, s: goal_reader.from_fhir(r, goal_id_system=s)
         ),
+        "CarePlan": _care_plan,
         "Encounter": _encounter,
         "QuestionnaireResponse": _questionnaire_response,
-        "MedicationStatement": lambda r, c: medication_reader.from_fhir(
-            r, id_system=c.medication_statement_id_system
+        "Observation": lambda r, c: screening_observations.from_fhir(r),
+        "MedicationStatement": _ours_or_foreign(
+            lambda c: c.medication_statement_id_system,
+            lambda r, s: medication_reader.from_fhir(r, id_system=s),
         ),
-        "List": lambda r, c: medication_reader.list_from_fhir(
-            r, id_system=c.medication_list_id_system
+        "MedicationRequest": lambda r, c: medication_request.from_fhir(r),
+        "List": _ours_or_foreign(
+            lambda c: c.medication_list_id_system,
+            lambda r, s: medication_reader.list_from_fhir(r, id_system=s),
         ),
-        "ServiceRequest": lambda r, c: referral.from_fhir(r, id_system=c.referral_id_system),
-        "Task": lambda r, c: referral_task.from_fhir(r, id_system=c.task_id_system),
-        "Consent": lambda r, c: consent_reader.from_fhir(r, id_system=c.consent_id_system),
+        "ServiceRequest": _ours_or_foreign(
+            lambda c: c.referral_id_system, lambda r, s: referral.from_fhir(r, id_system=s)
+        ),
+        "Task": _ours_or_foreign(
+            lambda c: c.task_id_system, lambda r, s: referral_task.from_fhir(r, id_system=s)
+        ),
+        "Consent": _ours_or_foreign(
+            lambda c: c.consent_id_system, lambda r, s: consent_reader.from_fhir(r, id_system=s)
+        ),
     }
 )
 
