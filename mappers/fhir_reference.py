@@ -18,6 +18,10 @@ from mappers.loss import Loss, unmapped_keys
 # The keys of a bare Reference, as a constant rather than a set literal per call.
 REFERENCE_KEYS = frozenset({"reference"})
 URN_PREFIXES = ("urn:uuid:", "urn:oid:")
+# Who may request, own or perform a referral: R4 Task.requester / Task.owner and
+# ServiceRequest.requester / performer allow all of these (BSeR and Gravity senders use
+# PractitionerRole; US Core's ServiceRequest examples a Practitioner).
+PARTY_TYPES = ("Organization", "Practitioner", "PractitionerRole", "HealthcareService")
 # A literal reference: relative `Type/id` or absolute `.../Type/id`, optionally versioned
 # (references.html#literal). urn:uuid/urn:oid references inside transaction Bundles carry no type.
 _LITERAL_REFERENCE = re.compile(

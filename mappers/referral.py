@@ -20,7 +20,7 @@ The placer identifier (PLAC) helpers here are shared with ``mappers.referral_tas
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -44,6 +44,7 @@ from mappers.fhir_read import (
     read_str_in,
 )
 from mappers.fhir_reference import (
+    PARTY_TYPES,
     read_reference_list,
     read_reference_to,
     read_required_reference,
@@ -100,7 +101,7 @@ class Referral:
     supporting_info: tuple[str, ...] = ()  # the package: Encounter, responses, List, Consent
     note: str | None = None
 
-    def problems(self) -> list[Problem]:
+    def problems(self, parties: Sequence[str] = ("Organization",)) -> list[Problem]:
         """Every reason this referral cannot be sent as a ServiceRequest, each with its field."""
         found = identifier_problems(self.identifier, "Referral.identifier")
         if self.status not in REQUEST_STATUSES:
@@ -110,8 +111,8 @@ class Referral:
                 Problem("Referral.level_of_care", f"{self.level_of_care!r} is not an ASAM level")
             )
         found += reference_problems(self.subject, "Patient", "Referral.subject")
-        found += reference_problems(self.requester, "Organization", "Referral.requester")
-        found += reference_problems(self.performer, "Organization", "Referral.performer")
+        found += typed_reference_problems(self.requester, parties, "Referral.requester")
+        found += typed_reference_problems(self.performer, parties, "Referral.performer")
         found += datetime_problems(self.authored_on, "Referral.authored_on")
         for index, target in enumerate(self.reasons):
             found += reference_problems(target, "Condition", f"Referral.reasons[{index}]")
@@ -187,7 +188,8 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Referral]:
         identifier, status, level, refs["subject"], refs["requester"], refs["performer"],
         authored, start, refs["reasons"], refs["supporting"], note,
     )  # fmt: skip
-    raise_if_problems("ServiceRequest", referral.problems())
+    # Read: any party R4 allows (Practitioner, PractitionerRole, ...); we send Organizations.
+    raise_if_problems("ServiceRequest", referral.problems(PARTY_TYPES))
     return Mapped(referral, {}, tuple(losses))
 
 
@@ -215,16 +217,20 @@ def _read_parties(
     subject = read_required_reference(
         fhir, "ServiceRequest", "subject", "Patient", problems, losses
     )
-    requester = read_required_reference(
-        fhir, "ServiceRequest", "requester", "Organization", problems, losses
-    )
+    requester = ""
+    if fhir.get("requester") is None:
+        problems.append(Problem("ServiceRequest.requester", "is required", "required"))
+    else:
+        requester = read_reference_to(
+            fhir["requester"], "ServiceRequest.requester", PARTY_TYPES, problems, losses
+        )
     performers = read_list(fhir.get("performer"), "ServiceRequest.performer", problems)
     performer = ""
     if not performers:
         problems.append(Problem("ServiceRequest.performer", "is required", "required"))
     else:
         performer = read_reference_to(
-            performers[0], "ServiceRequest.performer[0]", ("Organization",), problems, losses
+            performers[0], "ServiceRequest.performer[0]", PARTY_TYPES, problems, losses
         )
         if len(performers) > 1:
             losses += [

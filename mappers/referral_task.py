@@ -48,10 +48,12 @@ from mappers.fhir_read import (
     read_str_in,
 )
 from mappers.fhir_reference import (
+    PARTY_TYPES,
     read_reference_to,
     read_required_reference,
     reference,
     reference_problems,
+    typed_reference_problems,
 )
 from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
 from mappers.loss import Loss, Mapped, unmapped_keys
@@ -122,9 +124,9 @@ class ReferralTask:
             )
         found += reference_problems(self.focus, "ServiceRequest", "ReferralTask.focus")
         found += reference_problems(self.patient, "Patient", "ReferralTask.patient")
-        found += reference_problems(self.requester, "Organization", "ReferralTask.requester")
+        found += typed_reference_problems(self.requester, PARTY_TYPES, "ReferralTask.requester")
         if self.owner is not None:
-            found += reference_problems(self.owner, "Organization", "ReferralTask.owner")
+            found += typed_reference_problems(self.owner, PARTY_TYPES, "ReferralTask.owner")
         if self.resulting_activity is not None:
             found += reference_problems(
                 self.resulting_activity, "Encounter", "ReferralTask.resulting_activity"
@@ -266,10 +268,16 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[ReferralTask]:
     _read_code(fhir.get("code"), problems, losses)
     focus = read_required_reference(fhir, "Task", "focus", "ServiceRequest", problems, losses)
     patient = read_required_reference(fhir, "Task", "for", "Patient", problems, losses)
-    requester = read_required_reference(fhir, "Task", "requester", "Organization", problems, losses)
+    requester = ""
+    if fhir.get("requester") is None:
+        problems.append(Problem("Task.requester", "is required", "required"))
+    else:
+        requester = read_reference_to(
+            fhir["requester"], "Task.requester", PARTY_TYPES, problems, losses
+        )
     owner = None
     if fhir.get("owner") is not None:
-        owner = read_reference_to(fhir["owner"], "Task.owner", ("Organization",), problems, losses)
+        owner = read_reference_to(fhir["owner"], "Task.owner", PARTY_TYPES, problems, losses)
     authored = read_datetime(fhir.get("authoredOn"), "Task.authoredOn", problems, losses)
     modified = read_optional_datetime(
         fhir.get("lastModified"), "Task.lastModified", problems, losses

@@ -15,8 +15,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from fhir_profiles.terminology.systems import ICD_10_CM, SNOMED_CT
-from mappers.condition import CATEGORY_SYSTEM, CLINICAL_STATUS_SYSTEM, VERIFICATION_STATUS_SYSTEM
-from mappers.condition import Diagnosis
+from mappers.condition import (
+    CATEGORY_SYSTEM,
+    CLINICAL_STATUS_SYSTEM,
+    VERIFICATION_STATUS_SYSTEM,
+    Diagnosis,
+)
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_read import open_resource, read_fhir_date
 from mappers.foreign.identity import sender_identifier

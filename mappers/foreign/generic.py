@@ -44,7 +44,8 @@ def care_plan(
         losses.append(Loss("CarePlan.intent", f"{copy['intent']!r} read as a plan"))
         copy["intent"] = "plan"
     period = copy.get("period")
-    open_ended = isinstance(period, dict) and "end" not in period and "start" in period
+    period = period if isinstance(period, dict) else {}
+    open_ended = "end" not in period and "start" in period
     if open_ended:
         start = str(period["start"])[:10]
         try:

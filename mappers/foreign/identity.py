@@ -98,7 +98,9 @@ def _typed(identifier: Mapping[str, Any], code: str) -> bool:
     )
 
 
-def as_ours(resource: Mapping[str, Any], our_system: str, found: SenderIdentifier) -> dict[str, Any]:
+def as_ours(
+    resource: Mapping[str, Any], our_system: str, found: SenderIdentifier
+) -> dict[str, Any]:
     """A shallow copy whose identifier is the sender's value under ``our_system``, so that our
     dialect's reader reads it; the caller keeps ``found`` as the real identity."""
     copy = dict(resource)

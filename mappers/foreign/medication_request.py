@@ -108,10 +108,10 @@ def _medication(
         problems.append(Problem(f"{MR}.medication[x]", "is required", "required"))
         return None
     if target.startswith("#"):
-        contained = {
+        contained: dict[str, Mapping[str, Any]] = {
             f"#{c.get('id')}": c for c in resource.get("contained") or [] if isinstance(c, dict)
         }
-        medication = contained.get(target)
+        medication: Mapping[str, Any] | None = contained.get(target)
     else:
         medication = medications.get(target) or _by_tail(medications, target)
     if medication is None:

@@ -142,13 +142,12 @@ def read_as(
     losses += [Loss(f"{QR}.{key}", "element not modelled by iop-bridge")
                for key in resource if key not in _HEADER]  # fmt: skip
     if resource.get("questionnaire") != rewritten["questionnaire"]:
-        losses.append(
-            Loss(f"{QR}.questionnaire", f"read as {instrument.key} by its LOINC codes")
-        )
+        losses.append(Loss(f"{QR}.questionnaire", f"read as {instrument.key} by its LOINC codes"))
     try:
         mapped = assessment.from_fhir(rewritten, id_system=_STAND_IN)
     except MappingError as error:
-        raise MappingError.from_problems(QR, [_renamed(p, renames) for p in error.problems])
+        problems = [_renamed(p, renames) for p in error.problems]
+        raise MappingError.from_problems(QR, problems) from None
     value = dataclasses.replace(mapped.value, sender_total=sender_total)
     moved = [Loss(_renamed_path(x.path, renames), x.reason) for x in mapped.losses]
     return Mapped(value, mapped.links, (*losses, *moved))

@@ -36,9 +36,7 @@ def from_fhir(
     """An Assessment from a panel Observation; ``members`` holds the package's Observations by
     reference for ``hasMember``."""
     code = loinc_code(panel.get("code"))
-    instrument = next(
-        (i for i in scoring.INSTRUMENTS.values() if i.panel.code == code), None
-    )
+    instrument = next((i for i in scoring.INSTRUMENTS.values() if i.panel.code == code), None)
     if instrument is None:
         raise MappingError.from_problems(OBS, [_not_a_panel(panel, code)])
     problems: list[Problem] = []
@@ -86,7 +84,8 @@ def _answer(observation: Mapping[str, Any]) -> dict[str, Any]:
     concept = observation.get("valueCodeableConcept")
     if isinstance(concept, dict):
         codings = [c for c in concept.get("coding") or [] if isinstance(c, dict)]
-        loinc = next((c for c in codings if c.get("system") == LOINC), codings[0] if codings else {})
+        first = codings[0] if codings else {}
+        loinc = next((c for c in codings if c.get("system") == LOINC), first)
         return {"valueCoding": {k: v for k, v in loinc.items() if k in ("system", "code")}}
     for key in ("valueInteger", "valueQuantity", "valueString", "valueDecimal"):
         if key in observation:

@@ -171,7 +171,7 @@ def test_from_fhir__bare_service_request_names_every_missing_element() -> None:
             "ServiceRequest.code.coding[0].code",
         ),
         ("code", {"text": "IOP"}, "ServiceRequest.code"),
-        ("performer", [{"reference": "Practitioner/p"}], "ServiceRequest.performer[0].reference"),
+        ("performer", [{"reference": "Location/p"}], "ServiceRequest.performer[0].reference"),
         ("reasonReference", [{"display": "x"}], "ServiceRequest.reasonReference[0].reference"),
     ],
 )

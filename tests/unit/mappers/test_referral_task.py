@@ -111,7 +111,7 @@ def test_to_fhir__bad_task_names_every_field() -> None:
         status="ready",
         business_status="9.9",
         focus="CarePlan/c1",
-        owner="Practitioner/p1",
+        owner="Location/p1",  # R4 Task.owner: Organization, Practitioner(Role), ... never Location
         last_modified=datetime(2024, 10, 1, 0, 0, tzinfo=EASTERN),
     )
     with pytest.raises(MappingError) as caught:

@@ -58,7 +58,9 @@ def _replaced(resource: dict[str, Any], path: tuple[Any, ...], value: Any) -> di
 
 
 def test_package__every_resource_maps_as_given() -> None:
-    assert {r["resourceType"] for r in PACKAGE.values()} == set(registry.FROM_FHIR)
+    # MedicationRequest and screening Observations are only ever other systems' (foreign/)
+    foreign_only = {"MedicationRequest", "Observation"}
+    assert {r["resourceType"] for r in PACKAGE.values()} == set(registry.FROM_FHIR) - foreign_only
     for resource in PACKAGE.values():
         registry.from_fhir(resource, CONTEXT)  # well-formed: no error
 
