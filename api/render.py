@@ -25,11 +25,18 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+_DERIVED = ("total", "severity", "total_disagrees", "is_substance_use", "is_mental_health")
+
+
 def mapped_view(resource_type: str, mapped: Mapped[Any]) -> dict[str, Any]:
     """One mapping result: the domain view, its links and the loss report."""
+    domain = to_jsonable(mapped.value)
+    for name in _DERIVED:  # what iop-bridge works out itself: the recomputed total, the flags
+        if isinstance(domain, dict) and hasattr(mapped.value, name):
+            domain[name] = getattr(mapped.value, name)
     return {
         "resourceType": resource_type,
-        "domain": to_jsonable(mapped.value),
+        "domain": domain,
         "links": dict(mapped.links),
         "losses": [{"path": loss.path, "reason": loss.reason} for loss in mapped.losses],
     }

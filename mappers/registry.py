@@ -40,6 +40,7 @@ from mappers.errors import MappingError, Problem
 from mappers.foreign import condition as foreign_condition
 from mappers.foreign import generic, medication_request, screening, screening_observations, stay
 from mappers.foreign import patient as foreign_patient
+from mappers.foreign import referral as foreign_referral
 from mappers.foreign.identity import has_system
 from mappers.loss import Mapped
 
@@ -79,8 +80,11 @@ def _encounter(resource: Mapping[str, Any], context: MappingContext) -> Mapped[A
             Problem("Encounter.class", "must be a Coding with a code", "structure")
         ]
         raise MappingError.from_problems("Encounter", problems)
-    if code in _SESSION_CLASSES:
+    if code in _SESSION_CLASSES and has_system(resource, context.session_id_system):
         return encounter.from_fhir(resource, id_system=context.session_id_system)
+    if code in _SESSION_CLASSES:
+        # IOP sessions are the IOP's own records; another system's visit is not one of them.
+        raise MappingError.from_problems("Encounter", [stay.not_a_session(resource)])
     if has_system(resource, context.residential_stay_id_system):
         return residential.from_fhir(resource, id_system=context.residential_stay_id_system)
     return stay.from_fhir(resource)
@@ -118,6 +122,12 @@ def _care_plan(resource: Mapping[str, Any], context: MappingContext) -> Mapped[A
     return generic.care_plan(resource, read)
 
 
+def _service_request(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
+    if has_system(resource, context.referral_id_system):
+        return referral.from_fhir(resource, id_system=context.referral_id_system)
+    return foreign_referral.from_fhir(resource)
+
+
 def _patient(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
     if has_system(resource, context.mrn_system):
         return patient.from_fhir(resource, mrn_system=context.mrn_system)
@@ -150,9 +160,7 @@ FROM_FHIR: Mapping[str, FromFhir] = MappingProxyType(
             lambda c: c.medication_list_id_system,
             lambda r, s: medication_reader.list_from_fhir(r, id_system=s),
         ),
-        "ServiceRequest": _ours_or_foreign(
-            lambda c: c.referral_id_system, lambda r, s: referral.from_fhir(r, id_system=s)
-        ),
+        "ServiceRequest": _service_request,
         "Task": _ours_or_foreign(
             lambda c: c.task_id_system, lambda r, s: referral_task.from_fhir(r, id_system=s)
         ),
@@ -168,13 +176,23 @@ def from_fhir(resource: Any, context: MappingContext) -> Mapped[Any]:
     resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
     mapper = FROM_FHIR.get(str(resource_type))
     if mapper is None:
-        supported = ", ".join(sorted(FROM_FHIR))
-        problem = Problem(
-            "resourceType", f"{resource_type!r} is not mapped (supported: {supported})",
-            "not-supported",
-        )  # fmt: skip
+        problem = Problem("resourceType", _not_mapped(resource_type), "not-supported")
         raise MappingError.from_problems("resource", [problem])
     return guarded(resource, lambda: mapper(resource, context))
+
+
+# Read where something references them, never on their own.
+_PARTIES = frozenset({"Organization", "Practitioner", "PractitionerRole", "HealthcareService",
+                      "Location", "Endpoint", "RelatedPerson", "CareTeam"})  # fmt: skip
+
+
+def _not_mapped(resource_type: Any) -> str:
+    if resource_type in _PARTIES:
+        return f"{resource_type!r} is a party: read where a referral or consent references it"
+    if resource_type == "Medication":
+        return "'Medication' is read through the MedicationRequest that references it"
+    supported = ", ".join(sorted(FROM_FHIR))
+    return f"{resource_type!r} is not part of an IOP referral (iop-bridge maps: {supported})"
 
 
 def guarded(resource: Mapping[str, Any], read: Callable[[], Mapped[T]]) -> Mapped[T]:

@@ -116,6 +116,18 @@ def _not_residential(resource: Mapping[str, Any]) -> Problem:
     )
 
 
+def not_a_session(resource: Mapping[str, Any]) -> Problem:
+    """Why another system's ambulatory or virtual Encounter is not read (sessions are ours)."""
+    kind = (resource.get("class") or {}).get("code")
+    shown = next((text.strip() for path, text in _words(resource) if "type" in path), None)
+    return Problem(
+        f"{ENC}.class",
+        f"a {kind} Encounter of type {shown!r} from another system is not an IOP session "
+        "(sessions are recorded by the IOP) nor a residential stay",
+        "not-supported",
+    )
+
+
 def _period(
     value: Any, problems: list[Problem], losses: list[Loss]
 ) -> tuple[datetime | None, datetime | None]:
