@@ -104,7 +104,7 @@ def corpus_table() -> str:
     refused: Counter[str] = Counter()
     reasons: dict[str, Counter[str]] = {}
     for path in FILES:
-        code, view = map_file(path)
+        _, view = map_file(path)
         for item in view if isinstance(view, list) else [view]:
             kind = str(item.get("resourceType"))
             if "problems" not in item:
