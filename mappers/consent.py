@@ -27,8 +27,10 @@ from fhir_profiles.terminology.code import Code
 from fhir_profiles.terminology.privacy import DATA_CLASSES, PURPOSE_PARENT, PURPOSES, ROLE_RECIPIENT
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_reference import (
+    PARTY_TYPES,
     reference,
     reference_problems,
+    typed_reference_problems,
 )
 from mappers.fhir_write import datetime_problems, format_datetime, identifier_problems
 
@@ -82,8 +84,8 @@ def _list_problems(
         return [Problem(path, "must not repeat a value")]
     found: list[Problem] = []
     for i, value in enumerate(values):
-        if known is None:
-            found += reference_problems(value, "Organization", f"{path}[{i}]")
+        if known is None:  # recipients: any party R4 Consent.provision.actor allows
+            found += typed_reference_problems(value, PARTY_TYPES, f"{path}[{i}]")
         elif value not in known:
             message = f"{value!r} is not one of: {', '.join(known)}"
             found.append(Problem(f"{path}[{i}]", message, "code-invalid"))

@@ -30,10 +30,11 @@ from mappers.fhir_read import (
     read_list,
 )
 from mappers.fhir_reference import (
+    PARTY_TYPES,
     REFERENCE_KEYS,
     read_reference_to,
     read_required_reference,
-    reference_problems,
+    typed_reference_problems,
 )
 from mappers.loss import Loss, Mapped, unmapped_keys
 
@@ -248,10 +249,10 @@ def _read_recipients(value: Any, problems: list[Problem], losses: list[Loss]) ->
         if (
             not found
             or not isinstance(target, str)
-            or reference_problems(target, "Organization", path)
+            or typed_reference_problems(target, PARTY_TYPES, path)
             or target in recipients
         ):
-            losses.append(Loss(path, "actor is not a further Organization information recipient"))
+            losses.append(Loss(path, "actor is not a further information recipient (IRCP)"))
             continue
         losses += role_losses + unmapped_keys(actor, _ACTOR_KEYS, path=path)
         losses += unmapped_keys(held, REFERENCE_KEYS, path=f"{path}.reference")

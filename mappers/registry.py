@@ -38,6 +38,7 @@ from mappers import (
 )
 from mappers.errors import MappingError, Problem
 from mappers.foreign import condition as foreign_condition
+from mappers.foreign import consent as foreign_consent
 from mappers.foreign import generic, medication_request, screening, screening_observations, stay
 from mappers.foreign import patient as foreign_patient
 from mappers.foreign import referral as foreign_referral
@@ -128,6 +129,12 @@ def _service_request(resource: Mapping[str, Any], context: MappingContext) -> Ma
     return foreign_referral.from_fhir(resource)
 
 
+def _consent(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
+    if has_system(resource, context.consent_id_system):
+        return consent_reader.from_fhir(resource, id_system=context.consent_id_system)
+    return foreign_consent.from_fhir(resource)
+
+
 def _patient(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
     if has_system(resource, context.mrn_system):
         return patient.from_fhir(resource, mrn_system=context.mrn_system)
@@ -164,9 +171,7 @@ FROM_FHIR: Mapping[str, FromFhir] = MappingProxyType(
         "Task": _ours_or_foreign(
             lambda c: c.task_id_system, lambda r, s: referral_task.from_fhir(r, id_system=s)
         ),
-        "Consent": _ours_or_foreign(
-            lambda c: c.consent_id_system, lambda r, s: consent_reader.from_fhir(r, id_system=s)
-        ),
+        "Consent": _consent,
     }
 )
 

@@ -114,3 +114,17 @@ PURPOSE_PARENT: Final = {"ETREAT": "TREAT", "COC": "TREAT", "CAREMGT": "HOPERAT"
 DATA_CLASSES: Final[Mapping[str, Code]] = {
     c.code: c for c in (SENSITIVITY_ETH, SENSITIVITY_SUD, SENSITIVITY_PSY, SENSITIVITY_BH)
 }
+
+
+# Consent.category as other systems send it: LOINC document codes in the R4 consent-category
+# value set (hl7.org/fhir/R4/valueset-consent-category.html) and CH Core's ConsentCategoriesVS
+# (tx.fhir.org expansion, LOINC 2.82): 59284-0 "Patient Consent", 64292-6 "Release of
+# information consent". Read as a disclosure consent when no IDSCL category is given.
+CONSENT_CATEGORY_LOINC_PATIENT_CONSENT: Final = Code(
+    "http://loinc.org", "59284-0", "Patient Consent",
+    "R4 valueset-consent-category; CH Core ConsentCategoriesVS", Evidence.TERM,
+)  # fmt: skip
+CONSENT_CATEGORY_LOINC_RELEASE_OF_INFORMATION: Final = Code(
+    "http://loinc.org", "64292-6", "Release of information consent",
+    "R4 valueset-consent-category; CH Core ConsentCategoriesVS", Evidence.TERM,
+)  # fmt: skip

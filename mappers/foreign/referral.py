@@ -122,7 +122,8 @@ def _split(value: Any, allowed: tuple[str, ...]) -> tuple[list[Any], list[int]]:
 
 
 def _not_a_referral(resource: Mapping[str, Any]) -> Problem:
-    code = resource.get("code") if isinstance(resource.get("code"), dict) else {}
+    given = resource.get("code")
+    code: Mapping[str, Any] = given if isinstance(given, dict) else {}
     shown = code.get("text") or next(
         (c.get("display") for c in code.get("coding") or [] if isinstance(c, dict)), None
     )
