@@ -311,7 +311,9 @@ def _map(
     if task is None:
         return None, None
     resources = {e.stand_in: view[e.full_url] for e in entries if e is not task_entry}
-    package, package_problems = map_package(FetchedPackage(task_view, resources), task, context)
+    package, package_problems = map_package(
+        FetchedPackage(task_view, resources), task, context, strict=True
+    )
     problems += [_placed(p.resource, p.path, p.message) for p in package_problems]
     return task, package
 

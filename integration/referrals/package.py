@@ -29,8 +29,10 @@ from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
 from mappers.consent import DisclosureConsent
 from mappers.errors import MappingError, Problem
+from mappers.foreign import package_reader
+from mappers.foreign.screening import ScreeningResponse
 from mappers.loss import Loss
-from mappers.medication import MedicationEntry, MedicationList
+from mappers.medication import ListSource, MedicationEntry, MedicationList
 from mappers.patient import Client
 from mappers.referral import Referral
 from mappers.referral_task import ReferralTask
@@ -77,8 +79,11 @@ class MappedPackage:
     consent: DisclosureConsent | None = None
     losses: tuple[dict[str, str], ...] = field(default=())
     # Part 2 by the one rule over the resources as sent: SUD diagnoses, MOUD medications and
-    # the sender's own Part 2 labels (mappers.security_labels.contains_sud).
+    # the sender's own Part 2 labels (mappers.security_labels.contains_sud), and a diagnosis
+    # another system sent without a code whose words name a substance use disorder.
     part2: bool = False
+    screenings: tuple[ScreeningResponse, ...] = ()  # AUDIT-C, TAPS: kept, not scored
+    labels: tuple[tuple[str, str, str], ...] = ()  # (resource, system, code) of meta.security
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,39 +112,72 @@ def map_task(
 
 
 def map_package(
-    fetched: FetchedPackage, task: ReferralTask, context: MappingContext
+    fetched: FetchedPackage, task: ReferralTask, context: MappingContext, *, strict: bool = False
 ) -> tuple[MappedPackage | None, list[PackageProblem]]:
-    """Map every fetched resource; the package, or every problem found (never half of one)."""
-    problems = list(fetched.problems)
-    values: dict[str, Any] = {}
-    losses: list[dict[str, str]] = []
-    statements = {
-        k: r for k, r in fetched.resources.items() if k.startswith("MedicationStatement/")
-    }
+    """Map the package resource by resource. Only what the workflow cannot do without (the
+    ServiceRequest, the Patient) stops it; any other resource that fails, or that iop-bridge
+    does not map, goes into the loss report with its FHIR paths. ``strict`` (a package
+    submitted through the API, checked before it is stored) makes every failure a problem."""
+    resources, notes = package_reader.expand_documents(fetched.resources)
+    losses = [_loss(key, x.path, x.reason) for key, x in notes]
+    critical = {task.focus, task.patient}
+    problems = [p for p in fetched.problems if strict or p.resource in critical]
+    losses += [_loss(p.resource, p.path, p.message) for p in fetched.problems if p not in problems]
+    statements = {k: r for k, r in resources.items() if k.startswith("MedicationStatement/")}
     entries = _map_statements(statements, context, problems, losses)
-    for key, resource in fetched.resources.items():
-        if key in statements:
-            continue
-        try:
-            if key.startswith("List/"):
-                mapped: Any = registry.guarded(resource, partial(
-                    medication_reader.list_from_fhir, resource,
-                    id_system=context.medication_list_id_system, statements=entries,
-                ))  # fmt: skip
-            else:
-                mapped = registry.from_fhir(resource, context)
-        except MappingError as error:
-            problems += _problems(key, error.problems)
-            continue
-        values[key] = mapped.value
-        losses += [{"resource": key, "path": x.path, "reason": x.reason} for x in mapped.losses]
+    others = {k: r for k, r in resources.items() if k not in statements}
+    values: dict[str, Any] = {}
+    labels: list[tuple[str, str, str]] = []
+    for result in _read(others, context, entries):
+        labels += [(result.key, system, code) for system, code in result.labels]
+        if result.ok:
+            values[result.key] = result.value
+            losses += [_loss(result.key, x.path, x.reason) for x in result.losses]
+        elif strict or result.key in critical:
+            problems += _problems(result.key, result.problems)
+        else:
+            losses += [
+                _loss(result.key, p.path, f"not mapped: {p.message}") for p in result.problems
+            ]
     if problems:
         return None, problems
-    assembled, problems = _assemble(values, task, tuple(losses), problems)
+    assembled, problems = _assemble(
+        values, task, tuple(losses), tuple(labels), entries, problems
+    )
     if assembled is None:
         return None, problems
-    part2 = security_labels.contains_sud([fetched.task, *fetched.resources.values()])
+    sent = [fetched.task, *resources.values()]  # a document's entries as sent too
+    part2 = security_labels.contains_sud(sent) or any(
+        d.is_substance_use for d in assembled.diagnoses
+    )
     return replace(assembled, part2=part2), problems
+
+
+def _read(
+    resources: Mapping[str, Mapping[str, Any]],
+    context: MappingContext,
+    entries: Mapping[str, MedicationEntry],
+) -> list[package_reader.ReadResult]:
+    """Every resource read; a List with the statements it holds (workflow 2's discharge list)."""
+    lists = {k: r for k, r in resources.items() if k.startswith("List/")}
+    results = package_reader.read_all(
+        {k: r for k, r in resources.items() if k not in lists}, context
+    )
+    for key, resource in lists.items():
+        try:
+            mapped = registry.guarded(resource, partial(
+                medication_reader.list_from_fhir, resource,
+                id_system=context.medication_list_id_system, statements=entries,
+            ))  # fmt: skip
+        except MappingError as error:
+            results.append(package_reader.ReadResult(key, problems=error.problems))
+            continue
+        results.append(package_reader.ReadResult(key, mapped.value, tuple(mapped.losses)))
+    return results
+
+
+def _loss(resource: str, path: str, reason: str) -> dict[str, str]:
+    return {"resource": resource, "path": path, "reason": reason}
 
 
 def _map_statements(
@@ -156,7 +194,7 @@ def _map_statements(
             problems += _problems(key, error.problems)
             continue
         entries[key] = mapped.value
-        losses += [{"resource": key, "path": x.path, "reason": x.reason} for x in mapped.losses]
+        losses += [_loss(key, x.path, x.reason) for x in mapped.losses]
     return entries
 
 
@@ -164,6 +202,8 @@ def _assemble(
     values: Mapping[str, Any],
     task: ReferralTask,
     losses: tuple[dict[str, str], ...],
+    labels: tuple[tuple[str, str, str], ...],
+    statements: Mapping[str, MedicationEntry],
     problems: list[PackageProblem],
 ) -> tuple[MappedPackage | None, list[PackageProblem]]:
     """Pick each part of the package out of the mapped values; a missing core part is a problem."""
@@ -175,19 +215,41 @@ def _assemble(
         problems.append(problem_of("Patient", "ServiceRequest.subject", "no Patient was read"))
     if problems or not isinstance(request, Referral) or client is None:
         return None, problems
+    stay = _one(values.values(), ResidentialStay)
+    requested = [v for k, v in values.items() if isinstance(v, MedicationEntry)]
     return (
         MappedPackage(
             task=task,
             service_request=request,
             client=client,
             diagnoses=tuple(v for v in values.values() if isinstance(v, Diagnosis)),
-            stay=_one(values.values(), ResidentialStay),
+            stay=stay,
             assessments=tuple(v for v in values.values() if isinstance(v, Assessment)),
-            medications=_one(values.values(), MedicationList),
+            medications=_one(values.values(), MedicationList)
+            or _requested_list(task, requested, stay),
             consent=_one(values.values(), DisclosureConsent),
             losses=losses,
+            screenings=tuple(v for v in values.values() if isinstance(v, ScreeningResponse)),
+            labels=labels,
         ),
         [],
+    )
+
+
+def _requested_list(
+    task: ReferralTask, requested: list[MedicationEntry], stay: ResidentialStay | None
+) -> MedicationList | None:
+    """The discharge medication list of a sender that sends MedicationRequests, not a List: the
+    requests themselves, dated by the discharge (else the Task's authoredOn)."""
+    if not requested:
+        return None
+    when = stay.discharged if stay is not None and stay.discharged else task.authored_on
+    return MedicationList(
+        f"{task.identifier}-discharge-medications",
+        "Residential discharge medications",
+        ListSource.RESIDENTIAL_DISCHARGE,
+        when,
+        tuple(requested),
     )
 
 

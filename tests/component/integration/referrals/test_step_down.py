@@ -204,26 +204,45 @@ async def test_ingest__task_of_another_owner_is_not_taken_in(
     assert server.batches == 0
 
 
-async def test_ingest__package_that_fails_mapping_is_kept_requested_with_its_problems(
+async def test_ingest__a_resource_that_fails_goes_to_the_loss_report_and_the_rest_is_kept(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
     server.resources["Condition/101"]["code"] = {"text": "no ICD-10-CM code"}
     del server.resources["MedicationStatement/111"]
     referral_id = await ingested(engine, fhir, server)
     row, link = referral(engine, referral_id)
+    assert row.status == "requested" and link.problems == []
+    lost = {(x["resource"], x["reason"].split(":")[0]) for x in link.losses}
+    assert ("Condition/101", "not mapped") in lost
+    assert any(x["resource"] == "MedicationStatement/111" for x in link.losses)
+    # everything else of the package is kept: the intake, the scores, the residential stay
+    assert count(engine, models.Intake) == 1
+    assert count(engine, models.AssessmentRecord) == 2
+    assert row.residential_discharge_date is not None
+    with session_scope(engine) as session:
+        step_down.accept(session, referral_id, at=T0)
+    assert referral(engine, referral_id)[0].status == "accepted"
+
+
+async def test_ingest__package_without_a_readable_patient_is_kept_requested_with_its_problems(
+    engine: Engine, fhir: FhirClient, server: FakeServer
+) -> None:
+    patient = next(k for k in server.resources if k.startswith("Patient/"))
+    server.resources[patient]["birthDate"] = "not a date"
+    referral_id = await ingested(engine, fhir, server)
+    row, link = referral(engine, referral_id)
     assert row.status == "requested"
-    named = {p["resource"] for p in link.problems}
-    assert {"Condition/101", "MedicationStatement/111"} <= named
+    assert patient in {p["resource"] for p in link.problems}
     # nothing of the package is half-stored
     assert count(engine, models.Intake) == count(engine, models.AssessmentRecord) == 0
     assert count(engine, models.MedicationListRecord) == 0
     with session_scope(engine) as session, pytest.raises(ReferralActionRefused):
         step_down.accept(session, referral_id, at=T0)
     with session_scope(engine) as session:
-        step_down.decline(session, referral_id, "Package incomplete: diagnosis code", at=T0)
+        step_down.decline(session, referral_id, "Package incomplete: client record", at=T0)
     [message] = messages(engine)
     assert message.payload["set"]["status"] == "rejected"
-    assert message.payload["set"]["statusReason"] == {"text": "Package incomplete: diagnosis code"}
+    assert message.payload["set"]["statusReason"] == {"text": "Package incomplete: client record"}
 
 
 async def test_remote_cancel__cancels_the_referral_and_echoes_change_nothing(
