@@ -83,6 +83,11 @@ class FhirClient:
         """A client with its own pooled HTTP client; close it with :meth:`aclose`."""
         return cls(create_http_client(settings), retry=RetryPolicy.from_settings(settings))
 
+    @property
+    def base_url(self) -> str:
+        """The server's base URL, ending in ``/`` (absolute references to it are local)."""
+        return str(self._http.base_url)
+
     async def aclose(self) -> None:
         """Close the pooled connections."""
         await self._http.aclose()

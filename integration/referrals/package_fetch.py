@@ -17,6 +17,7 @@ from typing import Any
 from fhir_profiles.terminology.systems import V2_IDENTIFIER_TYPE
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirNotFound
+from integration.referrals.bundle import rewrite_references
 from integration.referrals.package import (
     FetchedPackage,
     PackageProblem,
@@ -38,11 +39,12 @@ async def prepare(
 ) -> TaskChange:
     """Map the Task; for a ``requested`` Task owned by ``organization`` read and map its package."""
     identifier = task_identifier(task, context)
-    mapped, problems, _ = map_task(task, identifier[0]) if identifier else (None, [], [])
-    owner = relative_reference(task.get("owner"))
+    local = localized(task, fhir.base_url)
+    mapped, problems, _ = map_task(local, identifier[0]) if identifier else (None, [], [])
+    owner = relative_reference(task.get("owner"), fhir.base_url)
     if task.get("status") != "requested" or owner != organization or identifier is None:
         return TaskChange(task, organization, identifier, mapped, None, tuple(problems), False)
-    fetched = await fetch_package(fhir, task)
+    fetched = await fetch_package(fhir, local)
     package = None
     if mapped is not None:
         package, more = map_package(fetched, mapped, context)
@@ -51,8 +53,9 @@ async def prepare(
 
 
 def task_identifier(task: Mapping[str, Any], context: MappingContext) -> tuple[str, str] | None:
-    """The Task's business identifier: ours (context.task_id_system), else the PLAC-typed one
-    (BSeR: the placer's identifier is 1..1), else None."""
+    """The Task's business identifier, the sender's: ours (context.task_id_system) when we
+    wrote it, else the PLAC-typed one (BSeR: the placer's identifier is 1..1), else the first
+    identifier with a system and a value; None when it has none."""
     entries = [i for i in task.get("identifier") or [] if isinstance(i, dict)]
     usable = [i for i in entries if isinstance(i.get("system"), str) and i.get("value")]
     for item in usable:
@@ -62,21 +65,27 @@ def task_identifier(task: Mapping[str, Any], context: MappingContext) -> tuple[s
         codings = (item.get("type") or {}).get("coding") or []
         if any((c.get("system"), c.get("code")) == _PLAC for c in codings if isinstance(c, dict)):
             return str(item["system"]), str(item["value"])
-    return None
+    return (str(usable[0]["system"]), str(usable[0]["value"])) if usable else None
 
 
-def relative_reference(value: Any) -> str | None:
-    """``Type/id`` of a Reference (or reference string) to this server; None otherwise."""
+def relative_reference(value: Any, base: str | None = None) -> str | None:
+    """``Type/id`` of a Reference (or reference string) to this server, relative or absolute
+    under ``base`` (R4 references.html#literal: an absolute URL to the same server is local);
+    None otherwise."""
     target = value.get("reference") if isinstance(value, Mapping) else value
+    if isinstance(target, str) and base and target.startswith(base):
+        target = target[len(base) :]
     match = _RELATIVE.match(target) if isinstance(target, str) else None
     return f"{match.group(1)}/{match.group(2)}" if match else None
 
 
 async def fetch_package(fhir: FhirClient, task: Mapping[str, Any]) -> FetchedPackage:
-    """Read Task.focus, then what the ServiceRequest references, then the List's statements."""
+    """Read Task.focus, then what the ServiceRequest references, then what those reference in
+    turn (a List's entries, a MedicationRequest's Medication, a screening panel's members)."""
     resources: dict[str, Mapping[str, Any]] = {}
     problems: list[PackageProblem] = []
-    focus = relative_reference(task.get("focus"))
+    base = fhir.base_url
+    focus = relative_reference(task.get("focus"), base)
     if focus is None or not focus.startswith("ServiceRequest/"):
         problems.append(problem_of("Task", "Task.focus", "no ServiceRequest on this server"))
         return FetchedPackage(task, resources, tuple(problems))
@@ -84,19 +93,46 @@ async def fetch_package(fhir: FhirClient, task: Mapping[str, Any]) -> FetchedPac
     request = resources.get(focus)
     if request is None:
         return FetchedPackage(task, resources, tuple(problems))
-    await _read_batch(fhir, _request_targets(task, request, problems), resources, problems)
-    statements = [
+    targets = _request_targets(task, request, problems, base)
+    await _read_batch(fhir, targets, resources, problems)
+    nested = [
         ref
         for key, found in list(resources.items())
-        if key.startswith("List/")
-        for ref in _list_items(found, key, problems)
+        for ref in _nested_targets(found, key, problems, base)
     ]
-    await _read_batch(fhir, statements, resources, problems)
-    return FetchedPackage(task, resources, tuple(problems))
+    await _read_batch(fhir, nested, resources, problems)
+    local = {key: localized(found, base) for key, found in resources.items()}
+    return FetchedPackage(task, local, tuple(problems))
+
+
+def localized(resource: Mapping[str, Any], base: str) -> Any:
+    """``resource`` with every absolute reference to this server made relative, so the package
+    is keyed and read one way whichever form the sender wrote (R4 references.html#literal)."""
+    if base not in str(resource):  # the usual case: nothing absolute to this server
+        return resource
+    return rewrite_references(resource, lambda ref: relative_reference(ref, base))
+
+
+def _nested_targets(
+    found: Mapping[str, Any], key: str, problems: list[PackageProblem], base: str
+) -> list[str]:
+    """What a package resource references that the package needs too."""
+    kind = found.get("resourceType")
+    if kind == "List":
+        return _list_items(found, key, problems, base)
+    if kind == "MedicationRequest":
+        medication = relative_reference(found.get("medicationReference"), base)
+        return [medication] if medication else []
+    if kind == "Observation":
+        return [t for m in found.get("hasMember") or [] if (t := relative_reference(m, base))]
+    return []
 
 
 def _request_targets(
-    task: Mapping[str, Any], request: Mapping[str, Any], problems: list[PackageProblem]
+    task: Mapping[str, Any],
+    request: Mapping[str, Any],
+    problems: list[PackageProblem],
+    base: str | None = None,
 ) -> list[str]:
     """The Patient, Conditions and supporting information the ServiceRequest points at."""
     targets: list[str] = []
@@ -107,7 +143,7 @@ def _request_targets(
         for i, item in enumerate(request.get(element) or [])
     ]
     for path, value in named:
-        target = relative_reference(value)
+        target = relative_reference(value, base)
         if target is None:
             if value is not None:
                 problems.append(
@@ -118,10 +154,12 @@ def _request_targets(
     return targets
 
 
-def _list_items(found: Mapping[str, Any], key: str, problems: list[PackageProblem]) -> list[str]:
+def _list_items(
+    found: Mapping[str, Any], key: str, problems: list[PackageProblem], base: str | None = None
+) -> list[str]:
     items = []
     for i, entry in enumerate(found.get("entry") or []):
-        target = relative_reference((entry or {}).get("item"))
+        target = relative_reference((entry or {}).get("item"), base)
         if target is None:
             problems.append(problem_of(key, f"List.entry[{i}].item", "not a reference to here"))
         else:
