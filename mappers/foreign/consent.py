@@ -47,6 +47,11 @@ def from_fhir(resource: Mapping[str, Any]) -> Mapped[Any]:
                 losses.append(Loss(f"Consent.policy[{index}]", "read as the 42 CFR Part 2 rule"))
                 break
     ours.pop("policy", None)
+    provision = ours.get("provision")
+    if isinstance(provision, dict) and "securityLabel" not in provision and "policyRule" in ours:
+        # A Part 2 consent that names no data class covers the Part 2 (ETH) records.
+        ours["provision"] = {**provision, "securityLabel": [privacy.SENSITIVITY_ETH.coding()]}
+        losses.append(Loss("Consent.provision", "no securityLabel: read as Part 2 data (ETH)"))
     ours["dateTime"] = full_datetime(ours.get("dateTime"), "Consent.dateTime", losses)
     mapped = generic.adopt(ours, lambda r, s: consent_reader.from_fhir(r, id_system=s))
     return Mapped(mapped.value, mapped.links, (*losses, *mapped.losses))
