@@ -334,9 +334,10 @@ def _read_business_status(value: Any, problems: list[Problem], losses: list[Loss
 
 
 def _read_code(value: Any, problems: list[Problem], losses: list[Loss]) -> None:
-    """Task.code must say task-code#fulfill: any other Task is not a referral to fulfil."""
+    """Task.code, when given, must say task-code#fulfill: any other Task is not a referral to
+    fulfil. R4 Task.code is 0..1 and senders often leave it out: its focus (a ServiceRequest)
+    already says what is asked."""
     if value is None:
-        problems.append(Problem("Task.code", "is required", "required"))
         return
     found, inner = read_known_coding(value, "Task.code", _FULFILL_KNOWN, problems)
     if found is None and isinstance(value, dict):

@@ -60,8 +60,10 @@ def expand_documents(
             if inner.get("resourceType") == "Composition":
                 notes.append((key, Loss(f"Bundle.entry[{index}]", "Composition: its entries read")))
                 continue
-            url = entry.get("fullUrl") or f"{inner.get('resourceType')}/{inner.get('id')}"
-            found.setdefault(str(url), inner)
+            url = str(entry.get("fullUrl") or f"{inner.get('resourceType')}/{inner.get('id')}")
+            if "id" not in inner:  # identified by its fullUrl within the document
+                inner = {**inner, "id": url.rsplit(":", 1)[-1].rsplit("/", 1)[-1]}
+            found.setdefault(url, inner)
     return found, notes
 
 
