@@ -141,7 +141,7 @@ def read_as(
     }
     losses += [Loss(f"{QR}.{key}", "element not modelled by iop-bridge")
                for key in resource if key not in _HEADER]  # fmt: skip
-    if resource.get("questionnaire") != rewritten["questionnaire"]:
+    if "questionnaire" in resource and resource["questionnaire"] != rewritten["questionnaire"]:
         losses.append(Loss(f"{QR}.questionnaire", f"read as {instrument.key} by its LOINC codes"))
     try:
         mapped = assessment.from_fhir(rewritten, id_system=_STAND_IN)

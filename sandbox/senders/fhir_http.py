@@ -82,7 +82,9 @@ class FhirHttp:
         return Parties(sender, await self.find("Organization", *iop), self.base)
 
 
-def entry(full_url: str, resource: dict[str, Any], if_none_exist: str | None = None) -> dict[str, Any]:
+def entry(
+    full_url: str, resource: dict[str, Any], if_none_exist: str | None = None
+) -> dict[str, Any]:
     """A transaction entry: POST, conditional on an identifier when given."""
     request: dict[str, Any] = {"method": "POST", "url": resource["resourceType"]}
     if if_none_exist is not None:

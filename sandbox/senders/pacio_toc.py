@@ -30,8 +30,17 @@ LOINC = "http://loinc.org"
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 FREQUENCY = {0: "LA6568-5", 1: "LA6569-3", 2: "LA6570-1", 3: "LA6571-9"}
-PHQ9_ITEMS = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5",
-              "44253-3", "44260-8"]  # fmt: skip
+PHQ9_ITEMS = [
+    "44250-9",
+    "44255-8",
+    "44259-0",
+    "44254-1",
+    "44251-7",
+    "44258-2",
+    "44252-5",
+    "44253-3",
+    "44260-8",
+]
 
 
 def _urn(n: int, name: str) -> str:
@@ -41,22 +50,28 @@ def _urn(n: int, name: str) -> str:
 def transfer_summary(n: int, parties: Parties, today: date) -> dict[str, Any]:
     """The transfer-summary document Bundle of the n-th referral."""
     discharge, admission = today - timedelta(days=5), today - timedelta(days=40)
-    u = {k: _urn(n, f"doc/{k}") for k in ("composition", "patient", "stay", "oud", "ptsd",
-                                          "phq9", "rx1", "rx2")}  # fmt: skip
+    u = {
+        k: _urn(n, f"doc/{k}")
+        for k in ("composition", "patient", "stay", "oud", "ptsd", "phq9", "rx1", "rx2")
+    }
     subject = {"reference": u["patient"]}
     resources: dict[str, dict[str, Any]] = {
         "composition": {
             "resourceType": "Composition",
             "status": "final",
-            "type": {"coding": [{"system": LOINC, "code": "18761-7",
-                                 "display": "Transfer summary note"}]},
+            "type": {
+                "coding": [{"system": LOINC, "code": "18761-7", "display": "Transfer summary note"}]
+            },
             "subject": subject,
             "date": f"{discharge.isoformat()}T14:00:00-05:00",
             "author": [{"reference": parties.sender}],
             "title": "Transfer summary: residential to intensive outpatient",
             "section": [
                 {"title": "Problems", "entry": [{"reference": u["oud"]}, {"reference": u["ptsd"]}]},
-                {"title": "Medications", "entry": [{"reference": u["rx1"]}, {"reference": u["rx2"]}]},
+                {
+                    "title": "Medications",
+                    "entry": [{"reference": u["rx1"]}, {"reference": u["rx2"]}],
+                },
                 {"title": "Encounter", "entry": [{"reference": u["stay"]}]},
                 {"title": "Assessments", "entry": [{"reference": u["phq9"]}]},
             ],
@@ -72,18 +87,31 @@ def transfer_summary(n: int, parties: Parties, today: date) -> dict[str, Any]:
             "resourceType": "Encounter",
             "identifier": [{"system": f"{BASE}/encounter", "value": f"LK-ENC-{n:05d}"}],
             "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                      "code": "NONAC"},
-            "type": [{"coding": [{"system": f"{BASE}/level-of-care", "code": "3.7",
-                                  "display": "ASAM Level 3.7 Medically Monitored Intensive "
-                                             "Inpatient"}]}],
+            "class": {
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                "code": "NONAC",
+            },
+            "type": [
+                {
+                    "coding": [
+                        {
+                            "system": f"{BASE}/level-of-care",
+                            "code": "3.7",
+                            "display": "ASAM Level 3.7 Medically Monitored Intensive Inpatient",
+                        }
+                    ]
+                }
+            ],
             "subject": subject,
-            "period": {"start": f"{admission.isoformat()}T09:00:00-05:00",
-                       "end": f"{discharge.isoformat()}T11:30:00-05:00"},
+            "period": {
+                "start": f"{admission.isoformat()}T09:00:00-05:00",
+                "end": f"{discharge.isoformat()}T11:30:00-05:00",
+            },
         },
         "oud": _condition(n, "oud", subject, "F11.20", "Opioid dependence, uncomplicated"),
-        "ptsd": _condition(n, "ptsd", subject, "F43.10",
-                           "Post-traumatic stress disorder, unspecified"),
+        "ptsd": _condition(
+            n, "ptsd", subject, "F43.10", "Post-traumatic stress disorder, unspecified"
+        ),
         "phq9": {
             "resourceType": "QuestionnaireResponse",
             "questionnaire": "http://hl7.org/fhir/us/core/Questionnaire/phq-9-example",
@@ -91,17 +119,35 @@ def transfer_summary(n: int, parties: Parties, today: date) -> dict[str, Any]:
             "subject": subject,
             "authored": f"{discharge.isoformat()}T09:00:00-05:00",
             "item": [
-                *[{"linkId": f"/{code}", "answer": [{"valueCoding": {
-                    "system": LOINC, "code": FREQUENCY[s]}}]}
-                  for code, s in zip(PHQ9_ITEMS, [1, 1, 2, 1, 1, 0, 1, 0, 0], strict=True)],
+                *[
+                    {
+                        "linkId": f"/{code}",
+                        "answer": [{"valueCoding": {"system": LOINC, "code": FREQUENCY[s]}}],
+                    }
+                    for code, s in zip(PHQ9_ITEMS, [1, 1, 2, 1, 1, 0, 1, 0, 0], strict=True)
+                ],
                 {"linkId": "/44261-6", "answer": [{"valueDecimal": 7}]},
             ],
         },
-        "rx1": _rx(n, "rx1", subject, discharge, "1010604",
-                   "buprenorphine 8 MG / naloxone 2 MG Sublingual Film", "1 film daily"),
-        "rx2": _rx(n, "rx2", subject, discharge, "856377",
-                   "trazodone hydrochloride 50 MG Oral Tablet", "50 mg at bedtime"),
-    }  # fmt: skip
+        "rx1": _rx(
+            n,
+            "rx1",
+            subject,
+            discharge,
+            "1010604",
+            "buprenorphine 8 MG / naloxone 2 MG Sublingual Film",
+            "1 film daily",
+        ),
+        "rx2": _rx(
+            n,
+            "rx2",
+            subject,
+            discharge,
+            "856377",
+            "trazodone hydrochloride 50 MG Oral Tablet",
+            "50 mg at bedtime",
+        ),
+    }
     return {
         "resourceType": "Bundle",
         "identifier": {"system": f"{BASE}/document", "value": f"LK-TS-{n:05d}"},
@@ -115,17 +161,35 @@ def _condition(n: int, name: str, subject: dict[str, str], code: str, text: str)
     return {
         "resourceType": "Condition",
         "identifier": [{"system": f"{BASE}/problem", "value": f"LK-{name.upper()}-{n:05d}"}],
-        "clinicalStatus": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-        "verificationStatus": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-            "code": "confirmed"}]},
-        "category": [{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-            "code": "encounter-diagnosis"}]}],
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "verificationStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                    "code": "confirmed",
+                }
+            ]
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "encounter-diagnosis",
+                    }
+                ]
+            }
+        ],
         "code": {"coding": [{"system": ICD, "code": code, "display": text}]},
         "subject": subject,
-    }  # fmt: skip
+    }
 
 
 def _rx(
@@ -136,40 +200,50 @@ def _rx(
         "identifier": [{"system": f"{BASE}/rx", "value": f"LK-{name.upper()}-{n:05d}"}],
         "status": "active",
         "intent": "plan",
-        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code,
-                                                  "display": display}]},
+        "medicationCodeableConcept": {
+            "coding": [{"system": RXNORM, "code": code, "display": display}]
+        },
         "subject": subject,
         "authoredOn": f"{day.isoformat()}T10:00:00-05:00",
         "dosageInstruction": [{"text": sig}],
-    }  # fmt: skip
+    }
 
 
 def package(n: int, parties: Parties, today: date) -> dict[str, Any]:
     """The transaction: the Patient, the document Bundle, the ServiceRequest and the Task."""
     u = {k: _urn(n, k) for k in ("patient", "document", "sr", "task")}
     document = transfer_summary(n, parties, today)
-    patient = next(e["resource"] for e in document["entry"]
-                   if e["resource"]["resourceType"] == "Patient")  # fmt: skip
+    patient = next(
+        e["resource"] for e in document["entry"] if e["resource"]["resourceType"] == "Patient"
+    )
     placer = {
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                             "code": "PLAC"}]},
-        "system": TASK_SYSTEM, "value": f"LK-REF-{n:05d}",
-    }  # fmt: skip
+        "type": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "PLAC"}]
+        },
+        "system": TASK_SYSTEM,
+        "value": f"LK-REF-{n:05d}",
+    }
     request = {
         "resourceType": "ServiceRequest",
         "identifier": [placer],
         "status": "active",
         "intent": "order",
-        "code": {"coding": [{"system": f"{BASE}/level-of-care", "code": "2.1",
-                             "display": "ASAM Level 2.1 Intensive Outpatient"}]},
+        "code": {
+            "coding": [
+                {
+                    "system": f"{BASE}/level-of-care",
+                    "code": "2.1",
+                    "display": "ASAM Level 2.1 Intensive Outpatient",
+                }
+            ]
+        },
         "subject": {"reference": u["patient"]},
         "authoredOn": f"{(today - timedelta(days=5)).isoformat()}T15:00:00-05:00",
         "requester": {"reference": parties.sender},
         "performer": [{"reference": parties.iop}],
-        "supportingInfo": [{"reference": u["document"],
-                            "display": "Transfer summary"}],
+        "supportingInfo": [{"reference": u["document"], "display": "Transfer summary"}],
         "note": [{"text": "Prefers morning groups; childcare in the afternoons."}],
-    }  # fmt: skip
+    }
     task = {
         "resourceType": "Task",
         "identifier": [placer],
@@ -180,15 +254,22 @@ def package(n: int, parties: Parties, today: date) -> dict[str, Any]:
         "authoredOn": f"{(today - timedelta(days=5)).isoformat()}T15:05:00-05:00",
         "requester": {"reference": parties.sender},
         "owner": {"reference": parties.iop},
-    }  # fmt: skip
+    }
     first = patient["identifier"][0]
-    return {"resourceType": "Bundle", "type": "transaction", "entry": [
-        entry(u["patient"], patient, f"identifier={first['system']}|{first['value']}"),
-        entry(u["document"], document,
-              f"identifier={document['identifier']['system']}|{document['identifier']['value']}"),
-        entry(u["sr"], request, f"identifier={TASK_SYSTEM}|LK-REF-{n:05d}"),
-        entry(u["task"], task, f"identifier={TASK_SYSTEM}|LK-REF-{n:05d}"),
-    ]}  # fmt: skip
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            entry(u["patient"], patient, f"identifier={first['system']}|{first['value']}"),
+            entry(
+                u["document"],
+                document,
+                f"identifier={document['identifier']['system']}|{document['identifier']['value']}",
+            ),
+            entry(u["sr"], request, f"identifier={TASK_SYSTEM}|LK-REF-{n:05d}"),
+            entry(u["task"], task, f"identifier={TASK_SYSTEM}|LK-REF-{n:05d}"),
+        ],
+    }
 
 
 async def refer(client: FhirHttp, iop: tuple[str, str], n: int, today: date) -> Referred:

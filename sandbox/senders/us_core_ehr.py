@@ -39,8 +39,17 @@ PART2_LABELS = [
 ]
 LOINC = "http://loinc.org"
 FREQUENCY = {0: "LA6568-5", 1: "LA6569-3", 2: "LA6570-1", 3: "LA6571-9"}
-PHQ9_ITEMS = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5",
-              "44253-3", "44260-8"]  # fmt: skip
+PHQ9_ITEMS = [
+    "44250-9",
+    "44255-8",
+    "44259-0",
+    "44254-1",
+    "44251-7",
+    "44258-2",
+    "44252-5",
+    "44253-3",
+    "44260-8",
+]
 GAD7_ITEMS = ["69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"]
 
 
@@ -55,141 +64,279 @@ def _id(n: int, kind: str) -> dict[str, str]:
 def package(n: int, parties: Parties, practitioner: str, today: date) -> dict[str, Any]:
     """The n-th referral as one transaction Bundle (urn:uuid references between entries)."""
     discharge, admission = today - timedelta(days=3), today - timedelta(days=33)
-    ids = {name: _urn(n, name) for name in (
-        "patient", "sud", "mdd", "stay", "phq9", "gad7", "med1", "med2", "med3", "consent", "sr",
-        "task",
-    )}  # fmt: skip
+    ids = {
+        name: _urn(n, name)
+        for name in (
+            "patient",
+            "sud",
+            "mdd",
+            "stay",
+            "phq9",
+            "gad7",
+            "med1",
+            "med2",
+            "med3",
+            "consent",
+            "sr",
+            "task",
+        )
+    }
     patient = {
         "resourceType": "Patient",
         "meta": {"security": PART2_LABELS},
-        "identifier": [{
-            "use": "usual",
-            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                                 "code": "MR"}], "text": "Medical Record Number"},
-            "system": f"{BASE}/mrn", "value": f"CR-{n:06d}",
-        }],
+        "identifier": [
+            {
+                "use": "usual",
+                "type": {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}
+                    ],
+                    "text": "Medical Record Number",
+                },
+                "system": f"{BASE}/mrn",
+                "value": f"CR-{n:06d}",
+            }
+        ],
         "name": [{"use": "official", "family": "Quill", "given": ["Jordan", "Avery"]}],
         "gender": "female",
         "birthDate": "1991-07",
         "address": [{"city": "Springfield", "state": "CO"}],
-    }  # fmt: skip
+    }
     subject = {"reference": ids["patient"]}
     sud = {
         "resourceType": "Condition",
         "meta": {"security": PART2_LABELS},
         "identifier": [_id(n, "problem-a")],
-        "clinicalStatus": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
-        "category": [{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-            "code": "problem-list-item"}]}],
-        "code": {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.90", "code": "F10.20",
-                             "display": "Alcohol dependence, uncomplicated"}],
-                 "text": "Alcohol use disorder, severe"},
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "problem-list-item",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {
+                    "system": "urn:oid:2.16.840.1.113883.6.90",
+                    "code": "F10.20",
+                    "display": "Alcohol dependence, uncomplicated",
+                }
+            ],
+            "text": "Alcohol use disorder, severe",
+        },
         "subject": subject,
         "onsetDateTime": "2019",
-    }  # fmt: skip
+    }
     mdd = {
         "resourceType": "Condition",
         "identifier": [_id(n, "problem-b")],
-        "category": [{"coding": [{
-            "system": "http://hl7.org/fhir/us/core/CodeSystem/condition-category",
-            "code": "health-concern"}]}],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/us/core/CodeSystem/condition-category",
+                        "code": "health-concern",
+                    }
+                ]
+            }
+        ],
         "code": {"text": "Major depressive disorder, recurrent, moderate"},
         "subject": subject,
-    }  # fmt: skip
+    }
     stay = {
         "resourceType": "Encounter",
         "meta": {"security": PART2_LABELS},
         "identifier": [_id(n, "visit")],
         "status": "finished",
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP",
-                  "display": "inpatient encounter"},
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "IMP",
+            "display": "inpatient encounter",
+        },
         "type": [{"text": "Residential SUD treatment - ASAM Level 3.5"}],
         "subject": subject,
         "period": {"start": admission.isoformat(), "end": discharge.isoformat()},
         "hospitalization": {"dischargeDisposition": {"text": "Step-down to intensive outpatient"}},
         "serviceProvider": {"reference": parties.sender},
-    }  # fmt: skip
+    }
     phq9 = _phq9(n, subject, discharge, [2, 2, 1, 2, 1, 1, 1, 0, 0], stated_total=12)
     gad7 = _gad7(n, subject, discharge, [2, 1, 2, 1, 0, 1, 1])
     meds = [
-        _med_request(n, "med1", subject, practitioner, discharge, contained={
-            "resourceType": "Medication", "id": "m1",
-            "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                 "code": "312941", "display": "sertraline 50 MG Oral Tablet"}]},
-        }, dosage={"text": "50 mg by mouth once daily",
-                   "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-                   "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg"}}]}),
-        _med_request(n, "med2", subject, practitioner, discharge, concept={
-            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                        "code": "1483744", "display": "naltrexone hydrochloride 50 MG Oral Tablet"}],
-        }, dosage={"text": "50 mg by mouth daily"}),
-        _med_request(n, "med3", subject, practitioner, discharge,
-                     concept={"text": "Trazodone 50 mg tablet"},
-                     dosage={"text": "50 mg at bedtime as needed for sleep"}),
-    ]  # fmt: skip
+        _med_request(
+            n,
+            "med1",
+            subject,
+            practitioner,
+            discharge,
+            contained={
+                "resourceType": "Medication",
+                "id": "m1",
+                "code": {
+                    "coding": [
+                        {
+                            "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                            "code": "312941",
+                            "display": "sertraline 50 MG Oral Tablet",
+                        }
+                    ]
+                },
+            },
+            dosage={
+                "text": "50 mg by mouth once daily",
+                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mg"}}],
+            },
+        ),
+        _med_request(
+            n,
+            "med2",
+            subject,
+            practitioner,
+            discharge,
+            concept={
+                "coding": [
+                    {
+                        "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                        "code": "1483744",
+                        "display": "naltrexone hydrochloride 50 MG Oral Tablet",
+                    }
+                ],
+            },
+            dosage={"text": "50 mg by mouth daily"},
+        ),
+        _med_request(
+            n,
+            "med3",
+            subject,
+            practitioner,
+            discharge,
+            concept={"text": "Trazodone 50 mg tablet"},
+            dosage={"text": "50 mg at bedtime as needed for sleep"},
+        ),
+    ]
     consent = {
         "resourceType": "Consent",
         "identifier": [_id(n, "consent")],
         "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                              "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": LOINC, "code": "64292-6",
-                                  "display": "Release of information consent"}]}],
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": LOINC,
+                        "code": "64292-6",
+                        "display": "Release of information consent",
+                    }
+                ]
+            }
+        ],
         "patient": subject,
         "dateTime": (discharge - timedelta(days=2)).isoformat(),
         "organization": [{"reference": parties.sender}],
         "policy": [{"uri": "https://www.ecfr.gov/current/title-42/chapter-I/subchapter-A/part-2"}],
         "provision": {
             "type": "permit",
-            "period": {"start": (discharge - timedelta(days=2)).isoformat(),
-                       "end": (discharge + timedelta(days=365)).isoformat()},
-            "actor": [{"role": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                "code": "IRCP"}]}, "reference": {"reference": parties.iop}}],
-            "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
-                         "code": "TREAT"}],
+            "period": {
+                "start": (discharge - timedelta(days=2)).isoformat(),
+                "end": (discharge + timedelta(days=365)).isoformat(),
+            },
+            "actor": [
+                {
+                    "role": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                "code": "IRCP",
+                            }
+                        ]
+                    },
+                    "reference": {"reference": parties.iop},
+                }
+            ],
+            "purpose": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}
+            ],
         },
-    }  # fmt: skip
+    }
     request = {
         "resourceType": "ServiceRequest",
         "identifier": [{"system": TASK_SYSTEM, "value": f"CR-REF-{n:05d}"}],
         "status": "active",
         "intent": "order",
-        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "409063005",
-                                  "display": "Counseling"}]}],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "code": "409063005",
+                        "display": "Counseling",
+                    }
+                ]
+            }
+        ],
         "code": {"text": "Intensive outpatient program, ASAM level 2.1"},
         "subject": subject,
         "authoredOn": discharge.isoformat(),
         "requester": {"reference": practitioner},
         "performer": [{"reference": parties.iop}],
         "reasonReference": [{"reference": ids["sud"]}, {"reference": ids["mdd"]}],
-        "supportingInfo": [{"reference": ids[k]} for k in
-                           ("stay", "phq9", "gad7", "med1", "med2", "med3", "consent")],
+        "supportingInfo": [
+            {"reference": ids[k]}
+            for k in ("stay", "phq9", "gad7", "med1", "med2", "med3", "consent")
+        ],
         "note": [{"text": "Works days: prefers an evening group schedule (3 evenings a week)."}],
-    }  # fmt: skip
+    }
     task = {
         "resourceType": "Task",
         "identifier": [{"system": TASK_SYSTEM, "value": f"CR-REF-{n:05d}"}],
         "status": "requested",
         "intent": "order",
-        "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code",
-                             "code": "fulfill"}]},
+        "code": {
+            "coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]
+        },
         "focus": {"reference": ids["sr"]},
         "for": subject,
         "authoredOn": f"{discharge.isoformat()}T16:00:00-06:00",
         "requester": {"reference": practitioner},
         "owner": {"reference": parties.iop},
-    }  # fmt: skip
-    resources = [("patient", patient, "mrn"), ("sud", sud, None), ("mdd", mdd, None),
-                 ("stay", stay, None), ("phq9", phq9, None), ("gad7", gad7, None),
-                 *[(f"med{i}", m, None) for i, m in enumerate(meds, 1)],
-                 ("consent", consent, None), ("sr", request, None), ("task", task, None)]  # fmt: skip
+    }
+    resources = [
+        ("patient", patient, "mrn"),
+        ("sud", sud, None),
+        ("mdd", mdd, None),
+        ("stay", stay, None),
+        ("phq9", phq9, None),
+        ("gad7", gad7, None),
+        *[(f"med{i}", m, None) for i, m in enumerate(meds, 1)],
+        ("consent", consent, None),
+        ("sr", request, None),
+        ("task", task, None),
+    ]
     entries = []
     for name, resource, _ in resources:
-        first = resource["identifier"][0] if isinstance(resource["identifier"], list) else (
-            resource["identifier"])  # fmt: skip
+        first = (
+            resource["identifier"][0]
+            if isinstance(resource["identifier"], list)
+            else (resource["identifier"])
+        )
         condition = f"identifier={first['system']}|{first['value']}"
         entries.append(entry(ids[name], resource, condition))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
@@ -199,11 +346,13 @@ def _phq9(
     n: int, subject: dict[str, str], day: date, scores: list[int], stated_total: int
 ) -> dict[str, Any]:
     items: list[dict[str, Any]] = [
-        {"linkId": f"phq9-item-{i}/{code}",
-         "code": [{"system": LOINC, "code": code}],
-         "answer": [{"valueCoding": {"system": LOINC, "code": FREQUENCY[score]}}]}
+        {
+            "linkId": f"phq9-item-{i}/{code}",
+            "code": [{"system": LOINC, "code": code}],
+            "answer": [{"valueCoding": {"system": LOINC, "code": FREQUENCY[score]}}],
+        }
         for i, (code, score) in enumerate(zip(PHQ9_ITEMS, scores, strict=True), 1)
-    ]  # fmt: skip
+    ]
     items.append({"linkId": "phq9-total/44261-6", "answer": [{"valueInteger": stated_total}]})
     return {
         "resourceType": "QuestionnaireResponse",
@@ -220,11 +369,19 @@ def _phq9(
 def _gad7(n: int, subject: dict[str, str], day: date, scores: list[int]) -> dict[str, Any]:
     worry = {0: "LA6568-5", 1: "LA6569-3", 2: "LA18938-3", 3: "LA6571-9"}
     answers = [
-        {"linkId": f"/{code}",
-         "answer": [{"valueCoding": {"system": LOINC,
-                                     "code": (worry if code == "68509-9" else FREQUENCY)[s]}}]}
+        {
+            "linkId": f"/{code}",
+            "answer": [
+                {
+                    "valueCoding": {
+                        "system": LOINC,
+                        "code": (worry if code == "68509-9" else FREQUENCY)[s],
+                    }
+                }
+            ],
+        }
         for code, s in zip(GAD7_ITEMS, scores, strict=True)
-    ]  # fmt: skip
+    ]
     return {
         "resourceType": "QuestionnaireResponse",
         "identifier": _id(n, "gad7"),
@@ -232,8 +389,16 @@ def _gad7(n: int, subject: dict[str, str], day: date, scores: list[int]) -> dict
         "status": "completed",
         "subject": subject,
         "authored": f"{day.isoformat()}T10:20:00-06:00",
-        "item": [{"linkId": "gad7", "text": "GAD-7", "item": [
-            *answers, {"linkId": "/70274-6", "answer": [{"valueInteger": sum(scores)}]}]}],
+        "item": [
+            {
+                "linkId": "gad7",
+                "text": "GAD-7",
+                "item": [
+                    *answers,
+                    {"linkId": "/70274-6", "answer": [{"valueInteger": sum(scores)}]},
+                ],
+            }
+        ],
     }
 
 
@@ -255,14 +420,21 @@ def _med_request(
         "identifier": [_id(n, f"rx-{name}")],
         "status": "active",
         "intent": "order",
-        "category": [{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
-            "code": "discharge"}]}],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+                        "code": "discharge",
+                    }
+                ]
+            }
+        ],
         "subject": subject,
         "authoredOn": day.isoformat(),
         "requester": {"reference": practitioner},
         "dosageInstruction": [dosage],
-    }  # fmt: skip
+    }
     if contained is not None:
         resource["medicationReference"] = {"reference": f"#{contained['id']}"}
     else:
