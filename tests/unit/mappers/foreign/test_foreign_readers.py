@@ -74,9 +74,7 @@ def test_condition__text_only_health_concern_is_kept_and_its_kind_recognised() -
 # --- PHQ-9 / GAD-7 by LOINC wherever it is ------------------------------------------------------
 
 
-def test_phq9__loinc_canonical_with_version_prefixed_linkids__total_recomputed_disagreement_kept() -> (
-    None
-):
+def test_phq9__loinc_canonical_prefixed_linkids__recomputed_total_disagreement_kept() -> None:
     mapped = read("us-core-ehr-qr-phq9-loinc-canonical")
     value: Assessment = mapped.value
     assert (value.instrument, value.total, value.sender_total) == ("phq-9", 10, 12)
