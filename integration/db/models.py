@@ -94,6 +94,7 @@ class Referral(Timestamps, Base):
 
     __tablename__ = "referral"
     __table_args__ = (
+        UniqueConstraint("sender", "business_id"),
         CheckConstraint(one_of("status", TASK_STATUSES), name="status"),
         CheckConstraint(one_of("decision", Decision), name="decision"),
         # a window met needs a discharge date: the tracker's counts rely on it
@@ -114,7 +115,11 @@ class Referral(Timestamps, Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    business_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The sender's identifier (its Task's), unique per sender (the Task's requester as the FHIR
+    # server knows it): two referrers may use the same value without colliding or learning of
+    # each other (issue 13, issue 15 finding 4).
+    sender: Mapped[str] = mapped_column(String(255), server_default="")
+    business_id: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(24), index=True)
     client_mrn: Mapped[str] = mapped_column(String(64), index=True)
     # Shown to the IOP's case managers beside the MRN (the tracker); never logged or audited.

@@ -50,9 +50,15 @@ def add_referral(session: Session, **fields: Any) -> Referral:
     return referral
 
 
-def get_referral(session: Session, business_id: str) -> Referral | None:
-    """The referral with this business identifier, if any."""
-    return session.scalar(select(Referral).where(Referral.business_id == business_id))
+def get_referral(
+    session: Session, business_id: str, *, sender: str | None = None
+) -> Referral | None:
+    """The referral with this business identifier from ``sender``; without a sender (the IOP's
+    own views, which see every sender) the oldest referral under that identifier."""
+    query = select(Referral).where(Referral.business_id == business_id)
+    if sender is not None:
+        query = query.where(Referral.sender == sender)
+    return session.scalar(query.order_by(Referral.id).limit(1))
 
 
 def list_referrals(

@@ -30,6 +30,13 @@ def record_discharge_list(
     return _store_list(session, referral, discharge, ListSource.RESIDENTIAL_DISCHARGE, at)
 
 
+def store_discharge_list(
+    session: Session, referral: Referral, discharge: MedicationList, at: datetime
+) -> MedicationListRecord:
+    """``record_discharge_list`` for a referral already at hand (the inbound package's)."""
+    return _store_list(session, referral, discharge, ListSource.RESIDENTIAL_DISCHARGE, at)
+
+
 def record_intake_list(
     session: Session, business_id: str, intake: MedicationList, at: datetime
 ) -> MedicationListRecord:

@@ -136,12 +136,14 @@ def record_submission(
 def _existing(session: Session, checked: CheckedSubmission) -> Submitted | None:
     """None for a new identifier; the referral for the same package; else ReferralConflict."""
     identifier = checked.task.identifier
-    if repo.get_referral(session, identifier) is None:
+    # Scoped to the caller (the Task's requester): another referrer's referral under the same
+    # identifier is not this one, and its existence is not told (issue 15 finding 4).
+    if repo.get_referral(session, identifier, sender=checked.task.requester) is None:
         return None
-    sent = submitted_bundle(session, identifier)
-    if sent is None:
+    sent = submitted_bundles(session, identifier)
+    if not sent:
         detail = "was received from the FHIR server, not submitted through this API"
-    elif sent != checked.bundle:
+    elif checked.bundle not in sent:
         detail = "was submitted before with a different package"
     else:
         return Submitted(identifier, created=False)
@@ -151,6 +153,13 @@ def _existing(session: Session, checked: CheckedSubmission) -> Submitted | None:
 
 def submitted_bundle(session: Session, referral_id: str) -> dict[str, Any] | None:
     """The Bundle recorded with the referral's submission (its first transaction message)."""
+    found = submitted_bundles(session, referral_id)
+    return found[0] if found else None
+
+
+def submitted_bundles(session: Session, referral_id: str) -> list[dict[str, Any]]:
+    """Every Bundle submitted under this identifier, by any sender, oldest first (the outbox
+    aggregate is the identifier; each sender's Bundle names its own requester)."""
     query = (
         select(OutboxMessage.payload)
         .where(
@@ -159,10 +168,8 @@ def submitted_bundle(session: Session, referral_id: str) -> dict[str, Any] | Non
             OutboxMessage.kind == str(outbox.MessageKind.TRANSACTION),
         )
         .order_by(OutboxMessage.id)
-        .limit(1)
     )
-    payload = session.scalar(query)
-    return dict(payload) if payload is not None else None
+    return [dict(payload) for payload in session.scalars(query)]
 
 
 def _store(session: Session, checked: CheckedSubmission, owner: str, now: datetime) -> None:
@@ -172,7 +179,7 @@ def _store(session: Session, checked: CheckedSubmission, owner: str, now: dateti
         package=checked.package, problems=(), fetched=True,
     )  # fmt: skip
     store_referral(session, change, now)
-    referral = repo.get_referral(session, checked.task.identifier)
+    referral = repo.get_referral(session, checked.task.identifier, sender=checked.task.requester)
     assert referral is not None  # just stored
     link = session.scalars(
         select(ReferralLink).where(ReferralLink.referral_id == referral.id)

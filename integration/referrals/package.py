@@ -24,6 +24,7 @@ from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.medications import lists as medication_lists
 from integration.privacy import disclosure
+from integration.referrals.package_summary import summarize
 from mappers import medication_reader, referral_task, registry, security_labels
 from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
@@ -276,6 +277,7 @@ def store_referral(session: Session, change: TaskChange, now: datetime) -> None:
     referral = repo.add_referral(
         session,
         business_id=change.identifier[1],
+        sender=task.requester if task is not None else "",
         status="requested",
         client_mrn=package.client.mrn if package else "",
         **_client_facts(package),
@@ -291,6 +293,7 @@ def store_referral(session: Session, change: TaskChange, now: datetime) -> None:
         task_identifier_value=change.identifier[1],
         problems=[p.as_json() for p in change.problems],
         losses=list(package.losses) if package else [],
+        package_summary=summarize(package) if package else None,
     )
     if task is not None:
         copy_task(link, task)
@@ -344,7 +347,7 @@ def _store_package(
     meds = package.medications
     if meds is not None and repo.get_medication_list(session, meds.identifier) is None:
         # Workflow 2's way of storing a list: each line keeps its whole entry for reconciliation.
-        medication_lists.record_discharge_list(session, referral.business_id, meds, meds.date)
+        medication_lists.store_discharge_list(session, referral, meds, meds.date)
 
 
 def copy_task(link: ReferralLink, task: ReferralTask) -> None:

@@ -58,7 +58,7 @@ def test_map__bundle_maps_each_entry_and_names_the_unsupported(
     first, second = json.loads(capsys.readouterr().out)
     assert first["domain"]["identifier"] == "DX-TEST-0001"
     assert second["problems"][0]["path"] == "resourceType"
-    assert "'Flag' is not mapped" in second["problems"][0]["message"]
+    assert "'Flag' is not part of an IOP referral" in second["problems"][0]["message"]
 
 
 def test_map__malformed_json_names_the_file_and_position(

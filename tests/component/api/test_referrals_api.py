@@ -152,7 +152,7 @@ async def test_submit__a_referral_received_from_the_server_is_not_resubmitted(
         received = datetime.now(UTC)
         session.add(
             Referral(business_id="SD-000005", status="requested", client_mrn="M",
-                     iop_organization=org_ref(IOP), received_at=received)
+                     iop_organization=org_ref(IOP), received_at=received, sender=org_ref(RES))
         )  # fmt: skip
     response = await _submit(http, submission(5))
     assert response.status_code == 409
