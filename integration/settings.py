@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # The IANA time zone of the program's clock: the tracker's forms take local dates and times
     # (intake appointment, session start) in it.
     program_timezone: str = "America/New_York"
+    # Identifier namespaces of each referring organization (issue 15 finding 2): JSON
+    # {"<organization id>": ["<system or system prefix>", ...]}. A caller writes business
+    # identifiers only in its own; an organization without an entry writes only in iop-bridge's
+    # default systems and never in another organization's (development and single-referrer use).
+    organization_namespaces: dict[str, list[str]] = Field(default_factory=dict)
 
     # Inbound: where the FHIR server's rest-hook Subscription reaches iop-bridge, the shared
     # secret it sends (channel.header), and how often the _lastUpdated safety-net poll runs.

@@ -64,7 +64,16 @@ class ReferralLink(Base):
     """The FHIR side of one referral: its Task's identifier and references, and mapping report."""
 
     __tablename__ = "referral_link"
-    __table_args__ = (UniqueConstraint("task_identifier_system", "task_identifier_value"),)
+    # The sender's Task identifier, per sender (requester): two referrers writing in a shared
+    # identifier system (one without configured namespaces) do not collide here.
+    __table_args__ = (
+        UniqueConstraint(
+            "task_identifier_system",
+            "task_identifier_value",
+            "requester",
+            name="uq_referral_link_task_identifier_requester",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), unique=True)

@@ -23,6 +23,7 @@ worker's sync records (every delivered entry is recorded by its business identif
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,7 @@ from integration.fhir.client import FhirClient
 from integration.outbox import queue as outbox
 from integration.referrals.builder import IntakePackage, package_bundle
 from integration.referrals.bundle import CheckedSubmission, Parties, check_submission
+from integration.referrals.identity import IdentityRefused, demographic_problems, namespace_problems
 from integration.referrals.package import TaskChange, store_referral
 from integration.referrals.step_down import AGGREGATE
 from integration.settings import Settings
@@ -99,6 +101,11 @@ async def submit_referral(
             context=context,
         )  # fmt: skip
     checked = check_submission(document, who, context)
+    defaults = [*dataclasses.astuple(context), settings.organization_id_system]
+    refused = namespace_problems(checked.bundle, caller, settings.organization_namespaces, defaults)
+    refused = refused or await demographic_problems(fhir, checked.bundle)
+    if refused:
+        raise IdentityRefused("the referral's identifiers are refused", problems=refused)
     owner = _registered(who, "owner")
     return await asyncio.to_thread(record_submission, engine, checked, owner=owner, now=now)
 

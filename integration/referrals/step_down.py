@@ -90,7 +90,9 @@ def on_task_changed(session: Session, change: TaskChange, *, now: datetime) -> N
     query = select(ReferralLink).where(
         ReferralLink.task_identifier_system == system, ReferralLink.task_identifier_value == value
     )
-    link = session.scalar(query)
+    if change.mapped is not None:  # the sender's identifier is the sender's (its requester)
+        query = query.where(ReferralLink.requester == change.mapped.requester)
+    link = session.scalar(query.order_by(ReferralLink.id).limit(1))
     if link is not None:
         _take_remote_change(session, link, change, now)
     elif change.fetched:

@@ -43,11 +43,26 @@ def upgrade() -> None:
         batch.create_index(op.f("ix_referral_business_id"), ["business_id"])
     with op.batch_alter_table("referral_link") as batch:
         batch.add_column(sa.Column("package_summary", _JSON, nullable=True))
+        batch.drop_constraint(
+            op.f("uq_referral_link_task_identifier_system_task_identifier_value"), type_="unique"
+        )
+        batch.create_unique_constraint(
+            "uq_referral_link_task_identifier_requester",
+            ["task_identifier_system", "task_identifier_value", "requester"],
+        )
 
 
 def downgrade() -> None:
     """Back to one global key (fails if two senders share a business identifier)."""
     with op.batch_alter_table("referral_link") as batch:
+        batch.drop_constraint(
+            "uq_referral_link_task_identifier_requester",
+            type_="unique",
+        )
+        batch.create_unique_constraint(
+            op.f("uq_referral_link_task_identifier_system_task_identifier_value"),
+            ["task_identifier_system", "task_identifier_value"],
+        )
         batch.drop_column("package_summary")
     with op.batch_alter_table("referral") as batch:
         batch.drop_index(op.f("ix_referral_business_id"))

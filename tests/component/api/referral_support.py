@@ -89,6 +89,18 @@ def organizations_on_server(request: httpx.Request) -> httpx.Response:
                                      "entry": entry if found else []})  # fmt: skip
 
 
+# Patients already on the mocked server, by identifier token <system>|<value> (tests add them).
+PATIENTS_ON_SERVER: dict[str, dict[str, object]] = {}
+
+
+def patients_on_server(request: httpx.Request) -> httpx.Response:
+    """The mocked server's answer to Patient?identifier=<system>|<value>."""
+    token = parse_qs(urlsplit(str(request.url)).query).get("identifier", [""])[0]
+    found = PATIENTS_ON_SERVER.get(token)
+    entry = [{"resource": found}] if found else []
+    return httpx.Response(200, json={"resourceType": "Bundle", "type": "searchset", "entry": entry})
+
+
 def make_settings(tmp_path: Path, database_url: str | None = None) -> Settings:
     """The app's settings: mocked FHIR base, the store (SQLite in ``tmp_path`` unless given),
     one FHIR try."""
@@ -112,7 +124,9 @@ def fhir_mock() -> Iterator[respx.MockRouter]:
     """The FHIR server: Organizations by identifier; tests add the routes they need."""
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         router.get("/Organization").mock(side_effect=organizations_on_server)
+        router.get("/Patient").mock(side_effect=patients_on_server)
         yield router
+    PATIENTS_ON_SERVER.clear()
 
 
 @pytest.fixture
