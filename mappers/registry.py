@@ -95,7 +95,8 @@ def _questionnaire_response(resource: Mapping[str, Any], context: MappingContext
     questionnaire = resource.get("questionnaire")
     if questionnaire == asam_intake.INTAKE_QUESTIONNAIRE:
         return asam_intake.from_fhir(resource, id_system=context.intake_id_system)
-    if questionnaire in assessment.QUESTIONNAIRES.values():
+    ours = has_system(resource, context.assessment_id_system)
+    if questionnaire in assessment.QUESTIONNAIRES.values() and ours:
         return assessment.from_fhir(resource, id_system=context.assessment_id_system)
     return screening.from_fhir(resource)  # another system's: PHQ-9/GAD-7 found by LOINC
 

@@ -28,7 +28,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from integration.referrals.package import FetchedPackage, MappedPackage, map_package, map_task
+from integration.referrals.package import (
+    FetchedPackage,
+    MappedPackage,
+    map_package,
+    map_task,
+    task_identifier,
+)
 from mappers import bundle, registry, security_labels
 from mappers.errors import InvalidInputError, MappingError, Problem
 from mappers.referral import Referral
@@ -111,7 +117,8 @@ def check_submission(document: Any, parties: Parties, context: MappingContext) -
     problems += _consistency(task, package, found, parties)
     if problems or task is None or package is None:
         raise InvalidInputError.from_problems("the referral package", problems)
-    identifier = (context.task_id_system, task.identifier)
+    system = task_identifier(view[found["Task"].full_url], context)
+    identifier = (system[0] if system else context.task_id_system, task.identifier)
     return CheckedSubmission(identifier, task, package, _canonical(with_orgs, entries))
 
 
@@ -306,7 +313,10 @@ def _map(
     """The Task and the package through the inbound mappers, problems placed on their entries."""
     task_view = view[task_entry.full_url]
     task_id = {"id": f"e{task_entry.index}"}
-    task, task_problems, _ = map_task(task_view | task_id, context.task_id_system)
+    # the sender's Task identifier system: ours, its PLAC-typed one, or its first
+    system = task_identifier(task_view, context)
+    id_system = system[0] if system else context.task_id_system
+    task, task_problems, _ = map_task(task_view | task_id, id_system)
     problems += [_placed(p.resource, p.path, p.message) for p in task_problems]
     if task is None:
         return None, None

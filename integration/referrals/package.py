@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fhir_profiles.terminology.systems import V2_IDENTIFIER_TYPE
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
@@ -30,7 +31,8 @@ from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
 from mappers.consent import DisclosureConsent
 from mappers.errors import MappingError, Problem
-from mappers.foreign import package_reader
+from mappers.foreign import generic, package_reader
+from mappers.foreign.identity import has_system
 from mappers.foreign.screening import ScreeningResponse
 from mappers.loss import Loss
 from mappers.medication import ListSource, MedicationEntry, MedicationList
@@ -41,6 +43,7 @@ from mappers.registry import MappingContext
 from mappers.residential import ResidentialStay
 
 T = TypeVar("T")
+_PLAC = (V2_IDENTIFIER_TYPE, "PLAC")  # BSeR slices Task.identifier by v2-0203 type
 log = logging.getLogger(__name__)
 
 
@@ -98,6 +101,22 @@ class TaskChange:
     package: MappedPackage | None
     problems: tuple[PackageProblem, ...]
     fetched: bool  # a new referral for us: its package was read
+
+
+def task_identifier(task: Mapping[str, Any], context: MappingContext) -> tuple[str, str] | None:
+    """The Task's business identifier, the sender's: ours (context.task_id_system) when we
+    wrote it, else the PLAC-typed one (BSeR: the placer's identifier is 1..1), else the first
+    identifier with a system and a value; None when it has none."""
+    entries = [i for i in task.get("identifier") or [] if isinstance(i, dict)]
+    usable = [i for i in entries if isinstance(i.get("system"), str) and i.get("value")]
+    for item in usable:
+        if item["system"] == context.task_id_system:
+            return str(item["system"]), str(item["value"])
+    for item in usable:
+        codings = (item.get("type") or {}).get("coding") or []
+        if any((c.get("system"), c.get("code")) == _PLAC for c in codings if isinstance(c, dict)):
+            return str(item["system"]), str(item["value"])
+    return (str(usable[0]["system"]), str(usable[0]["value"])) if usable else None
 
 
 def map_task(
@@ -165,11 +184,15 @@ def _read(
         {k: r for k, r in resources.items() if k not in lists}, context
     )
     for key, resource in lists.items():
+        def read_list(r: Mapping[str, Any], system: str) -> Any:
+            return medication_reader.list_from_fhir(r, id_system=system, statements=entries)
+
         try:
-            mapped = registry.guarded(resource, partial(
-                medication_reader.list_from_fhir, resource,
-                id_system=context.medication_list_id_system, statements=entries,
-            ))  # fmt: skip
+            if has_system(resource, context.medication_list_id_system):
+                read = partial(read_list, resource, context.medication_list_id_system)
+            else:  # another system's List: under the sender's identifier
+                read = partial(generic.adopt, resource, read_list)
+            mapped = registry.guarded(resource, read)
         except MappingError as error:
             results.append(package_reader.ReadResult(key, problems=error.problems))
             continue

@@ -14,7 +14,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fhir_profiles.terminology.systems import V2_IDENTIFIER_TYPE
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirNotFound
 from integration.referrals.bundle import rewrite_references
@@ -25,13 +24,12 @@ from integration.referrals.package import (
     map_package,
     map_task,
     problem_of,
+    task_identifier,
 )
 from mappers.registry import MappingContext
 
 # "Type/id" or "Type/id/_history/n": a reference to a resource on this same server.
 _RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
-
-_PLAC = (V2_IDENTIFIER_TYPE, "PLAC")  # BSeR slices Task.identifier by v2-0203 type
 
 
 async def prepare(
@@ -50,22 +48,6 @@ async def prepare(
         package, more = map_package(fetched, mapped, context)
         problems += more
     return TaskChange(task, organization, identifier, mapped, package, tuple(problems), True)
-
-
-def task_identifier(task: Mapping[str, Any], context: MappingContext) -> tuple[str, str] | None:
-    """The Task's business identifier, the sender's: ours (context.task_id_system) when we
-    wrote it, else the PLAC-typed one (BSeR: the placer's identifier is 1..1), else the first
-    identifier with a system and a value; None when it has none."""
-    entries = [i for i in task.get("identifier") or [] if isinstance(i, dict)]
-    usable = [i for i in entries if isinstance(i.get("system"), str) and i.get("value")]
-    for item in usable:
-        if item["system"] == context.task_id_system:
-            return str(item["system"]), str(item["value"])
-    for item in usable:
-        codings = (item.get("type") or {}).get("coding") or []
-        if any((c.get("system"), c.get("code")) == _PLAC for c in codings if isinstance(c, dict)):
-            return str(item["system"]), str(item["value"])
-    return (str(usable[0]["system"]), str(usable[0]["value"])) if usable else None
 
 
 def relative_reference(value: Any, base: str | None = None) -> str | None:
