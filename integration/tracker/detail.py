@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -112,6 +113,9 @@ class HandoffDetail:
     discharge_medications: int  # lines of the residential discharge list
     trends: tuple[Trend, ...]
     plan: PlanHours | None
+    # The package as read (referrals.package_summary) and what could not be kept (loss report)
+    package: dict[str, Any] | None = None
+    losses: tuple[dict[str, str], ...] = ()
 
 
 def handoff_detail(
@@ -136,6 +140,8 @@ def handoff_detail(
         discharge_medications=len(discharge_list.lines) if discharge_list else 0,
         trends=tuple(_trend(session, referral, instrument) for instrument in INSTRUMENTS),
         plan=_plan_hours(session, referral),
+        package=link.package_summary if link is not None else None,
+        losses=tuple(link.losses or ()) if link is not None else (),
     )
 
 
