@@ -297,7 +297,9 @@ def referral(n: int, parties: Parties, role: str, on_server: dict[str, str], tod
         "for": here["patient"],
         "authoredOn": authored,
         "requester": {"reference": role},
-        "owner": {"reference": parties.base + parties.iop},
+        # the owner stays relative: the IOP finds its Tasks by search (owner=Organization/id),
+        # and a FHIR server indexes only local references for that
+        "owner": {"reference": parties.iop},
     }
     return {
         "resourceType": "Bundle",
