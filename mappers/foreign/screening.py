@@ -167,11 +167,15 @@ def _number(answers: list[Any]) -> float | None:
         return None
 
 
+_ITEM_PATH = re.compile(r"^QuestionnaireResponse\.item\[\d+\]")
+
+
 def _renamed_path(path: str, renames: Mapping[str, str]) -> str:
-    for ours, theirs in renames.items():
-        if path == ours or path.startswith((ours + ".", ours + "[")):
-            return theirs + path[len(ours) :]
-    return path
+    """Our flat item's path -> the sender's (one dict lookup on the ``item[n]`` prefix)."""
+    match = _ITEM_PATH.match(path)
+    if match is None or match.group(0) not in renames:
+        return path
+    return renames[match.group(0)] + path[match.end() :]
 
 
 def _renamed(problem: Problem, renames: Mapping[str, str]) -> Problem:
