@@ -101,61 +101,51 @@ def _questionnaire_response(resource: Mapping[str, Any], context: MappingContext
     return screening.from_fhir(resource)  # another system's: PHQ-9/GAD-7 found by LOINC
 
 
+Reader = Callable[[Mapping[str, Any], str], Mapped[Any]]
+
+
 def _ours_or_foreign(
-    system: Callable[[MappingContext], str], ours: Callable[[Mapping[str, Any], str], Mapped[Any]]
+    system: Callable[[MappingContext], str],
+    ours: Reader,
+    foreign: Callable[[Mapping[str, Any], Reader], Mapped[Any]] = generic.adopt,
 ) -> FromFhir:
     """Our reader for a resource in one of our identifier systems (our own dialect, read
-    exactly); else the same reader under the sender's identifier (mappers.foreign.generic)."""
+    exactly); else ``foreign`` (by default our reader under the sender's identifier,
+    mappers.foreign.generic; or a foreign reader of its own)."""
 
     def read(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
         if has_system(resource, system(context)):
             return ours(resource, system(context))
-        return generic.adopt(resource, ours)
+        return foreign(resource, ours)
 
     return read
 
 
-def _care_plan(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
-    def read(r: Mapping[str, Any], system: str) -> Mapped[Any]:
-        return care_plan_reader.from_fhir(r, plan_id_system=system)
-
-    if has_system(resource, context.care_plan_id_system):
-        return read(resource, context.care_plan_id_system)
-    return generic.care_plan(resource, read)
-
-
-def _service_request(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
-    if has_system(resource, context.referral_id_system):
-        return referral.from_fhir(resource, id_system=context.referral_id_system)
-    return foreign_referral.from_fhir(resource)
-
-
-def _consent(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
-    if has_system(resource, context.consent_id_system):
-        return consent_reader.from_fhir(resource, id_system=context.consent_id_system)
-    return foreign_consent.from_fhir(resource)
-
-
-def _patient(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
-    if has_system(resource, context.mrn_system):
-        return patient.from_fhir(resource, mrn_system=context.mrn_system)
-    return foreign_patient.from_fhir(resource)
-
-
-def _condition(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
-    if has_system(resource, context.condition_id_system):
-        return condition.from_fhir(resource, id_system=context.condition_id_system)
-    return foreign_condition.from_fhir(resource)
+def _only(reader: Callable[[Mapping[str, Any]], Mapped[Any]]) -> Any:
+    """A foreign reader that needs nothing of ours."""
+    return lambda resource, _ours: reader(resource)
 
 
 FROM_FHIR: Mapping[str, FromFhir] = MappingProxyType(
     {
-        "Patient": _patient,
-        "Condition": _condition,
+        "Patient": _ours_or_foreign(
+            lambda c: c.mrn_system,
+            lambda r, s: patient.from_fhir(r, mrn_system=s),
+            _only(foreign_patient.from_fhir),
+        ),
+        "Condition": _ours_or_foreign(
+            lambda c: c.condition_id_system,
+            lambda r, s: condition.from_fhir(r, id_system=s),
+            _only(foreign_condition.from_fhir),
+        ),
         "Goal": _ours_or_foreign(
             lambda c: c.goal_id_system, lambda r, s: goal_reader.from_fhir(r, goal_id_system=s)
         ),
-        "CarePlan": _care_plan,
+        "CarePlan": _ours_or_foreign(
+            lambda c: c.care_plan_id_system,
+            lambda r, s: care_plan_reader.from_fhir(r, plan_id_system=s),
+            generic.care_plan,
+        ),
         "Encounter": _encounter,
         "QuestionnaireResponse": _questionnaire_response,
         "Observation": lambda r, c: screening_observations.from_fhir(r),
@@ -168,11 +158,19 @@ FROM_FHIR: Mapping[str, FromFhir] = MappingProxyType(
             lambda c: c.medication_list_id_system,
             lambda r, s: medication_reader.list_from_fhir(r, id_system=s),
         ),
-        "ServiceRequest": _service_request,
+        "ServiceRequest": _ours_or_foreign(
+            lambda c: c.referral_id_system,
+            lambda r, s: referral.from_fhir(r, id_system=s),
+            _only(foreign_referral.from_fhir),
+        ),
         "Task": _ours_or_foreign(
             lambda c: c.task_id_system, lambda r, s: referral_task.from_fhir(r, id_system=s)
         ),
-        "Consent": _consent,
+        "Consent": _ours_or_foreign(
+            lambda c: c.consent_id_system,
+            lambda r, s: consent_reader.from_fhir(r, id_system=s),
+            _only(foreign_consent.from_fhir),
+        ),
     }
 )
 
