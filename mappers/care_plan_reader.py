@@ -75,11 +75,17 @@ _FIXED_RENAMES = {
 
 
 def from_fhir(
-    resource: Any, *, plan_id_system: str, goals: Mapping[str, Goal] | None = None
+    resource: Any,
+    *,
+    plan_id_system: str,
+    goals: Mapping[str, Goal] | None = None,
+    band_is_warning: bool = False,
 ) -> Mapped[TreatmentPlan]:
     """Read a TreatmentPlan from CarePlan.extension (level of care), identifier, status,
     period, activity and note. Links: ``subject``, ``addresses[i]``, ``goal[i]``; ``goals``
-    (the caller's Goals keyed by reference) fills TreatmentPlan.goals, else it stays empty."""
+    (the caller's Goals keyed by reference) fills TreatmentPlan.goals, else it stays empty.
+    ``band_is_warning`` (another system's plan): hours outside the ASAM 2.1 band are a warning
+    in the loss report, not a refusal."""
     problems: list[Problem] = []
     fhir, losses = open_resource(resource, "CarePlan", _MAPPED, problems)
     renames = dict(_FIXED_RENAMES)
@@ -114,7 +120,12 @@ def from_fhir(
         preferences=preferences,
         goals=plan_goals,
     )
-    raise_if_problems("CarePlan", rename_paths(problems, plan.problems(), renames))
+    gathered = rename_paths(problems, plan.problems(), renames)
+    if band_is_warning:  # another system's plan: the 9-19 h band is its business, shown
+        warnings = [p for p in gathered if p.code == "business-rule" and "band" in p.message]
+        gathered = [p for p in gathered if p not in warnings]
+        losses += [Loss(p.path, f"warning: {p.message}") for p in warnings]
+    raise_if_problems("CarePlan", gathered)
     return Mapped(plan, links, tuple(losses))
 
 

@@ -121,6 +121,11 @@ def _ours_or_foreign(
     return read
 
 
+def _foreign_plan(resource: Mapping[str, Any], system: str) -> Mapped[Any]:
+    """Another system's plan: the 9-19 h/week band is a warning, not a refusal."""
+    return care_plan_reader.from_fhir(resource, plan_id_system=system, band_is_warning=True)
+
+
 def _only(reader: Callable[[Mapping[str, Any]], Mapped[Any]]) -> Any:
     """A foreign reader that needs nothing of ours."""
     return lambda resource, _ours: reader(resource)
@@ -144,7 +149,7 @@ FROM_FHIR: Mapping[str, FromFhir] = MappingProxyType(
         "CarePlan": _ours_or_foreign(
             lambda c: c.care_plan_id_system,
             lambda r, s: care_plan_reader.from_fhir(r, plan_id_system=s),
-            generic.care_plan,
+            lambda r, _: generic.care_plan(r, _foreign_plan),
         ),
         "Encounter": _encounter,
         "QuestionnaireResponse": _questionnaire_response,

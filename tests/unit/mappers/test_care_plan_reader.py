@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from mappers import registry
 from mappers.errors import MappingError
 from mappers.fhir_reference import references_in
 from tests.builders.plans import (
@@ -220,3 +221,15 @@ def test_from_fhir__unknown_modifier_extension_is_refused() -> None:
         "CarePlan.activity[0].detail.modifierExtension[0]",
         "CarePlan.activity[2].detail.modifierExtension[0]",
     }
+
+
+def test_from_fhir__another_systems_forty_hour_plan_is_read_with_a_band_warning() -> None:
+    foreign = plan_to_fhir(make_plan())
+    foreign["identifier"] = [{"system": "http://cedar-ridge.example/fhir/sid/plan", "value": "P9"}]
+    repeat = foreign["activity"][0]["detail"]["scheduledTiming"]["repeat"]
+    repeat.update({"frequency": 5, "duration": 7.8})
+    mapped = registry.from_fhir(foreign, registry.MappingContext())
+    assert mapped.value.identifier == "P9"
+    warnings = [x for x in mapped.losses if x.reason.startswith("warning:")]
+    assert [w.path for w in warnings] == ["CarePlan.activity"]
+    assert "9-19" in warnings[0].reason
