@@ -22,12 +22,12 @@ from sqlalchemy import func, select
 from integration.db.models import Referral
 from integration.settings import Settings
 from tests.component.api.referral_support import (  # noqa: F401
-    EHR,
     FHIR_JSON,
     OTHER,
-    OTHER_EHR,
     PATIENTS_ON_SERVER,
+    RES,
     app,
+    auth,
     fhir_bundle,
     fhir_mock,
     http,
@@ -40,6 +40,15 @@ from tests.component.api.referral_support import (  # noqa: F401
 pytestmark = pytest.mark.anyio
 OTHER_NAMESPACE = "http://other-ehr.example/fhir/sid/"
 MRN_SYSTEM = Settings().mrn_system
+
+
+def a_ehr() -> dict[str, str]:
+    """Referrer A's credential, minted now (a module-level token would expire in a long run)."""
+    return auth("ehr-system", RES)
+
+
+def b_ehr() -> dict[str, str]:
+    return auth("ehr-system", OTHER)
 
 
 @pytest.fixture
@@ -82,7 +91,7 @@ async def test_finding2__b_writing_in_as_identifier_systems_is_refused(
     http: httpx.AsyncClient, store: Any
 ) -> None:
     a_package = fhir_bundle(41)
-    assert (await post(http, a_package, EHR)).status_code == 201
+    assert (await post(http, a_package, a_ehr())).status_code == 201
     b_package = _in_namespace(fhir_bundle(42, requester=OTHER), OTHER_NAMESPACE)
     a_patient = _patient(a_package)
     _patient(b_package)["identifier"] = copy.deepcopy(a_patient["identifier"])  # A's MRN
@@ -91,7 +100,7 @@ async def test_finding2__b_writing_in_as_identifier_systems_is_refused(
         e for e in b_package["entry"] if e["resource"]["resourceType"] == "Patient"
     )
     patient_entry["request"]["ifNoneExist"] = f"identifier={mrn['system']}|{mrn['value']}"
-    response = await post(http, b_package, OTHER_EHR)
+    response = await post(http, b_package, b_ehr())
     assert response.status_code == 422
     issues = response.json()["issue"]  # an OperationOutcome: the caller sent FHIR
     assert any(
@@ -107,7 +116,7 @@ async def test_finding2__b_in_its_own_namespace_is_accepted(
     http: httpx.AsyncClient, store: Any
 ) -> None:
     b_package = _in_namespace(fhir_bundle(43, requester=OTHER), OTHER_NAMESPACE)
-    response = await post(http, b_package, OTHER_EHR)
+    response = await post(http, b_package, b_ehr())
     assert response.status_code == 201, response.text
 
 
@@ -120,7 +129,7 @@ async def test_finding2__a_patient_matching_another_person_is_refused_not_merged
         "resourceType": "Patient", "id": "someone-else",
         "name": [{"family": "Different"}], "birthDate": "1950-01-01",
     }  # fmt: skip
-    response = await post(http, package, EHR)
+    response = await post(http, package, a_ehr())
     assert response.status_code == 422
     [issue] = response.json()["issue"]
     assert "refused rather than merged" in issue["diagnostics"]
@@ -138,23 +147,23 @@ async def test_finding2__a_patient_matching_the_same_person_is_the_same_client(
         "resourceType": "Patient", "id": "same", "name": copy.deepcopy(patient["name"]),
         "birthDate": patient["birthDate"],
     }  # fmt: skip
-    assert (await post(http, package, EHR)).status_code == 201
+    assert (await post(http, package, a_ehr())).status_code == 201
 
 
 async def test_finding4__referral_ids_are_per_sender_and_tell_nothing_of_others(
     http: httpx.AsyncClient, store: Any
 ) -> None:
-    first = await post(http, submission(3), OTHER_EHR)  # B takes the id first (defaults
+    first = await post(http, submission(3), b_ehr())  # B takes the id first (defaults
     # refused for B, which has its own namespace): B submits in its namespace instead
     assert first.status_code == 422
     b_package = _in_namespace(fhir_bundle(3, requester=OTHER), OTHER_NAMESPACE)
-    assert (await post(http, b_package, OTHER_EHR)).status_code == 201
-    a_response = await post(http, submission(3), EHR)  # A's real SD-000003
+    assert (await post(http, b_package, b_ehr())).status_code == 201
+    a_response = await post(http, submission(3), a_ehr())  # A's real SD-000003
     assert a_response.status_code == 201, a_response.text
     with store.connect() as connection:
         count = connection.scalar(
             select(func.count()).select_from(Referral).where(Referral.business_id == "SD-000003")
         )
     assert count == 2
-    mine = await http.get("/api/referrals/SD-000003", headers=EHR)
+    mine = await http.get("/api/referrals/SD-000003", headers=a_ehr())
     assert mine.status_code == 200 and mine.json()["referrer"].endswith("org-res-1")
