@@ -161,9 +161,7 @@ def map_package(
             ]
     if problems:
         return None, problems
-    assembled, problems = _assemble(
-        values, task, tuple(losses), tuple(labels), entries, problems
-    )
+    assembled, problems = _assemble(values, task, tuple(losses), tuple(labels), entries, problems)
     if assembled is None:
         return None, problems
     sent = [fetched.task, *resources.values()]  # a document's entries as sent too
@@ -184,6 +182,7 @@ def _read(
         {k: r for k, r in resources.items() if k not in lists}, context
     )
     for key, resource in lists.items():
+
         def read_list(r: Mapping[str, Any], system: str) -> Any:
             return medication_reader.list_from_fhir(r, id_system=system, statements=entries)
 

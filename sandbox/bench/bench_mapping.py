@@ -135,5 +135,6 @@ def main() -> int:
     print(f"iop-bridge / orjson = {ratio:.1f}, foreign {foreign_ratio:.1f} (target <= 10)")
     return 0 if max(ratio, foreign_ratio) <= 10 else 1
 
+
 if __name__ == "__main__":
     sys.exit(main())
