@@ -6,8 +6,8 @@ use the same value, and one must neither collide with nor learn of the other's. 
 the Task's requester as the FHIR server knows it; the unique key becomes (sender, business_id).
 Existing rows are backfilled from their referral_link.requester.
 
-Revision ID: 0008_referral_sender
-Revises: 0007_tracker_actions
+Revision ID: 0009_referral_sender
+Revises: 0008_inbound_event_stamp
 Create Date: 2026-12-07
 """
 
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0008_referral_sender"
-down_revision: str | Sequence[str] | None = "0007_tracker_actions"
+revision: str = "0009_referral_sender"
+down_revision: str | Sequence[str] | None = "0008_inbound_event_stamp"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
