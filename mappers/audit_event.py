@@ -56,6 +56,8 @@ ACTIONS: Final = {
     "discharge": (PATIENT_RECORD, "C"),
     "authenticate": (USER_AUTHENTICATION, "E"),
     "access": (REST, "E"),
+    # an inbound Task change refused by mappers.task_trust (outcome denied, reason its code)
+    "task-change": (PATIENT_RECORD, "U"),
 }
 OUTCOMES: Final = {"success": "0", "denied": "4", "failure": "8"}
 ROUTE: Final = "http-route"  # entity_type of an API route (a denied access)

@@ -47,6 +47,8 @@ class InboundEvent(Base):
     # meta.lastUpdated as the server wrote it; "" for rows recorded before migration 0008
     last_updated: Mapped[str] = mapped_column(String(40), server_default="")
     via: Mapped[str] = mapped_column(String(16))
+    # mappers.task_trust.Refusal: why this version was ignored; None when it was taken in
+    refused: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 

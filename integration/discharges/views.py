@@ -30,7 +30,7 @@ from integration.discharges.aftercare import check_aftercare
 from integration.fhir.client import FhirClient
 from integration.outbox import queue as outbox
 from integration.privacy import audit, disclosure
-from integration.referrals.intake import settle_references
+from integration.referrals.package import settle_references
 from integration.referrals.views import delivery_status
 from integration.settings import Settings
 from integration.tenancy.organizations import OrganizationDirectory

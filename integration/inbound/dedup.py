@@ -106,6 +106,20 @@ def record_events(
     return {(str(t), str(i), str(v), str(u)) for t, i, v, u in result}
 
 
+def mark_refused(session: Session, key: EventKey, reason: str) -> None:
+    """Keep why the recorded version ``key`` was ignored (flushes)."""
+    row = session.scalar(
+        select(InboundEvent).where(
+            InboundEvent.resource_type == key[0],
+            InboundEvent.resource_id == key[1],
+            InboundEvent.version_id == key[2],
+        )
+    )
+    if row is not None:
+        row.refused = reason
+        session.flush()
+
+
 def cursor_name(organization_ref: str) -> str:
     """The cursor of the Task poll for one owner."""
     return f"task-poll:{organization_ref}"

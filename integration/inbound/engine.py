@@ -42,6 +42,7 @@ from integration.inbound.dedup import (
     cursor_name,
     event_key,
     last_updated,
+    mark_refused,
     read_cursor,
     record_event,
     record_events,
@@ -78,8 +79,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# A database step run in the de-duplication transaction, given the session and the time.
-Apply = Callable[[Session, datetime], None]
+# A database step run in the de-duplication transaction, given the session and the time. It
+# returns why it refused the version (mappers.task_trust.Refusal, kept on the event row) or None.
+Apply = Callable[[Session, datetime], str | None]
 # Reads what it needs for one Task version (I/O), then returns its database step.
 Handler = Callable[[Mapping[str, Any]], Awaitable[Apply]]
 # What may fail for one Task without failing its page: FHIR and mapping errors, the database.
@@ -134,7 +136,9 @@ async def accept_task(
         with session_scope(engine) as session:
             if not record_event(session, key, via=via, at=moment):
                 return False  # another delivery of the same version got here first
-            apply(session, moment)
+            refused = apply(session, moment)
+            if refused is not None:
+                mark_refused(session, key, refused)
             return True
 
     handled = await asyncio.to_thread(commit)
@@ -311,7 +315,9 @@ def _transaction(
             if step.key not in inserted:
                 continue  # another delivery of the same version got here first
             try:
-                step.apply(session, at)
+                refused = step.apply(session, at)
+                if refused is not None:
+                    mark_refused(session, step.key, refused)
                 session.flush()  # so a step's database error is its own, not the commit's
             except TASK_ERRORS as exc:
                 raise _StepFailed(step, exc) from exc

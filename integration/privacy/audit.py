@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 DISCLOSE, ACCEPT, DECLINE = "disclose", "accept", "decline"
 SCHEDULE_INTAKE, RECORD_SESSION, RECONCILE = "schedule-intake", "record-session", "reconcile"
 DISCHARGE, AUTHENTICATE, ACCESS = "discharge", "authenticate", "access"
+TASK_CHANGE = "task-change"
 SUCCESS, DENIED, FAILURE = "success", "denied", "failure"
 
 

@@ -33,12 +33,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import session_scope
-from integration.db.sync_table import SyncRecord
 from integration.fhir.client import FhirClient
 from integration.outbox import queue as outbox
 from integration.referrals.builder import IntakePackage, package_bundle
@@ -49,7 +47,6 @@ from integration.referrals.step_down import AGGREGATE
 from integration.settings import Settings
 from integration.tenancy.organizations import OrganizationDirectory
 from mappers.errors import InvalidInputError, IopBridgeError, Problem
-from mappers.registry import MappingContext
 
 log = logging.getLogger(__name__)
 
@@ -205,30 +202,3 @@ def _store(session: Session, checked: CheckedSubmission, owner: str, now: dateti
     )
     session.flush()
     log.info("referral %s submitted through the API (outbox)", referral.id)
-
-
-def settle_references(
-    session: Session, referral: models.Referral, link: ReferralLink, context: MappingContext
-) -> None:
-    """Fill the link's Patient and ServiceRequest and the Task id once the worker recorded
-    where they landed (flushes; a no-op for referrals that came from the server)."""
-    if link.patient is None:
-        link.patient = _landed(session, "Patient", context.mrn_system, referral.client_mrn)
-    if link.service_request is None:
-        link.service_request = _landed(
-            session, "ServiceRequest", context.referral_id_system, referral.business_id
-        )
-    if not referral.task_server_id:
-        task = _landed(session, "Task", link.task_identifier_system, link.task_identifier_value)
-        referral.task_server_id = task.split("/", 1)[1] if task else referral.task_server_id
-    session.flush()
-
-
-def _landed(session: Session, kind: str, system: str, value: str) -> str | None:
-    query = select(SyncRecord.server_id).where(
-        SyncRecord.resource_type == kind,
-        SyncRecord.identifier_system == system,
-        SyncRecord.identifier_value == value,
-    )
-    server_id = session.scalar(query)
-    return f"{kind}/{server_id}" if server_id else None

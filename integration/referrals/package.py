@@ -23,6 +23,7 @@ from fhir_profiles.terminology.systems import V2_IDENTIFIER_TYPE
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
+from integration.db.sync_table import SyncRecord
 from integration.medications import lists as medication_lists
 from integration.privacy import disclosure
 from integration.referrals.package_summary import summarize
@@ -384,3 +385,32 @@ def copy_task(link: ReferralLink, task: ReferralTask) -> None:
 def task_version(task: Mapping[str, Any]) -> str | None:
     version = (task.get("meta") or {}).get("versionId")
     return str(version) if version is not None else None
+
+
+def settle_references(
+    session: Session, referral: models.Referral, link: ReferralLink, context: MappingContext
+) -> None:
+    """Fill the link's Patient and ServiceRequest and the Task id once the worker recorded
+    where they landed (flushes; a no-op for referrals that came from the server). These come
+    from the FHIR server's answers to iop-bridge's own delivery, never from a notification:
+    any Task may claim a referral's identifier (mappers/task_trust.py)."""
+    if link.patient is None:
+        link.patient = _landed(session, "Patient", context.mrn_system, referral.client_mrn)
+    if link.service_request is None:
+        link.service_request = _landed(
+            session, "ServiceRequest", context.referral_id_system, referral.business_id
+        )
+    if not referral.task_server_id:
+        task = _landed(session, "Task", link.task_identifier_system, link.task_identifier_value)
+        referral.task_server_id = task.split("/", 1)[1] if task else referral.task_server_id
+    session.flush()
+
+
+def _landed(session: Session, kind: str, system: str, value: str) -> str | None:
+    query = select(SyncRecord.server_id).where(
+        SyncRecord.resource_type == kind,
+        SyncRecord.identifier_system == system,
+        SyncRecord.identifier_value == value,
+    )
+    server_id = session.scalar(query)
+    return f"{kind}/{server_id}" if server_id else None

@@ -40,10 +40,16 @@ from integration.db.inbound_table import ReferralLink
 from integration.fhir.client import FhirClient
 from integration.outbox import queue as outbox
 from integration.privacy import audit, disclosure
-from integration.referrals.package import TaskChange, copy_task, store_referral, task_version
+from integration.referrals.package import (
+    TaskChange,
+    copy_task,
+    settle_references,
+    store_referral,
+    task_version,
+)
 from integration.referrals.package_fetch import prepare
 from integration.workflow_errors import ReferralActionRefused, ReferralNotFound
-from mappers import encounter
+from mappers import encounter, task_trust
 from mappers.errors import InvalidInputError, Problem, raise_if_problems
 from mappers.fhir_write import format_datetime
 from mappers.referral_task import (
@@ -61,12 +67,10 @@ from mappers.registry import MappingContext
 log = logging.getLogger(__name__)
 
 AGGREGATE = "referral"
-# Task.status moves the requester side makes (SDOHCC status table): taken over from the server.
-REQUESTER_MOVES = frozenset({"cancelled", "entered-in-error"})
 ACTIVE = frozenset({"accepted", "in-progress"})
 _ENCOUNTER_IDS = uuid.UUID("6c0f3e55-4f51-4d8a-9d43-4f0e1b7a2c11")  # namespace of encounter_id
 
-Apply = Callable[[Session, datetime], None]
+Apply = Callable[[Session, datetime], str | None]  # returns a refusal's reason code
 
 
 def task_handler(
@@ -76,16 +80,19 @@ def task_handler(
 
     async def handle(task: Mapping[str, Any]) -> Apply:
         change = await prepare(fhir, context, organization, task)
-        return lambda session, now: on_task_changed(session, change, now=now)
+        return lambda session, now: on_task_changed(session, change, now=now, context=context)
 
     return handle
 
 
-def on_task_changed(session: Session, change: TaskChange, *, now: datetime) -> None:
-    """Store a new referral, or take over the requester's change of a known one (flushes)."""
+def on_task_changed(
+    session: Session, change: TaskChange, *, now: datetime, context: MappingContext | None = None
+) -> str | None:
+    """Store a new referral, or take over the requester's change of a known one (flushes).
+    Returns the reason code when the change was refused (the caller keeps it on the event)."""
     if change.identifier is None:
         log.warning("Task/%s has no business identifier: ignored", change.task.get("id"))
-        return
+        return None
     system, value = change.identifier
     query = select(ReferralLink).where(
         ReferralLink.task_identifier_system == system, ReferralLink.task_identifier_value == value
@@ -94,28 +101,37 @@ def on_task_changed(session: Session, change: TaskChange, *, now: datetime) -> N
         query = query.where(ReferralLink.requester == change.mapped.requester)
     link = session.scalar(query.order_by(ReferralLink.id).limit(1))
     if link is not None:
-        _take_remote_change(session, link, change, now)
-    elif change.fetched:
+        return _take_remote_change(session, link, change, now, context or MappingContext())
+    if change.fetched:
         store_referral(session, change, now)
+    return None
 
 
 def _take_remote_change(
-    session: Session, link: ReferralLink, change: TaskChange, now: datetime
-) -> None:
-    """Follow the requester's cancel; ignore echoes of our own writes and stale versions.
-    A referral submitted through the API learns its server references from the Task first."""
+    session: Session, link: ReferralLink, change: TaskChange, now: datetime, context: MappingContext
+) -> str | None:
+    """Follow the requester's cancel on the referral's own Task (mappers.task_trust decides);
+    ignore echoes of our own writes and stale versions; keep and audit anything refused."""
     referral = session.get(models.Referral, link.referral_id)
     assert referral is not None
-    _adopt_server_references(referral, link, change)
+    # An API submission learns its Task's server id from the server's answer to our delivery.
+    settle_references(session, referral, link, context)
+    server_id = change.task.get("id")
+    verdict = task_trust.judge(
+        _known_task(referral, link), str(server_id) if server_id else None, change.mapped
+    )
+    if verdict.reason is not None:
+        _audit_refusal(session, referral, link, change, verdict.reason)
+        return verdict.reason.value
     version = task_version(change.task)
     if _older(version, referral.task_version_id):
-        return  # a late notification of a version we have already seen past
+        return None  # a late notification of a version we have already seen past
     repo.record_task_version(
         session, referral, server_id=referral.task_server_id or "", version_id=version
     )
     remote = change.mapped
-    if remote is None or remote.status == referral.status or remote.status not in REQUESTER_MOVES:
-        return
+    if verdict.decision is not task_trust.Decision.TAKE or remote is None:
+        return None
     try:
         _move(
             referral,
@@ -126,40 +142,41 @@ def _take_remote_change(
             business=remote.business_status,
         )
     except InvalidInputError:
-        log.warning(
-            "referral %s: remote %s -> %s not taken over",
-            referral.id,
-            referral.status,
-            remote.status,
-        )
-        return
+        log.warning("referral %s: remote %s -> %s not taken over", referral.id,
+                    referral.status, remote.status)  # fmt: skip
+        return None
     session.flush()
     log.info("referral %s: %s by the referring program", referral.id, remote.status)
+    return None
 
 
-def _adopt_server_references(
-    referral: models.Referral, link: ReferralLink, change: TaskChange
+def _known_task(referral: models.Referral, link: ReferralLink) -> task_trust.KnownTask:
+    """What the trust rule compares an inbound Task with: the referral's own Task."""
+    return task_trust.KnownTask(
+        server_id=referral.task_server_id or None,
+        focus=link.service_request,
+        requester=link.requester,
+        owner=link.owner,
+        status=referral.status,
+        ours=task_trust.Party.OWNER,  # a step-down referral is owned by the IOP
+    )
+
+
+def _audit_refusal(
+    session: Session,
+    referral: models.Referral,
+    link: ReferralLink,
+    change: TaskChange,
+    reason: task_trust.Refusal,
 ) -> None:
-    """Fill what an API submission could not know before delivery (referrals.intake._store):
-    the Task's server id, Task.for (the Patient) and Task.focus (the ServiceRequest), from the
-    delivered Task itself, so the case manager's actions need not wait for
-    ``settle_references``. Only where still missing: a known reference is never replaced."""
-    server_id = change.task.get("id")
-    if not referral.task_server_id and isinstance(server_id, str) and server_id:
-        referral.task_server_id = server_id
-    remote = change.mapped
-    if remote is None:
-        return
-    if link.patient is None and _server_reference(remote.patient, "Patient"):
-        link.patient = remote.patient
-    if link.service_request is None and _server_reference(remote.focus, "ServiceRequest"):
-        link.service_request = remote.focus
-
-
-def _server_reference(reference: str | None, kind: str) -> bool:
-    """``Kind/<id>``: a literal reference on the server (not a urn: or a conditional one)."""
-    found, _, server_id = (reference or "").partition("/")
-    return found == kind and bool(server_id) and not set("/?") & set(server_id)
+    """Audit the refusal in the inbound transaction (the inbound engine keeps its reason on
+    the version's event row)."""
+    entity = audit.Entity("Task", link.task_identifier_value, link.task_identifier_system)
+    denied = audit.event(audit.TASK_CHANGE, entity, outcome=audit.DENIED,
+                         organization=referral.iop_organization, reason=reason.value)  # fmt: skip
+    audit.record(session, denied)
+    # ids and the reason code only: the Task's text may quote the client (PHI)
+    log.warning("referral %s: Task/%s refused (%s)", referral.id, change.task.get("id"), reason)
 
 
 # --- Case-manager actions: each changes the referral and enqueues the Task change -------------

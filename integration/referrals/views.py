@@ -22,7 +22,7 @@ from integration.db import models
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
 from integration.outbox import queue as outbox
-from integration.referrals.intake import settle_references
+from integration.referrals.package import settle_references
 from integration.referrals.step_down import AGGREGATE
 from mappers.referral_task import BUSINESS_STATUSES
 from mappers.registry import MappingContext
