@@ -109,7 +109,7 @@ def _verified_claims(token: str, settings: Settings) -> dict[str, Any]:
     last: Exception | None = None
     for key, algorithms in keys:
         try:
-            return dict(
+            claims = dict(
                 jwt.decode(
                     token, key, algorithms=algorithms, audience=settings.auth_jwt_audience,
                     issuer=settings.auth_jwt_issuer, options={"require": ["exp", "sub"]},
@@ -117,7 +117,19 @@ def _verified_claims(token: str, settings: Settings) -> dict[str, Any]:
             )  # fmt: skip
         except jwt.PyJWTError as error:
             last = error
+            continue
+        return _numeric_dates(claims)
     raise Unauthenticated(f"invalid bearer token: {type(last).__name__}")
+
+
+def _numeric_dates(claims: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7519 4.1.4-4.1.6: exp, nbf and iat are JSON numbers. PyJWT also takes a numeric
+    string such as "1999999999", which then breaks arithmetic on the claim: refused here."""
+    for name in ("exp", "nbf", "iat"):
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise Unauthenticated(f"invalid bearer token: {name} is not a NumericDate")
+    return claims
 
 
 def _principal(subject: str, role: Any, organization: Any, *, source: str) -> Principal:

@@ -21,6 +21,7 @@ from api import schema_examples as docs
 from api.auth import Principal, Role, require
 from api.limits import FHIR_JSON, JSON, limited_body, media_type, parse_json
 from api.schemas import (
+    LAST_SEARCH_DAY,
     DischargeOut,
     DischargePageOut,
     DischargeRequest,
@@ -102,8 +103,8 @@ def _add_follow_routes(router: APIRouter) -> None:
         request: Request,
         principal: AnyRole,
         acknowledged: bool | None = None,
-        discharged_from: Annotated[date | None, Query(alias="from")] = None,
-        discharged_to: Annotated[date | None, Query(alias="to")] = None,
+        discharged_from: Annotated[date | None, Query(alias="from", le=LAST_SEARCH_DAY)] = None,
+        discharged_to: Annotated[date | None, Query(alias="to", le=LAST_SEARCH_DAY)] = None,
         page: Annotated[int, Query(ge=1, le=100_000)] = 1,
         page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     ) -> DischargePageOut:

@@ -59,14 +59,21 @@ def media_type(request: Request, accepted: tuple[str, ...]) -> str:
 
 async def limited_body(request: Request) -> bytes:
     """The whole body, or PayloadTooLarge as soon as it passes MAX_BODY_BYTES."""
+    return await read_body(request, MAX_BODY_BYTES)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or PayloadTooLarge as soon as it passes ``limit`` bytes: a declared
+    Content-Length over it is refused before reading, a chunked body after at most ``limit``
+    bytes plus one chunk."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _too_large()
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large()
+        if size > limit:
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -82,8 +89,8 @@ def parse_json(body: bytes) -> Any:
         raise MalformedBody("the request body is not JSON", problems=[problem]) from None
 
 
-def _too_large() -> PayloadTooLarge:
-    message = f"larger than the limit of {MAX_BODY_BYTES} bytes"
+def _too_large(limit: int) -> PayloadTooLarge:
+    message = f"larger than the limit of {limit} bytes"
     problem = Problem("body", message, PayloadTooLarge.issue_code)
     return PayloadTooLarge("the request body is too large", problems=[problem])
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -30,6 +31,7 @@ from api.discharges import add_discharge_routes
 from api.limits import FHIR_JSON, JSON, ProblemRoute, limited_body, media_type, parse_json
 from api.referral_actions import add_action_routes
 from api.schemas import (
+    LAST_SEARCH_DAY,
     BusinessStatusOut,
     ReferralId,
     ReferralOut,
@@ -101,7 +103,8 @@ def _add_submit_route(router: APIRouter) -> None:
         done = await submit_referral(engine, fhir, settings, caller=principal.organization,
                                      submission=submission, now=utcnow())  # fmt: skip
         view = await _read(request, principal, done.referral_id)
-        headers = {"Location": view.links["self"]}
+        # ids are READABLE_ID (ASCII); quoted anyway so a header can never fail to encode
+        headers = {"Location": quote(view.links["self"], safe="/:@+~._-")}
         return JSONResponse(view.model_dump(mode="json"), 201 if done.created else 200, headers)
 
 
@@ -130,9 +133,11 @@ def _add_read_routes(router: APIRouter) -> None:
         program: Organization = None,
         referrer: Organization = None,
         received_from: Annotated[
-            date | None, Query(alias="from", description="received on")
+            date | None, Query(alias="from", description="received on", le=LAST_SEARCH_DAY)
         ] = None,
-        received_to: Annotated[date | None, Query(alias="to", description="received on")] = None,
+        received_to: Annotated[
+            date | None, Query(alias="to", description="received on", le=LAST_SEARCH_DAY)
+        ] = None,
         page: Page = 1,
         page_size: PageSize = 20,
     ) -> ReferralPageOut:

@@ -10,11 +10,11 @@ problem JSON (RFC 9457) or, for FHIR callers, an OperationOutcome.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from integration.referrals.builder import IntakePackage
 from mappers.assessment import Assessment
@@ -22,13 +22,38 @@ from mappers.condition import CATEGORIES, CLINICAL_STATUSES, VERIFICATION_STATUS
 from mappers.consent import DisclosureConsent
 from mappers.discharge import CRISIS_LINE_988
 from mappers.errors import InvalidInputError, Problem
+from mappers.fhir_write import READABLE_ID
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
 from mappers.patient import ADMINISTRATIVE_GENDERS, Client
 from mappers.residential import ResidentialStay
 
-# A referral's business identifier in a path: what Identifier allows, and never a slash.
-ReferralId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[^\s/]+$")]
+# A referral's business identifier in a path: what the API assigns (mappers READABLE_ID).
+ReferralId = Annotated[str, Path(min_length=1, max_length=64, pattern=f"^{READABLE_ID}$")]
 Text = Field(min_length=1, max_length=255)
+
+
+def _has_utc_form(value: datetime) -> datetime:
+    """Every moment is stored and compared in UTC: 0001-01-01T00:00:00+14:00 and
+    9999-12-31T23:59:59-14:00 have no UTC form (Python's years are 1-9999)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("has no UTC form (it falls outside the years 1-9999 in UTC)") from None
+    return value
+
+
+def _not_in_the_future(value: date) -> date:
+    """A birth date after tomorrow (a day of slack for the sender's time zone) is refused."""
+    if value > date.today() + timedelta(days=1):
+        raise ValueError("is in the future")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_has_utc_form)]
+# A search's "to" day covers the whole day (up to the next midnight): the calendar's last day
+# has no next one, so it is refused by name instead of overflowing.
+LAST_SEARCH_DAY = date.max - timedelta(days=1)
+BirthDate = Annotated[date, AfterValidator(_not_in_the_future)]
 Identifier = Field(min_length=1, max_length=64, pattern=r"^\S+$")
 
 
@@ -46,7 +71,7 @@ class ClientIn(_In):
     mrn: str = Identifier
     family_name: str = Text
     given_names: list[str] = Field(default_factory=list, max_length=10)
-    birth_date: date
+    birth_date: BirthDate
     gender: str = _one_of(ADMINISTRATIVE_GENDERS, "Patient.gender")
 
     def to_domain(self) -> Client:
@@ -79,8 +104,8 @@ class ResidentialStayIn(_In):
 
     identifier: str = Identifier
     asam_level: str = Field(description="ASAM residential level, e.g. 3.5", examples=["3.5"])
-    admitted: AwareDatetime
-    discharged: AwareDatetime | None = None
+    admitted: Moment
+    discharged: Moment | None = None
     discharge_disposition: str | None = Field(None, examples=["home"])
 
     def to_domain(self) -> ResidentialStay:
@@ -94,7 +119,7 @@ class AssessmentIn(_In):
     identifier: str = Identifier
     instrument: Literal["phq-9", "gad-7"]
     item_scores: list[int] = Field(min_length=1, max_length=9)
-    authored: AwareDatetime
+    authored: Moment
     status: str = "completed"
     difficulty: str | None = Field(None, description="PHQ-9 only: LOINC answer to 69722-7")
 
@@ -135,7 +160,7 @@ class MedicationListIn(_In):
 
     identifier: str = Identifier
     title: str = "Residential discharge medications"
-    date: AwareDatetime
+    date: Moment
     entries: list[MedicationIn] = Field(default_factory=list, max_length=100)
 
     def to_domain(self) -> MedicationList:
@@ -151,7 +176,7 @@ class ConsentIn(_In):
 
     identifier: str = Identifier
     status: str = "active"
-    given_at: AwareDatetime
+    given_at: Moment
     start: date
     end: date = Field(description="Part 2 requires an expiry (42 CFR 2.31(a))")
     purposes: list[str] = Field(default_factory=lambda: ["TREAT"], min_length=1, max_length=10)
@@ -170,11 +195,12 @@ class ReferralSubmission(_In):
     """A step-down referral package as domain JSON: iop-bridge builds the FHIR transaction."""
 
     identifier: str = Field(
-        min_length=1, max_length=64, pattern=r"^\S+$",
-        description="the referral's business identifier (ServiceRequest and Task)",
+        min_length=1, max_length=64, pattern=f"^{READABLE_ID}$",
+        description="the referral's business identifier (ServiceRequest and Task): it names "
+        "the referral in URLs and headers, so letters, digits and . _ ~ : @ + - only",
     )  # fmt: skip
     level_of_care: str = Field("2.1", description="ASAM level asked for; 2.1 is an IOP")
-    authored_on: AwareDatetime
+    authored_on: Moment
     requested_start: date | None = None
     note: str | None = None
     client: ClientIn
@@ -214,7 +240,7 @@ def validation_problems(error: ValidationError) -> list[Problem]:
 class DischargeRequest(_In):
     """What the case manager states at IOP discharge: when, and the aftercare handoff."""
 
-    discharged_at: AwareDatetime
+    discharged_at: Moment
     next_provider: str = Field(
         min_length=1, max_length=64, pattern=r"^\S+$",
         description="the next provider's organization identifier (as registered)",

@@ -4,6 +4,7 @@ must pass before it is rendered (each returns Problems, never raises)."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final
@@ -35,6 +36,25 @@ def format_datetime(value: datetime) -> str:
 def identifier_problems(value: str, field: str) -> list[Problem]:
     """A business identifier must be a non-blank string."""
     return [] if value.strip() else [Problem(field, "is required", "required")]
+
+
+# An id that can be read back wherever iop-bridge puts it: one URL path segment (no '/', '?',
+# '#', RFC 3986 3.3), an HTTP header (ASCII, RFC 9110 5.5) and an audit record's id check
+# (mappers.audit_event). Ids the API assigns must match it; ids read from the FHIR server are
+# the sender's and are never held to it.
+READABLE_ID = r"[A-Za-z0-9][A-Za-z0-9._~:@+\-]{0,63}"
+_READABLE_ID = re.compile(READABLE_ID)
+
+
+def readable_id_problems(value: str, field: str) -> list[Problem]:
+    """An id the API will hand back in URLs, headers and audit records (READABLE_ID)."""
+    if _READABLE_ID.fullmatch(value):
+        return []
+    message = (
+        f"{value!r} cannot be used as an id here: up to 64 of A-Z a-z 0-9 . _ ~ : @ + -, "
+        "starting with a letter or digit"
+    )
+    return [Problem(field, message, "value")]
 
 
 def number(value: float) -> int | float:

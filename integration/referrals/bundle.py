@@ -176,11 +176,22 @@ def _read_entry(index: int, item: Any, problems: list[Problem]) -> _Entry | None
         known = ", ".join(sorted(SUPPORTED_TYPES))
         found.append(Problem(f"{path}.resource.resourceType", f"{kind!r} is not one of {known}",
                              "not-supported"))  # fmt: skip
+    found += _meta_problems(resource, f"{path}.resource.meta")
     condition = _condition(request, resource, f"{path}.request", found)
     problems += found
     if found or not isinstance(resource, dict) or condition is None:
         return None
     return _Entry(index, str(full_url), resource, condition)
+
+
+def _meta_problems(resource: Any, path: str) -> list[Problem]:
+    """meta is a Meta object, its security a list: iop-bridge adds Part 2 labels there."""
+    meta = resource.get("meta") if isinstance(resource, dict) else None
+    if meta is not None and not isinstance(meta, dict):
+        return [Problem(path, "must be an object (FHIR Meta)", "structure")]
+    if isinstance(meta, dict) and not isinstance(meta.get("security", []), list):
+        return [Problem(f"{path}.security", "must be a list of Codings", "structure")]
+    return []
 
 
 def _condition(request: Any, resource: Any, path: str, problems: list[Problem]) -> str | None:

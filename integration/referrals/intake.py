@@ -26,7 +26,7 @@ import asyncio
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -46,7 +46,8 @@ from integration.referrals.package import TaskChange, store_referral
 from integration.referrals.step_down import AGGREGATE
 from integration.settings import Settings
 from integration.tenancy.organizations import OrganizationDirectory
-from mappers.errors import InvalidInputError, IopBridgeError, Problem
+from mappers.errors import InvalidInputError, IopBridgeError, Problem, raise_if_problems
+from mappers.fhir_write import readable_id_problems
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ async def submit_referral(
             context=context,
         )  # fmt: skip
     checked = check_submission(document, who, context)
+    raise_if_problems("the referral", _held_back_problems(checked, now))
     defaults = [*dataclasses.astuple(context), settings.organization_id_system]
     refused = namespace_problems(checked.bundle, caller, settings.organization_namespaces, defaults)
     refused = refused or await demographic_problems(fhir, checked.bundle)
@@ -105,6 +107,17 @@ async def submit_referral(
         raise IdentityRefused("the referral's identifiers are refused", problems=refused)
     owner = _registered(who, "owner")
     return await asyncio.to_thread(record_submission, engine, checked, owner=owner, now=now)
+
+
+def _held_back_problems(checked: CheckedSubmission, now: datetime) -> list[Problem]:
+    """What a FHIR Bundle may carry but the API does not take (domain JSON is held to the same
+    by its schema): a referral id that cannot be read back (it names the referral in URLs,
+    the Location header and audit records) and a birth date in the future (a day of slack for
+    the sender's time zone)."""
+    found = readable_id_problems(checked.task.identifier, "Task.identifier")
+    if checked.package.client.birth_date > (now + timedelta(days=1)).date():
+        found.append(Problem("Patient.birthDate", "is in the future", "value"))
+    return found
 
 
 def _registered(who: Parties, party: str) -> str:

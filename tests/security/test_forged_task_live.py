@@ -19,6 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from integration.fhir_client import FhirClient
+from integration.fhir_setup import ensure_task_subscription
+from integration.store import create_db_engine, session_scope
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
@@ -27,10 +30,7 @@ from api.schema_examples import EXAMPLE_SUBMISSION
 from integration import inbound
 from integration.db.audit_table import AuditEventRecord
 from integration.db.inbound_table import InboundEvent
-from integration.fhir_client import FhirClient
-from integration.fhir_setup import ensure_task_subscription
 from integration.settings import Settings
-from integration.store import create_db_engine, session_scope
 from tests.conftest import live_base_url
 from tests.live.test_referrals_api_live import SECRET, _drain, _headers, organizations
 from tests.servers import serve_in_thread
