@@ -13,8 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
+from api import schema_examples as docs
 from api.audit import install_privacy_hooks, make_audit_router
 from api.auth import Principal, Role, require
+from api.docs import install_docs
+from api.edge import NoStore, Throttle, ThrottlePolicy
 from api.errors import install_error_handler
 from api.hooks import make_hooks_router
 from api.referrals import make_referrals_router
@@ -54,8 +57,9 @@ class SyncRecordOut(BaseModel):
     updated_at: datetime
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app; the FHIR client and database engine live for the app's lifetime."""
+def create_app(settings: Settings, throttle: ThrottlePolicy | None = None) -> FastAPI:
+    """Build the app; the FHIR client and database engine live for the app's lifetime.
+    ``throttle``: how many refused calls a client or credential may make (api.edge)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,15 +82,37 @@ def create_app(settings: Settings) -> FastAPI:
             await app.state.fhir.aclose()
             app.state.engine.dispose()
 
-    app = FastAPI(title="iop-bridge", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="iop-bridge", version="0.1.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # served without a CDN by api.docs  # fmt: skip
+    install_docs(app)
     install_error_handler(app)
     install_privacy_hooks(app)
+    # Outermost (added last): a throttled request never reaches the audit middleware or a route.
+    app.add_middleware(NoStore)
+    app.add_middleware(Throttle, policy=throttle)
     _add_routes(app)
     app.include_router(make_hooks_router(token=settings.hook_secret))
     app.include_router(make_referrals_router())
     app.include_router(make_audit_router())
     app.include_router(make_tracker_router(settings))
+    _document_throttling(app)
     return app
+
+
+def _document_throttling(app: FastAPI) -> None:
+    """Every operation may answer 429 (api.edge throttles before any route): say so once."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.setdefault("responses", {}).setdefault("429", docs.throttled())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _fhir(request: Request) -> FhirClient:

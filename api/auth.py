@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,6 +22,7 @@ from fastapi import Depends, Request
 
 from integration.settings import Settings
 from mappers.errors import IopBridgeError
+from mappers.fhir_write import READABLE_ID
 
 
 class Role(StrEnum):
@@ -55,6 +57,7 @@ class Forbidden(IopBridgeError):
     issue_code = "forbidden"
 
 
+_ORGANIZATION_KEY = re.compile(READABLE_ID)
 _ALGORITHMS_BY_KEY = {"hmac": ["HS256"], "public": ["RS256", "ES256"]}
 
 
@@ -141,4 +144,9 @@ def _principal(subject: str, role: Any, organization: Any, *, source: str) -> Pr
         raise Unauthenticated(f"{source} carries an unknown role {role!r}") from None
     if not isinstance(organization, str) or not organization:
         raise Unauthenticated(f"{source} names no organization")
+    if not _ORGANIZATION_KEY.fullmatch(organization):
+        # The claim is an identifier value in settings.organization_id_system. The store also
+        # spells organizations as server references (Organization/123), so a claim in that
+        # form would select whichever organization has that server id (issue 15, finding 7).
+        raise Unauthenticated(f"{source}: org is not an organization identifier value")
     return Principal(subject, parsed, organization)

@@ -48,11 +48,20 @@ def _wants_fhir(request: Request) -> bool:
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, IopBridgeError)
+    retry_after = getattr(error, "retry_after", None)  # api.limits.TooManyRequests
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return render_error(request, error, headers)
+
+
+def render_error(
+    request: Request, error: IopBridgeError, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The error as the caller reads errors (also for middleware, outside any route)."""
     if _wants_fhir(request):
         body, media = operation_outcome(error), "application/fhir+json"
     else:
         body, media = problem_details(error), "application/problem+json"
-    return JSONResponse(body, status_code=error.http_status, media_type=media)
+    return JSONResponse(body, status_code=error.http_status, media_type=media, headers=headers)
 
 
 def install_error_handler(app: FastAPI) -> None:

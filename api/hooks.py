@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import re
+import time
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, BackgroundTasks, Request, Response
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import schema_examples as docs
-from api.limits import FHIR_JSON, JSON, limited_body
+from api.limits import FHIR_JSON, JSON, TooManyRequests, limited_body
 from integration.fhir.client import FhirClient
 from integration.inbound import engine as inbound
 from integration.settings import Settings
@@ -72,9 +77,13 @@ def make_hooks_router(token: str | None) -> APIRouter:
         responses=_RESPONSES,
     )
     organization: dict[str, str] = {}  # the IOP's Organization reference, found once
+    gate = PollGate()
+    unproven = MovingWindowRateLimiter(MemoryStorage())
 
     async def receive(request: Request, background: BackgroundTasks, task_id: str | None) -> Any:
         _check_token(request, token)
+        if token is None:
+            _throttle_unproven(unproven, request)
         if task_id is not None and not _is_fhir_id(task_id):
             # FHIR R4 datatypes.html#id: refuse before anything is read or queued.
             problem = Problem("Task.id", f"{task_id!r} is not a FHIR id ([A-Za-z0-9-.]{{1,64}})")
@@ -85,7 +94,9 @@ def make_hooks_router(token: str | None) -> APIRouter:
             # Nobody proved they are the FHIR server, so the body is only a hint: the Task is
             # read from the server by id and a forged body can change nothing.
             task = None
-        background.add_task(_process, request, organization, task if task else task_id)
+        if task is None and task_id is None and not gate.claim():
+            return Response(status_code=200)  # a poll ran just now or is running: nothing lost
+        background.add_task(_process, request, organization, task if task else task_id, gate)
         return Response(status_code=200)
 
     @router.put("/Task/{task_id}", summary="A Task changed (rest-hook with payload)",
@@ -106,6 +117,43 @@ def make_hooks_router(token: str | None) -> APIRouter:
 
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# A bare notification (no Task named) polls the FHIR server: at most one poll at a time and one
+# per MIN_POLL_SECONDS, whoever calls; the regular poll (IOP_BRIDGE_INBOUND_POLL_SECONDS) and
+# the next notification catch what a skipped one would have found.
+MIN_POLL_SECONDS = 5.0
+# Without a hook token anyone may call: each call reads a Task from the FHIR server, so one
+# client gets this many a minute (HAPI sends one per Task change).
+UNPROVEN_PER_MINUTE = RateLimitItemPerMinute(60)
+
+
+class PollGate:
+    """Single flight with a minimum interval for the polls the hook route starts."""
+
+    def __init__(self, min_seconds: float = MIN_POLL_SECONDS) -> None:
+        self.min_seconds, self.running, self.started = min_seconds, False, -math.inf
+
+    def claim(self) -> bool:
+        """True (and the gate is taken) when a poll may start now."""
+        now = time.monotonic()
+        if self.running or now - self.started < self.min_seconds:
+            return False
+        self.running, self.started = True, now
+        return True
+
+    def release(self) -> None:
+        """The poll is done."""
+        self.running = False
+
+
+def _throttle_unproven(limiter: MovingWindowRateLimiter, request: Request) -> None:
+    client = request.client.host if request.client else "unknown"
+    if limiter.hit(UNPROVEN_PER_MINUTE, "hook", client):
+        return
+    reset = limiter.get_window_stats(UNPROVEN_PER_MINUTE, "hook", client).reset_time
+    retry = max(1, math.ceil(reset - time.time()))
+    problem = Problem("client", f"too many notifications: try again in {retry} s", "throttled")
+    raise TooManyRequests("too many unauthenticated notifications", problems=[problem],
+                          retry_after=retry)  # fmt: skip
 
 
 def _is_fhir_id(task_id: str) -> bool:
@@ -144,7 +192,10 @@ def _parse_task(body: bytes, task_id: str | None) -> dict[str, Any]:
 
 
 async def _process(
-    request: Request, organization: dict[str, str], task: dict[str, Any] | str | None
+    request: Request,
+    organization: dict[str, str],
+    task: dict[str, Any] | str | None,
+    gate: PollGate,
 ) -> None:
     """Accept one notification (or poll, when it named no Task); failures are left to the poll."""
     state = request.app.state
@@ -167,3 +218,6 @@ async def _process(
         # ids and error classes only: messages may quote the resource (PHI)
         task_id = task.get("id") if isinstance(task, dict) else task
         log.warning("FHIR hook: Task/%s not handled (%s)", task_id, type(exc).__name__)
+    finally:
+        if task is None:
+            gate.release()

@@ -32,6 +32,18 @@ class PayloadTooLarge(IopBridgeError):
     issue_code = "too-costly"
 
 
+class TooManyRequests(IopBridgeError):
+    """Too many calls (refused ones, or unauthenticated notifications): 429 with Retry-After
+    (RFC 6585 4), rendered by the one handler."""
+
+    http_status = 429
+    issue_code = "throttled"
+
+    def __init__(self, message: str, *, problems: list[Problem], retry_after: int) -> None:
+        super().__init__(message, problems=problems)
+        self.retry_after = retry_after
+
+
 class UnsupportedMediaType(IopBridgeError):
     """The request body is in a media type this route does not read."""
 

@@ -140,6 +140,12 @@ _ERRORS: dict[int, tuple[str, str, str, str]] = {
         "Bundle.entry[1].resource.code",
         "'Z99' is not an ICD-10-CM code",
     ),
+    429: (
+        "TooManyRequests",
+        "too many refused calls",
+        "client",
+        "too many refused calls: try again in 42 s",
+    ),
     502: ("FhirServerUnavailable", "the FHIR server answered 503", "", "upstream unavailable"),
 }
 _ISSUE = {
@@ -151,8 +157,17 @@ _ISSUE = {
     413: "too-costly",
     415: "not-supported",
     422: "invalid",
+    429: "throttled",
     502: "transient",
 }
+
+
+def throttled() -> dict[str, Any]:
+    """The 429 every operation may answer (api.edge), with its Retry-After header."""
+    answer = _error(429)
+    answer["headers"] = {"Retry-After": {"description": "seconds to wait",
+                                         "schema": {"type": "integer"}}}  # fmt: skip
+    return answer
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
