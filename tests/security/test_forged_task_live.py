@@ -32,6 +32,7 @@ from integration.db.audit_table import AuditEventRecord
 from integration.db.inbound_table import InboundEvent
 from integration.settings import Settings
 from tests.conftest import live_base_url
+from tests.live.test_inbound_live import _wait_active
 from tests.live.test_referrals_api_live import SECRET, _drain, _headers, organizations
 from tests.servers import serve_in_thread
 
@@ -163,11 +164,3 @@ async def test_forged_task__through_hapis_subscription_and_the_poll_is_refused(
                 engine.dispose()
         finally:
             await fhir.request("DELETE", subscription)
-
-
-async def _wait_active(fhir: FhirClient, subscription: str) -> None:
-    for _ in range(60):  # HAPI activates subscriptions asynchronously (a few seconds)
-        if (await fhir.read("Subscription", subscription.split("/")[1]))["status"] == "active":
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{subscription} never became active")
