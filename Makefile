@@ -1,5 +1,5 @@
 # The same commands for people and CI. `make help` lists them.
-.PHONY: help setup demo test stop check unit hapi-start hapi-stop
+.PHONY: help setup demo test stop check unit security hapi-start hapi-stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -21,6 +21,9 @@ check:  ## ruff, mypy, import-linter only
 
 unit:  ## fast tiers only (no HAPI): unit + component
 	scripts/setup.sh && .venv/bin/pytest -m "not live"
+
+security:  ## the security review as tests: tests/security (live: HAPI must be up), access matrix, schemathesis
+	scripts/setup.sh && .venv/bin/pytest tests/security tests/component/api/test_access_matrix.py tests/component/api/test_schemathesis.py
 
 hapi-start:  ## start the HAPI sandbox on 127.0.0.1:8090 (HAPI_PORT to change)
 	sandbox/hapi/start.sh
