@@ -19,17 +19,17 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from integration.fhir_client import FhirClient
-from integration.fhir_setup import ensure_task_subscription
-from integration.store import create_db_engine, session_scope
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
 from api.app import create_app
 from api.schema_examples import EXAMPLE_SUBMISSION
-from integration import inbound
 from integration.db.audit_table import AuditEventRecord
 from integration.db.inbound_table import InboundEvent
+from integration.db.store import create_db_engine, session_scope
+from integration.fhir.client import FhirClient
+from integration.fhir.setup import ensure_task_subscription
+from integration.inbound import engine as inbound
 from integration.settings import Settings
 from tests.conftest import live_base_url
 from tests.live.test_inbound_live import _wait_active
