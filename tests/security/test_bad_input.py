@@ -16,8 +16,6 @@ from fastapi import FastAPI
 from api.schema_examples import EXAMPLE_DISCHARGE
 from api.tracker_login import MAX_FORM_FIELDS
 from tests.component.api.referral_support import (
-    CASE_MANAGER,
-    EHR,
     FHIR_JSON,
     SECRET,
     app,
@@ -27,6 +25,7 @@ from tests.component.api.referral_support import (
     submission,
 )
 from tests.db.fixtures import empty_db_url
+from tests.security.callers import case_manager, ehr
 
 pytestmark = pytest.mark.anyio
 __all__ = ["app", "empty_db_url", "fhir_mock", "settings"]  # fixtures, used by name
@@ -58,7 +57,7 @@ async def test_referral_id__that_cannot_be_read_back_is_refused(
     back (or failed the audit's id check later)."""
     body = submission(1)
     body["identifier"] = identifier
-    response = await raw.post("/api/referrals", json=body, headers=EHR)
+    response = await raw.post("/api/referrals", json=body, headers=ehr())
     assert response.status_code == 422, response.text
     assert "identifier" in _fields(response)
 
@@ -67,7 +66,7 @@ async def test_referral_id__that_cannot_be_read_back_is_refused(
 async def test_search__a_date_at_the_end_of_the_calendar_is_refused(
     raw: httpx.AsyncClient, route: str
 ) -> None:
-    response = await raw.get(route, params={"to": "9999-12-31"}, headers=CASE_MANAGER)
+    response = await raw.get(route, params={"to": "9999-12-31"}, headers=case_manager())
     assert response.status_code == 422, response.text
     assert "to" in _fields(response)
 
@@ -77,7 +76,7 @@ async def test_submission__a_moment_outside_utc_is_refused(
     raw: httpx.AsyncClient, moment: str
 ) -> None:
     response = await raw.post("/api/referrals", json=submission(2, authored_on=moment),
-                              headers=EHR)  # fmt: skip
+                              headers=ehr())  # fmt: skip
     assert response.status_code == 422, response.text
     assert "authored_on" in _fields(response)
 
@@ -88,7 +87,7 @@ async def test_discharge__a_moment_outside_utc_is_refused(
 ) -> None:
     order = EXAMPLE_DISCHARGE | {"discharged_at": moment}
     response = await raw.post("/api/referrals/SD-000001/discharge", json=order,
-                              headers=CASE_MANAGER)  # fmt: skip
+                              headers=case_manager())  # fmt: skip
     assert response.status_code == 422, response.text
     assert "discharged_at" in _fields(response)
 
@@ -99,7 +98,7 @@ async def test_bundle__an_entry_whose_meta_is_not_an_object_is_refused(
     bundle = fhir_bundle(3)
     bundle["entry"][0]["resource"]["meta"] = "x"
     response = await raw.post("/api/referrals", json=bundle,
-                              headers=EHR | {"Content-Type": FHIR_JSON})  # fmt: skip
+                              headers=ehr() | {"Content-Type": FHIR_JSON})  # fmt: skip
     assert 400 <= response.status_code < 500, response.text
     assert "meta" in _fields(response)
 
@@ -107,7 +106,7 @@ async def test_bundle__an_entry_whose_meta_is_not_an_object_is_refused(
 async def test_submission__a_birth_date_in_the_future_is_refused(raw: httpx.AsyncClient) -> None:
     body = submission(4)
     body["client"]["birth_date"] = "9999-12-31"
-    response = await raw.post("/api/referrals", json=body, headers=EHR)
+    response = await raw.post("/api/referrals", json=body, headers=ehr())
     assert response.status_code == 422, response.text
     assert "birth_date" in _fields(response)
 

@@ -11,11 +11,14 @@ import pytest
 
 from api.limits import MAX_BODY_BYTES
 from api.tracker_login import MAX_FORM_BYTES
-from tests.component.api.referral_support import EHR, app, fhir_mock, http, settings
+from tests.component.api.referral_support import app, fhir_mock, http, settings
 from tests.db.fixtures import empty_db_url
+from tests.security.callers import ehr
 
 pytestmark = pytest.mark.anyio
 __all__ = ["app", "empty_db_url", "fhir_mock", "http", "settings"]  # fixtures, by name
+
+
 CHUNK = 1024 * 1024
 
 
@@ -56,6 +59,6 @@ async def test_login__a_declared_length_over_the_limit_is_refused_unread(
 async def test_referrals__a_chunked_body_over_2_mib_is_refused(http: httpx.AsyncClient) -> None:
     body = Chunks(400 * CHUNK)
     response = await http.post("/api/referrals", content=body,
-                               headers=EHR | {"Content-Type": "application/json"})  # fmt: skip
+                               headers=ehr() | {"Content-Type": "application/json"})  # fmt: skip
     assert response.status_code == 413
     assert body.sent <= MAX_BODY_BYTES + CHUNK

@@ -11,8 +11,6 @@ import jwt
 import pytest
 
 from tests.component.api.referral_support import (
-    CASE_MANAGER,
-    EHR,
     SECRET,
     app,
     fhir_mock,
@@ -22,6 +20,7 @@ from tests.component.api.referral_support import (
     submission,
 )
 from tests.db.fixtures import empty_db_url
+from tests.security.callers import case_manager, ehr
 
 pytestmark = pytest.mark.anyio
 __all__ = ["app", "empty_db_url", "fhir_mock", "http", "settings"]  # fixtures, by name
@@ -29,8 +28,8 @@ __all__ = ["app", "empty_db_url", "fhir_mock", "http", "settings"]  # fixtures, 
 
 async def test_json__answers_and_errors_are_no_store(http: httpx.AsyncClient) -> None:
     for response in (
-        await http.get("/api/referrals", headers=CASE_MANAGER),
-        await http.get("/api/referrals/SD-404", headers=CASE_MANAGER),
+        await http.get("/api/referrals", headers=case_manager()),
+        await http.get("/api/referrals/SD-404", headers=case_manager()),
         await http.get("/api/referrals"),
     ):
         assert response.headers["content-type"].split(";")[0].endswith("json")
@@ -58,7 +57,7 @@ def _token(org: str, role: str = "ehr-system") -> dict[str, str]:
 async def test_org_claim__spelled_as_a_server_reference_selects_nothing(
     http: httpx.AsyncClient,
 ) -> None:
-    assert (await http.post("/api/referrals", json=submission(5), headers=EHR)).status_code == 201
+    assert (await http.post("/api/referrals", json=submission(5), headers=ehr())).status_code == 201
     disguised = _token(org_ref("RES-1"))  # "Organization/org-res-1", the requester as stored
     read = await http.get("/api/referrals/SD-000005", headers=disguised)
     assert read.status_code == 401, read.text
