@@ -4,8 +4,8 @@ A Task on the FHIR server that claims a referral's identifier but is not the ref
 that makes a move its party may not make (mappers/task_trust.py), is recorded like every other
 version (so it is handled once) with the refusal's reason code; NULL for a version taken in.
 
-Revision ID: 0009_inbound_refusal
-Revises: 0008_inbound_event_stamp
+Revision ID: 0010_inbound_refusal
+Revises: 0009_referral_sender
 Create Date: 2026-12-07
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_inbound_refusal"
-down_revision: str | Sequence[str] | None = "0008_inbound_event_stamp"
+revision: str = "0010_inbound_refusal"
+down_revision: str | Sequence[str] | None = "0009_referral_sender"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
