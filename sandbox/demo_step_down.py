@@ -68,7 +68,7 @@ async def run(settings: Settings) -> bool:
         received = _stored(engine, referred)
         referral = await wait_for("iop-bridge receiving the referral", received, 120)
         print(f"2. iop-bridge stored it as referral {referral.id} (status {referral.status})")
-        _backdate_receipt(engine, referral.id, referred.package.task.authored_on)
+        _backdate_receipt(engine, referral.id, referred.package.referred)
         _act(engine, referral.id, discharged)
         print("3. case manager: accepted, intake scheduled, first session attended (queued)")
         await wait_for("the outbox to drain", lambda: _drained(engine), 120)

@@ -1,36 +1,94 @@
-"""A simulated residential program's EHR: it writes step-down referrals to the FHIR server the
-way a foreign system would, with its own plain httpx client (not iop-bridge's client or outbox).
+"""A simulated residential program's EHR that writes iop-bridge's own dialect of a step-down
+referral (our identifier systems, our Questionnaire URLs, MedicationStatements in a List), as
+literal FHIR JSON. It shares no code with iop-bridge: nothing of ``mappers``, ``fhir_profiles``
+or ``integration`` is imported (tests/unit/test_foreign_senders_share_no_code.py checks it), so
+every test that uses it is a conversation with another system. The other dialects (US Core,
+PACIO, Gravity/BSeR) are the senders in sandbox/senders/.
+
+The package is the literal transaction Bundle in ``residential_ehr_package.json``: Patient,
+3 Conditions (co-occurring SUD and mental health), the treatment plan with 5 goals, 8 discharge
+medications and their List, PHQ-9 and GAD-7, the residential stay, the ServiceRequest, its Task
+owned by the IOP and the Part 2 Consent, with ``urn:uuid`` references between entries. Only the
+``${...}`` placeholders are filled in: the package number, the dates (all relative to the
+discharge), the two Organizations and the synthetic client.
 
 It makes sure its own Organization exists (conditional create by its identifier), looks up the
-IOP's Organization by identifier, and posts each synthetic package (sandbox/step_down_package.py)
-as one transaction with the Task owned by the IOP and requested by itself. It can also cancel a
+IOP's Organization by identifier, and posts each package as one transaction. It can also cancel a
 referral (Task cancelled with a statusReason), as the requester may (SDOHCC status table).
 
 Usage: .venv/bin/python sandbox/residential_ehr.py --count 3 [--base http://127.0.0.1:8090/fhir]
 Tests import it by path (``sys.path``), like the benchmarks; nothing in the product imports it.
+Synthetic people only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
+import json
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import httpx
 
-from fhir_profiles.terminology.workflow import BSER_FULFILLMENT_CANCELLED
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import step_down_package as pkg
-
 FHIR_JSON = "application/fhir+json"
+PACKAGE = Path(__file__).resolve().with_name("residential_ehr_package.json")
 RESIDENTIAL_ID_SYSTEM = "http://residential-ehr.example/fhir/sid/organization"
-IOP_ID_SYSTEM = "http://iop-bridge.example/fhir/sid/organization"  # iop-bridge's default
-TASK_ID_SYSTEM = pkg.canonical.TASK_ID_SYSTEM  # the system step_down_package's Tasks carry
+IOP_ID_SYSTEM = "http://iop-bridge.example/fhir/sid/organization"  # the IOP's default system
+TASK_ID_SYSTEM = "http://iop-bridge.example/fhir/sid/referral-task"  # as in the package file
+DISCHARGED = datetime(2026, 11, 2, 11, 30, tzinfo=UTC)  # when no discharge is given
+# BSeR TaskBusinessStatusCS 6.0: the requester cancelled the referral
+CANCELLED = {
+    "coding": [
+        {
+            "system": "http://hl7.org/fhir/us/bser/CodeSystem/TaskBusinessStatusCS",
+            "code": "6.0",
+            "display": "Service Request Fulfillment Cancelled",
+        }
+    ],
+    "text": "Service Request Fulfillment Cancelled",
+}
+# synthetic clients, one per package number in turn (family, given, gender, birth date)
+CLIENTS = (
+    ("Okafor", "Jordan", "male", "1987-06-03"),
+    ("Delgado", "Marisol", "female", "1990-02-14"),
+    ("Lindqvist", "Theo", "male", "1979-11-21"),
+    ("Abernathy", "Rae", "female", "1995-04-09"),
+)
+IRCP = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+            "code": "IRCP",
+            "display": "information recipient",
+        }
+    ],
+    "text": "information recipient",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    """One filled package: the transaction Bundle as posted and the plain facts it states."""
+
+    identifier: str  # the Task's (and ServiceRequest's) business identifier value
+    bundle: dict[str, Any]
+    discharged: datetime
+    referred: datetime  # the Task's and ServiceRequest's authoredOn
+    client_name: str  # "Given Family", as the Patient's name says
+
+    def resources(self, resource_type: str) -> list[dict[str, Any]]:
+        """The package's resources of one type, in the order they were written."""
+        return [
+            e["resource"]
+            for e in self.bundle["entry"]
+            if e["resource"]["resourceType"] == resource_type
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +97,65 @@ class Referred:
 
     task_id: str
     identifier: str
-    package: pkg.StepDownPackage
+    package: Package
+
+
+def package(
+    n: int,
+    *,
+    iop: str = "Organization/iop-program",
+    residential: str = "Organization/residential-program",
+    discharged: datetime | None = None,
+    language: str | None = None,
+    also_disclose_to: tuple[str, ...] = (),
+    new_uuid: Callable[[], Any] = uuid.uuid4,
+) -> Package:
+    """The n-th package; every business identifier carries ``n``. ``language``: the client's
+    preferred language (a BCP-47 tag); ``also_disclose_to``: Organizations the Part 2 consent
+    names beside the IOP (an aftercare provider known at referral)."""
+    out = (discharged or DISCHARGED).astimezone(UTC)
+    family, given, gender, birth_date = CLIENTS[n % len(CLIENTS)]
+    template = Template(PACKAGE.read_text())
+    values = _dates(out) | {
+        "tag": f"{n:06d}", "iop": iop, "residential": residential,
+        "family": family, "given": given, "gender": gender, "birth_date": birth_date,
+    }  # fmt: skip
+    names = {name for name in template.get_identifiers() if name.startswith("uuid_")}
+    values |= {name: str(new_uuid()) for name in sorted(names)}
+    bundle = json.loads(template.substitute(values))
+    filled = Package(f"SD-{n:06d}", bundle, out, out - timedelta(days=1), f"{given} {family}")
+    if language is not None:
+        [patient] = filled.resources("Patient")
+        coding = {"system": "urn:ietf:bcp:47", "code": language}
+        patient["communication"] = [{"language": {"coding": [coding]}, "preferred": True}]
+    [consent] = filled.resources("Consent")
+    consent["provision"]["actor"] += [
+        {"role": IRCP, "reference": {"reference": other}} for other in also_disclose_to
+    ]
+    return filled
+
+
+def _dates(out: datetime) -> dict[str, str]:
+    """Every date of the package, relative to the discharge (instants in UTC, as Z)."""
+    plan_start = out.date() + timedelta(days=3)
+
+    def instant(at: datetime) -> str:
+        return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return {
+        "discharged": instant(out),
+        "admitted": instant(out - timedelta(days=28)),
+        "referred": instant(out - timedelta(days=1)),
+        "consent_signed": instant(out - timedelta(days=2)),
+        "assessed": instant(out - timedelta(hours=3)),
+        "consent_start": (out.date() - timedelta(days=2)).isoformat(),
+        "consent_end": (out.date() + timedelta(days=365)).isoformat(),
+        "plan_start": plan_start.isoformat(),
+        "plan_end": (plan_start + timedelta(days=83)).isoformat(),  # 12 weeks
+        "goal_due_30": (plan_start + timedelta(days=30)).isoformat(),
+        "goal_due_60": (plan_start + timedelta(days=60)).isoformat(),
+        "medication_start": (out.date() - timedelta(days=20)).isoformat(),
+    }
 
 
 class ResidentialEhr:
@@ -106,18 +222,17 @@ class ResidentialEhr:
         language: str | None = None,
         also_disclose_to: tuple[str, ...] = (),
     ) -> Referred:
-        """Post the n-th synthetic package as one transaction; the Task is owned by the IOP."""
+        """Post the n-th package as one transaction; the Task is owned by the IOP."""
         own = self.organization or await self.ensure_organization()
-        package = pkg.make_package(
-            n, iop_organization=await self.find_iop(), residential_organization=own,
-            discharged=discharged, language=language, also_disclose_to=also_disclose_to,
+        filled = package(
+            n, iop=await self.find_iop(), residential=own, discharged=discharged,
+            language=language, also_disclose_to=also_disclose_to,
         )  # fmt: skip
-        bundle = pkg.to_transaction(package)
-        response = await self.http.post("", json=bundle, headers={"Content-Type": FHIR_JSON})
+        response = await self.http.post("", json=filled.bundle, headers={"Content-Type": FHIR_JSON})
         response.raise_for_status()
         locations = [e["response"]["location"] for e in response.json()["entry"]]
         task_location = next(loc for loc in locations if loc.startswith("Task/"))
-        return Referred(task_location.split("/")[1], package.task.identifier, package)
+        return Referred(task_location.split("/")[1], filled.identifier, filled)
 
     async def task(self, identifier: str) -> dict[str, Any]:
         """The referral's Task, by its business identifier."""
@@ -128,11 +243,8 @@ class ResidentialEhr:
         """Cancel the referral: Task.status cancelled, statusReason, BSeR 6.0 (If-Match guarded)."""
         for _ in range(5):
             task = await self.task(identifier)
-            task |= {
-                "status": "cancelled",
-                "statusReason": {"text": reason},
-                "businessStatus": BSER_FULFILLMENT_CANCELLED.codeable_concept(),
-            }
+            task |= {"status": "cancelled", "statusReason": {"text": reason}}
+            task["businessStatus"] = CANCELLED
             version = task["meta"]["versionId"]
             response = await self.http.put(
                 f"Task/{task['id']}",

@@ -1,10 +1,14 @@
-"""A synthetic residential-to-IOP step-down referral package, as domain objects and as FHIR.
+"""Our own fixture, not another system: a synthetic residential-to-IOP step-down package as
+domain objects and as the FHIR our own mappers write for them.
 
 About 25 resources: Patient, 3 Conditions (co-occurring SUD and mental health), the treatment
 plan with 5 goals, 8 discharge medications and their List, PHQ-9 and GAD-7, the residential
-stay, the ServiceRequest, its Task and the Part 2 Consent. Entries reference each other by
-``urn:uuid`` inside one transaction Bundle, the way a foreign EHR would post it. Used by the
-benchmarks and the simulated residential EHR. Synthetic people only.
+stay, the ServiceRequest, its Task and the Part 2 Consent, referencing each other by ``urn:uuid``
+inside one transaction Bundle. Built with ``mappers``, so it is for what is legitimately ours:
+the benchmarks (our mapping against orjson), the fault test (our outbox's payloads) and
+component tests of our own code. A test that needs a package *sent by someone else* uses the
+simulated residential EHR (``sandbox/residential_ehr.py``, literal FHIR JSON) or a sender in
+``sandbox/senders/``. Synthetic people only.
 
 Codes: ICD-10-CM, RxNorm, LOINC and SNOMED CT come from fhir_profiles.terminology, each with
 its recorded source.

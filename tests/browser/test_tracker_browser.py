@@ -35,6 +35,7 @@ from mappers.registry import MappingContext
 from tests.browser.conftest import SECRET, case_manager_token, serve, sign_in
 from tests.browser.seed import seed_tracker
 from tests.conftest import live_base_url
+from tests.residential import ReadBack, read_back
 from tests.servers import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))
@@ -234,7 +235,7 @@ async def _live_flow(settings: Settings, unique: str) -> tuple[str, int]:
 
 
 def _case_manager_acts(engine: Any, referral_id: int, referred: Any, unique: str) -> None:
-    discharged: datetime = referred.package.stay.discharged
+    discharged: datetime = referred.package.discharged
     now = datetime.now(UTC)
 
     def session_on(day: int, attendance: Attendance, n: int) -> Session:
@@ -256,7 +257,7 @@ def _case_manager_acts(engine: Any, referral_id: int, referred: Any, unique: str
             db, referral_id, session_on(9, Attendance.ATTENDED, 2), at=now
         ),
         lambda db: medication_lists.record_intake_list(
-            db, referred.identifier, _intake_list(referred.package), now
+            db, referred.identifier, _intake_list(read_back(referred.package)), now
         ),
         lambda db: medications.reconcile_referral(db, referred.identifier, at=now),
     ]
@@ -282,10 +283,10 @@ def _case_manager_acts(engine: Any, referral_id: int, referred: Any, unique: str
                 )
 
 
-def _intake_list(package: Any) -> MedicationList:
+def _intake_list(package: ReadBack) -> MedicationList:
     """The first four discharge medications kept, sertraline's dose doubled, the other four
     stopped, and one new over-the-counter medication."""
-    tag = package.referral.identifier
+    tag = package.identifier
     kept = list(package.medications.entries[:4])
     kept[1] = replace(kept[1], dose_text="100 mg by mouth once daily", dose=Dose(100, "mg"))
     entries = tuple(replace(e, identifier=f"{tag}-IN-{i}") for i, e in enumerate(kept))
@@ -304,7 +305,7 @@ async def _store_plan_from_server(fhir: FhirClient, engine: Any, referred: Any) 
     workflow stores plans yet: DESIGN.md's plan intake is still to come)."""
     system = MappingContext().care_plan_id_system
     page = await fhir.search(
-        "CarePlan", {"identifier": f"{system}|{referred.package.plan.identifier}"}
+        "CarePlan", {"identifier": f"{system}|{read_back(referred.package).plan_identifier}"}
     )
     [entry] = page["entry"]
     plan = registry.from_fhir(entry["resource"], MappingContext()).value

@@ -57,7 +57,7 @@ def test_walk__a_whole_step_down_from_the_pages_alone(
             return pool.submit(asyncio.run, work).result()
 
         next_provider = _aftercare_provider(settings, unique)
-        identifier = run(_referred(settings, unique, next_provider))
+        identifier, client_name = run(_referred(settings, unique, next_provider))
 
         def server_task() -> dict[str, Any]:
             return run(_task(settings, unique, identifier))
@@ -66,7 +66,7 @@ def test_walk__a_whole_step_down_from_the_pages_alone(
         with serve(settings) as base:
             sign_in(page, base, case_manager_token(settings.organization_id, subject="cm-walk"))
             page.click(f'tr[data-referral="{identifier}"] a')
-            assert page.text_content("#client-name") == "Jordan Okafor"
+            assert page.text_content("#client-name") == client_name  # as the EHR wrote it
             assert page.text_content("#client-language") == "es"
             screenshot(page, "walk-1-received")
 
@@ -169,8 +169,9 @@ async def _aftercare_task(settings: Settings, identifier: str) -> dict[str, Any]
     return dict(entry["resource"])
 
 
-async def _referred(settings: Settings, unique: str, next_provider: str) -> str:
-    """The residential EHR refers a client; iop-bridge takes the Task in by its poll."""
+async def _referred(settings: Settings, unique: str, next_provider: str) -> tuple[str, str]:
+    """The residential EHR refers a client; iop-bridge takes the Task in by its poll. Returns
+    the referral's identifier and the client's name as the EHR wrote it."""
     fhir = FhirClient.from_settings(settings)
     engine = create_db_engine(settings.database_url)
     ehr = _ehr(settings, unique)
@@ -182,7 +183,7 @@ async def _referred(settings: Settings, unique: str, next_provider: str) -> str:
         await inbound.poll_tasks(fhir, engine, settings, organization)
         with session_scope(engine) as session:
             assert repo.get_referral(session, referred.identifier) is not None
-        return referred.identifier
+        return referred.identifier, referred.package.client_name
     finally:
         await ehr.aclose()
         await fhir.aclose()

@@ -40,10 +40,10 @@ from tests.live.test_medications_live import (
     post_package,
     store_referral,
 )
+from tests.residential import ReadBack
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))
 import aftercare_provider as provider
-import step_down_package as pkg
 
 # US Core on the server: the discharge document is validated against our profiles, which derive
 # from it (alone, or first in a run, nothing else has loaded it yet)
@@ -69,7 +69,7 @@ def _aftercare(next_provider: str) -> AftercarePlan:
     )
 
 
-def _ready_for_discharge(engine: Engine, referral_id: str, package: pkg.StepDownPackage) -> None:
+def _ready_for_discharge(engine: Engine, referral_id: str, package: ReadBack) -> None:
     """Ten weeks of sessions, two a week (one no-show), and the medication list reconciled."""
     with session_scope(engine) as session:
         referral = repo.get_referral(session, referral_id)

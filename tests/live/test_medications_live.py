@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,9 +31,7 @@ from integration.outbox.queue import count_by_status
 from integration.outbox.worker import run_worker
 from mappers.bundle import identifier_token
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))
-import step_down_package as pkg
+from tests.residential import ReadBack, read_back, residential_ehr
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
 RECEIVED = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
@@ -46,26 +42,25 @@ LISTS = canonical.MEDICATION_LIST_ID_SYSTEM
 # --- shared setup (also used by test_discharge_live) -------------------------------------------
 
 
-async def post_package(
-    fhir: FhirClient, *, consent_recipients: tuple[str, ...] = ()
-) -> pkg.StepDownPackage:
-    """A fresh step-down package on the server, its Consent naming the IOP and ``recipients``."""
+async def post_package(fhir: FhirClient, *, consent_recipients: tuple[str, ...] = ()) -> ReadBack:
+    """A fresh package of the residential EHR (literal FHIR JSON) on the server, its Consent
+    naming the IOP and ``consent_recipients``; returned as our readers map it."""
     for org_id, name in (("iop-program", "Riverside IOP"), ("residential-program", "Lakeview")):
         await fhir.update({"resourceType": "Organization", "id": org_id, "name": name})
-    package = pkg.make_package(random.randrange(10**6, 10**9))
-    recipients = (pkg.IOP_ORGANIZATION, *consent_recipients)
-    package = replace(package, consent=replace(package.consent, recipients=recipients))
-    await fhir.transaction(pkg.to_transaction(package))
-    return package
+    package = residential_ehr.package(
+        random.randrange(10**6, 10**9), also_disclose_to=consent_recipients
+    )
+    await fhir.transaction(package.bundle)
+    return read_back(package)
 
 
-def store_referral(engine: Engine, package: pkg.StepDownPackage) -> str:
+def store_referral(engine: Engine, package: ReadBack) -> str:
     """The referral, its discharge list, sessions and scores in the store, as step-down leaves
     them; returns the referral's business identifier."""
     with session_scope(engine) as session:
         referral = repo.add_referral(
             session,
-            business_id=package.referral.identifier,
+            business_id=package.identifier,
             status="completed",
             client_mrn=package.client.mrn,
             iop_organization="IOP-DEMO-ORG",
@@ -76,18 +71,18 @@ def store_referral(engine: Engine, package: pkg.StepDownPackage) -> str:
                 session, referral, business_id=score.identifier, instrument=score.instrument,
                 total=score.total, severity=score.severity, authored=score.authored,
             )  # fmt: skip
-        repo.save_plan(session, referral, business_id=package.plan.identifier, plan={})
+        repo.save_plan(session, referral, business_id=package.plan_identifier, plan={})
         medication_lists.record_discharge_list(
             session, referral.business_id, package.medications, RECEIVED
         )
-    return package.referral.identifier
+    return package.identifier
 
 
-def intake_list(package: pkg.StepDownPackage, *, version: int) -> MedicationList:
+def intake_list(package: ReadBack, *, version: int) -> MedicationList:
     """The IOP intake list: the first four discharge medications kept (version 1 doubles the
     sertraline dose), the other four stopped, one new over-the-counter medication."""
     kept = list(package.medications.entries[:4])
-    tag = package.referral.identifier
+    tag = package.identifier
     if version == 1:
         kept[1] = replace(kept[1], dose_text="100 mg by mouth once daily", dose=Dose(100, "mg"))
     new = MedicationEntry(f"{tag}-IN-NEW", "Melatonin 3 mg (patient reported)", times_per_day=1)

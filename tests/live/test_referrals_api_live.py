@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,9 +29,7 @@ from integration.outbox.worker import run_worker
 from integration.settings import Settings
 from mappers import bundle
 from mappers.registry import MappingContext
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))
-import step_down_package as sandbox_package
+from tests.residential import residential_ehr
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
 SECRET = "live-referral-api-secret-of-sufficient-length"
@@ -144,18 +140,16 @@ async def test_submit__fhir_bundle_reaches_hapi_once_and_inbound_knows_it(
     unique: str,
 ) -> None:  # fmt: skip
     number = int(unique[:6], 16)  # the sandbox numbers its package's identifiers
-    package = sandbox_package.make_package(
-        number, iop_organization=organizations["iop"], residential_organization=organizations["ehr"]
-    )
-    body = sandbox_package.to_transaction(package)
+    package = residential_ehr.package(
+        number, iop=organizations["iop"], residential=organizations["ehr"]
+    )  # literal FHIR JSON, as the residential EHR writes it
+    body = package.bundle
     read = await _submit_twice_and_drain(api, fhir, settings, body,
                                          _headers(unique, "application/fhir+json"))  # fmt: skip
-    identifier = package.task.identifier
+    identifier = package.identifier
+    [plan] = [p["identifier"][0]["value"] for p in package.resources("CarePlan")]
     assert await _on_server(fhir, "Task", CONTEXT.task_id_system, identifier) == 1
-    assert (
-        await _on_server(fhir, "CarePlan", CONTEXT.care_plan_id_system, package.plan.identifier)
-        == 1
-    )
+    assert await _on_server(fhir, "CarePlan", CONTEXT.care_plan_id_system, plan) == 1
     engine = create_db_engine(settings.database_url, migrate_schema=False)
     await inbound.poll_tasks(fhir, engine, settings, organizations["iop"])  # HAPI tells of the Task
     with session_scope(engine) as session:
