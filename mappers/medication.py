@@ -1,7 +1,8 @@
 """Medication list <-> FHIR R4 MedicationStatement, gathered in a List.
 
 - The drug is medicationCodeableConcept: an RxNorm coding (reference 2.6) when the code is
-  known, always with ``text``; a drug without a verified code is sent text-only.
+  known and the sender's NDC coding when one came with it (``http://hl7.org/fhir/sid/ndc``),
+  always with ``text``; a drug without any code is sent text-only.
 - One Dosage: ``text`` (the sig as written), doseAndRate[0].doseQuantity, and
   timing.repeat ``frequency`` per ``period`` 1 ``periodUnit`` d (R4 Timing). A dose unit that is
   a plain UCUM code (mg, g, ug, mL) also carries system and code; a count unit such as
@@ -18,6 +19,7 @@ The readers (``from_fhir``, ``list_from_fhir``) are in ``mappers.medication_read
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,7 +28,7 @@ from typing import Any
 
 from fhir_profiles.terminology.code import Code
 from fhir_profiles.terminology.part2 import SUD_CODES
-from fhir_profiles.terminology.systems import RXNORM, UCUM
+from fhir_profiles.terminology.systems import NDC, RXNORM, UCUM
 from fhir_profiles.terminology.workflow import LIST_MEDICATIONS
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_reference import (
@@ -44,6 +46,14 @@ STATEMENT_STATUSES = frozenset(
 LIST_STATUSES = frozenset({"current", "retired", "entered-in-error"})
 # Dose units sent with their UCUM code: the unit text is the UCUM code itself.
 UCUM_DOSE_UNITS = frozenset({"mg", "g", "ug", "mL"})
+# An NDC as senders write it: the FDA's 10 digits in three hyphenated segments (4-4-2, 5-3-2,
+# 5-4-1) or the 11-digit 5-4-2 billing form, with or without hyphens.
+_NDC = re.compile(r"\d{4}-\d{4}-\d{2}|\d{5}-\d{3,4}-\d{1,2}|\d{10,11}")
+
+
+def is_ndc(code: str) -> bool:
+    """Whether ``code`` is shaped like a National Drug Code."""
+    return _NDC.fullmatch(code) is not None and sum(c.isdigit() for c in code) in (10, 11)
 
 
 class ListSource(StrEnum):
@@ -83,6 +93,7 @@ class MedicationEntry:
     times_per_day: int | None = None
     start: date | None = None
     end: date | None = None
+    ndc_code: str | None = None  # the sender's NDC for the same drug, kept beside RxNorm
 
     @property
     def is_moud(self) -> bool:
@@ -102,6 +113,8 @@ class MedicationEntry:
             found.append(Problem("MedicationEntry.medication", "is required", "required"))
         if self.rxnorm_code is not None and not self.rxnorm_code.isdigit():
             found.append(Problem("MedicationEntry.rxnorm_code", "an RxCUI is all digits"))
+        if self.ndc_code is not None and not is_ndc(self.ndc_code):
+            found.append(Problem("MedicationEntry.ndc_code", "is not a 10- or 11-digit NDC"))
         if self.status not in STATEMENT_STATUSES:
             found.append(Problem("MedicationEntry.status", f"{self.status!r} is not allowed"))
         if self.dose_text is not None and not self.dose_text.strip():
@@ -152,11 +165,13 @@ def to_fhir(
         resource["id"] = resource_id
     resource["identifier"] = [{"system": id_system, "value": entry.identifier}]
     resource["status"] = entry.status
-    concept: dict[str, Any] = {"text": entry.medication}
+    codings: list[dict[str, str]] = []
     if entry.rxnorm_code is not None:
-        coding = {"system": RXNORM, "code": entry.rxnorm_code, "display": entry.medication}
-        concept = {"coding": [coding], "text": entry.medication}
-    resource["medicationCodeableConcept"] = concept
+        codings.append({"system": RXNORM, "code": entry.rxnorm_code, "display": entry.medication})
+    if entry.ndc_code is not None:
+        codings.append({"system": NDC, "code": entry.ndc_code})
+    concept: dict[str, Any] = {"coding": codings} if codings else {}
+    resource["medicationCodeableConcept"] = concept | {"text": entry.medication}
     period = {}
     if entry.start:
         period["start"] = entry.start.isoformat()

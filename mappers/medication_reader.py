@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from fhir_profiles.terminology.systems import RXNORM, UCUM
+from fhir_profiles.terminology.systems import NDC, RXNORM, UCUM
 from fhir_profiles.terminology.workflow import LIST_MEDICATIONS
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_coding import CODING_KEYS, CONCEPT_KEYS, read_known_coding
@@ -44,6 +44,7 @@ from mappers.medication import (
     ListSource,
     MedicationEntry,
     MedicationList,
+    is_ndc,
 )
 
 _SOURCE_BY_TEXT = {text: source for source, text in SOURCE_TEXT.items()}
@@ -76,7 +77,7 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[MedicationEntry]:
     raise_if_problems("MedicationStatement", problems)
     assert identifier and status and drug
     entry = MedicationEntry(
-        identifier, drug[0], drug[1], status, dose_text, dose, times, start, end
+        identifier, drug[0], drug[1], status, dose_text, dose, times, start, end, drug[2]
     )
     raise_if_problems("MedicationStatement", entry.problems())
     links = {"subject": subject}
@@ -87,28 +88,37 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[MedicationEntry]:
 
 def _read_medication(
     fhir: Mapping[str, Any], problems: list[Problem], losses: list[Loss]
-) -> tuple[str, str | None] | None:
-    """Text (or the RxNorm display) and the first RxNorm code; other codings are lost."""
+) -> tuple[str, str | None, str | None] | None:
+    """Text (or the RxNorm, else the NDC display), the first RxNorm code and the first NDC
+    (US Core's medication binding is RxNorm, but US EHRs often send the dispensed package's
+    NDC beside it or alone); any other coding is lost."""
     path = "MedicationStatement.medicationCodeableConcept"
     concept = fhir.get("medicationCodeableConcept")
     if not isinstance(concept, dict):
         problems.append(Problem(path, "is required (a coded or text medication)", "required"))
         return None
     losses += unmapped_keys(concept, CONCEPT_KEYS, path=path)
-    code = display = None
+    kept: dict[str, tuple[str | None, Any, str]] = {}  # system -> (code, display, path)
     for index, coding in enumerate(read_list_in(concept, "coding", path, problems)):
         at = f"{path}.coding[{index}]"
-        if code is None and isinstance(coding, dict) and coding.get("system") == RXNORM:
-            code = read_str_in(coding, "code", at, problems, required=True)
-            display = coding.get("display")
-            losses += unmapped_keys(coding, CODING_KEYS, path=at)
-        else:
-            losses.append(Loss(at, "coding outside RxNorm (or a second RxNorm coding)"))
-    text = concept.get("text", display)
-    if display is not None and display != text:
-        losses.append(Loss(f"{path}.coding.display", "differs from text; the text is kept"))
+        system = coding.get("system") if isinstance(coding, dict) else None
+        if system not in (RXNORM, NDC) or system in kept:
+            losses.append(Loss(at, "coding outside RxNorm and NDC (or a second one of them)"))
+            continue
+        code = read_str_in(coding, "code", at, problems, required=True)
+        if system == NDC and code is not None and not is_ndc(code):
+            losses.append(Loss(at, f"{code!r} is not a 10- or 11-digit NDC"))
+            continue
+        kept[system] = (code, coding.get("display"), at)
+        losses += unmapped_keys(coding, CODING_KEYS, path=at)
+    displays = [kept[s][1] for s in (RXNORM, NDC) if s in kept and kept[s][1] is not None]
+    text = concept.get("text", displays[0] if displays else None)
+    for _, display, at in kept.values():
+        if display is not None and display != text:
+            losses.append(Loss(f"{at}.display", "differs from text; the text is kept"))
     text = read_str(text, f"{path}.text", problems, required=True)
-    return None if text is None else (text, code)
+    codes = {system: code for system, (code, _, _) in kept.items()}
+    return None if text is None else (text, codes.get(RXNORM), codes.get(NDC))
 
 
 def _read_effective(

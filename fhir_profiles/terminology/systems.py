@@ -14,6 +14,10 @@ LOINC: Final = "http://loinc.org"
 SNOMED_CT: Final = "http://snomed.info/sct"
 ICD_10_CM: Final = "http://hl7.org/fhir/sid/icd-10-cm"
 RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
+# FDA National Drug Codes: HL7 Terminology CodeSystem v3-ndc, url http://hl7.org/fhir/sid/ndc,
+# OID 2.16.840.1.113883.6.69, content not-present (https://build.fhir.org/ig/HL7/UTG/
+# CodeSystem-v3-ndc.json; NamingSystem-v3-ndc lists this URI as the preferred one).
+NDC: Final = "http://hl7.org/fhir/sid/ndc"
 UCUM: Final = "http://unitsofmeasure.org"
 # BCP-47 language tags: R4 Patient.communication.language binds to "all languages"
 # (http://hl7.org/fhir/R4/valueset-all-languages.html), whose system is this URI.

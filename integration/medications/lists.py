@@ -128,6 +128,7 @@ def entry_json(entry: MedicationEntry) -> dict[str, Any]:
         "times_per_day": entry.times_per_day,
         "start": None if entry.start is None else entry.start.isoformat(),
         "end": None if entry.end is None else entry.end.isoformat(),
+        "ndc_code": entry.ndc_code,
     }
 
 
@@ -144,6 +145,7 @@ def entry_from_json(data: Mapping[str, Any]) -> MedicationEntry:
         times_per_day=data.get("times_per_day"),
         start=None if data.get("start") is None else date.fromisoformat(data["start"]),
         end=None if data.get("end") is None else date.fromisoformat(data["end"]),
+        ndc_code=data.get("ndc_code"),  # absent from entries stored before NDCs were kept
     )
 
 

@@ -58,7 +58,12 @@ def summarize(package: MappedPackage) -> dict[str, Any]:
             for s in package.screenings
         ],
         "medications": [
-            {"medication": e.medication, "rxnorm": e.rxnorm_code, "dose": e.dose_text}
+            {
+                "medication": e.medication,
+                "rxnorm": e.rxnorm_code,
+                "ndc": e.ndc_code,
+                "dose": e.dose_text,
+            }
             for e in (package.medications.entries if package.medications else ())
         ],
         "consent": _consent(package),

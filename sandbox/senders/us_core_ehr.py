@@ -6,9 +6,9 @@ resource; a Practitioner as the requester; diagnoses as ICD-10-CM written with t
 text-only one without statuses (US Core health-concern); PHQ-9 and GAD-7 as QuestionnaireResponses
 on LOINC's Questionnaire canonicals with prefixed linkIds (PHQ-9, with a total that does not add
 up) and a nested group (GAD-7); the discharge medications as MedicationRequests (category
-discharge), one with a contained Medication; the residential stay as an Encounter of class IMP
-with the ASAM level only in its type text and date-only period; Part 2 labels in meta.security;
-a Consent with a LOINC category and the Part 2 rule named by policy.uri.
+discharge), one with a contained Medication coded RxNorm and NDC; the residential stay as an
+Encounter of class IMP with the ASAM level only in its type text and date-only period; Part 2
+labels in meta.security; a Consent with a LOINC category and the Part 2 rule named by policy.uri.
 """
 
 from __future__ import annotations
@@ -188,7 +188,10 @@ def package(n: int, parties: Parties, practitioner: str, today: date) -> dict[st
                             "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
                             "code": "312941",
                             "display": "sertraline 50 MG Oral Tablet",
-                        }
+                        },
+                        # the dispensed package: sertraline 50 mg tablets, bottle of 30 (the
+                        # labeler's label, "How supplied": NDC 68533-056-12)
+                        {"system": "http://hl7.org/fhir/sid/ndc", "code": "68533-056-12"},
                     ]
                 },
             },

@@ -55,7 +55,7 @@ EXPECTED = {
     "us_core_ehr": {
         "days_before_today": 3,
         "shows": ["Alcohol dependence, uncomplicated", "Major depressive disorder, recurrent",
-                  "sertraline 50 MG Oral Tablet", "Trazodone 50 mg tablet",
+                  "sertraline 50 MG Oral Tablet", "NDC 68533-056-12", "Trazodone 50 mg tablet",
                   "evening group schedule", "ASAM 3.5"],
         "disagreement": "PHQ-9: the sender&#39;s total 12 disagrees with 10",
     },

@@ -133,7 +133,7 @@ def test_from_fhir__foreign_statement_content_is_reported_not_dropped() -> None:
     foreign = _statement()
     foreign["identifier"].append({"system": "http://ehr.example/med", "value": "9"})
     foreign["medicationCodeableConcept"]["coding"].insert(
-        0, {"system": "http://hl7.org/fhir/sid/ndc", "code": "0000-0000-00"}
+        0, {"system": "http://ehr.example/formulary", "code": "F-118"}
     )
     foreign["dosage"][0]["route"] = {"text": "oral"}
     foreign["dosage"].append({"text": "extra"})
@@ -180,7 +180,7 @@ def test_from_fhir__brand_text_beside_rxnorm_display_keeps_text() -> None:
     mapped = medication_reader.from_fhir(foreign, id_system=MEDICATION_SYSTEM)
     assert mapped.value == make_sertraline(medication="Zoloft 50 mg")
     assert [loss.path for loss in mapped.losses] == [
-        "MedicationStatement.medicationCodeableConcept.coding.display"
+        "MedicationStatement.medicationCodeableConcept.coding[0].display"
     ]
 
 

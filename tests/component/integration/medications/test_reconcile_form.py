@@ -3,9 +3,13 @@ reconciliation form and the API's body): every wrong field named, a changed dose
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from integration.medications import lists as medication_lists
 from integration.medications.reconcile_form import parse_reconcile
+from mappers import medication
 from mappers.errors import InvalidInputError
 from mappers.medication import Dose
 from tests.builders.referrals import make_medication_list
@@ -45,3 +49,17 @@ def test_every_wrong_field_is_named() -> None:
          "new-2-medication": "x", "new-2-rxnorm": "RX-1", "new-2-times": "30"}
     ) == ["dose-0", "line-1", "new-1-medication", "new-2-rxnorm", "new-2-times"]  # fmt: skip
     assert paths({"line-0": "change-dose", "dose-0": "a lot"}) == ["dose-0"]
+
+
+def test_a_discharge_line_with_an_ndc__stored_and_continued__keeps_it() -> None:
+    # the sender's NDC (sertraline 50 mg tablets, NDC 68533-056-12) survives the stored list
+    # (entry_json) and a continued line, so our reconciled MedicationStatement sends it on
+    coded = replace(DISCHARGE.entries[0], ndc_code="68533-056-12")
+    stored = medication_lists.entry_from_json(medication_lists.entry_json(coded))
+    discharge = replace(DISCHARGE, entries=(stored, *DISCHARGE.entries[1:]))
+    kept = parse_reconcile({}, discharge, "INTAKE").kept[0]
+    sent = medication.to_fhir(kept, id_system="urn:test", subject_reference="Patient/p1")
+    codings = sent["medicationCodeableConcept"]["coding"]
+    assert ("http://hl7.org/fhir/sid/ndc", "68533-056-12") in [
+        (c["system"], c["code"]) for c in codings
+    ]
