@@ -42,6 +42,16 @@ Day = Field(min_length=10, max_length=10, description="YYYY-MM-DD, the program's
 Clock = Field(min_length=4, max_length=8, description="HH:MM, the program's time zone")
 
 
+class AcceptIn(_In):
+    """Accept. ``residential_discharge_date``: the day the client left residential care, when
+    the package gave none (accept is refused without it: no 7/30-day follow-up windows); a date
+    the sender gave is never changed. The body is optional."""
+
+    residential_discharge_date: str | None = Field(
+        None, min_length=10, max_length=10, description="YYYY-MM-DD, when the package gave none"
+    )
+
+
 class DeclineIn(_In):
     """Why the IOP declines: a reason of the list (text-only, sent as Task.statusReason.text)
     and a note to the referrer (required for ``other``)."""
@@ -110,6 +120,7 @@ class ReconciliationIn(_In):
 
 
 EXAMPLES: dict[str, tuple[type[_In], dict[str, Any]]] = {
+    "accept": (AcceptIn, {"residential_discharge_date": "2026-12-01"}),
     "decline": (DeclineIn, {"reason": "no-capacity", "note": "Waitlist of six weeks"}),
     "intake": (IntakeIn, {"date": "2026-12-09", "time": "10:00", "delivery": "virtual"}),
     "sessions": (
@@ -185,8 +196,8 @@ def _add(router: APIRouter, read: Any, path: str, action: str, summary: str) -> 
 
 def _fields(request: Request, body: bytes, model: type[_In] | None) -> dict[str, str | None]:
     """The body checked by its model, as the strings the service parses (None: no body)."""
-    if model is None:
-        return {}
+    if model is None or (model is AcceptIn and not body.strip()):
+        return {}  # accept as it stands
     media_type(request, (JSON,))
     try:
         given = model.model_validate(parse_json(body))
@@ -220,4 +231,4 @@ def _perform(
 def _body(model: type[_In], example: dict[str, Any]) -> dict[str, Any]:
     schema = docs.inline_schema(model)
     content = {JSON: {"schema": schema, "examples": {"example": {"value": example}}}}
-    return {"requestBody": {"required": True, "content": content}}
+    return {"requestBody": {"required": model is not AcceptIn, "content": content}}

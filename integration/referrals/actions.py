@@ -6,6 +6,11 @@ either a change (applied in their one transaction, the Task change queued in the
 ``InvalidInputError`` naming every field that is wrong. Which actions a referral offers follows
 from its state (``offered``): what the workflows would refuse is not offered.
 
+Accept needs the residential discharge date: the HEDIS FUI 7- and 30-day follow-up windows the
+IOP takes on start from it. A package without one (no residential Encounter.period.end) is
+refused at accept, naming the element, unless the case manager records the date with the accept
+(``residential_discharge_date``); a date the sender gave is never overwritten. Decline stays.
+
 Decline reasons: neither SDOHCC nor BSeR defines a code system for why a referral is declined
 (BSeR's TaskBusinessStatusCS has 4.0 "Service Request Declined" and no reason codes), so the
 reasons here are a short text-only list (Task.statusReason.text), with the case manager's note.
@@ -30,6 +35,7 @@ from integration.db.tracker_tables import TrackerSubmission
 from integration.medications import reconcile_form as reconcile_actions
 from integration.medications.workflow import current_list
 from integration.referrals import step_down
+from integration.referrals.package_summary import NO_DISCHARGE_DATE as NO_DATE_ATTENTION
 from integration.workflow_errors import ReferralActionRefused, ReferralNotFound
 from mappers import encounter
 from mappers.errors import InvalidInputError, Problem
@@ -37,6 +43,7 @@ from mappers.medication import ListSource
 from mappers.registry import MappingContext
 
 ACCEPT, DECLINE, SCHEDULE, SESSION = "accept", "decline", "schedule", "session"
+DISCHARGE_DATE = "residential_discharge_date"  # the accept's one optional field
 RECONCILE, DISCHARGE = "reconcile", "discharge"
 # Text-only decline reasons (see the module docstring): key -> Task.statusReason.text
 DECLINE_REASONS: Mapping[str, str] = {
@@ -50,6 +57,13 @@ DECLINE_REASONS: Mapping[str, str] = {
 MAX_NOTE = 500
 E = TypeVar("E", bound=StrEnum)
 MAX_SESSION_MINUTES = 8 * 60
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """Accept, recording the residential discharge date the package did not give."""
+
+    discharged: date
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +108,8 @@ class ReconcileFields:
     fields: Mapping[str, str | None]
 
 
-Command = Decline | ScheduleIntake | RecordSession | ReconcileFields | None  # None: accept
+# None: accept as it stands
+Command = Accept | Decline | ScheduleIntake | RecordSession | ReconcileFields | None
 
 
 def parse(action: str, fields: Mapping[str, str | None], zone: ZoneInfo) -> Command:
@@ -109,7 +124,10 @@ def parse(action: str, fields: Mapping[str, str | None], zone: ZoneInfo) -> Comm
         command = _session(fields, zone, problems)
     elif action == RECONCILE:
         command = ReconcileFields(dict(fields))
-    elif action != ACCEPT:
+    elif action == ACCEPT:
+        discharged = _date(fields, DISCHARGE_DATE, problems, required=False)
+        command = None if discharged is None else Accept(discharged)
+    else:
         problems.append(Problem("action", f"{action!r} is not an action on a referral"))
     if problems:
         raise InvalidInputError.from_problems(f"the {action}", problems)
@@ -134,6 +152,8 @@ def perform(
         detail = f"a {referral.status} referral does not offer {action!r}"
         raise ReferralActionRefused(detail, problems=[Problem("action", detail, "business-rule")])
     if action == ACCEPT:
+        if isinstance(command, Accept):
+            _record_discharge_date(referral, link, command.discharged, at)
         return step_down.accept(session, referral.id, at=at)
     if isinstance(command, Decline):
         return step_down.decline(session, referral.id, command.status_reason(), at=at)
@@ -223,6 +243,24 @@ def offered(session: Session, referral: models.Referral, *, mapped: bool) -> Off
             if current_list(session, referral, ListSource.RECONCILED) is not None:
                 found.add(DISCHARGE)  # the discharge summary carries the reconciled list
     return Offered(frozenset(found))
+
+
+def _record_discharge_date(
+    referral: models.Referral, link: ReferralLink | None, given: date, at: datetime
+) -> None:
+    """The case manager's residential discharge date, where the package gave none."""
+    known = referral.residential_discharge_date
+    if known is not None and known != given:
+        detail = f"the package states {known.isoformat()}: the sender's date is kept"
+        raise InvalidInputError.from_problems("the accept", [Problem(DISCHARGE_DATE, detail)])
+    # a day of slack: the program's calendar may run ahead of UTC
+    if given > at.date() + timedelta(days=1):
+        detail = "must not be in the future: the date the client left residential care"
+        raise InvalidInputError.from_problems("the accept", [Problem(DISCHARGE_DATE, detail)])
+    referral.residential_discharge_date = given
+    if link is not None and link.package_summary:  # the page's "needs attention" is answered
+        attention = [a for a in link.package_summary.get("attention", []) if a != NO_DATE_ATTENTION]
+        link.package_summary = {**link.package_summary, "attention": attention}
 
 
 # --- parsing ----------------------------------------------------------------------------------

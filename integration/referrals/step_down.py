@@ -68,6 +68,14 @@ log = logging.getLogger(__name__)
 
 AGGREGATE = "referral"
 ACTIVE = frozenset({"accepted", "in-progress"})
+# What accept names when the package gave no residential discharge date (R4: the residential
+# Encounter's period.end) and no case manager recorded it.
+NO_DISCHARGE_DATE_PATH = "Encounter.period.end"
+NO_DISCHARGE_DATE = (
+    "the residential discharge date is missing: the 7- and 30-day follow-up windows cannot be "
+    "computed; record the date the client left residential care (residential_discharge_date) "
+    "to accept, or decline"
+)
 _ENCOUNTER_IDS = uuid.UUID("6c0f3e55-4f51-4d8a-9d43-4f0e1b7a2c11")  # namespace of encounter_id
 
 Apply = Callable[[Session, datetime], str | None]  # returns a refusal's reason code
@@ -184,12 +192,19 @@ def _audit_refusal(
 
 def accept(session: Session, referral_id: int, *, at: datetime) -> models.Referral:
     """Accept: Task accepted, businessStatus 3.0 (the owner stays the IOP). ``referral_id`` is
-    the database id (Referral.id)."""
+    the database id (Referral.id). Refused without the residential discharge date: the HEDIS
+    FUI 7- and 30-day follow-up windows the IOP is accepting to meet start from it (a case
+    manager records it first, ``record_discharge_date``)."""
     referral, link = _load(session, referral_id)
     if link.problems:
         detail = f"its package has {len(link.problems)} mapping problems: decline it with them"
         raise ReferralActionRefused(
             "the referral cannot be accepted", problems=[Problem("referral", detail)]
+        )
+    if referral.residential_discharge_date is None:
+        raise ReferralActionRefused(
+            "the referral cannot be accepted without the residential discharge date",
+            problems=[Problem(NO_DISCHARGE_DATE_PATH, NO_DISCHARGE_DATE, "required")],
         )
     _move(referral, link, "accepted", at=at, business=workflow.BSER_ACCEPTED.code)
     repo.record_decision(session, referral, decision=models.Decision.ACCEPTED, reason=None, at=at)

@@ -68,6 +68,8 @@ class ActionPanel:
     offered: referral_actions.Offered
     deliveries: tuple[Delivery, ...]
     discharge_lines: tuple[MedicationChoice, ...]
+    # accept needs the residential discharge date first (referrals.actions): the form asks it
+    needs_discharge_date: bool = False
 
 
 def action_panel(session: Session, referral: models.Referral, today: date) -> ActionPanel:
@@ -90,6 +92,7 @@ def action_panel(session: Session, referral: models.Referral, today: date) -> Ac
             MedicationChoice(line.position, line.display, line.rxnorm_code, line.dose_text)
             for line in sorted(lines, key=lambda line: line.position)
         ),
+        needs_discharge_date=referral.residential_discharge_date is None,
     )
 
 

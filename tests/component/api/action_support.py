@@ -15,15 +15,21 @@ from integration.db.store import session_scope
 
 
 def add_linked_referral(
-    engine: Engine, business_id: str, organization: str, *, status: str = "requested"
+    engine: Engine,
+    business_id: str,
+    organization: str,
+    *,
+    status: str = "requested",
+    discharged: bool = True,
 ) -> int:
-    """A referral of ``organization`` with the Task references the state machine needs."""
+    """A referral of ``organization`` with the Task references the state machine needs;
+    ``discharged``: whether its package gave the residential discharge date (yesterday)."""
     now = datetime.now(UTC)
     with session_scope(engine) as session:
         referral = repo.add_referral(
             session, business_id=business_id, status=status, client_mrn=f"MRN-{business_id}",
             iop_organization=organization, received_at=now - timedelta(days=2),
-            residential_discharge_date=now.date() - timedelta(days=1),
+            residential_discharge_date=now.date() - timedelta(days=1) if discharged else None,
             client_name="Avery Quinn Testperson", client_birth_date=date(1990, 6, 15),
             client_language="es",
         )  # fmt: skip
