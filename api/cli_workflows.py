@@ -78,6 +78,11 @@ def add_commands(commands: Any) -> None:
                 "of 'other'); the Task's statusReason.text",
             )  # fmt: skip
             action.add_argument("--note", help="a note to the referrer beside the reason")
+        else:
+            action.add_argument(
+                "--residential-discharge-date", type=date.fromisoformat,
+                help="YYYY-MM-DD, when the package gave none (accept is refused without it)",
+            )  # fmt: skip
     schedule = _action_parser(commands, "schedule", "set the intake date of a referral")
     schedule.add_argument("--date", type=date.fromisoformat, required=True)
     schedule.add_argument("--time", help="HH:MM, the program's time zone")
@@ -277,4 +282,6 @@ def _command(args: argparse.Namespace, settings: Settings, business_id: str) -> 
             SessionKind(args.kind), Delivery(args.delivery), Attendance(args.attendance),
             args.start, minutes, identifier=args.id,
         )  # fmt: skip
-    return None
+    discharged = args.residential_discharge_date
+    fields = {referral_actions.DISCHARGE_DATE: discharged and discharged.isoformat()}
+    return referral_actions.parse(referral_actions.ACCEPT, fields, zone)

@@ -40,10 +40,11 @@ def store(engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Engin
     return engine
 
 
-def _seed_referral(session: Session, business_id: str) -> int:
+def _seed_referral(session: Session, business_id: str, *, dated: bool = True) -> int:
     referral = repo.add_referral(
         session, business_id=business_id, status="requested", client_mrn=MRN,
         iop_organization=f"Organization/{IOP.lower()}", received_at=AT - timedelta(days=2),
+        residential_discharge_date=(AT - timedelta(days=1)).date() if dated else None,
     )  # fmt: skip
     session.add(
         ReferralLink(
@@ -57,9 +58,9 @@ def _seed_referral(session: Session, business_id: str) -> int:
     return referral.id
 
 
-def _seeded(engine: Engine, *business_ids: str) -> list[str]:
+def _seeded(engine: Engine, *business_ids: str, dated: bool = True) -> list[str]:
     with session_scope(engine) as session:
-        return [str(_seed_referral(session, b)) for b in business_ids]
+        return [str(_seed_referral(session, b, dated=dated)) for b in business_ids]
 
 
 def _events(engine: Engine) -> list[tuple[Any, ...]]:
@@ -71,11 +72,12 @@ def _events(engine: Engine) -> list[tuple[Any, ...]]:
 def test_actions__audited_as_the_cli_actor(
     store: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    accepted, declined = _seeded(store, "SD-CLI-1", "SD-CLI-2")
+    accepted, declined = _seeded(store, "SD-CLI-1", "SD-CLI-2", dated=False)
     session = ["--id", "SES-CLI-1", "--start", "2026-11-23T18:00:00-05:00",
                "--end", "2026-11-23T21:00:00-05:00"]  # fmt: skip
     for argv in (
-        ["accept", accepted, "--actor", "cm-17"],
+        # the seeded package gave no residential discharge date: recorded with the accept
+        ["accept", accepted, "--actor", "cm-17", "--residential-discharge-date", "2026-11-16"],
         ["schedule", accepted, "--date", "2026-11-20"],
         ["session", accepted, *session, "--actor", "jo@iop"],
         ["decline", declined, "--reason", "no capacity", "--actor", "cm-17"],

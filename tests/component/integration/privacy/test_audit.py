@@ -41,6 +41,7 @@ def _seed_referral(session: Session, business_id: str, organization: str = IOP_A
     referral = repo.add_referral(
         session, business_id=business_id, status="requested", client_mrn="MRN-ZQ-0042",
         iop_organization=organization, received_at=AT - timedelta(days=2),
+        residential_discharge_date=(AT - timedelta(days=1)).date(),
     )  # fmt: skip
     session.add(
         ReferralLink(
