@@ -109,10 +109,12 @@ def package(
     language: str | None = None,
     also_disclose_to: tuple[str, ...] = (),
     new_uuid: Callable[[], Any] = uuid.uuid4,
+    discharge_known: bool = True,
 ) -> Package:
     """The n-th package; every business identifier carries ``n``. ``language``: the client's
     preferred language (a BCP-47 tag); ``also_disclose_to``: Organizations the Part 2 consent
-    names beside the IOP (an aftercare provider known at referral)."""
+    names beside the IOP (an aftercare provider known at referral); ``discharge_known`` False:
+    the referral goes out while the stay is still in progress, its Encounter without an end."""
     out = (discharged or DISCHARGED).astimezone(UTC)
     family, given, gender, birth_date = CLIENTS[n % len(CLIENTS)]
     template = Template(PACKAGE.read_text())
@@ -128,6 +130,10 @@ def package(
         [patient] = filled.resources("Patient")
         coding = {"system": "urn:ietf:bcp:47", "code": language}
         patient["communication"] = [{"language": {"coding": [coding]}, "preferred": True}]
+    if not discharge_known:
+        [stay] = filled.resources("Encounter")
+        stay["status"] = "in-progress"
+        del stay["period"]["end"], stay["hospitalization"]
     [consent] = filled.resources("Consent")
     consent["provision"]["actor"] += [
         {"role": IRCP, "reference": {"reference": other}} for other in also_disclose_to
@@ -221,12 +227,14 @@ class ResidentialEhr:
         discharged: datetime | None = None,
         language: str | None = None,
         also_disclose_to: tuple[str, ...] = (),
+        discharge_known: bool = True,
     ) -> Referred:
         """Post the n-th package as one transaction; the Task is owned by the IOP."""
         own = self.organization or await self.ensure_organization()
         filled = package(
             n, iop=await self.find_iop(), residential=own, discharged=discharged,
             language=language, also_disclose_to=also_disclose_to,
+            discharge_known=discharge_known,
         )  # fmt: skip
         response = await self.http.post("", json=filled.bundle, headers={"Content-Type": FHIR_JSON})
         response.raise_for_status()

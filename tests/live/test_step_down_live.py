@@ -26,8 +26,9 @@ from integration.fhir.setup import ensure_organization
 from integration.inbound import engine as inbound
 from integration.outbox.queue import ClaimedMessage
 from integration.outbox.worker import deliver_message, run_worker
-from integration.referrals import step_down
+from integration.referrals import actions, step_down
 from integration.settings import Settings
+from integration.workflow_errors import ReferralActionRefused
 from mappers import bundle
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 from mappers.registry import MappingContext
@@ -232,3 +233,34 @@ async def test_step_down__cancelled_by_the_residential_program(
     with session_scope(engine) as session:
         row = session.get(Referral, referral_id)
         assert row is not None and row.status == "cancelled"
+
+
+async def test_step_down__no_discharge_date__accept_refused_until_the_case_manager_records_it(
+    fhir: FhirClient,
+    engine: Engine,
+    settings: Settings,
+    organization: str,
+    ehr: ResidentialEhr,
+    unique: str,
+) -> None:
+    # the residential program refers while the stay is in progress: its Encounter has no end
+    referred = await ehr.refer(int(unique, 16), discharge_known=False)
+    referral_id = await _take_in(fhir, engine, settings, organization, referred.identifier)
+    with pytest.raises(ReferralActionRefused) as refused, session_scope(engine) as session:
+        referral = session.get(Referral, referral_id)
+        assert referral is not None and referral.residential_discharge_date is None
+        actions.perform(session, referral, actions.ACCEPT, None, at=NOW, session_ids="x")
+    assert [p.path for p in refused.value.problems] == ["Encounter.period.end"]
+    assert _unsettled(engine) == {}  # nothing queued for the server
+    with session_scope(engine) as session:
+        referral = session.get(Referral, referral_id)
+        assert referral is not None
+        fields = {actions.DISCHARGE_DATE: NOW.date().isoformat()}
+        stated = actions.parse(actions.ACCEPT, fields, settings.program_zone())
+        actions.perform(session, referral, actions.ACCEPT, stated, at=NOW, session_ids="x")
+    await _drain(engine, fhir)
+    task = await fhir.read("Task", referred.task_id)
+    assert (task["status"], _code(task)) == ("accepted", "3.0")
+    with session_scope(engine) as session:
+        referral = session.get(Referral, referral_id)
+        assert referral is not None and referral.residential_discharge_date == NOW.date()
