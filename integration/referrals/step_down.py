@@ -194,7 +194,7 @@ def accept(session: Session, referral_id: int, *, at: datetime) -> models.Referr
     """Accept: Task accepted, businessStatus 3.0 (the owner stays the IOP). ``referral_id`` is
     the database id (Referral.id). Refused without the residential discharge date: the HEDIS
     FUI 7- and 30-day follow-up windows the IOP is accepting to meet start from it (a case
-    manager records it first, ``record_discharge_date``)."""
+    manager can record it with the accept: ``referrals.actions``)."""
     referral, link = _load(session, referral_id)
     if link.problems:
         detail = f"its package has {len(link.problems)} mapping problems: decline it with them"

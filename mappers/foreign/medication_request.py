@@ -3,11 +3,10 @@ MedicationRequests, category ``discharge``) as a MedicationEntry.
 
 The drug is ``medicationCodeableConcept`` or ``medicationReference`` to a Medication, contained
 (``#id``) or a resource of the same package (R4 medicationrequest.html: medication[x]); the
-RxNorm code and the NDC are kept with the medication (``mappers.medication_reader``), any other
-coding goes to the loss report, the text always. The request is rewritten
-into our MedicationStatement dialect and read by ``mappers.medication_reader``: dosageInstruction
-is the statement's dosage, authoredOn its start. Problems and losses are reported at the
-MedicationRequest's own paths.
+RxNorm code and the NDC are kept with the medication, any other coding goes to the loss report,
+the text always. The request is rewritten into our MedicationStatement dialect and read by
+``mappers.medication_reader``: dosageInstruction is the statement's dosage, authoredOn its start.
+Problems and losses are reported at the MedicationRequest's own paths.
 """
 
 from __future__ import annotations
