@@ -35,6 +35,7 @@ from tests.builders.referrals import (
     MEDICATION_SYSTEM,
     REFERRAL_SYSTEM,
     TASK_SYSTEM,
+    make_sertraline,
 )
 from tests.builders.sessions import ASSESSMENT_SYSTEM, SESSION_SYSTEM, STAY_SYSTEM
 from tests.strategies.assessment import assessments, intake_assessments
@@ -162,6 +163,18 @@ async def test_mapper_output__validates_with_zero_errors(loaded: FhirClient, cas
     assert len(samples) >= SAMPLES_PER_MAPPER // 2, "hypothesis drew too few values"
     for value in samples:
         await _assert_valid(loaded, case.to_fhir(value))
+
+
+async def test_medication_with_the_senders_ndc__validates_with_zero_errors(
+    loaded: FhirClient,
+) -> None:
+    # sertraline 50 mg with the NDC a sender gave (68533-056-12: the labeler's "How supplied")
+    sent = medication.to_fhir(
+        make_sertraline(ndc_code="68533-056-12"), id_system=MEDICATION_SYSTEM,
+        subject_reference=SUBJECT,
+    )  # fmt: skip
+    assert "http://hl7.org/fhir/sid/ndc" in str(sent["medicationCodeableConcept"])
+    await _assert_valid(loaded, sent)
 
 
 def _any_client() -> Any:
