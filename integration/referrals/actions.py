@@ -26,11 +26,11 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from integration.db import models
 from integration.db.inbound_table import ReferralLink
+from integration.db.store import dialect_insert
 from integration.db.tracker_tables import TrackerSubmission
 from integration.medications import reconcile_form as reconcile_actions
 from integration.medications.workflow import current_list
@@ -199,16 +199,20 @@ def owned_referral(
 
 def claim_form(session: Session, form_id: str, referral: models.Referral, action: str) -> bool:
     """Record a form's one-time id in the caller's transaction; False when that form was
-    already submitted (a double click): the caller then acts no more."""
-    if session.get(TrackerSubmission, form_id) is not None:
-        return False
-    try:
-        with session.begin_nested():  # a concurrent twin commits first: its insert wins
-            session.add(TrackerSubmission(form_id=form_id, referral_id=referral.id, action=action))
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    already submitted (a double click): the caller then acts no more.
+
+    One INSERT ... ON CONFLICT DO NOTHING, not a SAVEPOINT: with pysqlite a SAVEPOINT that is
+    the transaction's first write runs outside any BEGIN, and releasing it committed the form
+    id even when the action was then refused and rolled back. A concurrent twin's insert
+    waits for the first one's transaction and then finds the id there (no row inserted).
+    """
+    insert = dialect_insert(session.get_bind().dialect.name)(TrackerSubmission)
+    claimed = session.connection().execute(
+        insert.values(form_id=form_id, referral_id=referral.id, action=action)
+        .on_conflict_do_nothing(index_elements=["form_id"])
+        .returning(TrackerSubmission.form_id)
+    )
+    return claimed.first() is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from integration.db.audit_table import AuditEventRecord
+from integration.db.models import Referral
 from integration.db.store import create_db_engine, session_scope
+from integration.db.tracker_tables import TrackerSubmission
+from integration.referrals.actions import claim_form
 from integration.settings import Settings
 from tests.component.api.action_support import add_linked_referral, status_of, task_messages
 from tests.component.api.test_tracker import (  # noqa: F401 (fixtures)
@@ -186,3 +189,21 @@ async def test_list__shows_the_client_beside_the_mrn(
     assert re.search(
         r"Avery Quinn Testperson, \d+ · es<br><span class=\"muted\">MRN MRN-SD-ACT-1", row
     )
+
+
+async def test_claim_form__an_action_refused_after_the_claim_leaves_the_form_unspent(
+    referral: int,
+    settings: Settings,  # noqa: F811
+) -> None:
+    """On SQLite the claim's SAVEPOINT was the transaction's first write, and releasing it
+    committed the form id even when the action was then refused and rolled back."""
+    engine, form_id = engine_of(settings), "f" * 24
+    with pytest.raises(RuntimeError), session_scope(engine) as session:
+        row = session.get(Referral, referral)
+        assert row is not None and claim_form(session, form_id, row, "accept")
+        raise RuntimeError("the action is refused after the claim")
+    with session_scope(engine) as session:
+        assert session.get(TrackerSubmission, form_id) is None
+        row = session.get(Referral, referral)
+        assert row is not None and claim_form(session, form_id, row, "accept")
+        assert not claim_form(session, form_id, row, "accept")  # the twin acts no more
