@@ -184,9 +184,7 @@ def _unknown_items(
     instrument: Instrument, items: Mapping[str, tuple[int, Mapping[str, Any]]]
 ) -> list[Loss]:
     """Items our Questionnaire does not define are reported, not read."""
-    known = {*scoring.item_codes(instrument), instrument.total.code}
-    if instrument is assessments.PHQ9:
-        known.add(assessments.PHQ9_DIFFICULTY.code)
+    known = known_items(instrument)
     if known.issuperset(items):
         return []  # the usual case
     return [
@@ -194,6 +192,23 @@ def _unknown_items(
         for link, (index, _) in items.items()
         if link not in known
     ]
+
+
+def known_items(instrument: Instrument) -> frozenset[str]:
+    """The linkIds our Questionnaire defines: the scored items, the total and (PHQ-9) the
+    difficulty item. Built once per instrument at import; read for every response."""
+    built = _KNOWN_ITEMS.get(instrument.key)
+    return (built if built is not None and built[0] is instrument else _known_items(instrument))[1]
+
+
+def _known_items(instrument: Instrument) -> tuple[Instrument, frozenset[str]]:
+    codes = {*scoring.item_codes(instrument), instrument.total.code}
+    if instrument is assessments.PHQ9:
+        codes.add(assessments.PHQ9_DIFFICULTY.code)
+    return instrument, frozenset(codes)
+
+
+_KNOWN_ITEMS = {i.key: _known_items(i) for i in assessments.INSTRUMENTS}
 
 
 def _coded_item(link_id: str, coding: dict[str, str]) -> dict[str, Any]:

@@ -60,9 +60,9 @@ def sender_identifier(
         (i, e) for i, e in enumerate(entries)
         if isinstance(e, dict) and isinstance(e.get("value"), str) and e["value"].strip()
     ]  # fmt: skip
-    ranked = sorted(usable, key=lambda pair: _rank(pair[1], type_code))
-    if ranked:
-        index, chosen = ranked[0]
+    if usable:
+        # Nearly every resource carries one identifier: nothing to rank then.
+        index, chosen = usable[0] if len(usable) == 1 else _best(usable, type_code)
         path = f"{kind}.identifier[{index}]" if isinstance(raw, list) else f"{kind}.identifier"
         losses += [
             Loss(f"{kind}.identifier[{i}]", f"another identifier; {path} identifies it")
@@ -81,6 +81,14 @@ def sender_identifier(
         return SenderIdentifier(LOGICAL_ID, logical, f"{kind}.id")
     problems.append(Problem(f"{kind}.identifier", "no identifier and no id", "required"))
     return None
+
+
+def _best(
+    usable: list[tuple[int, Mapping[str, Any]]], type_code: str | None
+) -> tuple[int, Mapping[str, Any]]:
+    """The best-ranked identifier; the first of equals (``min`` keeps the first, like a stable
+    sort)."""
+    return min(usable, key=lambda pair: _rank(pair[1], type_code))
 
 
 def _rank(identifier: Mapping[str, Any], type_code: str | None) -> int:

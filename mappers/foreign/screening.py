@@ -17,7 +17,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fhir_profiles.terminology import assessments
 from fhir_profiles.terminology.assessments import Instrument
@@ -46,9 +46,10 @@ class ScreeningResponse:
     sender_total: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Leaf:
-    """One answered question: its LOINC code (None when not found), its answers, its path."""
+class Leaf(NamedTuple):
+    """One answered question: its LOINC code (None when not found), its answers, its path.
+    (A NamedTuple: as immutable as a frozen dataclass, and made several times per response
+    at a third of the cost.)"""
 
     code: str | None
     answers: list[Any]
@@ -64,7 +65,8 @@ def leaves(items: Any, path: str) -> list[Leaf]:
         at = f"{path}[{index}]"
         if item.get("answer"):
             found.append(Leaf(_item_code(item), list(item["answer"]), at))
-        found += leaves(item.get("item"), f"{at}.item")
+        if "item" in item:  # a group (or an answer with nested items): most items are neither
+            found += leaves(item["item"], f"{at}.item")
     return found
 
 
@@ -114,14 +116,13 @@ def read_as(
     losses: list[Loss],
 ) -> Mapped[assessment.Assessment]:
     """Rewrite into our dialect, read with ``mappers.assessment``, report at the sender's paths."""
-    known = {*scoring.item_codes(instrument), instrument.total.code}
-    if instrument is assessments.PHQ9:
-        known.add(assessments.PHQ9_DIFFICULTY.code)
+    known = assessment.known_items(instrument)
     ours: list[dict[str, Any]] = []
+    taken: set[str] = set()  # linkIds already in ``ours``: a repeat is a loss, not a duplicate
     renames: dict[str, str] = {}
     sender_total: float | None = None
     for leaf in items:
-        if leaf.code not in known or any(i["linkId"] == leaf.code for i in ours):
+        if leaf.code not in known or leaf.code in taken:
             losses.append(Loss(leaf.path, f"not an item of the {instrument.key} questionnaire"))
             continue
         answers = leaf.answers
@@ -129,6 +130,7 @@ def read_as(
             sender_total = _number(answers)
             continue  # recomputed, never read: the sender's figure is only compared
         renames[f"{QR}.item[{len(ours)}]"] = leaf.path
+        taken.add(leaf.code)
         ours.append({"linkId": leaf.code, "answer": answers})
     rewritten = {
         "resourceType": QR,
