@@ -156,13 +156,13 @@ def single_answer(
         problems.append(Problem(f"{path}.answer", f"expected one answer, got {len(answers)}"))
         return None
     answer = answers[0]
-    at = f"{path}.answer[0]"
     if not isinstance(answer, dict):
-        problems.append(Problem(at, "expected an answer object", "structure"))
+        problems.append(Problem(f"{path}.answer[0]", "expected an answer object", "structure"))
         return None
     if len(answer) != 1 or value_key not in answer:  # else nothing but the value is there
-        losses += unmapped_keys(answer, {value_key}, path=at)
+        losses += unmapped_keys(answer, {value_key}, path=f"{path}.answer[0]")
     if answer.get(value_key) is None:
+        at = f"{path}.answer[0]"  # built only for the Problem: nearly every answer is valid
         given = ", ".join(f"{k}={answer[k]!r}" for k in answer if k.startswith("value")) or "none"
         problems.append(Problem(at, f"expected {value_key}, got {given}"))
         return None

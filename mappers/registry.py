@@ -114,8 +114,9 @@ def _ours_or_foreign(
     mappers.foreign.generic; or a foreign reader of its own)."""
 
     def read(resource: Mapping[str, Any], context: MappingContext) -> Mapped[Any]:
-        if has_system(resource, system(context)):
-            return ours(resource, system(context))
+        id_system = system(context)
+        if has_system(resource, id_system):
+            return ours(resource, id_system)
         return foreign(resource, ours)
 
     return read

@@ -64,10 +64,11 @@ def sender_identifier(
         # Nearly every resource carries one identifier: nothing to rank then.
         index, chosen = usable[0] if len(usable) == 1 else _best(usable, type_code)
         path = f"{kind}.identifier[{index}]" if isinstance(raw, list) else f"{kind}.identifier"
-        losses += [
-            Loss(f"{kind}.identifier[{i}]", f"another identifier; {path} identifies it")
-            for i in range(len(entries)) if i != index and isinstance(raw, list)
-        ]  # fmt: skip
+        if len(entries) > 1:  # the others are reported; usually there are none
+            losses += [
+                Loss(f"{kind}.identifier[{i}]", f"another identifier; {path} identifies it")
+                for i in range(len(entries)) if i != index and isinstance(raw, list)
+            ]  # fmt: skip
         system = chosen.get("system")
         if not isinstance(system, str) or not system.strip():
             losses.append(Loss(f"{path}.system", "no system: the value alone identifies it"))

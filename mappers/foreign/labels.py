@@ -21,10 +21,11 @@ def security_labels(resource: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(system, code) of every meta.security Coding of ``resource``."""
     meta = resource.get("meta")
     labels = meta.get("security") if isinstance(meta, dict) else None
-    codings = labels if isinstance(labels, list) else []
+    if not isinstance(labels, list):
+        return []  # most resources carry no labels
     return [
         (str(c.get("system")), str(c.get("code")))
-        for c in codings
+        for c in labels
         if isinstance(c, dict) and c.get("code")
     ]
 
