@@ -22,6 +22,8 @@ def datetime_problems(value: datetime, field: str) -> list[Problem]:
     offset = value.utcoffset()
     if offset is None:
         return [Problem(field, "needs a timezone (FHIR dateTime with a time SHALL have one)")]
+    if not offset:
+        return []  # UTC, as nearly every value: no arithmetic on the offset needed
     if offset % _MINUTE or abs(offset) > MAX_TIMEZONE_OFFSET:
         return [Problem(field, f"timezone offset {offset} is not a whole-minute offset <= 14h")]
     return []

@@ -19,7 +19,6 @@ The placer identifier (PLAC) helpers here are shared with ``mappers.referral_tas
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -137,7 +136,8 @@ def to_fhir(
     resource["identifier"] = [placer_identifier(id_system, referral.identifier)]
     resource["status"] = referral.status
     resource["intent"] = "order"
-    resource["category"] = [copy.deepcopy(CATEGORY)]
+    # A fresh concept per resource (callers may edit what they get), built rather than deep-copied.
+    resource["category"] = [SERVICE_REQUEST_COUNSELING.codeable_concept(CATEGORY_TEXT)]
     resource["code"] = ASAM_BY_CODE[referral.level_of_care].codeable_concept()
     resource["subject"] = reference(referral.subject)
     if referral.requested_start is not None:
