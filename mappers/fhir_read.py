@@ -60,6 +60,8 @@ def read_str_in(
     value = element.get(key)
     if isinstance(value, str) and value.strip():
         return value
+    if value is None and not required:
+        return None  # an optional element left out: nothing to report
     return read_str(value, f"{path}.{key}", problems, required=required)
 
 

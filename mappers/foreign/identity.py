@@ -10,7 +10,7 @@ patient identifier.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +40,11 @@ class SenderIdentifier:
 def has_system(resource: Mapping[str, Any], system: str) -> bool:
     """Whether any identifier of ``resource`` is in ``system`` (our dialect)."""
     found = resource.get("identifier")
-    entries = found if isinstance(found, list) else [found]
-    return any(isinstance(i, dict) and i.get("system") == system for i in entries)
+    # A loop rather than any(generator): this runs for every resource read.
+    for entry in found if isinstance(found, list) else [found]:
+        if isinstance(entry, dict) and entry.get("system") == system:
+            return True
+    return False
 
 
 def sender_identifier(
@@ -85,7 +88,7 @@ def sender_identifier(
 
 
 def _best(
-    usable: list[tuple[int, Mapping[str, Any]]], type_code: str | None
+    usable: Sequence[tuple[int, Mapping[str, Any]]], type_code: str | None
 ) -> tuple[int, Mapping[str, Any]]:
     """The best-ranked identifier; the first of equals (``min`` keeps the first, like a stable
     sort)."""

@@ -80,7 +80,7 @@ def read_all(
     observations = {k: r for k, r in resources.items() if r.get("resourceType") == "Observation"}
     results = []
     for key, resource in resources.items():
-        if key in medications or _is_member(key, members):
+        if key in medications or (members and _is_member(key, members)):
             continue
         results.append(read_one(key, resource, context, medications, observations))
     return results
