@@ -88,12 +88,14 @@ def read_known_coding(
     losses = unmapped_keys(concept, CONCEPT_KEYS, path=path)
     found: dict[Any, None] = {}
     for index, coding in enumerate(read_list_in(concept, "coding", path, problems)):
-        at = f"{path}.coding[{index}]"
         key = _coding_key(coding)
         if key is not None and key in known:
             found[known[key]] = None
-            losses.extend(unmapped_keys(coding, CODING_KEYS, path=at))
-        elif key is not None and key[0] in owned_systems:
+            if not coding.keys() <= CODING_KEYS:  # the path is built only for a loss
+                losses.extend(unmapped_keys(coding, CODING_KEYS, path=f"{path}.coding[{index}]"))
+            continue
+        at = f"{path}.coding[{index}]"
+        if key is not None and key[0] in owned_systems:
             problems.append(
                 Problem(f"{at}.code", f"{key[1]!r} is not allowed here", "code-invalid")
             )

@@ -122,19 +122,39 @@ def index_items(
     """Index items by linkId with their position; refuse duplicates and modifier extensions."""
     found: dict[str, tuple[int, Mapping[str, Any]]] = {}
     for index, item in enumerate(items):
-        at = f"{path}[{index}]"
-        if not isinstance(item, dict):
-            problems.append(Problem(at, "expected an item object", "structure"))
-            continue
-        problems += modifier_extension_problems(item, at)
-        link = read_str_in(item, "linkId", at, problems, required=True)
-        if link is None:
-            continue
-        if link in found:
-            problems.append(Problem(f"{at}.linkId", f"{link!r} is answered twice", "duplicate"))
-            continue
-        found[link] = (index, item)
+        link = item.get("linkId") if isinstance(item, dict) else None
+        if (
+            isinstance(link, str)
+            and link.strip()
+            and link not in found
+            and "modifierExtension" not in item
+        ):
+            found[link] = (index, item)  # the usual item: no path needed
+        else:
+            _item_problems(item, index, path, found, problems)
     return found
+
+
+def _item_problems(
+    item: Any,
+    index: int,
+    path: str,
+    found: dict[str, tuple[int, Mapping[str, Any]]],
+    problems: list[Problem],
+) -> None:
+    """index_items' unusual cases: not an object, a modifier extension, no linkId, a repeat."""
+    at = f"{path}[{index}]"
+    if not isinstance(item, dict):
+        problems.append(Problem(at, "expected an item object", "structure"))
+        return
+    problems += modifier_extension_problems(item, at)
+    link = read_str_in(item, "linkId", at, problems, required=True)
+    if link is None:
+        return
+    if link in found:
+        problems.append(Problem(f"{at}.linkId", f"{link!r} is answered twice", "duplicate"))
+        return
+    found[link] = (index, item)
 
 
 _ITEM_KEYS = frozenset({"linkId", "text", "answer"})
