@@ -32,6 +32,7 @@ from mappers.questionnaire_response import (
     QR,
     header_json,
     index_items,
+    plain_answer,
     read_header,
     single_answer,
     status_problems,
@@ -229,12 +230,14 @@ def _read_scores(
             problems.append(Problem(f"{QR}.item", f"no answer to item {link!r}", "required"))
             continue
         index, item = items[link]
-        path = f"{QR}.item[{index}]"
-        coding = single_answer(item, path, "valueCoding", problems, losses)
-        at = f"{path}.answer[0].valueCoding"
-        code = _loinc_code(coding, at, problems, losses, reads_extensions=True)
-        if code is None:
-            continue
+        at = f"{QR}.item[{index}].answer[0].valueCoding"
+        coding = plain_answer(item, "valueCoding")
+        code = coding.get("code") if _plain_loinc(coding) else None
+        if not isinstance(code, str):  # not the usual shape: read it reporting all it finds
+            coding = single_answer(item, f"{QR}.item[{index}]", "valueCoding", problems, losses)
+            code = _loinc_code(coding, at, problems, losses, reads_extensions=True)
+            if code is None:
+                continue
         score = scoring.score_of(instrument, position, code)
         if score is None:
             problems.append(_not_offered(f"{at}.code", code, link))
@@ -282,6 +285,14 @@ def _read_sender_total(
         losses += [Loss(p.path, f"sender's total not read: {p.message}") for p in scratch]
         return None
     return f"{path}.answer[0].valueInteger", value
+
+
+def _plain_loinc(coding: Any) -> bool:
+    """A LOINC answer Coding with nothing beyond system, code and display: what _loinc_code
+    would read without a problem or a loss (if its code is a string)."""
+    return (
+        isinstance(coding, dict) and coding.get("system") == LOINC and coding.keys() <= CODING_KEYS
+    )
 
 
 def _loinc_code(

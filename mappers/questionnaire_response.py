@@ -160,6 +160,17 @@ def _item_problems(
 _ITEM_KEYS = frozenset({"linkId", "text", "answer"})
 
 
+def plain_answer(item: Mapping[str, Any], value_key: str) -> Any:
+    """What ``single_answer`` returns for the usual item (linkId, text and one answer holding
+    only ``value_key``), where it has nothing to report; None for any other item, which is then
+    read with ``single_answer``."""
+    answers = item.get("answer")
+    if not (item.keys() <= _ITEM_KEYS and isinstance(answers, list) and len(answers) == 1):
+        return None
+    answer = answers[0]
+    return answer.get(value_key) if isinstance(answer, dict) and len(answer) == 1 else None
+
+
 def single_answer(
     item: Mapping[str, Any], path: str, value_key: str, problems: list[Problem], losses: list[Loss]
 ) -> Any:
