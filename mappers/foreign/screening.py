@@ -30,7 +30,6 @@ from mappers.loss import Loss, Mapped
 
 QR = "QuestionnaireResponse"
 _LOINC_AT_END = re.compile(r"(\d{3,6}-\d)$")
-_LOINC_MAX = len("999999-9\n")
 _STAND_IN = "urn:iop-bridge:foreign"
 _HEADER = frozenset({"resourceType", "id", "meta", "identifier", "questionnaire", "status",
                      "subject", "authored", "item", "text"})  # fmt: skip
@@ -75,11 +74,7 @@ def _item_code(item: Mapping[str, Any]) -> str | None:
     for coding in item.get("code") or []:
         if isinstance(coding, dict) and coding.get("system") == LOINC and coding.get("code"):
             return str(coding["code"])
-    link = str(item.get("linkId") or "")
-    # A LOINC code is at most 8 characters and must end the linkId (``$`` also allows one final
-    # newline): search only the last 9 characters, the same leftmost match without trying every
-    # position of a long linkId.
-    match = _LOINC_AT_END.search(link, max(0, len(link) - _LOINC_MAX))
+    match = _LOINC_AT_END.search(str(item.get("linkId") or ""))
     return match.group(1) if match else None
 
 
