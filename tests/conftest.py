@@ -10,6 +10,12 @@ import os
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# No per-example deadline for property tests: timing targets are benchmarks (sandbox/bench), and
+# Hypothesis's default 200 ms deadline failed a round-trip property on a busy 2-core machine.
+hypothesis_settings.register_profile("iop-bridge", deadline=None)
+hypothesis_settings.load_profile("iop-bridge")
 
 LIVE_BASE_ENV = "IOP_BRIDGE_FHIR_BASE_URL"
 DEFAULT_LIVE_BASE = "http://127.0.0.1:8090/fhir"
