@@ -29,6 +29,29 @@ _LITERAL_REFERENCE = re.compile(
 )
 
 
+def literal_reference(resource_type: str, server_id: object) -> str:
+    """``Type/id``: the relative literal reference to a resource on the server
+    (references.html#literal); the one place this shape is written."""
+    return f"{resource_type}/{server_id}"
+
+
+def split_literal_reference(reference: str) -> tuple[str, str] | None:
+    """``(type, id)`` of a relative literal reference, ``Type/id`` or ``Type/id/_history/vid``
+    (the version dropped); None for anything else (absolute URLs, urn:, contained ``#``)."""
+    parts = reference.split("/")
+    if len(parts) not in (2, 4) or not parts[0][:1].isupper() or not parts[1]:
+        return None
+    if len(parts) == 4 and parts[2] != "_history":
+        return None
+    return parts[0], parts[1]
+
+
+def reference_tail(reference: str) -> str:
+    """The ``Type/id`` an absolute reference (``https://ehr.example/fhir/Medication/7``) ends
+    with, to find the resource in a package keyed by relative references."""
+    return "/".join(reference.rstrip("/").split("/")[-2:])
+
+
 def reference(target: str) -> dict[str, str]:
     """A FHIR Reference with a literal reference only."""
     return {"reference": target}

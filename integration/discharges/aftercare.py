@@ -22,6 +22,7 @@ from integration.discharges.workflow import in_session
 from integration.fhir.client import FhirClient
 from integration.workflow_errors import WorkflowNotReady
 from mappers import bundle
+from mappers.fhir_reference import literal_reference
 from mappers.registry import MappingContext
 
 # The next provider has taken the handoff: SDOHCC task statuses at or past "accepted".
@@ -62,8 +63,9 @@ async def check_aftercare(
 
     await asyncio.to_thread(in_session, engine, remember, business_id)
     codings = (task.get("businessStatus") or {}).get("coding") or [{}]
+    target = literal_reference("Task", task["id"])
     return AftercareStatus(
-        business_id, f"Task/{task['id']}", task.get("status"), codings[0].get("code"), acknowledged
+        business_id, target, task.get("status"), codings[0].get("code"), acknowledged
     )
 
 

@@ -29,6 +29,7 @@ from mappers.care_plan import TreatmentPlan
 from mappers.condition import Diagnosis
 from mappers.consent import DisclosureConsent
 from mappers.errors import MappingError, Problem
+from mappers.fhir_reference import literal_reference, split_literal_reference
 from mappers.loss import Mapped
 from mappers.patient import Client
 from mappers.registry import MappingContext
@@ -134,8 +135,9 @@ async def _service_request(
     fhir: FhirClient, facts: StoreFacts, context: MappingContext
 ) -> Mapping[str, Any]:
     """By the reference the inbound sync kept, else by the referral's business identifier."""
-    if facts.service_request is not None:
-        return await fhir.read(*facts.service_request.split("/", 1))
+    known = split_literal_reference(facts.service_request) if facts.service_request else None
+    if known is not None:
+        return await fhir.read(*known)
     token = bundle.identifier_token(context.referral_id_system, facts.business_id)
     found = [r async for r in fhir.search_all("ServiceRequest", {"identifier": token})]
     if len(found) != 1:
@@ -211,5 +213,5 @@ def _value(found: Mapping[str, Any], url: str, read: Callable[[Any], Mapped[T]])
 def _relative(value: Any) -> str | None:
     """``Type/id`` of a reference to this server (a version suffix dropped), else None."""
     target = value.get("reference") if isinstance(value, Mapping) else None
-    parts = target.split("/") if isinstance(target, str) else []
-    return f"{parts[0]}/{parts[1]}" if len(parts) in (2, 4) and parts[0][:1].isupper() else None
+    parts = split_literal_reference(target) if isinstance(target, str) else None
+    return literal_reference(*parts) if parts else None

@@ -37,6 +37,7 @@ from integration.tenancy.organizations import OrganizationDirectory
 from integration.workflow_errors import ReferralNotFound
 from mappers.discharge import CRISIS_LINE_988, AftercarePlan
 from mappers.errors import InvalidInputError, Problem
+from mappers.fhir_reference import literal_reference
 from mappers.registry import MappingContext
 
 NOT_THE_RECIPIENT = "not-the-recipient"  # audit reason: asked for by another organization
@@ -271,7 +272,7 @@ def _query() -> Select[models.DischargeRecord, str, str | None]:
 
 def _view(row: Row[models.DischargeRecord, str, str | None]) -> DischargeView:
     record, business_id, delivery = row
-    task = f"Task/{record.aftercare_task_id}" if record.aftercare_task_id else None
+    task = literal_reference("Task", record.aftercare_task_id) if record.aftercare_task_id else None
     return DischargeView(
         business_id, record.discharged_at, record.next_provider, task, None, None,
         record.acknowledged_at, delivery,

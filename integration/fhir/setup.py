@@ -17,6 +17,7 @@ from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirPreconditionFailed
 from integration.settings import Settings
 from mappers import bundle
+from mappers.fhir_reference import literal_reference
 
 
 async def ensure_organization(fhir: FhirClient, settings: Settings, *, name: str) -> str:
@@ -31,7 +32,7 @@ async def ensure_organization(fhir: FhirClient, settings: Settings, *, name: str
     }
     match = bundle.identifier_query(settings.organization_id_system, settings.organization_id)
     outcome = await fhir.create(resource, if_none_exist=match)
-    return f"Organization/{outcome.resource['id']}"
+    return literal_reference("Organization", outcome.resource["id"])
 
 
 async def ensure_questionnaires(fhir: FhirClient) -> int:
@@ -82,4 +83,4 @@ async def ensure_task_subscription(
     # R4 Subscription has no identifier: criteria + url (the endpoint) identify ours.
     match = urlencode({"criteria": resource["criteria"], "url": endpoint})
     outcome = await fhir.create(resource, if_none_exist=match)
-    return f"Subscription/{outcome.resource['id']}"
+    return literal_reference("Subscription", outcome.resource["id"])

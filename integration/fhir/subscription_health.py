@@ -17,6 +17,7 @@ from typing import Any
 from integration.fhir.client import FhirClient
 from integration.settings import Settings
 from mappers import bundle
+from mappers.fhir_reference import literal_reference
 
 ACTIVE = "active"
 MISSING = "missing"  # none on the server for our Organization and hook URL
@@ -67,7 +68,7 @@ def describe(resource: dict[str, Any] | None) -> SubscriptionHealth:
     if resource is None:
         return SubscriptionHealth(MISSING, _WHY[MISSING])
     status = str(resource.get("status") or "unknown")
-    ref = f"Subscription/{resource.get('id')}"
+    ref = literal_reference("Subscription", resource.get("id"))
     if status == ACTIVE:
         return SubscriptionHealth(ACTIVE, None, ref)
     reason = _WHY.get(status, f"status {status}")
@@ -102,5 +103,5 @@ async def subscription_health(
         found = [e["resource"]["id"] for e in page.get("entry") or [] if e.get("resource")]
         if not found:
             return SubscriptionHealth(NO_ORGANIZATION, _WHY[NO_ORGANIZATION])
-        organization = f"Organization/{found[0]}"
+        organization = literal_reference("Organization", found[0])
     return describe(await find_subscription(fhir, organization, settings.hook_base_url))

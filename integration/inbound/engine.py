@@ -55,6 +55,7 @@ from integration.referrals.package_fetch import read_task
 from integration.settings import Settings
 from mappers import bundle
 from mappers.errors import IopBridgeError
+from mappers.fhir_reference import literal_reference
 from mappers.fhir_write import format_datetime
 
 __all__ = [
@@ -377,5 +378,5 @@ async def find_organization(fhir: FhirClient, settings: Settings) -> str | None:
     token = bundle.identifier_token(settings.organization_id_system, settings.organization_id)
     page = await fhir.search("Organization", {"identifier": token})
     for entry in page.get("entry") or []:
-        return f"Organization/{entry['resource']['id']}"
+        return literal_reference("Organization", entry["resource"]["id"])
     return None

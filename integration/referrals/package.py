@@ -32,6 +32,7 @@ from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
 from mappers.consent import DisclosureConsent
 from mappers.errors import MappingError, Problem
+from mappers.fhir_reference import literal_reference
 from mappers.foreign import generic, package_reader
 from mappers.foreign.identity import has_system
 from mappers.foreign.screening import ScreeningResponse
@@ -124,7 +125,7 @@ def map_task(
     task: Mapping[str, Any], id_system: str
 ) -> tuple[ReferralTask | None, list[PackageProblem], list[Loss]]:
     """The Task as a ReferralTask, or the problems that stop it."""
-    ref = f"Task/{task.get('id')}"
+    ref = literal_reference("Task", task.get("id"))
     try:
         mapped = registry.guarded(task, lambda: referral_task.from_fhir(task, id_system=id_system))
     except MappingError as error:
@@ -401,16 +402,20 @@ def settle_references(
             session, "ServiceRequest", context.referral_id_system, referral.business_id
         )
     if not referral.task_server_id:
-        task = _landed(session, "Task", link.task_identifier_system, link.task_identifier_value)
-        referral.task_server_id = task.split("/", 1)[1] if task else referral.task_server_id
+        task = _landed_id(session, "Task", link.task_identifier_system, link.task_identifier_value)
+        referral.task_server_id = task or referral.task_server_id
     session.flush()
 
 
 def _landed(session: Session, kind: str, system: str, value: str) -> str | None:
+    server_id = _landed_id(session, kind, system, value)
+    return literal_reference(kind, server_id) if server_id else None
+
+
+def _landed_id(session: Session, kind: str, system: str, value: str) -> str | None:
     query = select(SyncRecord.server_id).where(
         SyncRecord.resource_type == kind,
         SyncRecord.identifier_system == system,
         SyncRecord.identifier_value == value,
     )
-    server_id = session.scalar(query)
-    return f"{kind}/{server_id}" if server_id else None
+    return session.scalar(query)

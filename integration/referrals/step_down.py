@@ -51,6 +51,7 @@ from integration.referrals.package_fetch import prepare
 from integration.workflow_errors import ReferralActionRefused, ReferralNotFound
 from mappers import encounter, task_trust
 from mappers.errors import InvalidInputError, Problem, raise_if_problems
+from mappers.fhir_reference import literal_reference
 from mappers.fhir_write import format_datetime
 from mappers.referral_task import (
     BUSINESS_STATUSES,
@@ -449,7 +450,7 @@ def _enqueue_encounter(
     )
     resource["id"] = encounter_id(context.session_id_system, iop_session.identifier)
     resource = disclosure.labelled(session, referral, resource)  # 42 CFR Part 2 labels
-    target = f"Encounter/{resource['id']}"
+    target = literal_reference("Encounter", resource["id"])
     outbox.enqueue(
         session,
         aggregate_type=AGGREGATE,

@@ -24,6 +24,7 @@ from integration.db.outbox_table import OutboxMessage
 from integration.outbox import queue as outbox
 from integration.referrals.package import settle_references
 from integration.referrals.step_down import AGGREGATE
+from mappers.fhir_reference import literal_reference
 from mappers.referral_task import BUSINESS_STATUSES
 from mappers.registry import MappingContext
 
@@ -188,7 +189,7 @@ def _view(row: Sequence[Any]) -> ReferralView:
         first_session=attended,
         referrer=link.requester,
         program=referral.iop_organization,
-        task=f"Task/{referral.task_server_id}" if referral.task_server_id else None,
+        task=literal_reference("Task", task_id) if (task_id := referral.task_server_id) else None,
         submission=submission,
         problems=tuple(link.problems or ()),
         losses=tuple(link.losses or ()),

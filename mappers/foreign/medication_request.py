@@ -16,6 +16,7 @@ from typing import Any
 
 from mappers import medication_reader
 from mappers.errors import MappingError, Problem, raise_if_problems
+from mappers.fhir_reference import reference_tail
 from mappers.foreign.identity import sender_identifier
 from mappers.loss import Loss, Mapped
 from mappers.medication import MedicationEntry
@@ -142,8 +143,7 @@ def _with_text(concept: Mapping[str, Any]) -> dict[str, Any]:
 
 def _by_tail(medications: Mapping[str, Mapping[str, Any]], target: str) -> Mapping[str, Any] | None:
     """An absolute reference (``https://ehr.example/fhir/Medication/7``) by its ``Type/id``."""
-    tail = "/".join(target.rstrip("/").split("/")[-2:])
-    return medications.get(tail)
+    return medications.get(reference_tail(target))
 
 
 def _category_losses(value: Any) -> list[Loss]:

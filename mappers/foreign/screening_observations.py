@@ -13,6 +13,7 @@ from typing import Any
 from fhir_profiles.terminology.systems import LOINC
 from mappers import scoring
 from mappers.errors import MappingError, Problem
+from mappers.fhir_reference import reference_tail
 from mappers.foreign import screening
 from mappers.foreign.identity import sender_identifier
 from mappers.loss import Loss, Mapped
@@ -70,7 +71,7 @@ def _member_items(
     found = []
     for i, ref in enumerate(panel.get("hasMember") or []):
         target = str((ref or {}).get("reference"))
-        member = members.get(target) or members.get("/".join(target.split("/")[-2:]))
+        member = members.get(target) or members.get(reference_tail(target))
         if member is None:
             problems.append(Problem(f"{OBS}.hasMember[{i}]", f"{target!r} is not in the package"))
             continue
