@@ -211,7 +211,7 @@ def run_handoffs(settings: Settings, args: argparse.Namespace) -> int:
     for v in views:
         days = "" if v.days_since_discharge is None else str(v.days_since_discharge)
         print(
-            f"{v.referral_id:>5} {v.business_id:<22} {v.status:<12} {days:>5} "
+            f"{v.referral_key:>5} {v.business_id:<22} {v.status:<12} {days:>5} "
             f"{v.follow_up_7:<8} {v.follow_up_30:<8} {v.intake_scheduled or ''!s:<10} "
             f"{v.first_attended or ''!s:<13} {v.no_shows}"
         )

@@ -20,12 +20,11 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi import Path as PathParameter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 
-from api.tracker_actions import add_action_routes, referral_page
+from api.tracker_actions import ReferralKey, add_action_routes, referral_page
 from api.tracker_login import COOKIE, Viewer, add_login_routes, tracker_viewer
 from api.tracker_render import error_page, render
 from integration.db.store import session_scope
@@ -33,12 +32,10 @@ from integration.settings import Settings
 from integration.tracker.views import STATUS_FILTERS, OrganizationKeys, handoff_page
 from mappers.errors import IopBridgeError
 
-MAX_ID = 2**31 - 1  # referral.id is a 32-bit INTEGER on PostgreSQL
 __all__ = ["COOKIE", "make_tracker_router", "render"]
 
 
 SignedIn = Annotated[Viewer | None, Depends(tracker_viewer)]
-ReferralId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 
 
 def make_tracker_router(settings: Settings) -> APIRouter:
@@ -57,13 +54,13 @@ def make_tracker_router(settings: Settings) -> APIRouter:
             _list_page, _engine(request), viewer, organizations, status, flag, page
         )
 
-    @router.get("/tracker/referrals/{referral_id}", response_class=HTMLResponse)
-    async def handoff(request: Request, viewer: SignedIn, referral_id: ReferralId) -> Response:
+    @router.get("/tracker/referrals/{referral_key}", response_class=HTMLResponse)
+    async def handoff(request: Request, viewer: SignedIn, referral_key: ReferralKey) -> Response:
         if viewer is None:
             return _to_login()
         organizations = await keys.of(request.app.state.fhir, viewer.organization)
         return await run_in_threadpool(
-            referral_page, _engine(request), viewer, organizations, referral_id,
+            referral_page, _engine(request), viewer, organizations, referral_key,
             done=request.query_params.get("done"), zone=settings.program_zone(),
         )  # fmt: skip
 

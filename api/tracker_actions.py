@@ -38,7 +38,7 @@ from integration.workflow_errors import ReferralNotFound
 from mappers.encounter import Attendance, Delivery, SessionKind
 from mappers.errors import InvalidInputError, IopBridgeError, Problem
 
-MAX_ID = 2**31 - 1
+MAX_ID = 2**31 - 1  # referral.id is a 32-bit INTEGER on PostgreSQL
 ACTIONS = (referral_actions.ACCEPT, referral_actions.DECLINE, referral_actions.SCHEDULE,
            referral_actions.SESSION, referral_actions.RECONCILE,
            referral_actions.DISCHARGE)  # fmt: skip
@@ -53,7 +53,9 @@ DONE = {
 }
 FORM_LEVEL = "_form"  # problems that name no field of the form (the referral's state)
 SignedIn = Annotated[Viewer | None, Depends(tracker_viewer)]
-ReferralId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+# The referral's row key (Referral.id) in the tracker's URLs; the API names referrals by
+# their business id instead (api.schemas.ReferralId).
+ReferralKey = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 
 
 class ForgedForm(IopBridgeError):
@@ -67,7 +69,7 @@ def referral_page(
     engine: Engine,
     viewer: Viewer,
     organizations: tuple[str, ...],
-    referral_id: int,
+    referral_key: int,
     *,
     done: str | None = None,
     failed: tuple[str, Mapping[str, str], Mapping[str, list[str]]] | None = None,
@@ -80,8 +82,8 @@ def referral_page(
     local = datetime.now(zone or ZoneInfo("UTC"))
     try:
         with session_scope(engine) as session:
-            detail = handoff_detail(session, referral_id, organizations=organizations, today=today)
-            referral = session.get(models.Referral, referral_id)
+            detail = handoff_detail(session, referral_key, organizations=organizations, today=today)
+            referral = session.get(models.Referral, referral_key)
             assert referral is not None  # handoff_detail found it in scope
             panel = action_panel(session, referral, today)
     except IopBridgeError as error:
@@ -101,9 +103,9 @@ def referral_page(
 def add_action_routes(router: APIRouter, settings: Settings, keys: OrganizationKeys) -> None:
     """POST /tracker/referrals/{id}/{action} for each action of ACTIONS."""
 
-    @router.post("/tracker/referrals/{referral_id}/{action}", response_class=HTMLResponse)
+    @router.post("/tracker/referrals/{referral_key}/{action}", response_class=HTMLResponse)
     async def act(
-        request: Request, viewer: SignedIn, referral_id: ReferralId, action: str
+        request: Request, viewer: SignedIn, referral_key: ReferralKey, action: str
     ) -> Response:
         if viewer is None:
             return RedirectResponse("/tracker/login", status_code=303)
@@ -116,10 +118,10 @@ def add_action_routes(router: APIRouter, settings: Settings, keys: OrganizationK
         organizations = await keys.of(request.app.state.fhir, viewer.organization)
         fields = {name: values[0] for name, values in form.items() if values}
         if action == referral_actions.DISCHARGE:
-            return await _discharge(request, settings, viewer, organizations, referral_id, fields)
+            return await _discharge(request, settings, viewer, organizations, referral_key, fields)
         return await run_in_threadpool(
             _act, request.app.state.engine, settings, viewer, organizations,
-            (referral_id, action, fields),
+            (referral_key, action, fields),
         )  # fmt: skip
 
 
@@ -130,7 +132,7 @@ def _act(
     organizations: tuple[str, ...],
     request: tuple[int, str, dict[str, str]],
 ) -> Response:
-    referral_id, action, fields = request
+    referral_key, action, fields = request
     form_id = fields.get("form_id", "")
     try:
         if not 16 <= len(form_id) <= 64:
@@ -139,7 +141,7 @@ def _act(
         command = referral_actions.parse(action, fields, settings.program_zone())
         actor = audit.Actor(viewer.subject, viewer.role.value, viewer.organization)
         with audit.acting_as(actor), session_scope(engine) as session:
-            referral = referral_actions.owned_referral(session, referral_id, organizations)
+            referral = referral_actions.owned_referral_by_key(session, referral_key, organizations)
             if referral_actions.claim_form(session, form_id, referral, action):
                 referral_actions.perform(
                     session, referral, action, command, at=datetime.now(UTC),
@@ -150,10 +152,10 @@ def _act(
     except IopBridgeError as error:
         failed = (action, fields, _by_field(error, fields))
         return referral_page(
-            engine, viewer, organizations, referral_id, failed=failed,
+            engine, viewer, organizations, referral_key, failed=failed,
             status_code=error.http_status, zone=settings.program_zone(),
         )  # fmt: skip
-    return RedirectResponse(f"/tracker/referrals/{referral_id}?done={action}", status_code=303)
+    return RedirectResponse(f"/tracker/referrals/{referral_key}?done={action}", status_code=303)
 
 
 async def _discharge(
@@ -161,7 +163,7 @@ async def _discharge(
     settings: Settings,
     viewer: Viewer,
     organizations: tuple[str, ...],
-    referral_id: int,
+    referral_key: int,
     fields: dict[str, str],
 ) -> Response:
     """The discharge: the workflow reads the clinical record from the FHIR server first, so it
@@ -169,7 +171,7 @@ async def _discharge(
     engine = request.app.state.engine
     try:
         order = tracker_discharge.discharge_order(fields, settings)
-        business_id = await run_in_threadpool(_business_id, engine, referral_id, organizations)
+        business_id = await run_in_threadpool(_business_id, engine, referral_key, organizations)
         await tracker_discharge.discharge(
             engine, request.app.state.fhir, settings, viewer, business_id, order
         )
@@ -178,16 +180,18 @@ async def _discharge(
     except IopBridgeError as error:
         failed = (referral_actions.DISCHARGE, fields, _by_field(error, fields))
         return await run_in_threadpool(
-            partial(referral_page, engine, viewer, organizations, referral_id, failed=failed,
+            partial(referral_page, engine, viewer, organizations, referral_key, failed=failed,
                     status_code=error.http_status, zone=settings.program_zone())
         )  # fmt: skip
-    done = f"/tracker/referrals/{referral_id}?done={referral_actions.DISCHARGE}"
+    done = f"/tracker/referrals/{referral_key}?done={referral_actions.DISCHARGE}"
     return RedirectResponse(done, status_code=303)
 
 
-def _business_id(engine: Engine, referral_id: int, organizations: tuple[str, ...]) -> str:
+def _business_id(engine: Engine, referral_key: int, organizations: tuple[str, ...]) -> str:
     with session_scope(engine) as session:
-        return referral_actions.owned_referral(session, referral_id, organizations).business_id
+        return referral_actions.owned_referral_by_key(
+            session, referral_key, organizations
+        ).business_id
 
 
 def _by_field(error: IopBridgeError, fields: Mapping[str, str]) -> dict[str, list[str]]:

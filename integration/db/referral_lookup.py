@@ -1,9 +1,11 @@
 """The referral a workflow step acts on, looked up by its business identifier.
 
-Two ids name a referral, and each parameter says which it takes: ``referral_id: int`` is the
+Two ids name a referral, and each parameter says which it takes: ``referral_key: int`` is the
 database id (``Referral.id``; the step-down case-manager actions and the CLI use it), and
 ``business_id: str`` the referral's business identifier (``Referral.business_id``, the Task's
-identifier value; the medication, discharge and aftercare workflows use it, as their API does).
+identifier value; the medication, discharge and aftercare workflows use it, as their API does;
+the API's ``referral_id`` path parameter is this one). The tables' foreign-key columns keep the
+database's name, ``referral_id``, and hold the row key.
 """
 
 from __future__ import annotations

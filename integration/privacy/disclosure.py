@@ -175,29 +175,29 @@ def _event(
 # --- which referrals are Part 2, and labels on their way out ------------------------------------
 
 
-def remember_part2(session: Session, referral_id: int, *, part2: bool) -> None:
+def remember_part2(session: Session, referral_key: int, *, part2: bool) -> None:
     """Record whether the referral's package held an SUD diagnosis (flushes, never commits).
     Once Part 2, always Part 2: a later package without the diagnosis does not unlabel."""
-    known = session.get(ReferralPrivacy, referral_id)
+    known = session.get(ReferralPrivacy, referral_key)
     if known is None:
-        session.add(ReferralPrivacy(referral_id=referral_id, part2=part2, decided_at=utcnow()))
+        session.add(ReferralPrivacy(referral_id=referral_key, part2=part2, decided_at=utcnow()))
     elif part2 and not known.part2:
         known.part2, known.decided_at = True, utcnow()
     session.flush()
 
 
 def remember_package(
-    session: Session, referral_id: int, resources: Sequence[Mapping[str, Any]]
+    session: Session, referral_key: int, resources: Sequence[Mapping[str, Any]]
 ) -> bool:
     """``remember_part2`` from the package's FHIR resources (an F10-F19 Condition among them)."""
     part2 = security_labels.contains_sud(resources)
-    remember_part2(session, referral_id, part2=part2)
+    remember_part2(session, referral_key, part2=part2)
     return part2
 
 
-def is_part2(session: Session, referral_id: int) -> bool:
+def is_part2(session: Session, referral_key: int) -> bool:
     """Whether the referral's records are Part 2 records; unknown counts as yes."""
-    query = select(ReferralPrivacy.part2).where(ReferralPrivacy.referral_id == referral_id)
+    query = select(ReferralPrivacy.part2).where(ReferralPrivacy.referral_id == referral_key)
     known = session.scalar(query)
     return True if known is None else known
 

@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from integration.db import models
@@ -179,21 +179,28 @@ def perform(
 
 
 def owned_referral(
-    session: Session, referral_id: str | int, organizations: tuple[str, ...]
+    session: Session, business_id: str, organizations: tuple[str, ...]
 ) -> models.Referral:
-    """The referral one of ``organizations`` owns, by its business id (str: the API) or its
-    number (int: the tracker's pages); ReferralNotFound otherwise (another organization's
-    referral is not disclosed to exist)."""
-    by = (
-        models.Referral.id == referral_id
-        if isinstance(referral_id, int)
-        else models.Referral.business_id == referral_id
-    )
+    """The referral one of ``organizations`` owns, by its business id (the API);
+    ReferralNotFound otherwise (another organization's referral is not disclosed to exist)."""
+    return _owned(session, models.Referral.business_id == business_id, business_id, organizations)
+
+
+def owned_referral_by_key(
+    session: Session, referral_key: int, organizations: tuple[str, ...]
+) -> models.Referral:
+    """The same by the referral's row key (``Referral.id``, the number in the tracker's URLs)."""
+    return _owned(session, models.Referral.id == referral_key, referral_key, organizations)
+
+
+def _owned(
+    session: Session, by: ColumnElement[bool], named: object, organizations: tuple[str, ...]
+) -> models.Referral:
     referral = session.scalar(
         select(models.Referral).where(by, models.Referral.iop_organization.in_(organizations))
     )
     if referral is None:
-        raise ReferralNotFound(f"no referral {referral_id!r} of your organization")
+        raise ReferralNotFound(f"no referral {named!r} of your organization")
     return referral
 
 

@@ -191,12 +191,12 @@ def _audit_refusal(
 # --- Case-manager actions: each changes the referral and enqueues the Task change -------------
 
 
-def accept(session: Session, referral_id: int, *, at: datetime) -> models.Referral:
-    """Accept: Task accepted, businessStatus 3.0 (the owner stays the IOP). ``referral_id`` is
+def accept(session: Session, referral_key: int, *, at: datetime) -> models.Referral:
+    """Accept: Task accepted, businessStatus 3.0 (the owner stays the IOP). ``referral_key`` is
     the database id (Referral.id). Refused without the residential discharge date: the HEDIS
     FUI 7- and 30-day follow-up windows the IOP is accepting to meet start from it (a case
     manager can record it with the accept: ``referrals.actions``)."""
-    referral, link = _load(session, referral_id)
+    referral, link = _load(session, referral_key)
     if link.problems:
         detail = f"its package has {len(link.problems)} mapping problems: decline it with them"
         raise ReferralActionRefused(
@@ -215,14 +215,14 @@ def accept(session: Session, referral_id: int, *, at: datetime) -> models.Referr
 
 
 def decline(
-    session: Session, referral_id: int, reason: str | None, *, at: datetime
+    session: Session, referral_key: int, reason: str | None, *, at: datetime
 ) -> models.Referral:
     """Decline: Task rejected with statusReason.text = ``reason`` (required), businessStatus 4.0.
-    ``referral_id`` is the database id (Referral.id)."""
+    ``referral_key`` is the database id (Referral.id)."""
     if reason is None or not reason.strip():
         problem = Problem("reason", "is required to decline a referral", "required")
         raise InvalidInputError("a decline needs a reason", problems=[problem])
-    referral, link = _load(session, referral_id)
+    referral, link = _load(session, referral_key)
     _move(referral, link, "rejected", at=at, reason=reason, business=workflow.BSER_DECLINED.code)
     repo.record_decision(session, referral, decision=models.Decision.DECLINED, reason=reason, at=at)
     _enqueue_task(session, referral, link)
@@ -232,7 +232,7 @@ def decline(
 
 def schedule_intake(
     session: Session,
-    referral_id: int,
+    referral_key: int,
     when: date,
     *,
     at: datetime,
@@ -240,8 +240,8 @@ def schedule_intake(
     delivery: str | None = None,
 ) -> models.Intake:
     """The intake appointment is set: intake.scheduled_date (and its program-local time and
-    delivery when given), Task businessStatus 5.1.1. ``referral_id`` is the database id."""
-    referral, link = _load(session, referral_id)
+    delivery when given), Task businessStatus 5.1.1. ``referral_key`` is the database id."""
+    referral, link = _load(session, referral_key)
     _require_active(referral, "scheduling the intake")
     _move(referral, link, referral.status, at=at, business=workflow.BSER_EVENT_SCHEDULED.code)
     intake = repo.schedule_intake(session, referral, on=when, at_time=at_time, delivery=delivery)
@@ -253,7 +253,7 @@ def schedule_intake(
 
 def record_session(
     session: Session,
-    referral_id: int,
+    referral_key: int,
     iop_session: encounter.Session,
     *,
     at: datetime,
@@ -261,9 +261,9 @@ def record_session(
 ) -> models.SessionRecord:
     """Store a session and send its Encounter; a no-show is businessStatus 5.1.2, the first
     attended session completes the Task (7.0) with Task.output -> that Encounter.
-    ``referral_id`` is the database id (Referral.id)."""
+    ``referral_key`` is the database id (Referral.id)."""
     context = context or MappingContext()
-    referral, link = _load(session, referral_id)
+    referral, link = _load(session, referral_key)
     completed = referral.status == "completed"  # later sessions are kept; the loop is closed
     if not completed:
         _require_active(referral, "recording a session")
@@ -319,11 +319,11 @@ def encounter_id(system: str, value: str) -> str:
 # --- Steps ----------------------------------------------------------------------------------------
 
 
-def _load(session: Session, referral_id: int) -> tuple[models.Referral, ReferralLink]:
-    referral = session.get(models.Referral, referral_id)
-    link = session.scalar(select(ReferralLink).where(ReferralLink.referral_id == referral_id))
+def _load(session: Session, referral_key: int) -> tuple[models.Referral, ReferralLink]:
+    referral = session.get(models.Referral, referral_key)
+    link = session.scalar(select(ReferralLink).where(ReferralLink.referral_id == referral_key))
     if referral is None or link is None:
-        raise ReferralNotFound(f"no referral {referral_id}")
+        raise ReferralNotFound(f"no referral {referral_key}")
     return referral, link
 
 

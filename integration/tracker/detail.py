@@ -119,14 +119,17 @@ class HandoffDetail:
 
 
 def handoff_detail(
-    session: Session, referral_id: int, *, organizations: Sequence[str], today: date
+    session: Session, referral_key: int, *, organizations: Sequence[str], today: date
 ) -> HandoffDetail:
     """Timeline, reconciliation, trends and plan hours of one handoff of the organization."""
-    scope = (models.Referral.id == referral_id, models.Referral.iop_organization.in_(organizations))
+    scope = (
+        models.Referral.id == referral_key,
+        models.Referral.iop_organization.in_(organizations),
+    )
     row = session.execute(handoffs.handoff_query(None).where(*scope)).first()
     if row is None:
         # Another organization's referral is "not found" too: its existence is not disclosed.
-        raise ReferralNotFound(f"no referral {referral_id}")
+        raise ReferralNotFound(f"no referral {referral_key}")
     referral, view = row[0], handoffs.handoff_view(row, today)
     link = session.scalar(select(ReferralLink).where(ReferralLink.referral_id == referral.id))
     discharge_list = current_list(session, referral, ListSource.RESIDENTIAL_DISCHARGE)

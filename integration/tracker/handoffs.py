@@ -20,7 +20,7 @@ from mappers.follow_up import WindowState, window_state
 class HandoffView:
     """One row of the tracker and of ``iop-bridge handoffs``."""
 
-    referral_id: int
+    referral_key: int
     business_id: str
     status: str
     received_on: date
@@ -88,7 +88,7 @@ def handoff_view(
     referral, scheduled, attended, no_shows = row
     discharged = referral.residential_discharge_date
     return HandoffView(
-        referral_id=referral.id,
+        referral_key=referral.id,
         business_id=referral.business_id,
         status=referral.status,
         received_on=referral.received_at.date(),

@@ -133,8 +133,8 @@ def _sessions(session: Session, ids: dict[str, int], today: date) -> None:
     repo.acknowledge_discharge(session, record, at=_at(today, 9))
 
 
-def _referral(session: Session, referral_id: int) -> models.Referral:
-    referral = session.get(models.Referral, referral_id)
+def _referral(session: Session, referral_key: int) -> models.Referral:
+    referral = session.get(models.Referral, referral_key)
     assert referral is not None
     return referral
 

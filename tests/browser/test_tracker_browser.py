@@ -165,7 +165,7 @@ def test_tracker__shows_a_live_step_down_flow(
     )
     # The flow is asyncio; Playwright's sync API owns this thread's loop, so it runs in another.
     with ThreadPoolExecutor(1) as pool:
-        identifier, referral_id = pool.submit(asyncio.run, _live_flow(settings, unique)).result()
+        identifier, referral_key = pool.submit(asyncio.run, _live_flow(settings, unique)).result()
     page = browser_context.new_page()
     with serve(settings) as base:
         sign_in(page, base, case_manager_token(settings.organization_id))
@@ -178,7 +178,7 @@ def test_tracker__shows_a_live_step_down_flow(
         screenshot(page, "live-tracker-list")
 
         page.click(f"{row} a")
-        page.wait_for_url(f"**/tracker/referrals/{referral_id}")
+        page.wait_for_url(f"**/tracker/referrals/{referral_key}")
         kinds = page.locator("ol.timeline li").evaluate_all(
             "items => items.map(i => i.dataset.kind)"
         )
@@ -221,20 +221,20 @@ async def _live_flow(settings: Settings, unique: str) -> tuple[str, int]:
         with session_scope(engine) as session:
             found = repo.get_referral(session, referred.identifier)
             assert found is not None, "the poll did not take the referral in"
-            referral_id = found.id
-        _case_manager_acts(engine, referral_id, referred, unique)
+            referral_key = found.id
+        _case_manager_acts(engine, referral_key, referred, unique)
         await _drain(engine, fhir)
         task = await ehr.task(referred.identifier)
         assert task["status"] == "completed"  # the loop is closed on the server
         await _store_plan_from_server(fhir, engine, referred)
-        return referred.identifier, referral_id
+        return referred.identifier, referral_key
     finally:
         await ehr.aclose()
         await fhir.aclose()
         engine.dispose()
 
 
-def _case_manager_acts(engine: Any, referral_id: int, referred: Any, unique: str) -> None:
+def _case_manager_acts(engine: Any, referral_key: int, referred: Any, unique: str) -> None:
     discharged: datetime = referred.package.discharged
     now = datetime.now(UTC)
 
@@ -246,15 +246,15 @@ def _case_manager_acts(engine: Any, referral_id: int, referred: Any, unique: str
         )
 
     steps = [
-        lambda db: step_down.accept(db, referral_id, at=now),
+        lambda db: step_down.accept(db, referral_key, at=now),
         lambda db: step_down.schedule_intake(
-            db, referral_id, (discharged + timedelta(days=4)).date(), at=now
+            db, referral_key, (discharged + timedelta(days=4)).date(), at=now
         ),
         lambda db: step_down.record_session(
-            db, referral_id, session_on(4, Attendance.NO_SHOW, 1), at=now
+            db, referral_key, session_on(4, Attendance.NO_SHOW, 1), at=now
         ),
         lambda db: step_down.record_session(
-            db, referral_id, session_on(9, Attendance.ATTENDED, 2), at=now
+            db, referral_key, session_on(9, Attendance.ATTENDED, 2), at=now
         ),
         lambda db: medication_lists.record_intake_list(
             db, referred.identifier, _intake_list(read_back(referred.package)), now

@@ -117,7 +117,7 @@ async def _drain(engine: Engine, fhir: FhirClient) -> None:
     assert unsettled() == {}
 
 
-async def _page(settings: Settings, referral_id: int) -> str:
+async def _page(settings: Settings, referral_key: int) -> str:
     claims = {"sub": "cm-live", "role": "case-manager", "org": settings.organization_id,
               "aud": "iop-bridge", "exp": int(time.time()) + 600}  # fmt: skip
     headers = {"Authorization": f"Bearer {jwt.encode(claims, SECRET, algorithm='HS256')}"}
@@ -127,7 +127,7 @@ async def _page(settings: Settings, referral_id: int) -> str:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
     ):
-        response = await client.get(f"/tracker/referrals/{referral_id}", headers=headers)
+        response = await client.get(f"/tracker/referrals/{referral_key}", headers=headers)
     assert response.status_code == 200, response.text
     return response.text
 
@@ -149,11 +149,11 @@ async def test_foreign_sender__taken_in_shown_accepted_and_completed(
     with session_scope(engine) as session:
         row = session.scalar(select(Referral).where(Referral.business_id == referred.identifier[1]))
         assert row is not None, f"{name}: referral not taken in"
-        referral_id, discharged = row.id, row.residential_discharge_date
+        referral_key, discharged = row.id, row.residential_discharge_date
     expected: dict[str, Any] = EXPECTED[name]
     assert discharged == date.today() - timedelta(days=expected["days_before_today"])
 
-    html = await _page(settings, referral_id)
+    html = await _page(settings, referral_key)
     for text in [
         *expected["shows"],
         discharged.isoformat(),
@@ -171,7 +171,7 @@ async def test_foreign_sender__taken_in_shown_accepted_and_completed(
         assert "disagrees with" not in html
 
     with session_scope(engine) as session:
-        step_down.accept(session, referral_id, at=NOW)
+        step_down.accept(session, referral_key, at=NOW)
     await _drain(engine, fhir)
     task = await fhir.read("Task", referred.task_id)
     assert task["status"] == "accepted"
@@ -180,7 +180,7 @@ async def test_foreign_sender__taken_in_shown_accepted_and_completed(
     attended = Session(f"S-{unique}", SessionKind.GROUP, Delivery.IN_PERSON, Attendance.ATTENDED,
                        start, start + timedelta(hours=3))  # fmt: skip
     with session_scope(engine) as session:
-        step_down.record_session(session, referral_id, attended, at=NOW + timedelta(seconds=1))
+        step_down.record_session(session, referral_key, attended, at=NOW + timedelta(seconds=1))
     await _drain(engine, fhir)
     task = await fhir.read("Task", referred.task_id)
     encounter = f"Encounter/{step_down.encounter_id(SESSIONS, attended.identifier)}"

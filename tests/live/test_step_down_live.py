@@ -132,23 +132,23 @@ async def test_step_down__accepted_scheduled_no_show_then_attended_completes_the
 ) -> None:
     referred = await ehr.refer(int(unique, 16))
     posted = await fhir.read("Task", referred.task_id)
-    referral_id = await _take_in(fhir, engine, settings, organization, referred.identifier)
+    referral_key = await _take_in(fhir, engine, settings, organization, referred.identifier)
 
     with session_scope(engine) as session:
-        step_down.accept(session, referral_id, at=NOW)
+        step_down.accept(session, referral_key, at=NOW)
     await _drain(engine, fhir)
     task = await fhir.read("Task", referred.task_id)
     assert (task["status"], _code(task)) == ("accepted", "3.0")
     assert {k: task[k] for k in REQUESTER_ELEMENTS} == {k: posted[k] for k in REQUESTER_ELEMENTS}
 
     with session_scope(engine) as session:
-        step_down.schedule_intake(session, referral_id, date.today(), at=NOW)
+        step_down.schedule_intake(session, referral_key, date.today(), at=NOW)
     await _drain(engine, fhir)
     assert _code(await fhir.read("Task", referred.task_id)) == "5.1.1"
 
     s1, s2 = f"S1-{unique}", f"S2-{unique}"
     with session_scope(engine) as session:
-        step_down.record_session(session, referral_id, _session(s1, Attendance.NO_SHOW, 1), at=NOW)
+        step_down.record_session(session, referral_key, _session(s1, Attendance.NO_SHOW, 1), at=NOW)
     await _drain(engine, fhir)
     task = await fhir.read("Task", referred.task_id)
     assert (task["status"], _code(task)) == ("accepted", "5.1.2")
@@ -156,7 +156,7 @@ async def test_step_down__accepted_scheduled_no_show_then_attended_completes_the
     with session_scope(engine) as session:
         step_down.record_session(
             session,
-            referral_id,
+            referral_key,
             _session(s2, Attendance.ATTENDED, 2),
             at=NOW + timedelta(seconds=1),
         )
@@ -176,7 +176,7 @@ async def test_step_down__accepted_scheduled_no_show_then_attended_completes_the
     # Our own writes come back to the poll as new Task versions: they change nothing here.
     await inbound.poll_tasks(fhir, engine, settings, organization)
     with session_scope(engine) as session:
-        assert session.get(Referral, referral_id).status == "completed"  # type: ignore[union-attr]
+        assert session.get(Referral, referral_key).status == "completed"  # type: ignore[union-attr]
 
 
 async def _redeliver_everything(engine: Engine, fhir: FhirClient) -> None:
@@ -209,9 +209,9 @@ async def test_step_down__declined_with_a_reason(
     unique: str,
 ) -> None:
     referred = await ehr.refer(int(unique, 16))
-    referral_id = await _take_in(fhir, engine, settings, organization, referred.identifier)
+    referral_key = await _take_in(fhir, engine, settings, organization, referred.identifier)
     with session_scope(engine) as session:
-        step_down.decline(session, referral_id, "No evening group capacity this month", at=NOW)
+        step_down.decline(session, referral_key, "No evening group capacity this month", at=NOW)
     await _drain(engine, fhir)
     task = await fhir.read("Task", referred.task_id)
     assert (task["status"], _code(task)) == ("rejected", "4.0")
@@ -227,11 +227,11 @@ async def test_step_down__cancelled_by_the_residential_program(
     unique: str,
 ) -> None:
     referred = await ehr.refer(int(unique, 16))
-    referral_id = await _take_in(fhir, engine, settings, organization, referred.identifier)
+    referral_key = await _take_in(fhir, engine, settings, organization, referred.identifier)
     await ehr.cancel(referred.identifier, "Client chose another program")
     await inbound.poll_tasks(fhir, engine, settings, organization)
     with session_scope(engine) as session:
-        row = session.get(Referral, referral_id)
+        row = session.get(Referral, referral_key)
         assert row is not None and row.status == "cancelled"
 
 

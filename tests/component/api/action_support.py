@@ -45,9 +45,9 @@ def add_linked_referral(
         return referral.id
 
 
-def status_of(engine: Engine, referral_id: int) -> str:
+def status_of(engine: Engine, referral_key: int) -> str:
     with session_scope(engine) as session:
-        referral = session.get(models.Referral, referral_id)
+        referral = session.get(models.Referral, referral_key)
         assert referral is not None
         return referral.status
 

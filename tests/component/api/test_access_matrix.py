@@ -112,11 +112,11 @@ POLICY: dict[tuple[str, str], Policy] = {
         frozenset({Role.ADMIN}), other="no-data", own_sees=frozenset({Role.ADMIN})
     ),
     ("GET", "/tracker"): Policy(STAFF, anonymous=303, other="no-data", own_sees=STAFF),
-    ("GET", "/tracker/referrals/{referral_id}"): Policy(
-        STAFF, anonymous=303, params={"referral_id": "{id}"}
+    ("GET", "/tracker/referrals/{referral_key}"): Policy(
+        STAFF, anonymous=303, params={"referral_key": "{id}"}
     ),
-    ("POST", "/tracker/referrals/{referral_id}/{action}"): Policy(
-        STAFF, anonymous=303, params={"referral_id": "{id}", "action": "session"}
+    ("POST", "/tracker/referrals/{referral_key}/{action}"): Policy(
+        STAFF, anonymous=303, params={"referral_key": "{id}", "action": "session"}
     ),
     ("GET", "/tracker/login"): PUBLIC,
     ("POST", "/tracker/login"): PUBLIC,
@@ -186,9 +186,9 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
                     server_id="p-a", version_id="1", outcome="created")  # fmt: skip
         with audit.acting_as(audit.Actor("cm-a", "case-manager", "IOP-DEMO-ORG")):
             audit.referral_changed(session, referral, audit.ACCEPT)
-        referral_id = referral.id
+        referral_key = referral.id
     engine.dispose()
-    return path, referral_id
+    return path, referral_key
 
 
 @pytest.fixture

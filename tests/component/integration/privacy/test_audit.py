@@ -123,9 +123,9 @@ def test_step_down_actions__each_recorded_with_its_actor_and_no_free_text(engine
 
 def test_state_change__rolled_back_with_its_transaction(engine: Engine) -> None:
     with session_scope(engine) as session:
-        referral_id = _seed_referral(session, "SD-AUD-3")
+        referral_key = _seed_referral(session, "SD-AUD-3")
     with pytest.raises(RuntimeError), session_scope(engine) as session:
-        step_down.accept(session, referral_id, at=AT)
+        step_down.accept(session, referral_key, at=AT)
         raise RuntimeError("the caller's transaction fails after the step")
     assert _events(engine) == []
 

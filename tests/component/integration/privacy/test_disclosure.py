@@ -168,22 +168,22 @@ def _referral(session: Session, business_id: str = REFERRAL, status: str = "acce
 
 def test_is_part2__unknown_counts_as_part2_and_once_part2_stays(engine: Engine) -> None:
     with session_scope(engine) as session:
-        referral_id = _referral(session)
-        assert disclosure.is_part2(session, referral_id)
-        disclosure.remember_part2(session, referral_id, part2=False)
-        assert not disclosure.is_part2(session, referral_id)
-        disclosure.remember_part2(session, referral_id, part2=True)
-        disclosure.remember_part2(session, referral_id, part2=False)
-        assert disclosure.is_part2(session, referral_id)
+        referral_key = _referral(session)
+        assert disclosure.is_part2(session, referral_key)
+        disclosure.remember_part2(session, referral_key, part2=False)
+        assert not disclosure.is_part2(session, referral_key)
+        disclosure.remember_part2(session, referral_key, part2=True)
+        disclosure.remember_part2(session, referral_key, part2=False)
+        assert disclosure.is_part2(session, referral_key)
 
 
 def test_remember_package__from_the_package_resources(engine: Engine) -> None:
     from sandbox.step_down_package import make_package, to_transaction
 
     with session_scope(engine) as session:
-        referral_id = _referral(session)
-        assert disclosure.remember_package(session, referral_id, [to_transaction(make_package(1))])
-        assert disclosure.is_part2(session, referral_id)
+        referral_key = _referral(session)
+        assert disclosure.remember_package(session, referral_key, [to_transaction(make_package(1))])
+        assert disclosure.is_part2(session, referral_key)
 
 
 def _payloads(engine: Engine, aggregate: str) -> list[dict[str, Any]]:
@@ -199,10 +199,10 @@ def test_record_session__the_encounter_is_labelled_unless_known_not_part2(
     engine: Engine, part2: bool | None
 ) -> None:
     with session_scope(engine) as session:
-        referral_id = _referral(session)
+        referral_key = _referral(session)
         if part2 is not None:
-            disclosure.remember_part2(session, referral_id, part2=part2)
-        step_down.record_session(session, referral_id, make_session(), at=AT)
+            disclosure.remember_part2(session, referral_key, part2=part2)
+        step_down.record_session(session, referral_key, make_session(), at=AT)
     [encounter] = [p["resource"] for p in _payloads(engine, "referral") if "resource" in p]
     assert security_labels.is_labelled(encounter) is (part2 is not False)
 
@@ -214,8 +214,8 @@ def test_reconcile__the_transaction_entries_are_labelled_for_a_part2_referral(
     # sertraline only: a MOUD (buprenorphine) would label its own entries whatever the flag
     meds = make_medication_list(entries=(make_sertraline(),))
     with session_scope(engine) as session:
-        referral_id = _referral(session)
-        disclosure.remember_part2(session, referral_id, part2=part2)
+        referral_key = _referral(session)
+        disclosure.remember_part2(session, referral_key, part2=part2)
         medication_lists.record_discharge_list(session, REFERRAL, meds, AT)
         intake = replace(meds, identifier="IN", source=None)
         medication_lists.record_intake_list(session, REFERRAL, intake, AT)

@@ -136,10 +136,10 @@ def messages(engine: Engine) -> list[OutboxMessage]:
         return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
 
 
-def referral(engine: Engine, referral_id: int) -> tuple[models.Referral, ReferralLink]:
+def referral(engine: Engine, referral_key: int) -> tuple[models.Referral, ReferralLink]:
     with session_scope(engine) as session:
-        row = session.get(models.Referral, referral_id)
-        link = session.scalar(select(ReferralLink).where(ReferralLink.referral_id == referral_id))
+        row = session.get(models.Referral, referral_key)
+        link = session.scalar(select(ReferralLink).where(ReferralLink.referral_id == referral_key))
         assert row is not None and link is not None
         return row, link
 
@@ -164,8 +164,8 @@ def iop_session(identifier: str, attendance: Attendance, day: int = 4) -> Sessio
 async def test_ingest__stores_referral_intake_assessments_and_medications(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
-    referral_id = await ingested(engine, fhir, server)
-    row, link = referral(engine, referral_id)
+    referral_key = await ingested(engine, fhir, server)
+    row, link = referral(engine, referral_key)
     assert (row.status, row.business_id, row.client_mrn) == ("requested", "SD-000001", "SD-000001")
     assert row.residential_discharge_date == date(2026, 11, 2)
     assert (row.task_server_id, row.task_version_id, row.iop_organization) == ("124", "1", IOP)
@@ -209,8 +209,8 @@ async def test_ingest__a_resource_that_fails_goes_to_the_loss_report_and_the_res
 ) -> None:
     server.resources["Condition/101"]["code"] = {"text": "no ICD-10-CM code"}
     del server.resources["MedicationStatement/111"]
-    referral_id = await ingested(engine, fhir, server)
-    row, link = referral(engine, referral_id)
+    referral_key = await ingested(engine, fhir, server)
+    row, link = referral(engine, referral_key)
     assert row.status == "requested" and link.problems == []
     lost = {(x["resource"], x["reason"].split(":")[0]) for x in link.losses}
     assert ("Condition/101", "not mapped") in lost
@@ -220,8 +220,8 @@ async def test_ingest__a_resource_that_fails_goes_to_the_loss_report_and_the_res
     assert count(engine, models.AssessmentRecord) == 2
     assert row.residential_discharge_date is not None
     with session_scope(engine) as session:
-        step_down.accept(session, referral_id, at=T0)
-    assert referral(engine, referral_id)[0].status == "accepted"
+        step_down.accept(session, referral_key, at=T0)
+    assert referral(engine, referral_key)[0].status == "accepted"
 
 
 async def test_ingest__package_without_a_readable_patient_is_kept_requested_with_its_problems(
@@ -229,17 +229,17 @@ async def test_ingest__package_without_a_readable_patient_is_kept_requested_with
 ) -> None:
     patient = next(k for k in server.resources if k.startswith("Patient/"))
     server.resources[patient]["birthDate"] = "not a date"
-    referral_id = await ingested(engine, fhir, server)
-    row, link = referral(engine, referral_id)
+    referral_key = await ingested(engine, fhir, server)
+    row, link = referral(engine, referral_key)
     assert row.status == "requested"
     assert patient in {p["resource"] for p in link.problems}
     # nothing of the package is half-stored
     assert count(engine, models.Intake) == count(engine, models.AssessmentRecord) == 0
     assert count(engine, models.MedicationListRecord) == 0
     with session_scope(engine) as session, pytest.raises(ReferralActionRefused):
-        step_down.accept(session, referral_id, at=T0)
+        step_down.accept(session, referral_key, at=T0)
     with session_scope(engine) as session:
-        step_down.decline(session, referral_id, "Package incomplete: client record", at=T0)
+        step_down.decline(session, referral_key, "Package incomplete: client record", at=T0)
     [message] = messages(engine)
     assert message.payload["set"]["status"] == "rejected"
     assert message.payload["set"]["statusReason"] == {"text": "Package incomplete: client record"}
@@ -248,35 +248,35 @@ async def test_ingest__package_without_a_readable_patient_is_kept_requested_with
 async def test_remote_cancel__cancels_the_referral_and_echoes_change_nothing(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
-    referral_id = await ingested(engine, fhir, server)
+    referral_key = await ingested(engine, fhir, server)
     with session_scope(engine) as session:
-        step_down.accept(session, referral_id, at=T0)
+        step_down.accept(session, referral_key, at=T0)
     task = task_of(server.resources)
     echo = task | {"status": "accepted", "meta": {"versionId": "2"}}
     await ingest(engine, fhir, echo)  # our own accept, notified back
-    assert referral(engine, referral_id)[0].status == "accepted"
+    assert referral(engine, referral_key)[0].status == "accepted"
     cancel = task | {
         "status": "cancelled",
         "statusReason": {"text": "Client moved away"},
         "meta": {"versionId": "3"},
     }
     await ingest(engine, fhir, cancel)
-    row, link = referral(engine, referral_id)
+    row, link = referral(engine, referral_key)
     assert (row.status, row.task_version_id, link.status_reason) == (
         "cancelled",
         "3",
         "Client moved away",
     )
     await ingest(engine, fhir, echo | {"meta": {"versionId": "2", "lastUpdated": "x"}})
-    assert referral(engine, referral_id)[0].status == "cancelled"  # a late echo changes nothing
+    assert referral(engine, referral_key)[0].status == "cancelled"  # a late echo changes nothing
 
 
 async def test_accept__enqueues_one_owned_fields_message_with_the_change(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
-    referral_id = await ingested(engine, fhir, server)
+    referral_key = await ingested(engine, fhir, server)
     with session_scope(engine) as session:
-        step_down.accept(session, referral_id, at=T0)
+        step_down.accept(session, referral_key, at=T0)
     [message] = messages(engine)
     assert (message.kind, message.aggregate_type, message.aggregate_key) == (
         "owned-fields",
@@ -292,42 +292,42 @@ async def test_accept__enqueues_one_owned_fields_message_with_the_change(
     assert payload["set"]["businessStatus"]["coding"][0]["code"] == "3.0"
     assert payload["set"]["lastModified"] == "2026-11-03T09:00:00Z"
     assert "owner" not in payload["set"] and payload["remove"] == ["statusReason", "output"]
-    row, _ = referral(engine, referral_id)
+    row, _ = referral(engine, referral_key)
     assert (row.status, row.decision, row.decided_at) == ("accepted", "accepted", T0)
 
 
 async def test_accept__rolled_back_stores_neither_change_nor_message(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
-    referral_id = await ingested(engine, fhir, server)
+    referral_key = await ingested(engine, fhir, server)
     with pytest.raises(RuntimeError), session_scope(engine) as session:
-        step_down.accept(session, referral_id, at=T0)
+        step_down.accept(session, referral_key, at=T0)
         raise RuntimeError("the caller's transaction fails after the action")
-    assert referral(engine, referral_id)[0].status == "requested"
+    assert referral(engine, referral_key)[0].status == "requested"
     assert messages(engine) == []
 
 
 async def test_decline__without_reason_is_refused_and_nothing_is_stored(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
-    referral_id = await ingested(engine, fhir, server)
+    referral_key = await ingested(engine, fhir, server)
     for reason in (None, "", "   "):
         with session_scope(engine) as session, pytest.raises(InvalidInputError) as caught:
-            step_down.decline(session, referral_id, reason, at=T0)
+            step_down.decline(session, referral_key, reason, at=T0)
         assert caught.value.problems[0].path == "reason"
-    assert referral(engine, referral_id)[0].status == "requested"
+    assert referral(engine, referral_key)[0].status == "requested"
     assert messages(engine) == []
 
 
 async def test_decline__rejected_with_reason_and_business_status_4(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
-    referral_id = await ingested(engine, fhir, server)
+    referral_key = await ingested(engine, fhir, server)
     with session_scope(engine) as session:
-        step_down.decline(session, referral_id, "No evening group capacity", at=T0)
+        step_down.decline(session, referral_key, "No evening group capacity", at=T0)
     [message] = messages(engine)
     assert message.payload["set"]["businessStatus"]["coding"][0]["code"] == "4.0"
-    row, link = referral(engine, referral_id)
+    row, link = referral(engine, referral_key)
     assert (row.status, row.decision_reason, link.status_reason) == (
         "rejected",
         "No evening group capacity",
@@ -338,15 +338,15 @@ async def test_decline__rejected_with_reason_and_business_status_4(
 async def test_illegal_transitions__refused_and_nothing_is_stored(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
-    referral_id = await ingested(engine, fhir, server)
+    referral_key = await ingested(engine, fhir, server)
     with session_scope(engine) as session, pytest.raises(ReferralActionRefused):
-        step_down.schedule_intake(session, referral_id, date(2026, 11, 5), at=T0)
+        step_down.schedule_intake(session, referral_key, date(2026, 11, 5), at=T0)
     with session_scope(engine) as session:
-        step_down.decline(session, referral_id, "Needs a higher level of care", at=T0)
+        step_down.decline(session, referral_key, "Needs a higher level of care", at=T0)
     with session_scope(engine) as session, pytest.raises(IllegalTransitionError) as caught:
-        step_down.accept(session, referral_id, at=T0 + timedelta(hours=1))
+        step_down.accept(session, referral_key, at=T0 + timedelta(hours=1))
     assert "rejected -> accepted" in str(caught.value)
-    assert referral(engine, referral_id)[0].status == "rejected"
+    assert referral(engine, referral_key)[0].status == "rejected"
     assert len(messages(engine)) == 1  # only the decline
     with session_scope(engine) as session, pytest.raises(ReferralNotFound):
         step_down.accept(session, 999_999, at=T0)
@@ -355,18 +355,18 @@ async def test_illegal_transitions__refused_and_nothing_is_stored(
 async def test_sessions__schedule_no_show_then_attended_completes_with_the_encounter(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
-    referral_id = await ingested(engine, fhir, server)
+    referral_key = await ingested(engine, fhir, server)
     with session_scope(engine) as session:
-        step_down.accept(session, referral_id, at=T0)
-        step_down.schedule_intake(session, referral_id, date(2026, 11, 4), at=T0)
+        step_down.accept(session, referral_key, at=T0)
+        step_down.schedule_intake(session, referral_key, date(2026, 11, 4), at=T0)
     with session_scope(engine) as session:
         step_down.record_session(
-            session, referral_id, iop_session("S1", Attendance.NO_SHOW), at=T0 + timedelta(days=1)
+            session, referral_key, iop_session("S1", Attendance.NO_SHOW), at=T0 + timedelta(days=1)
         )
     with session_scope(engine) as session:
         step_down.record_session(
             session,
-            referral_id,
+            referral_key,
             iop_session("S2", Attendance.ATTENDED, 5),
             at=T0 + timedelta(days=2),
         )
@@ -401,7 +401,7 @@ async def test_sessions__schedule_no_show_then_attended_completes_with_the_encou
     done = sent[5].payload["set"]
     assert done["status"] == "completed"
     assert done["output"][0]["valueReference"] == {"reference": f"Encounter/{expected_id}"}
-    row, _ = referral(engine, referral_id)
+    row, _ = referral(engine, referral_key)
     assert row.status == "completed"
     with session_scope(engine) as session:
         intake = session.scalar(select(models.Intake))
@@ -415,17 +415,17 @@ async def test_sessions__schedule_no_show_then_attended_completes_with_the_encou
 async def test_sessions__after_completion_are_kept_without_touching_the_task(
     engine: Engine, fhir: FhirClient, server: FakeServer
 ) -> None:
-    referral_id = await ingested(engine, fhir, server)
+    referral_key = await ingested(engine, fhir, server)
     with session_scope(engine) as session:
-        step_down.accept(session, referral_id, at=T0)
+        step_down.accept(session, referral_key, at=T0)
         step_down.record_session(
-            session, referral_id, iop_session("S1", Attendance.ATTENDED), at=T0
+            session, referral_key, iop_session("S1", Attendance.ATTENDED), at=T0
         )
     before = len(messages(engine))
     with session_scope(engine) as session:
         step_down.record_session(
             session,
-            referral_id,
+            referral_key,
             iop_session("S2", Attendance.ATTENDED, 6),
             at=T0 + timedelta(days=3),
         )
@@ -433,7 +433,7 @@ async def test_sessions__after_completion_are_kept_without_touching_the_task(
     with session_scope(engine) as session, pytest.raises(ReferralActionRefused):
         step_down.record_session(
             session,
-            referral_id,
+            referral_key,
             iop_session("S2", Attendance.ATTENDED, 6),
             at=T0 + timedelta(days=3),
         )
@@ -460,6 +460,6 @@ async def test_ingest__a_senders_part2_label_makes_the_referral_part2(
     if sender_labelled:
         stay = next(r for r in server.resources.values() if r["resourceType"] == "Encounter")
         stay["meta"]["security"] = [{"system": V3_ACT_CODE, "code": "42CFRPart2"}]
-    referral_id = await ingested(engine, fhir, server)
+    referral_key = await ingested(engine, fhir, server)
     with session_scope(engine) as session:
-        assert disclosure.is_part2(session, referral_id) is sender_labelled
+        assert disclosure.is_part2(session, referral_key) is sender_labelled

@@ -82,9 +82,9 @@ def _arrives(engine: Engine, task: dict[str, Any], *, recorded: bool = False) ->
         step(session, NOW)
 
 
-def _references(engine: Engine, referral_id: int) -> tuple[Any, ...]:
+def _references(engine: Engine, referral_key: int) -> tuple[Any, ...]:
     with session_scope(engine) as session:
-        referral = session.get(models.Referral, referral_id)
+        referral = session.get(models.Referral, referral_key)
         link = session.scalars(select(ReferralLink)).one()
         assert referral is not None
         return referral.task_server_id, link.patient, link.service_request
@@ -112,9 +112,9 @@ def _cancelled(task: dict[str, Any], n: int, *, server_id: str, version: str) ->
     return served
 
 
-def _status_and_refusals(engine: Engine, referral_id: int) -> tuple[str, list[Any], list[Any]]:
+def _status_and_refusals(engine: Engine, referral_key: int) -> tuple[str, list[Any], list[Any]]:
     with session_scope(engine) as session:
-        referral = session.get(models.Referral, referral_id)
+        referral = session.get(models.Referral, referral_key)
         assert referral is not None
         events = [(e.resource_id, e.refused) for e in session.scalars(select(InboundEvent))]
         audits = [(a.action, a.outcome, a.reason_code, a.entity_id)
@@ -125,20 +125,20 @@ def _status_and_refusals(engine: Engine, referral_id: int) -> tuple[str, list[An
 def test_remote_change__a_task_arriving_before_the_delivery_is_recorded_binds_nothing(
     engine: Engine,
 ) -> None:
-    referral_id, task = _submitted(engine, 71)
+    referral_key, task = _submitted(engine, 71)
     _arrives(engine, _delivered(task, 71))  # claims the identifier; not known to be ours
-    assert _references(engine, referral_id) == (None, None, None)
+    assert _references(engine, referral_key) == (None, None, None)
 
 
 def test_remote_change__references_come_from_the_recorded_delivery(engine: Engine) -> None:
-    referral_id, task = _submitted(engine, 72)
+    referral_key, task = _submitted(engine, 72)
     _worker_delivered(engine, task, 72)
     _arrives(engine, _delivered(task, 72))
-    assert _references(engine, referral_id) == ("t72", "Patient/p72", "ServiceRequest/sr72")
+    assert _references(engine, referral_key) == ("t72", "Patient/p72", "ServiceRequest/sr72")
     with session_scope(engine) as session:
-        step_down.accept(session, referral_id, at=NOW)
-        step_down.schedule_intake(session, referral_id, date(2026, 11, 5), at=NOW)
-        step_down.record_session(session, referral_id, make_session(identifier="SES-72"), at=NOW)
+        step_down.accept(session, referral_key, at=NOW)
+        step_down.schedule_intake(session, referral_key, date(2026, 11, 5), at=NOW)
+        step_down.record_session(session, referral_key, make_session(identifier="SES-72"), at=NOW)
     with session_scope(engine) as session:
         payloads = list(session.scalars(select(OutboxMessage.payload).order_by(OutboxMessage.id)))
     [encounter] = [p["resource"] for p in payloads if "resource" in p]
@@ -150,9 +150,9 @@ def test_remote_change__a_forged_cancel_before_delivery_is_refused_kept_and_audi
     engine: Engine,
 ) -> None:
     """Finding 1 as reported: an API submission not yet tied to its Task's server id."""
-    referral_id, task = _submitted(engine, 73)
+    referral_key, task = _submitted(engine, 73)
     _arrives(engine, _cancelled(task, 73, server_id="forged", version="1"), recorded=True)
-    status, events, audits = _status_and_refusals(engine, referral_id)
+    status, events, audits = _status_and_refusals(engine, referral_key)
     assert status == "requested"
     assert events == [("forged", "task-not-yet-bound")]
     assert audits == [
@@ -161,10 +161,10 @@ def test_remote_change__a_forged_cancel_before_delivery_is_refused_kept_and_audi
 
 
 def test_remote_change__a_forged_cancel_after_delivery_is_refused(engine: Engine) -> None:
-    referral_id, task = _submitted(engine, 74)
+    referral_key, task = _submitted(engine, 74)
     _worker_delivered(engine, task, 74)
     _arrives(engine, _cancelled(task, 74, server_id="forged", version="1"), recorded=True)
-    status, events, audits = _status_and_refusals(engine, referral_id)
+    status, events, audits = _status_and_refusals(engine, referral_key)
     assert (status, events) == ("requested", [("forged", "not-the-referral-task")])
     assert [a[2] for a in audits] == ["not-the-referral-task"]
 
@@ -172,28 +172,28 @@ def test_remote_change__a_forged_cancel_after_delivery_is_refused(engine: Engine
 def test_remote_change__the_requesters_cancel_on_the_delivered_task_is_taken(
     engine: Engine,
 ) -> None:
-    referral_id, task = _submitted(engine, 75)
+    referral_key, task = _submitted(engine, 75)
     _worker_delivered(engine, task, 75)
     _arrives(engine, _cancelled(task, 75, server_id="t75", version="2"), recorded=True)
-    status, events, audits = _status_and_refusals(engine, referral_id)
+    status, events, audits = _status_and_refusals(engine, referral_key)
     assert (status, events, audits) == ("cancelled", [("t75", None)], [])
 
 
 def test_remote_change__an_owner_move_on_the_delivered_task_is_refused(engine: Engine) -> None:
     """The IOP owns the Task: accepting is its own move, never taken over from the server."""
-    referral_id, task = _submitted(engine, 76)
+    referral_key, task = _submitted(engine, 76)
     _worker_delivered(engine, task, 76)
     accepted = _delivered(task, 76, version="2") | {"id": "t76", "status": "accepted"}
     _arrives(engine, accepted, recorded=True)
-    status, events, _ = _status_and_refusals(engine, referral_id)
+    status, events, _ = _status_and_refusals(engine, referral_key)
     assert (status, events) == ("requested", [("t76", "move-not-allowed-for-party")])
 
 
 def test_remote_change__a_cancel_that_changes_the_focus_is_refused(engine: Engine) -> None:
-    referral_id, task = _submitted(engine, 77)
+    referral_key, task = _submitted(engine, 77)
     _worker_delivered(engine, task, 77)
     moved = _cancelled(task, 77, server_id="t77", version="2")
     moved["focus"] = {"reference": "ServiceRequest/elsewhere"}
     _arrives(engine, moved, recorded=True)
-    status, events, _ = _status_and_refusals(engine, referral_id)
+    status, events, _ = _status_and_refusals(engine, referral_key)
     assert (status, events) == ("requested", [("t77", "task-focus-changed")])

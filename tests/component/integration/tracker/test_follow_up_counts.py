@@ -104,10 +104,10 @@ def _store(session: Session, cases: Iterable[Case]) -> None:
 # --- the straightforward recomputation: sessions as recorded, follow_up.window_state ----------
 
 
-def _first_attended(session: Session, referral_id: int) -> date | None:
+def _first_attended(session: Session, referral_key: int) -> date | None:
     starts = session.scalars(
         select(models.SessionRecord.starts_at).where(
-            models.SessionRecord.referral_id == referral_id,
+            models.SessionRecord.referral_id == referral_key,
             models.SessionRecord.attendance == models.Attendance.ATTENDED,
         )
     ).all()
