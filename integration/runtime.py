@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from functools import partial
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +28,7 @@ from integration.inbound.server_reset import note_server, organization_born, res
 from integration.inbound.watch import SubscriptionWatch
 from integration.outbox.queue import DEFAULT_LEASE_SECONDS
 from integration.outbox.worker import run_worker
+from integration.referrals.package import settle_delivered
 from integration.settings import Settings
 from mappers.errors import IopBridgeError
 
@@ -109,6 +111,7 @@ async def run_background(
             batch_size=settings.worker_batch_size,
             poll_interval=settings.worker_poll_seconds,
             lease_seconds=lease_seconds,
+            on_delivered=partial(settle_delivered, context=settings.mapping_context()),
         ),
         run_inbound(
             fhir, engine, settings, organization, subscribe=subscribe, stop_event=stop_event

@@ -50,10 +50,14 @@ from integration.outbox.queue import (
 )
 from integration.privacy.logging_setup import Safe
 
+# Called in a settle's transaction with the messages it marked delivered.
+OnDelivered = Callable[[Session, Sequence[ClaimedMessage]], None]
+
 __all__ = [  # delivery's names stay importable from here, where callers have found them
     "Deliver",
     "DeliveredEntry",
     "MalformedMessage",
+    "OnDelivered",
     "WorkerStats",
     "business_identifier",
     "deliver_message",
@@ -90,6 +94,7 @@ async def run_worker(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
     deliver: Deliver | None = None,
     backoff: Backoff = exponential_backoff,
+    on_delivered: OnDelivered | None = None,
 ) -> WorkerStats:
     """Deliver outbox messages until ``stop_event`` is set; returns what was done.
 
@@ -97,7 +102,9 @@ async def run_worker(
     the database work happens beside them: sent messages are settled in the background, several
     per transaction, and the next messages are claimed before a sender needs one. At most
     ``batch_size`` messages are held at once (claimed and waiting, being sent, or sent and not
-    yet settled), so ``batch_size`` must be at least ``concurrency``.
+    yet settled), so ``batch_size`` must be at least ``concurrency``. ``on_delivered`` runs in
+    each settle's transaction with the messages it marked delivered (the features above the
+    outbox record what the server's answers told them, such as a referral's server ids).
     """
     if concurrency < 1 or batch_size < concurrency:
         raise ValueError(
@@ -107,7 +114,7 @@ async def run_worker(
     send = deliver or deliver_message
     stats = WorkerStats()
     settler = _Settler(
-        engine, backoff, stats, on_settled=lambda: feed.wake(),
+        engine, backoff, stats, on_settled=lambda: feed.wake(), on_delivered=on_delivered,
         answers_due=lambda: feed.sending, gather=math.ceil(concurrency / 2),
         linger=SETTLE_LINGER_SECONDS,
     )  # fmt: skip
@@ -348,11 +355,13 @@ class _Settler:
         *,
         on_settled: Callable[[], None],
         answers_due: Callable[[], int],
+        on_delivered: OnDelivered | None = None,
         gather: int = 1,
         linger: float = SETTLE_LINGER_SECONDS,
     ) -> None:
         self._engine, self._backoff, self._stats = engine, backoff, stats
         self._on_settled = on_settled  # after each commit: room is freed, and maybe work due
+        self._on_delivered = on_delivered
         self._answers_due = answers_due  # messages being sent now, whose answers may join
         self._gather, self._linger = gather, linger
         self._waiting: list[_Attempt] = []
@@ -395,7 +404,12 @@ class _Settler:
             self._committing = len(batch)
             try:
                 await asyncio.to_thread(
-                    _settle_all, self._engine, batch, self._backoff, self._stats
+                    _settle_all,
+                    self._engine,
+                    batch,
+                    self._backoff,
+                    self._stats,
+                    self._on_delivered,
                 )
             finally:
                 self._committing = 0
@@ -407,7 +421,11 @@ class _Settler:
 
 
 def _settle_all(
-    engine: Engine, attempts: Sequence[_Attempt], backoff: Backoff, stats: WorkerStats
+    engine: Engine,
+    attempts: Sequence[_Attempt],
+    backoff: Backoff,
+    stats: WorkerStats,
+    on_delivered: OnDelivered | None = None,
 ) -> None:
     """Settle sent messages in one transaction; if that fails, each in its own."""
     try:
@@ -415,10 +433,13 @@ def _settle_all(
             updates = [u for a in attempts if a.failure is None for u in _sync_updates(a)]
             record_syncs(session, updates)
             settled = [_settle(session, attempt, backoff) for attempt in attempts]
+            delivered = [s.attempt.message for s in settled if s.status == OutboxStatus.DELIVERED]
+            if on_delivered is not None and delivered:
+                on_delivered(session, delivered)
     except SQLAlchemyError as exc:
         if len(attempts) > 1:
             for attempt in attempts:  # one bad message does not cost the others their settle
-                _settle_all(engine, [attempt], backoff, stats)
+                _settle_all(engine, [attempt], backoff, stats, on_delivered)
             return
         # Not settled: the lease runs out and the message is delivered again (idempotently).
         message = attempts[0].message

@@ -10,7 +10,7 @@ package.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -25,6 +25,7 @@ from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.db.sync_table import SyncRecord
 from integration.medications import lists as medication_lists
+from integration.outbox.queue import ClaimedMessage
 from integration.privacy import disclosure
 from integration.referrals.package_summary import summarize
 from mappers import medication_reader, referral_task, registry, security_labels
@@ -47,6 +48,8 @@ from mappers.residential import ResidentialStay
 T = TypeVar("T")
 _PLAC = (V2_IDENTIFIER_TYPE, "PLAC")  # BSeR slices Task.identifier by v2-0203 type
 log = logging.getLogger(__name__)
+# The outbox aggregate of a referral's messages (keyed by its business id).
+REFERRAL_AGGREGATE = "referral"
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +391,30 @@ def task_version(task: Mapping[str, Any]) -> str | None:
     return str(version) if version is not None else None
 
 
+@dataclass(frozen=True, slots=True)
+class LandedReferences:
+    """Where a submitted referral's Patient, ServiceRequest and Task landed on the FHIR server,
+    as the worker recorded from the answers to iop-bridge's own delivery (None: not yet)."""
+
+    patient: str | None
+    service_request: str | None
+    task_server_id: str | None
+
+
+def landed_references(
+    session: Session, referral: models.Referral, link: ReferralLink, context: MappingContext
+) -> LandedReferences:
+    """The link's references, completed from the sync records; reads only (a GET uses it)."""
+    patient = link.patient or _landed(session, "Patient", context.mrn_system, referral.client_mrn)
+    service_request = link.service_request or _landed(
+        session, "ServiceRequest", context.referral_id_system, referral.business_id
+    )
+    task = referral.task_server_id or _landed_id(
+        session, "Task", link.task_identifier_system, link.task_identifier_value
+    )
+    return LandedReferences(patient, service_request, task)
+
+
 def settle_references(
     session: Session, referral: models.Referral, link: ReferralLink, context: MappingContext
 ) -> None:
@@ -395,16 +422,34 @@ def settle_references(
     where they landed (flushes; a no-op for referrals that came from the server). These come
     from the FHIR server's answers to iop-bridge's own delivery, never from a notification:
     any Task may claim a referral's identifier (mappers/task_trust.py)."""
-    if link.patient is None:
-        link.patient = _landed(session, "Patient", context.mrn_system, referral.client_mrn)
-    if link.service_request is None:
-        link.service_request = _landed(
-            session, "ServiceRequest", context.referral_id_system, referral.business_id
-        )
-    if not referral.task_server_id:
-        task = _landed_id(session, "Task", link.task_identifier_system, link.task_identifier_value)
-        referral.task_server_id = task or referral.task_server_id
+    landed = landed_references(session, referral, link, context)
+    link.patient, link.service_request = landed.patient, landed.service_request
+    referral.task_server_id = landed.task_server_id
     session.flush()
+
+
+def settle_delivered(
+    session: Session, messages: Sequence[ClaimedMessage], *, context: MappingContext
+) -> None:
+    """The worker's ``on_delivered``: settle the references of each referral one of
+    ``messages`` delivered, in the settle's own transaction (so no read has to)."""
+    keys = {m.aggregate_key for m in messages if m.aggregate_type == REFERRAL_AGGREGATE}
+    if keys:
+        settle_referrals(session, keys, context)
+
+
+def settle_referrals(
+    session: Session, business_ids: Iterable[str], context: MappingContext
+) -> None:
+    """``settle_references`` for each of these referrals that still misses a reference."""
+    rows = session.execute(
+        select(models.Referral, ReferralLink)
+        .join(ReferralLink, ReferralLink.referral_id == models.Referral.id)
+        .where(models.Referral.business_id.in_(list(business_ids)))
+    )
+    for referral, link in rows:
+        if link.patient is None or link.service_request is None or not referral.task_server_id:
+            settle_references(session, referral, link, context)
 
 
 def _landed(session: Session, kind: str, system: str, value: str) -> str | None:

@@ -41,6 +41,7 @@ from integration.fhir.client import FhirClient
 from integration.outbox import queue as outbox
 from integration.privacy import audit, disclosure
 from integration.referrals.package import (
+    REFERRAL_AGGREGATE,
     TaskChange,
     copy_task,
     settle_references,
@@ -67,7 +68,7 @@ from mappers.registry import MappingContext
 
 log = logging.getLogger(__name__)
 
-AGGREGATE = "referral"
+AGGREGATE = REFERRAL_AGGREGATE
 ACTIVE = frozenset({"accepted", "in-progress"})
 # What accept names when the package gave no residential discharge date (R4: the residential
 # Encounter's period.end) and no case manager recorded it.

@@ -11,7 +11,7 @@ reference, ``integration.tenancy.organizations``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from integration.db import models
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
 from integration.outbox import queue as outbox
-from integration.referrals.package import settle_references
+from integration.referrals.package import landed_references
 from integration.referrals.step_down import AGGREGATE
 from mappers.fhir_reference import literal_reference
 from mappers.referral_task import BUSINESS_STATUSES
@@ -113,15 +113,19 @@ class ReferralPage:
 def get_referral(
     session: Session, scope: Scope, referral_id: str, context: MappingContext
 ) -> ReferralView | None:
-    """The referral with business identifier ``referral_id`` if the scope may see it."""
+    """The referral with business identifier ``referral_id`` if the scope may see it. Reads
+    only: the worker stores where a submission landed when it settles the delivery; until
+    then (or with a worker that does not), the Task's server id is read from its sync record."""
     row = session.execute(
         _query().where(models.Referral.business_id == referral_id, *scope.clauses())
     ).first()
     if row is None:
         return None
-    referral, link = row[0], row[1]
-    settle_references(session, referral, link, context)
-    return _view(row)
+    view = _view(row)
+    if view.task is None:
+        landed = landed_references(session, row[0], row[1], context).task_server_id
+        view = replace(view, task=literal_reference("Task", landed) if landed else None)
+    return view
 
 
 def list_referrals(

@@ -16,16 +16,19 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session
 
 from api.limits import MAX_BODY_BYTES
 from api.schema_examples import EXAMPLE_BUNDLE
+from integration.db.audit_table import AuditEventRecord
 from integration.db.inbound_table import ReferralLink
 from integration.db.models import Referral
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import record_sync, session_scope
 from integration.referrals import step_down
 from integration.referrals.bundle import Parties, check_submission
+from integration.referrals.package import settle_referrals
 from mappers.errors import InvalidInputError
 from mappers.registry import MappingContext
 from tests.component.api.referral_support import (  # noqa: F401
@@ -272,6 +275,7 @@ async def test_read__the_iop_response_and_the_delivered_task(
         ):
             record_sync(session, resource_type=kind, identifier=(system, value),
                         server_id=server_id, version_id="1", outcome="created")  # fmt: skip
+        settle_referrals(session, ["SD-000011"], settings.mapping_context())  # as it settles
     delivered = (await http.get("/api/referrals/SD-000011", headers=EHR)).json()
     assert delivered["task"] == "Task/t11"
     with session_scope(store) as session:
@@ -285,6 +289,45 @@ async def test_read__the_iop_response_and_the_delivered_task(
         "accepted", "accepted", "2026-11-06",
     )  # fmt: skip
     assert body["business_status"]["code"] == "5.1.1" and body["first_session"] is None
+
+
+@contextlib.contextmanager
+def _domain_flushes() -> Iterator[list[str]]:
+    """Names of the rows each flush would write while the block runs, other than audit events
+    (reading a referral is audited: that write is the point of the audit)."""
+    written: list[str] = []
+
+    def record(session: Session, *_: Any) -> None:
+        rows = [*session.new, *session.dirty, *session.deleted]
+        written.extend(type(r).__name__ for r in rows if not isinstance(r, AuditEventRecord))
+
+    event.listen(Session, "before_flush", record)
+    try:
+        yield written
+    finally:
+        event.remove(Session, "before_flush", record)
+
+
+async def test_read__a_get_writes_nothing_even_before_the_delivery_is_settled(
+    http: httpx.AsyncClient, store: Engine, settings: Any
+) -> None:
+    assert (await _submit(http, submission(12))).status_code == 201
+    with session_scope(store) as session:  # delivered by a worker that settled nothing
+        for kind, system, value, server_id in (
+            ("Patient", settings.mrn_system, "SD-000012", "p12"),
+            ("ServiceRequest", CONTEXT.referral_id_system, "SD-000012", "sr12"),
+            ("Task", CONTEXT.task_id_system, "SD-000012", "t12"),
+        ):
+            record_sync(session, resource_type=kind, identifier=(system, value),
+                        server_id=server_id, version_id="1", outcome="created")  # fmt: skip
+    with _domain_flushes() as written:
+        one = (await http.get("/api/referrals/SD-000012", headers=EHR)).json()
+        page = (await http.get("/api/referrals", headers=CASE_MANAGER)).json()
+    assert one["task"] == "Task/t12" and page["total"] == 1
+    assert written == []
+    with session_scope(store) as session:
+        link = session.scalars(select(ReferralLink)).one()
+        assert (link.patient, link.service_request) == (None, None)  # still for a write to settle
 
 
 # --- listing ----------------------------------------------------------------------------------

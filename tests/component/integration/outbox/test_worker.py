@@ -14,6 +14,7 @@ import httpx
 import pytest
 import respx
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import SyncRecord, session_scope
@@ -111,6 +112,32 @@ async def test_transaction__delivered_and_sync_state_recorded(
         outcomes = [r.last_outcome for r in rows]
     assert synced == [("Condition", "DX-A1", "c7", "3"), ("Patient", "MRN-A1", "p1", "1")]
     assert outcomes == ["matched", "created"]
+
+
+@respx.mock
+async def test_on_delivered__runs_in_the_settle_with_the_delivered_messages_only(
+    engine: Engine, fhir: FhirClient
+) -> None:
+    ok, failing = _enqueue(
+        engine, [make_referral_transaction("A8"), make_referral_transaction("A9")],
+        MessageKind.TRANSACTION,
+    )  # fmt: skip
+    answers = iter([
+        httpx.Response(200, json=transaction_response(
+            ("201 Created", "Patient/p8/_history/1"), ("201 Created", "Condition/c8/_history/1")
+        )),
+        httpx.Response(422, json=_outcome("HAPI-1094: bad value")),
+    ])  # fmt: skip
+    respx.post(BASE + "/").mock(side_effect=lambda request: next(answers))
+    seen: list[tuple[int, str, int]] = []
+
+    def on_delivered(session: Session, messages: Sequence[ClaimedMessage]) -> None:
+        synced = len(session.scalars(select(SyncRecord)).all())  # the settle's own records
+        seen.extend((m.id, m.aggregate_key, synced) for m in messages)
+
+    await _run(engine, fhir, 2, on_delivered=on_delivered)
+    assert seen == [(ok, "SD-0", 2)]
+    assert _message(engine, failing).status == "dead"
 
 
 @respx.mock
