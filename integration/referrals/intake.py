@@ -4,7 +4,7 @@ and forwarded to the FHIR server through the outbox, once.
 Steps: ``parties`` (I/O: which Organizations on the FHIR server the caller and the IOP are),
 ``referrals.bundle.check_submission`` (pure: every problem with its path), then
 ``record_submission`` in ONE database transaction: the referral with its package, exactly as the
-inbound sync stores a referral it reads from the server (``referrals.package.store_referral``),
+inbound sync stores a referral it reads from the server (``referrals.package.add_referral``),
 and one TRANSACTION outbox message with the canonical Bundle. The message shares the aggregate
 of the referral's later Task changes (``step_down.AGGREGATE``), so the worker delivers the
 package before any accept or decline can be applied to its Task.
@@ -16,8 +16,9 @@ identifier is refused (409) naming it. Two identical submissions racing each oth
 wins, the other sees its row after the unique-key violation and answers like a repeat.
 
 The Patient, ServiceRequest and Task get their server ids on delivery; until then the referral's
-link has no Patient or ServiceRequest reference. ``settle_references`` fills them from the
-worker's sync records (every delivered entry is recorded by its business identifier).
+link has no Patient or ServiceRequest reference. The worker fills them when it settles the
+delivery (``referrals.package.settle_delivered``, from the sync records it writes for every
+delivered entry by its business identifier).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from integration.db import repositories as repo
-from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
@@ -42,7 +42,7 @@ from integration.outbox import queue as outbox
 from integration.referrals.builder import IntakePackage, package_bundle
 from integration.referrals.bundle import CheckedSubmission, Parties, check_submission
 from integration.referrals.identity import IdentityRefused, demographic_problems, namespace_problems
-from integration.referrals.package import TaskChange, store_referral
+from integration.referrals.package import NewReferral, add_referral
 from integration.referrals.step_down import AGGREGATE
 from integration.settings import Settings
 from integration.tenancy.organizations import OrganizationDirectory
@@ -191,20 +191,9 @@ def submitted_bundles(session: Session, referral_id: str) -> list[dict[str, Any]
 
 def _store(session: Session, checked: CheckedSubmission, owner: str, now: datetime) -> None:
     """The referral rows the inbound sync would write, and the one outbox message."""
-    change = TaskChange(
-        task={}, organization=owner, identifier=checked.identifier, mapped=checked.task,
-        package=checked.package, problems=(), fetched=True,
-    )  # fmt: skip
-    store_referral(session, change, now)
-    referral = repo.get_referral(session, checked.task.identifier, sender=checked.task.requester)
-    assert referral is not None  # just stored
-    link = session.scalars(
-        select(ReferralLink).where(ReferralLink.referral_id == referral.id)
-    ).one()
-    # Server ids are known once delivered (settle_references); the mapped package's references
-    # are stand-ins for the Bundle's entries and mean nothing outside it.
-    referral.task_server_id = None
-    link.service_request = link.patient = None
+    # No server ids yet: the worker settles them from the answers to this delivery.
+    new = NewReferral(checked.identifier, owner, checked.task, checked.package)
+    referral, _ = add_referral(session, new, now)
     outbox.enqueue(
         session,
         aggregate_type=AGGREGATE,

@@ -296,46 +296,77 @@ def problem_of(resource: str, path: str, message: str) -> PackageProblem:
 # --- Storing a new referral (in the inbound transaction) ------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class NewReferral:
+    """What a new referral is stored from: a Task read from the FHIR server (with its server
+    id and version) or a package submitted through the API (neither yet: it is delivered later)."""
+
+    identifier: tuple[str, str]  # the Task's business identifier, the sender's
+    organization: str  # the IOP's Organization reference
+    task: ReferralTask | None
+    package: MappedPackage | None
+    problems: tuple[PackageProblem, ...] = ()
+    task_server_id: str | None = None
+    task_version_id: str | None = None
+
+
 def store_referral(session: Session, change: TaskChange, now: datetime) -> None:
-    """The referral, its link, and (when the package mapped) intake, assessments, medications."""
-    package, task = change.package, change.mapped
+    """The referral of a Task read from the server (the inbound sync)."""
     assert change.identifier is not None
-    stay = package.stay if package else None
-    referral = repo.add_referral(
-        session,
-        business_id=change.identifier[1],
-        sender=task.requester if task is not None else "",
-        status="requested",
-        client_mrn=package.client.mrn if package else "",
-        **_client_facts(package),
-        iop_organization=change.organization,
-        residential_discharge_date=stay.discharged.date() if stay and stay.discharged else None,
-        task_server_id=str(change.task.get("id")),
-        task_version_id=task_version(change.task),
-        received_at=now,
-    )
-    link = ReferralLink(
-        referral_id=referral.id,
-        task_identifier_system=change.identifier[0],
-        task_identifier_value=change.identifier[1],
-        problems=[p.as_json() for p in change.problems],
-        losses=list(package.losses) if package else [],
-        package_summary=summarize(package) if package else None,
-    )
-    if task is not None:
-        copy_task(link, task)
-    session.add(link)
-    if package is not None:
-        _store_package(session, referral, package, now)
-        # Labels on everything later sent about this client follow from this flag (Part 2).
-        disclosure.remember_part2(session, referral.id, part2=package.part2)
-    session.flush()
+    new = NewReferral(
+        change.identifier, change.organization, change.mapped, change.package, change.problems,
+        str(change.task.get("id")), task_version(change.task),
+    )  # fmt: skip
+    referral, _ = add_referral(session, new, now)
     log.info(
         "referral %s received (Task/%s, %s problems)",
         referral.id,
         referral.task_server_id,
         len(change.problems),
     )
+
+
+def add_referral(
+    session: Session, new: NewReferral, now: datetime
+) -> tuple[models.Referral, ReferralLink]:
+    """The referral, its link, and (when the package mapped) intake, assessments, medications
+    (flushes). Without a server id (a submission) the link keeps no Patient or ServiceRequest:
+    the mapped package's references are stand-ins for a Bundle's entries and mean nothing
+    outside it; the worker settles them from the server's answers to the delivery."""
+    package, task = new.package, new.task
+    stay = package.stay if package else None
+    referral = repo.add_referral(
+        session,
+        business_id=new.identifier[1],
+        sender=task.requester if task is not None else "",
+        status="requested",
+        client_mrn=package.client.mrn if package else "",
+        **_client_facts(package),
+        iop_organization=new.organization,
+        residential_discharge_date=stay.discharged.date() if stay and stay.discharged else None,
+        task_server_id=new.task_server_id,
+        task_version_id=new.task_version_id,
+        received_at=now,
+    )
+    link = ReferralLink(
+        referral_id=referral.id,
+        task_identifier_system=new.identifier[0],
+        task_identifier_value=new.identifier[1],
+        problems=[p.as_json() for p in new.problems],
+        losses=list(package.losses) if package else [],
+        package_summary=summarize(package) if package else None,
+    )
+    if task is not None:
+        copy_task(link, task)
+    if new.task_server_id is None:
+        link.service_request = link.patient = None
+    session.add(link)
+    if package is not None:
+        _store_package(session, referral, package, now)
+        # Labels on everything later sent about this client follow from this flag (Part 2).
+        disclosure.remember_part2(session, referral.id, part2=package.part2)
+    session.flush()
+    return referral, link
 
 
 def _client_facts(package: MappedPackage | None) -> dict[str, Any]:
