@@ -18,9 +18,9 @@ from api.limits import FHIR_JSON, JSON, MAX_BODY_BYTES
 from api.schemas import DischargeRequest, ReferralSubmission
 from fhir_profiles import canonical
 from fhir_profiles.terminology.clinical import RX_SERTRALINE_50 as SERTRALINE
-from integration.referrals.builder import package_bundle
-from integration.referrals.bundle import rewrite_references
 from mappers import bundle
+from mappers.referral_package.builder import package_bundle
+from mappers.referral_package.submission import rewrite_references
 from mappers.registry import FROM_FHIR, MappingContext
 
 PROBLEM_JSON = "application/problem+json"

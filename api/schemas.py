@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Request
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from integration.referrals.builder import IntakePackage
 from mappers.assessment import Assessment
 from mappers.condition import CATEGORIES, CLINICAL_STATUSES, VERIFICATION_STATUSES, Diagnosis
 from mappers.consent import DisclosureConsent
@@ -25,6 +24,7 @@ from mappers.errors import InvalidInputError, Problem
 from mappers.fhir_write import READABLE_ID
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
 from mappers.patient import ADMINISTRATIVE_GENDERS, Client
+from mappers.referral_package.builder import IntakePackage
 from mappers.residential import ResidentialStay
 
 # A referral's business identifier in a path: what the API assigns (mappers READABLE_ID).

@@ -96,6 +96,7 @@ class ReferralLink(Base):
     problems: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument, default=list)
     # [{"path", "reason"}]: elements received but not kept (mappers' loss reports)
     losses: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument, default=list)
-    # The case manager's view of the package (workflows.package_summary): diagnoses with their
-    # kinds, recomputed and sender totals, discharge medications, consent, preferences, labels.
+    # The case manager's view of the package (mappers.referral_package.summary): diagnoses with
+    # their kinds, recomputed and sender totals, discharge medications, consent, preferences,
+    # labels.
     package_summary: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument, nullable=True)

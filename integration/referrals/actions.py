@@ -35,11 +35,11 @@ from integration.db.tracker_tables import TrackerSubmission
 from integration.medications import reconcile_form as reconcile_actions
 from integration.medications.workflow import current_list
 from integration.referrals import step_down
-from integration.referrals.package_summary import NO_DISCHARGE_DATE as NO_DATE_ATTENTION
 from integration.workflow_errors import ReferralActionRefused, ReferralNotFound
 from mappers import encounter
 from mappers.errors import InvalidInputError, Problem
 from mappers.medication import ListSource
+from mappers.referral_package.summary import NO_DISCHARGE_DATE as NO_DATE_ATTENTION
 from mappers.registry import MappingContext
 
 ACCEPT, DECLINE, SCHEDULE, SESSION = "accept", "decline", "schedule", "session"

@@ -2,7 +2,7 @@
 and forwarded to the FHIR server through the outbox, once.
 
 Steps: ``parties`` (I/O: which Organizations on the FHIR server the caller and the IOP are),
-``referrals.bundle.check_submission`` (pure: every problem with its path), then
+``mappers.referral_package.submission.check_submission`` (pure: every problem with its path), then
 ``record_submission`` in ONE database transaction: the referral with its package, exactly as the
 inbound sync stores a referral it reads from the server (``referrals.package.add_referral``),
 and one TRANSACTION outbox message with the canonical Bundle. The message shares the aggregate
@@ -39,8 +39,6 @@ from integration.db.outbox_table import OutboxMessage
 from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
 from integration.outbox import queue as outbox
-from integration.referrals.builder import IntakePackage, package_bundle
-from integration.referrals.bundle import CheckedSubmission, Parties, check_submission
 from integration.referrals.identity import IdentityRefused, demographic_problems, namespace_problems
 from integration.referrals.package import NewReferral, add_referral
 from integration.referrals.step_down import AGGREGATE
@@ -48,6 +46,8 @@ from integration.settings import Settings
 from integration.tenancy.organizations import OrganizationDirectory
 from mappers.errors import InvalidInputError, IopBridgeError, Problem, raise_if_problems
 from mappers.fhir_write import readable_id_problems
+from mappers.referral_package.builder import IntakePackage, package_bundle
+from mappers.referral_package.submission import CheckedSubmission, Parties, check_submission
 
 log = logging.getLogger(__name__)
 

@@ -5,31 +5,32 @@ medication List (whose entries are MedicationStatements) and the Part 2 Consent.
 
 Reading takes three round trips: the ServiceRequest, then one batch of everything it references,
 then one batch of the List's statements. What cannot be read is gathered as problems, each naming
-its resource; ``prepare`` then maps what was read (``integration.referrals.package``).
+its resource; ``prepare`` then maps what was read (``mappers.referral_package``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirNotFound
-from integration.referrals.bundle import rewrite_references
-from integration.referrals.package import (
+from integration.referrals.package import TaskChange
+from mappers.referral_package.mapping import (
     FetchedPackage,
     PackageProblem,
-    TaskChange,
     map_package,
     map_task,
     problem_of,
     task_identifier,
 )
+from mappers.referral_package.references import (
+    localized,
+    nested_targets,
+    relative_reference,
+    request_targets,
+)
 from mappers.registry import MappingContext
-
-# "Type/id" or "Type/id/_history/n": a reference to a resource on this same server.
-_RELATIVE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 
 
 async def prepare(
@@ -50,17 +51,6 @@ async def prepare(
     return TaskChange(task, organization, identifier, mapped, package, tuple(problems), True)
 
 
-def relative_reference(value: Any, base: str | None = None) -> str | None:
-    """``Type/id`` of a Reference (or reference string) to this server, relative or absolute
-    under ``base`` (R4 references.html#literal: an absolute URL to the same server is local);
-    None otherwise."""
-    target = value.get("reference") if isinstance(value, Mapping) else value
-    if isinstance(target, str) and base and target.startswith(base):
-        target = target[len(base) :]
-    match = _RELATIVE.match(target) if isinstance(target, str) else None
-    return f"{match.group(1)}/{match.group(2)}" if match else None
-
-
 async def fetch_package(fhir: FhirClient, task: Mapping[str, Any]) -> FetchedPackage:
     """Read Task.focus, then what the ServiceRequest references, then what those reference in
     turn (a List's entries, a MedicationRequest's Medication, a screening panel's members)."""
@@ -75,78 +65,16 @@ async def fetch_package(fhir: FhirClient, task: Mapping[str, Any]) -> FetchedPac
     request = resources.get(focus)
     if request is None:
         return FetchedPackage(task, resources, tuple(problems))
-    targets = _request_targets(task, request, problems, base)
+    targets = request_targets(task, request, problems, base)
     await _read_batch(fhir, targets, resources, problems)
     nested = [
         ref
         for key, found in list(resources.items())
-        for ref in _nested_targets(found, key, problems, base)
+        for ref in nested_targets(found, key, problems, base)
     ]
     await _read_batch(fhir, nested, resources, problems)
     local = {key: localized(found, base) for key, found in resources.items()}
     return FetchedPackage(task, local, tuple(problems))
-
-
-def localized(resource: Mapping[str, Any], base: str) -> Any:
-    """``resource`` with every absolute reference to this server made relative, so the package
-    is keyed and read one way whichever form the sender wrote (R4 references.html#literal)."""
-    if base not in str(resource):  # the usual case: nothing absolute to this server
-        return resource
-    return rewrite_references(resource, lambda ref: relative_reference(ref, base))
-
-
-def _nested_targets(
-    found: Mapping[str, Any], key: str, problems: list[PackageProblem], base: str
-) -> list[str]:
-    """What a package resource references that the package needs too."""
-    kind = found.get("resourceType")
-    if kind == "List":
-        return _list_items(found, key, problems, base)
-    if kind == "MedicationRequest":
-        medication = relative_reference(found.get("medicationReference"), base)
-        return [medication] if medication else []
-    if kind == "Observation":
-        return [t for m in found.get("hasMember") or [] if (t := relative_reference(m, base))]
-    return []
-
-
-def _request_targets(
-    task: Mapping[str, Any],
-    request: Mapping[str, Any],
-    problems: list[PackageProblem],
-    base: str | None = None,
-) -> list[str]:
-    """The Patient, Conditions and supporting information the ServiceRequest points at."""
-    targets: list[str] = []
-    named = [("ServiceRequest.subject", request.get("subject")), ("Task.for", task.get("for"))]
-    named += [
-        (f"ServiceRequest.{element}[{i}]", item)
-        for element in ("reasonReference", "supportingInfo")
-        for i, item in enumerate(request.get(element) or [])
-    ]
-    for path, value in named:
-        target = relative_reference(value, base)
-        if target is None:
-            if value is not None:
-                problems.append(
-                    problem_of("ServiceRequest", path, "not a reference to this server")
-                )
-        elif target not in targets:
-            targets.append(target)
-    return targets
-
-
-def _list_items(
-    found: Mapping[str, Any], key: str, problems: list[PackageProblem], base: str | None = None
-) -> list[str]:
-    items = []
-    for i, entry in enumerate(found.get("entry") or []):
-        target = relative_reference((entry or {}).get("item"), base)
-        if target is None:
-            problems.append(problem_of(key, f"List.entry[{i}].item", "not a reference to here"))
-        else:
-            items.append(target)
-    return items
 
 
 async def _read_batch(

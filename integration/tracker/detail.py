@@ -113,7 +113,7 @@ class HandoffDetail:
     discharge_medications: int  # lines of the residential discharge list
     trends: tuple[Trend, ...]
     plan: PlanHours | None
-    # The package as read (referrals.package_summary) and what could not be kept (loss report)
+    # The package as read (mappers.referral_package.summary), what could not be kept (losses)
     package: dict[str, Any] | None = None
     losses: tuple[dict[str, str], ...] = ()
 

@@ -13,8 +13,8 @@ import pytest
 from integration.db import models
 from integration.db.inbound_table import ReferralLink
 from integration.db.store import create_db_engine, session_scope
-from integration.referrals.package_summary import NO_DISCHARGE_DATE
 from integration.settings import Settings
+from mappers.referral_package.summary import NO_DISCHARGE_DATE
 from tests.component.api.action_support import add_linked_referral, status_of, task_messages
 from tests.component.api.test_tracker import (  # noqa: F401 (fixtures)
     SERVER_REF,

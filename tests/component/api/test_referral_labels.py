@@ -18,9 +18,9 @@ from fhir_profiles.terminology import clinical, part2
 from fhir_profiles.terminology.privacy import PART2_SECURITY_LABELS
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import session_scope
-from integration.referrals.builder import package_bundle
-from integration.referrals.bundle import Parties, check_submission
 from mappers import security_labels
+from mappers.referral_package.builder import package_bundle
+from mappers.referral_package.submission import Parties, check_submission
 from mappers.registry import MappingContext
 from tests.component.api.referral_support import (  # noqa: F401
     EHR,

@@ -27,9 +27,9 @@ from integration.db.models import Referral
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import record_sync, session_scope
 from integration.referrals import step_down
-from integration.referrals.bundle import Parties, check_submission
 from integration.referrals.package import settle_referrals
 from mappers.errors import InvalidInputError
+from mappers.referral_package.submission import Parties, check_submission
 from mappers.registry import MappingContext
 from tests.component.api.referral_support import (  # noqa: F401
     ADMIN,

@@ -23,9 +23,10 @@ from integration.db.store import record_sync, session_scope
 from integration.inbound.dedup import Via
 from integration.inbound.engine import accept_task
 from integration.referrals import step_down
-from integration.referrals.bundle import Parties, check_submission
 from integration.referrals.intake import record_submission
-from integration.referrals.package import TaskChange, map_task
+from integration.referrals.package import TaskChange
+from mappers.referral_package.mapping import map_task
+from mappers.referral_package.submission import Parties, check_submission
 from mappers.registry import MappingContext
 from tests.builders.sessions import make_session
 from tests.component.api.referral_support import ORG_SYSTEM, fhir_bundle, org_ref

@@ -11,37 +11,35 @@ Organizations are not entries: they are referenced as the server knows them, eit
 R4 http.html#trules), which is replaced here by the literal reference. Task.requester must be
 the caller's organization and Task.owner the IOP this service runs for.
 
-Mapping reuses the inbound path (``referrals.package.map_package``): each fullUrl is given a
-stand-in ``Type/e<index>`` reference for the mappers, so a problem is reported on the entry it
-is about (``Bundle.entry[3].resource.code``). Every problem is gathered before one error is
-raised. The canonical Bundle differs from the submitted one only in its fullUrls, which are
-derived from each entry's conditional identifier: the same package always becomes the same
-Bundle, which is how a repeated submission is recognised.
+Mapping reuses the inbound path (``mapping.map_package``): each fullUrl is given a stand-in
+``Type/e<index>`` reference for the mappers, so a problem is reported on the entry it is about
+(``Bundle.entry[3].resource.code``). Every problem is gathered before one error is raised. The
+canonical Bundle differs from the submitted one only in its fullUrls, which are derived from each
+entry's conditional identifier: the same package always becomes the same Bundle, which is how a
+repeated submission is recognised.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from integration.referrals.package import (
+from mappers import bundle, registry, security_labels
+from mappers.errors import InvalidInputError, MappingError, Problem
+from mappers.referral import Referral
+from mappers.referral_package.mapping import (
     FetchedPackage,
     MappedPackage,
     map_package,
     map_task,
     task_identifier,
 )
-from mappers import bundle, registry, security_labels
-from mappers.errors import InvalidInputError, MappingError, Problem
-from mappers.referral import Referral
 from mappers.referral_task import ReferralTask
 from mappers.registry import MappingContext
 
-log = logging.getLogger(__name__)
 URN_NAMESPACE = uuid.UUID("2f9a41c6-1d0b-4e55-8a8e-7c3f5b9e0d12")
 SUPPORTED_TYPES = frozenset(registry.FROM_FHIR)
 MAX_ENTRIES = 200
@@ -347,8 +345,8 @@ def _unreadable(
 ) -> list[Problem]:
     """Which entries the mappers could not read at all: untrusted JSON of an unexpected shape
     (a number where an object belongs) must be a 422 naming the entry, never a 500. Only run
-    after a failure, so the usual package is mapped once."""
-    log.warning("referral Bundle: a mapper failed (%s)", type(error).__name__)
+    after a failure, so the usual package is mapped once. (Pure: the 422 names the exception's
+    type, which is all a log line said.)"""
     found = []
     for entry in entries:
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from integration.referrals.package import MappedPackage
+    from mappers.referral_package.mapping import MappedPackage
 
 NO_DISCHARGE_DATE = (
     "No residential discharge date: the 7- and 30-day follow-up windows cannot be computed"

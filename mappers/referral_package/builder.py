@@ -18,7 +18,6 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any
 
-from integration.referrals.bundle import canonical_url
 from mappers import (
     assessment,
     bundle,
@@ -38,6 +37,7 @@ from mappers.errors import InvalidInputError, MappingError, Problem
 from mappers.medication import MedicationList
 from mappers.patient import Client
 from mappers.referral import Referral
+from mappers.referral_package.submission import canonical_url
 from mappers.referral_task import DEFAULT_BUSINESS_STATUS, ReferralTask
 from mappers.registry import MappingContext
 from mappers.residential import ResidentialStay
