@@ -27,6 +27,7 @@ from integration.fhir.client import FhirClient
 from integration.fhir.health import check_health
 from integration.runtime import run_background
 from integration.settings import Settings
+from integration.tenancy.service import Tenancy
 
 
 class HealthOut(BaseModel):
@@ -66,6 +67,8 @@ def create_app(settings: Settings, throttle: ThrottlePolicy | None = None) -> Fa
         app.state.settings = settings
         app.state.engine = create_db_engine(settings.database_url)
         app.state.fhir = FhirClient.from_settings(settings)
+        # The one tenancy service: organization lookups, the IOP's own, callers' scopes.
+        app.state.tenancy = Tenancy(app.state.fhir, app.state.engine, settings)
         stop = asyncio.Event()
         background = None
         if settings.embedded_worker:

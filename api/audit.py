@@ -29,7 +29,7 @@ from api.auth import Principal, Role, authenticate, require
 from api.limits import ProblemRoute
 from integration.db.store import session_scope
 from integration.privacy import audit, logging_setup
-from integration.tenancy.organizations import OrganizationDirectory
+from integration.tenancy.service import Tenancy
 from mappers.audit_event import ACTIONS, ROUTE
 from mappers.errors import InvalidInputError, IopBridgeError, Problem
 
@@ -149,10 +149,8 @@ async def audit_scope(request: Request, admin: AdminDep) -> dict[str, Any]:
     (``integration.tenancy.organizations``: the identifier value and the server reference); the
     operator's admins also those of nobody's (calls without credentials)."""
     state = request.app.state
-    directory = OrganizationDirectory(
-        state.fhir, state.engine, state.settings.organization_id_system
-    )
-    organizations = await directory.keys(admin.organization)
+    tenancy: Tenancy = state.tenancy
+    organizations = await tenancy.keys(admin.organization)
     operator = admin.organization == state.settings.organization_id
     return {"organizations": organizations, "include_unscoped": operator}
 

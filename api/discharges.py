@@ -34,7 +34,6 @@ from integration.db.store import session_scope
 from integration.discharges.views import (
     DischargeOrder,
     DischargePage,
-    DischargeScope,
     DischargeView,
     discharge_document,
     follow_discharge,
@@ -42,7 +41,8 @@ from integration.discharges.views import (
     start_discharge,
 )
 from integration.referrals.views import MAX_PAGE_SIZE
-from integration.tenancy.organizations import OrganizationDirectory
+from integration.tenancy.scope import Scope, Side
+from integration.tenancy.service import Tenancy
 from integration.workflow_errors import ReferralNotFound
 from mappers.errors import InvalidInputError, Problem
 
@@ -81,7 +81,7 @@ def _add_discharge_route(router: APIRouter) -> None:
         order = _order(parse_json(body))
         state = request.app.state
         view = await start_discharge(
-            state.engine, state.fhir, state.settings, referral_id,
+            state.engine, state.fhir, state.tenancy, referral_id,
             caller=principal.organization, order=order, at=utcnow(),
         )  # fmt: skip
         out = discharge_out(view)
@@ -170,19 +170,14 @@ def _order(document: Any) -> DischargeOrder:
     return DischargeOrder(**fields)
 
 
-async def _scope(request: Request, principal: Principal) -> DischargeScope:
+async def _scope(request: Request, principal: Principal) -> Scope:
     """EHR systems: handoffs to their organization; the IOP's staff: their referrals'."""
-    state = request.app.state
-    directory = OrganizationDirectory(
-        state.fhir, state.engine, state.settings.organization_id_system
-    )
-    keys = await directory.keys(principal.organization)
-    if principal.role is Role.EHR_SYSTEM:
-        return DischargeScope(handed_to=keys)
-    return DischargeScope(owned_by=keys)
+    side = Side.PARTNER if principal.role is Role.EHR_SYSTEM else Side.IOP
+    tenancy: Tenancy = request.app.state.tenancy
+    return await tenancy.scope(principal.organization, side)
 
 
-def _list(engine: Engine, scope: DischargeScope, *filters: Any) -> DischargePage:
+def _list(engine: Engine, scope: Scope, *filters: Any) -> DischargePage:
     acknowledged, start, end, page, page_size = filters
     with session_scope(engine) as session:
         return list_discharges(
@@ -191,7 +186,7 @@ def _list(engine: Engine, scope: DischargeScope, *filters: Any) -> DischargePage
         )  # fmt: skip
 
 
-def _document(engine: Engine, scope: DischargeScope, referral_id: str) -> dict[str, Any] | None:
+def _document(engine: Engine, scope: Scope, referral_id: str) -> dict[str, Any] | None:
     with session_scope(engine) as session:
         return discharge_document(session, scope, referral_id)
 

@@ -31,6 +31,7 @@ from api.limits import FHIR_JSON, JSON, TooManyRequests, limited_body
 from integration.fhir.client import FhirClient
 from integration.inbound import engine as inbound
 from integration.settings import Settings
+from integration.tenancy.service import Tenancy
 from mappers.errors import InvalidInputError, IopBridgeError, Problem
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,6 @@ def make_hooks_router(token: str | None) -> APIRouter:
         default_response_class=Response,
         responses=_RESPONSES,
     )
-    organization: dict[str, str] = {}  # the IOP's Organization reference, found once
     gate = PollGate()
     unproven = MovingWindowRateLimiter(MemoryStorage())
 
@@ -96,7 +96,7 @@ def make_hooks_router(token: str | None) -> APIRouter:
             task = None
         if task is None and task_id is None and not gate.claim():
             return Response(status_code=200)  # a poll ran just now or is running: nothing lost
-        background.add_task(_process, request, organization, task if task else task_id, gate)
+        background.add_task(_process, request, task if task else task_id, gate)
         return Response(status_code=200)
 
     @router.put("/Task/{task_id}", summary="A Task changed (rest-hook with payload)",
@@ -193,7 +193,6 @@ def _parse_task(body: bytes, task_id: str | None) -> dict[str, Any]:
 
 async def _process(
     request: Request,
-    organization: dict[str, str],
     task: dict[str, Any] | str | None,
     gate: PollGate,
 ) -> None:
@@ -203,16 +202,15 @@ async def _process(
     engine: Engine = state.engine
     settings: Settings = state.settings
     try:
-        if "ref" not in organization:
-            found = await inbound.find_organization(fhir, settings)
-            if found is None:
-                log.warning("FHIR hook: the IOP Organization is not on the server yet")
-                return
-            organization["ref"] = found
-        if task is None:
-            await inbound.poll_tasks(fhir, engine, settings, organization["ref"])
+        tenancy: Tenancy = state.tenancy
+        organization = await tenancy.iop_reference(wait_to_retry=False)  # kept once found
+        if organization is None:
+            log.warning("FHIR hook: the IOP Organization is not on the server yet")
             return
-        handler = inbound.default_handler(fhir, settings, organization["ref"])
+        if task is None:
+            await inbound.poll_tasks(fhir, engine, settings, organization)
+            return
+        handler = inbound.default_handler(fhir, settings, organization)
         await inbound.accept_notification(fhir, engine, task, handler=handler)
     except (IopBridgeError, SQLAlchemyError) as exc:
         # ids and error classes only: messages may quote the resource (PHI)

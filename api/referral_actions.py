@@ -34,7 +34,7 @@ from integration.medications.reconcile_form import MAX_NEW
 from integration.privacy import audit
 from integration.referrals import actions as referral_actions
 from integration.settings import Settings
-from integration.tenancy.organizations import OrganizationDirectory
+from integration.tenancy.service import Tenancy
 from mappers.errors import InvalidInputError
 
 Actor = Annotated[Principal, Depends(require(Role.CASE_MANAGER, Role.EHR_SYSTEM))]
@@ -183,10 +183,8 @@ def _add(router: APIRouter, read: Any, path: str, action: str, summary: str) -> 
     ) -> ReferralOut:
         fields = _fields(request, body, model[0] if model else None)
         state = request.app.state
-        directory = OrganizationDirectory(
-            state.fhir, state.engine, state.settings.organization_id_system
-        )
-        organizations = tuple(await directory.keys(principal.organization))
+        tenancy: Tenancy = state.tenancy
+        organizations = await tenancy.keys(principal.organization)
         await asyncio.to_thread(
             _perform, state.engine, state.settings, principal, organizations,
             (referral_id, action, fields),

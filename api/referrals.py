@@ -48,12 +48,12 @@ from integration.referrals.views import (
     MAX_PAGE_SIZE,
     ReferralFilters,
     ReferralView,
-    Scope,
     get_referral,
     list_referrals,
 )
 from integration.settings import Settings
-from integration.tenancy.organizations import OrganizationDirectory
+from integration.tenancy.scope import Scope, Side
+from integration.tenancy.service import Tenancy
 from integration.workflow_errors import ReferralNotFound
 from mappers.errors import InvalidInputError, Problem
 
@@ -99,8 +99,9 @@ def _add_submit_route(router: APIRouter) -> None:
     ) -> Any:
         document = parse_json(body)
         submission = parse_submission(document) if kind == JSON else document
-        settings, engine, fhir = _state(request)
-        done = await submit_referral(engine, fhir, settings, caller=principal.organization,
+        _, engine, fhir = _state(request)
+        done = await submit_referral(engine, fhir, _tenancy(request),
+                                     caller=principal.organization,
                                      submission=submission, now=utcnow())  # fmt: skip
         view = await _read(request, principal, done.referral_id)
         # ids are READABLE_ID (ASCII); quoted anyway so a header can never fail to encode
@@ -181,9 +182,8 @@ async def _read(request: Request, principal: Principal, referral_id: str) -> Ref
 async def _read_owned(request: Request, principal: Principal, referral_id: str) -> ReferralOut:
     """A referral as the organization that owns it sees it (after an action of the IOP's own
     case manager or EHR, whichever role acted)."""
-    settings, engine, fhir = _state(request)
-    directory = OrganizationDirectory(fhir, engine, settings.organization_id_system)
-    scope = Scope(owned_by=tuple(await directory.keys(principal.organization)))
+    settings, engine, _ = _state(request)
+    scope = await _tenancy(request).scope(principal.organization)
     view = await asyncio.to_thread(_get, engine, scope, referral_id, settings)
     if view is None:
         raise ReferralNotFound(f"no referral {referral_id!r} of your organization")
@@ -192,12 +192,12 @@ async def _read_owned(request: Request, principal: Principal, referral_id: str) 
 
 async def _scope(request: Request, principal: Principal) -> Scope:
     """EHR systems: what they requested; the IOP's staff: what their organization owns."""
-    settings, engine, fhir = _state(request)
-    directory = OrganizationDirectory(fhir, engine, settings.organization_id_system)
-    keys = await directory.keys(principal.organization)
-    if principal.role is Role.EHR_SYSTEM:
-        return Scope(requested_by=keys)
-    return Scope(owned_by=keys)
+    side = Side.PARTNER if principal.role is Role.EHR_SYSTEM else Side.IOP
+    return await _tenancy(request).scope(principal.organization, side)
+
+
+def _tenancy(request: Request) -> Tenancy:
+    return request.app.state.tenancy  # type: ignore[no-any-return]
 
 
 def _get(engine: Engine, scope: Scope, referral_id: str, settings: Settings) -> ReferralView | None:

@@ -29,7 +29,9 @@ from api.tracker_login import COOKIE, Viewer, add_login_routes, tracker_viewer
 from api.tracker_render import error_page, render
 from integration.db.store import session_scope
 from integration.settings import Settings
-from integration.tracker.views import STATUS_FILTERS, OrganizationKeys, handoff_page
+from integration.tenancy.scope import Scope
+from integration.tenancy.service import Tenancy
+from integration.tracker.views import STATUS_FILTERS, handoff_page
 from mappers.errors import IopBridgeError
 
 __all__ = ["COOKIE", "make_tracker_router", "render"]
@@ -41,7 +43,6 @@ SignedIn = Annotated[Viewer | None, Depends(tracker_viewer)]
 def make_tracker_router(settings: Settings) -> APIRouter:
     """The tracker's pages, login and logout."""
     router = APIRouter(include_in_schema=False)
-    keys = OrganizationKeys(settings)
 
     @router.get("/tracker", response_class=HTMLResponse)
     async def handoff_list(
@@ -49,30 +50,30 @@ def make_tracker_router(settings: Settings) -> APIRouter:
     ) -> Response:
         if viewer is None:
             return _to_login()
-        organizations = await keys.of(request.app.state.fhir, viewer.organization)
+        scope = await _tenancy(request).iop_scope(viewer.organization)
         return await run_in_threadpool(
-            _list_page, _engine(request), viewer, organizations, status, flag, page
+            _list_page, _engine(request), viewer, scope, status, flag, page
         )
 
     @router.get("/tracker/referrals/{referral_key}", response_class=HTMLResponse)
     async def handoff(request: Request, viewer: SignedIn, referral_key: ReferralKey) -> Response:
         if viewer is None:
             return _to_login()
-        organizations = await keys.of(request.app.state.fhir, viewer.organization)
+        scope = await _tenancy(request).iop_scope(viewer.organization)
         return await run_in_threadpool(
-            referral_page, _engine(request), viewer, organizations, referral_key,
+            referral_page, _engine(request), viewer, scope, referral_key,
             done=request.query_params.get("done"), zone=settings.program_zone(),
         )  # fmt: skip
 
     add_login_routes(router, settings)
-    add_action_routes(router, settings, keys)
+    add_action_routes(router, settings)
     return router
 
 
 def _list_page(
     engine: Engine,
     viewer: Viewer,
-    organizations: tuple[str, ...],
+    scope: Scope,
     status: str,
     flag: str,
     page: int,
@@ -81,7 +82,7 @@ def _list_page(
         with session_scope(engine) as session:
             result = handoff_page(
                 session,
-                organizations=organizations,
+                scope=scope,
                 today=_today(),
                 status=status,
                 flag=flag or None,
@@ -117,6 +118,11 @@ def _status_label(status: str) -> str:
 
 def _to_login() -> Response:
     return RedirectResponse("/tracker/login", status_code=303)
+
+
+def _tenancy(request: Request) -> Tenancy:
+    tenancy: Tenancy = request.app.state.tenancy
+    return tenancy
 
 
 def _engine(request: Request) -> Engine:

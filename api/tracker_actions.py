@@ -31,9 +31,10 @@ from integration.db.store import session_scope
 from integration.privacy import audit
 from integration.referrals import actions as referral_actions
 from integration.settings import Settings
+from integration.tenancy.scope import Scope
+from integration.tenancy.service import Tenancy
 from integration.tracker.detail import handoff_detail
 from integration.tracker.panel import action_panel
-from integration.tracker.views import OrganizationKeys
 from integration.workflow_errors import ReferralNotFound
 from mappers.encounter import Attendance, Delivery, SessionKind
 from mappers.errors import InvalidInputError, IopBridgeError, Problem
@@ -68,7 +69,7 @@ class ForgedForm(IopBridgeError):
 def referral_page(
     engine: Engine,
     viewer: Viewer,
-    organizations: tuple[str, ...],
+    scope: Scope,
     referral_key: int,
     *,
     done: str | None = None,
@@ -82,7 +83,7 @@ def referral_page(
     local = datetime.now(zone or ZoneInfo("UTC"))
     try:
         with session_scope(engine) as session:
-            detail = handoff_detail(session, referral_key, organizations=organizations, today=today)
+            detail = handoff_detail(session, referral_key, scope=scope, today=today)
             referral = session.get(models.Referral, referral_key)
             assert referral is not None  # handoff_detail found it in scope
             panel = action_panel(session, referral, today)
@@ -100,7 +101,7 @@ def referral_page(
     )  # fmt: skip
 
 
-def add_action_routes(router: APIRouter, settings: Settings, keys: OrganizationKeys) -> None:
+def add_action_routes(router: APIRouter, settings: Settings) -> None:
     """POST /tracker/referrals/{id}/{action} for each action of ACTIONS."""
 
     @router.post("/tracker/referrals/{referral_key}/{action}", response_class=HTMLResponse)
@@ -115,12 +116,13 @@ def add_action_routes(router: APIRouter, settings: Settings, keys: OrganizationK
         if forged(request, viewer, form):
             message = "the form did not come from this tracker session: reload the page"
             return error_page(ForgedForm(message), viewer)
-        organizations = await keys.of(request.app.state.fhir, viewer.organization)
+        tenancy: Tenancy = request.app.state.tenancy
+        scope = await tenancy.iop_scope(viewer.organization)
         fields = {name: values[0] for name, values in form.items() if values}
         if action == referral_actions.DISCHARGE:
-            return await _discharge(request, settings, viewer, organizations, referral_key, fields)
+            return await _discharge(request, settings, viewer, scope, referral_key, fields)
         return await run_in_threadpool(
-            _act, request.app.state.engine, settings, viewer, organizations,
+            _act, request.app.state.engine, settings, viewer, scope,
             (referral_key, action, fields),
         )  # fmt: skip
 
@@ -129,7 +131,7 @@ def _act(
     engine: Engine,
     settings: Settings,
     viewer: Viewer,
-    organizations: tuple[str, ...],
+    scope: Scope,
     request: tuple[int, str, dict[str, str]],
 ) -> Response:
     referral_key, action, fields = request
@@ -141,7 +143,9 @@ def _act(
         command = referral_actions.parse(action, fields, settings.program_zone())
         actor = audit.Actor(viewer.subject, viewer.role.value, viewer.organization)
         with audit.acting_as(actor), session_scope(engine) as session:
-            referral = referral_actions.owned_referral_by_key(session, referral_key, organizations)
+            referral = referral_actions.owned_referral_by_key(
+                session, referral_key, scope.organizations
+            )
             if referral_actions.claim_form(session, form_id, referral, action):
                 referral_actions.perform(
                     session, referral, action, command, at=datetime.now(UTC),
@@ -152,7 +156,7 @@ def _act(
     except IopBridgeError as error:
         failed = (action, fields, _by_field(error, fields))
         return referral_page(
-            engine, viewer, organizations, referral_key, failed=failed,
+            engine, viewer, scope, referral_key, failed=failed,
             status_code=error.http_status, zone=settings.program_zone(),
         )  # fmt: skip
     return RedirectResponse(f"/tracker/referrals/{referral_key}?done={action}", status_code=303)
@@ -162,7 +166,7 @@ async def _discharge(
     request: Request,
     settings: Settings,
     viewer: Viewer,
-    organizations: tuple[str, ...],
+    scope: Scope,
     referral_key: int,
     fields: dict[str, str],
 ) -> Response:
@@ -171,26 +175,26 @@ async def _discharge(
     engine = request.app.state.engine
     try:
         order = tracker_discharge.discharge_order(fields, settings)
-        business_id = await run_in_threadpool(_business_id, engine, referral_key, organizations)
+        business_id = await run_in_threadpool(_business_id, engine, referral_key, scope)
         await tracker_discharge.discharge(
-            engine, request.app.state.fhir, settings, viewer, business_id, order
+            engine, request.app.state.fhir, request.app.state.tenancy, viewer, business_id, order
         )
     except ReferralNotFound as error:
         return error_page(error, viewer)
     except IopBridgeError as error:
         failed = (referral_actions.DISCHARGE, fields, _by_field(error, fields))
         return await run_in_threadpool(
-            partial(referral_page, engine, viewer, organizations, referral_key, failed=failed,
+            partial(referral_page, engine, viewer, scope, referral_key, failed=failed,
                     status_code=error.http_status, zone=settings.program_zone())
         )  # fmt: skip
     done = f"/tracker/referrals/{referral_key}?done={referral_actions.DISCHARGE}"
     return RedirectResponse(done, status_code=303)
 
 
-def _business_id(engine: Engine, referral_key: int, organizations: tuple[str, ...]) -> str:
+def _business_id(engine: Engine, referral_key: int, scope: Scope) -> str:
     with session_scope(engine) as session:
         return referral_actions.owned_referral_by_key(
-            session, referral_key, organizations
+            session, referral_key, scope.organizations
         ).business_id
 
 

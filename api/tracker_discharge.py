@@ -20,6 +20,7 @@ from integration.discharges.views import DischargeOrder, start_discharge
 from integration.fhir.client import FhirClient
 from integration.privacy import audit
 from integration.settings import Settings
+from integration.tenancy.service import Tenancy
 from mappers.errors import InvalidInputError, Problem
 
 FIELDS = ("date", "time", "next_provider", "next_provider_name", "relapse_prevention",
@@ -50,7 +51,7 @@ def discharge_order(fields: dict[str, str], settings: Settings) -> DischargeOrde
 async def discharge(
     engine: Engine,
     fhir: FhirClient,
-    settings: Settings,
+    tenancy: Tenancy,
     viewer: Viewer,
     business_id: str,
     order: DischargeOrder,
@@ -59,7 +60,7 @@ async def discharge(
     actor = audit.Actor(viewer.subject, viewer.role.value, viewer.organization)
     with audit.acting_as(actor):
         await start_discharge(
-            engine, fhir, settings, business_id, caller=viewer.organization, order=order,
+            engine, fhir, tenancy, business_id, caller=viewer.organization, order=order,
             at=datetime.now(UTC),
         )  # fmt: skip
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Row, Select, false, func, select
+from sqlalchemy import ColumnElement, Engine, Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from integration.db import models
@@ -32,8 +32,8 @@ from integration.outbox import queue as outbox
 from integration.privacy import audit, disclosure
 from integration.referrals.package import settle_references
 from integration.referrals.views import delivery_status
-from integration.settings import Settings
-from integration.tenancy.organizations import OrganizationDirectory
+from integration.tenancy.scope import Scope, Side
+from integration.tenancy.service import Tenancy
 from integration.workflow_errors import ReferralNotFound
 from mappers.discharge import CRISIS_LINE_988, AftercarePlan
 from mappers.errors import InvalidInputError, Problem
@@ -41,23 +41,6 @@ from mappers.fhir_reference import literal_reference
 from mappers.registry import MappingContext
 
 NOT_THE_RECIPIENT = "not-the-recipient"  # audit reason: asked for by another organization
-
-
-@dataclass(frozen=True, slots=True)
-class DischargeScope:
-    """Whose discharges a caller may read: handed to, or discharged by, one organization."""
-
-    handed_to: tuple[str, ...] = ()
-    owned_by: tuple[str, ...] = ()
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        """The WHERE clauses; a scope naming no organization matches nothing."""
-        clauses: list[ColumnElement[bool]] = []
-        if self.handed_to:
-            clauses.append(models.DischargeRecord.next_provider.in_(self.handed_to))
-        if self.owned_by:
-            clauses.append(models.Referral.iop_organization.in_(self.owned_by))
-        return clauses or [false()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +69,7 @@ class DischargePage:
 
 def list_discharges(
     session: Session,
-    scope: DischargeScope,
+    scope: Scope,
     *,
     acknowledged: bool | None,
     discharged_from: date | None,
@@ -96,7 +79,7 @@ def list_discharges(
 ) -> DischargePage:
     """One page of the scope's handoffs, newest discharge first."""
     record = models.DischargeRecord
-    where = list(scope.clauses())
+    where = _within(scope)
     if acknowledged is not None:
         where.append(record.acknowledged_at.is_not(None) if acknowledged
                      else record.acknowledged_at.is_(None))  # fmt: skip
@@ -115,18 +98,16 @@ def list_discharges(
     return DischargePage(tuple(_view(row) for row in rows), int(total or 0), page, page_size)
 
 
-def get_discharge(
-    session: Session, scope: DischargeScope, referral_id: str
-) -> DischargeView | None:
+def get_discharge(session: Session, scope: Scope, referral_id: str) -> DischargeView | None:
     """The handoff of referral ``referral_id`` if the scope may see it."""
     row = session.execute(
-        _query().where(models.Referral.business_id == referral_id, *scope.clauses())
+        _query().where(models.Referral.business_id == referral_id, *_within(scope))
     ).first()
     return _view(row) if row is not None else None
 
 
 async def follow_discharge(
-    engine: Engine, fhir: FhirClient, scope: DischargeScope, referral_id: str,
+    engine: Engine, fhir: FhirClient, scope: Scope, referral_id: str,
     context: MappingContext,
 ) -> DischargeView | None:  # fmt: skip
     """The handoff with its aftercare Task's current status, read from the FHIR server once the
@@ -141,9 +122,7 @@ async def follow_discharge(
     )  # fmt: skip
 
 
-def discharge_document(
-    session: Session, scope: DischargeScope, referral_id: str
-) -> dict[str, Any] | None:
+def discharge_document(session: Session, scope: Scope, referral_id: str) -> dict[str, Any] | None:
     """The discharge summary document Bundle of a handoff the scope may see, released through
     the disclosure gate (audited as a disclosure to the next provider). Asked for by anyone
     else, it is withheld and the refusal audited with its reason; None either way (flushes)."""
@@ -155,7 +134,9 @@ def discharge_document(
     view = get_discharge(session, scope, referral_id)
     if view is None:
         # 42 CFR 2.13(a): disclosed only as the consent permits, i.e. to the next provider.
-        asking = scope.handed_to[-1] if scope.handed_to else None  # its reference when known
+        # an EHR system's own reference when known (the last of its keys)
+        partner = scope.side is Side.PARTNER and scope.organizations
+        asking = scope.organizations[-1] if partner else None
         disclosure.withheld(
             session, entity, recipient=asking, organization=owner, reason=NOT_THE_RECIPIENT
         )
@@ -213,7 +194,7 @@ class DischargeOrder:
 async def start_discharge(
     engine: Engine,
     fhir: FhirClient,
-    settings: Settings,
+    tenancy: Tenancy,
     referral_id: str,
     *,
     caller: str,
@@ -221,11 +202,11 @@ async def start_discharge(
     at: datetime,
 ) -> DischargeView:
     """Run workflow 3 for a referral the caller's organization owns (ReferralNotFound else)."""
-    context = settings.mapping_context()
-    directory = OrganizationDirectory(fhir, engine, settings.organization_id_system)
-    owned_by = await directory.keys(caller)
+    context = tenancy.settings.mapping_context()
+    scope = await tenancy.scope(caller)
+    owned_by = scope.organizations
     organization = await asyncio.to_thread(_owned_referral, engine, referral_id, owned_by, context)
-    next_provider = await directory.reference(order.next_provider)
+    next_provider = await tenancy.reference(order.next_provider)
     if next_provider is None:
         message = f"no Organization {order.next_provider!r} is registered on the FHIR server"
         problem = Problem("next_provider", message, "not-found")
@@ -239,7 +220,6 @@ async def start_discharge(
         discharged_at=order.discharged_at, aftercare=aftercare, at=at,
         course_summary=order.course_summary, context=context,
     )  # fmt: skip
-    scope = DischargeScope(owned_by=owned_by)
     view = await asyncio.to_thread(_in_session, engine, get_discharge, scope, referral_id)
     assert view is not None  # just stored, in scope
     return view
@@ -281,12 +261,19 @@ def _view(row: Row[models.DischargeRecord, str, str | None]) -> DischargeView:
 
 def _in_session(
     engine: Engine,
-    read: Callable[[Session, DischargeScope, str], DischargeView | None],
-    scope: DischargeScope,
+    read: Callable[[Session, Scope, str], DischargeView | None],
+    scope: Scope,
     referral_id: str,
 ) -> DischargeView | None:
     with session_scope(engine) as session:
         return read(session, scope, referral_id)
+
+
+def _within(scope: Scope) -> list[ColumnElement[bool]]:
+    """The IOP's staff read their referrals' discharges, an EHR system those handed to it."""
+    return scope.where(
+        iop=models.Referral.iop_organization, partner=models.DischargeRecord.next_provider
+    )
 
 
 def _midnight(day: date) -> datetime:

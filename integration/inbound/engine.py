@@ -53,9 +53,8 @@ from integration.inbound.dedup import (
 from integration.referrals import step_down
 from integration.referrals.package_fetch import read_task
 from integration.settings import Settings
-from mappers import bundle
+from integration.tenancy.organizations import find_organization
 from mappers.errors import IopBridgeError
-from mappers.fhir_reference import literal_reference
 from mappers.fhir_write import format_datetime
 
 __all__ = [
@@ -371,12 +370,3 @@ async def poll_tasks(
         await asyncio.to_thread(write_cursor, engine, name, cursor.value)
     result.high_water = cursor.value
     return result
-
-
-async def find_organization(fhir: FhirClient, settings: Settings) -> str | None:
-    """``Organization/<id>`` of the IOP (by its business identifier), or None if not set up."""
-    token = bundle.identifier_token(settings.organization_id_system, settings.organization_id)
-    page = await fhir.search("Organization", {"identifier": token})
-    for entry in page.get("entry") or []:
-        return literal_reference("Organization", entry["resource"]["id"])
-    return None

@@ -44,6 +44,7 @@ from integration.referrals.package import NewReferral, add_referral
 from integration.referrals.step_down import AGGREGATE
 from integration.settings import Settings
 from integration.tenancy.organizations import OrganizationDirectory
+from integration.tenancy.service import Tenancy
 from mappers.errors import InvalidInputError, IopBridgeError, Problem, raise_if_problems
 from mappers.fhir_write import readable_id_problems
 from mappers.referral_package.builder import IntakePackage, package_bundle
@@ -81,7 +82,7 @@ async def parties(directory: OrganizationDirectory, settings: Settings, caller: 
 async def submit_referral(
     engine: Engine,
     fhir: FhirClient,
-    settings: Settings,
+    tenancy: Tenancy,
     *,
     caller: str,
     submission: IntakePackage | Any,
@@ -89,9 +90,9 @@ async def submit_referral(
 ) -> Submitted:
     """The whole submission: parties (I/O), the Bundle built from a domain package or taken as
     sent, every check, then the one recording transaction."""
+    settings = tenancy.settings
     context = settings.mapping_context()
-    directory = OrganizationDirectory(fhir, engine, settings.organization_id_system)
-    who = await parties(directory, settings, caller)
+    who = await parties(tenancy.directory, settings, caller)
     document = submission
     if isinstance(submission, IntakePackage):
         document = package_bundle(

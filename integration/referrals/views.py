@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from integration.db import models
@@ -24,28 +24,12 @@ from integration.db.outbox_table import OutboxMessage
 from integration.outbox import queue as outbox
 from integration.referrals.package import landed_references
 from integration.referrals.step_down import AGGREGATE
+from integration.tenancy.scope import Scope
 from mappers.fhir_reference import literal_reference
 from mappers.referral_task import BUSINESS_STATUSES
 from mappers.registry import MappingContext
 
 MAX_PAGE_SIZE = 100
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Whose referrals a caller may read: requested by, or owned by, one organization."""
-
-    requested_by: tuple[str, ...] = ()
-    owned_by: tuple[str, ...] = ()
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        """The WHERE clauses; a scope naming no organization matches nothing."""
-        clauses: list[ColumnElement[bool]] = []
-        if self.requested_by:
-            clauses.append(ReferralLink.requester.in_(self.requested_by))
-        if self.owned_by:
-            clauses.append(models.Referral.iop_organization.in_(self.owned_by))
-        return clauses or [false()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +101,7 @@ def get_referral(
     only: the worker stores where a submission landed when it settles the delivery; until
     then (or with a worker that does not), the Task's server id is read from its sync record."""
     row = session.execute(
-        _query().where(models.Referral.business_id == referral_id, *scope.clauses())
+        _query().where(models.Referral.business_id == referral_id, *_within(scope))
     ).first()
     if row is None:
         return None
@@ -132,7 +116,7 @@ def list_referrals(
     session: Session, scope: Scope, filters: ReferralFilters, *, page: int, page_size: int
 ) -> ReferralPage:
     """One page of the scope's referrals matching ``filters``, newest received first."""
-    where = [*scope.clauses(), *filters.clauses()]
+    where = [*_within(scope), *filters.clauses()]
     total = session.scalar(
         select(func.count(models.Referral.id))
         .join(ReferralLink, ReferralLink.referral_id == models.Referral.id)
@@ -198,6 +182,11 @@ def _view(row: Sequence[Any]) -> ReferralView:
         problems=tuple(link.problems or ()),
         losses=tuple(link.losses or ()),
     )
+
+
+def _within(scope: Scope) -> list[ColumnElement[bool]]:
+    """The IOP's staff read what their organization owns, an EHR system what it requested."""
+    return scope.where(iop=models.Referral.iop_organization, partner=ReferralLink.requester)
 
 
 def _midnight(day: date) -> datetime:

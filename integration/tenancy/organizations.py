@@ -24,8 +24,10 @@ from integration.db.store import record_sync, session_scope
 from integration.db.sync_table import SyncRecord
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirTransportError
+from integration.settings import Settings
 from mappers import bundle
 from mappers.errors import IopBridgeError, Problem
+from mappers.fhir_reference import literal_reference
 
 log = logging.getLogger(__name__)
 ORGANIZATION = "Organization"
@@ -72,7 +74,7 @@ class OrganizationDirectory:
         if not ids:
             return None
         await asyncio.to_thread(self._record, value, ids[0])
-        return f"{ORGANIZATION}/{ids[0]}"
+        return literal_reference(ORGANIZATION, ids[0])
 
     async def keys(self, value: str) -> tuple[str, ...]:
         """Every spelling of organization ``value`` in the store: the value itself and, when the
@@ -93,7 +95,7 @@ class OrganizationDirectory:
         )
         with session_scope(self.engine) as session:
             server_id = session.scalar(query)
-        return None if server_id is None else f"{ORGANIZATION}/{server_id}"
+        return None if server_id is None else literal_reference(ORGANIZATION, server_id)
 
     def _record(self, value: str, server_id: str) -> None:
         with session_scope(self.engine) as session:
@@ -105,3 +107,12 @@ class OrganizationDirectory:
                 version_id=None,
                 outcome=RESOLVED,
             )
+
+
+async def find_organization(fhir: FhirClient, settings: Settings) -> str | None:
+    """``Organization/<id>`` of the IOP (by its business identifier), or None if not set up."""
+    token = bundle.identifier_token(settings.organization_id_system, settings.organization_id)
+    page = await fhir.search(ORGANIZATION, {"identifier": token})
+    for entry in page.get("entry") or []:
+        return literal_reference(ORGANIZATION, entry["resource"]["id"])
+    return None

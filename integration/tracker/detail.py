@@ -3,14 +3,14 @@ received, decision, intake, sessions and no-shows, reconciliation, IOP discharge
 acknowledged, and the FUI 7- and 30-day deadlines), the medication reconciliation, the PHQ-9 and
 GAD-7 trends with their severity bands, and the plan's weekly hours against the ASAM 2.1 band.
 
-Read from the store only; the caller's organization keys (tracker.views.OrganizationKeys) scope
+Read from the store only; the caller's ``Scope`` (``integration.tenancy.scope``) scopes
 the one query that finds the referral, so another organization's referral is never read.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from integration.medications.workflow import (
     current_list,
     medication_differences,
 )
+from integration.tenancy.scope import Scope
 from integration.tracker import handoffs
 from integration.tracker.handoffs import HandoffView
 from integration.workflow_errors import ReferralNotFound
@@ -119,14 +120,14 @@ class HandoffDetail:
 
 
 def handoff_detail(
-    session: Session, referral_key: int, *, organizations: Sequence[str], today: date
+    session: Session, referral_key: int, *, scope: Scope, today: date
 ) -> HandoffDetail:
     """Timeline, reconciliation, trends and plan hours of one handoff of the organization."""
-    scope = (
+    where = (
         models.Referral.id == referral_key,
-        models.Referral.iop_organization.in_(organizations),
+        models.Referral.iop_organization.in_(scope.organizations),
     )
-    row = session.execute(handoffs.handoff_query(None).where(*scope)).first()
+    row = session.execute(handoffs.handoff_query(None).where(*where)).first()
     if row is None:
         # Another organization's referral is "not found" too: its existence is not disclosed.
         raise ReferralNotFound(f"no referral {referral_key}")

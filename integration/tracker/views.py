@@ -7,15 +7,13 @@ page size (no N+1); one handoff in detail is ``integration.tracker.detail``.
 Organization scoping happens here, in the queries. ``referral.iop_organization`` holds what the
 inbound sync saw as the Task's owner, the IOP's Organization reference on the FHIR server
 (``Organization/123``), while a caller's organization is an identifier value (``IOP-DEMO-ORG``):
-:class:`OrganizationKeys` maps the one to the other.
+the caller's ``Scope`` (``integration.tenancy``) holds both.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -41,13 +39,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from integration.db import models
-from integration.fhir.client import FhirClient
-from integration.inbound.engine import find_organization
-from integration.settings import Settings
+from integration.tenancy.scope import Scope
 from integration.tracker import handoffs
 from integration.tracker.handoffs import HandoffView
 from mappers import follow_up
-from mappers.errors import InvalidInputError, IopBridgeError, Problem
+from mappers.errors import InvalidInputError, Problem
 
 log = logging.getLogger(__name__)
 
@@ -113,46 +109,13 @@ class HandoffPage:
 # --- Scoping: the caller's organization as the store spells it --------------------------------
 
 
-class OrganizationKeys:
-    """The ``referral.iop_organization`` values that belong to a caller's organization.
-
-    The IOP this process serves (``settings.organization_id``) also owns the referrals stored
-    under its server reference, looked up once by identifier and kept; the lookup is bounded in
-    time so that a slow FHIR server cannot hold a page, and tried again a minute later.
-    """
-
-    RETRY_SECONDS = 60.0
-
-    def __init__(self, settings: Settings, *, timeout_seconds: float = 5.0) -> None:
-        self._settings = settings
-        self._timeout = timeout_seconds
-        self._reference: str | None = None
-        self._next_try = 0.0
-
-    async def of(self, fhir: FhirClient, organization: str) -> tuple[str, ...]:
-        """The keys of ``organization``: itself, and its server reference when it is ours."""
-        if organization != self._settings.organization_id:
-            return (organization,)
-        if self._reference is None and time.monotonic() >= self._next_try:
-            self._reference = await self._look_up(fhir)
-            self._next_try = time.monotonic() + self.RETRY_SECONDS
-        return (organization,) if self._reference is None else (organization, self._reference)
-
-    async def _look_up(self, fhir: FhirClient) -> str | None:
-        try:
-            return await asyncio.wait_for(find_organization(fhir, self._settings), self._timeout)
-        except (IopBridgeError, TimeoutError) as error:
-            log.warning("tracker: IOP Organization lookup failed (%s)", type(error).__name__)
-            return None
-
-
 # --- The list -----------------------------------------------------------------------------------
 
 
 def handoff_page(
     session: Session,
     *,
-    organizations: Sequence[str],
+    scope: Scope,
     today: date,
     status: str = "active",
     flag: str | None = None,
@@ -161,6 +124,7 @@ def handoff_page(
 ) -> HandoffPage:
     """One page of the organization's handoffs, newest received first, with the flag counts."""
     chosen = _parse_filters(status, flag)
+    organizations = scope.organizations  # the tracker is the IOP's: what its organization owns
     counts = flag_counts(session, organizations=organizations, status=status, today=today)
     matching = counts.of(chosen)
     pages = max(1, -(-matching // page_size))

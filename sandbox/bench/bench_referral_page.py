@@ -43,6 +43,7 @@ from integration.db.store import create_db_engine, session_scope
 from integration.medications import lists as medication_lists
 from integration.outbox import queue as outbox
 from integration.settings import Settings
+from integration.tenancy.scope import Scope
 from integration.tracker.detail import handoff_detail
 from integration.tracker.panel import action_panel
 
@@ -109,7 +110,7 @@ async def measure(settings: Settings, rounds: int, per_round: int) -> dict[str, 
 
         def query() -> None:
             with session_scope(engine) as session:
-                handoff_detail(session, REFERRAL, organizations=[ORG], today=today)
+                handoff_detail(session, REFERRAL, scope=Scope((ORG,)), today=today)
                 referral = session.get(models.Referral, REFERRAL)
                 assert referral is not None
                 action_panel(session, referral, today)

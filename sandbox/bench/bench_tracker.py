@@ -44,6 +44,7 @@ from api.app import create_app
 from integration.db import models
 from integration.db.store import create_db_engine, session_scope
 from integration.settings import Settings
+from integration.tenancy.scope import Scope
 from integration.tracker.handoffs import count_handoffs, list_handoffs
 from integration.tracker.views import (
     counts_statement,
@@ -150,7 +151,7 @@ async def measure(settings: Settings, rounds: int, per_round: int) -> dict[str, 
 
         def service() -> None:
             with session_scope(engine) as session:
-                handoff_page(session, organizations=[ORG], today=today)
+                handoff_page(session, scope=Scope((ORG,)), today=today)
 
         async def page(url: str = "/tracker") -> None:
             response = await http.get(url, headers=headers)

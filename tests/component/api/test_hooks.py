@@ -17,6 +17,7 @@ from api.app import create_app
 from api.errors import install_error_handler
 from api.limits import FHIR_JSON, MAX_BODY_BYTES
 from integration.settings import Settings
+from integration.tenancy import service as tenancy_service
 
 BASE = "http://fhir.test/fhir"
 TASK = {
@@ -50,11 +51,17 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     async def poll_tasks(fhir: Any, engine: Any, settings: Any, organization: str) -> None:
         seen.polls.append(organization)
 
-    monkeypatch.setattr(hooks.inbound, "find_organization", find_organization)
+    monkeypatch.setattr(tenancy_service, "find_organization", find_organization)
     monkeypatch.setattr(hooks.inbound, "accept_notification", accept_notification)
     monkeypatch.setattr(hooks.inbound, "poll_tasks", poll_tasks)
     monkeypatch.setattr(hooks.inbound, "default_handler", lambda *args: None)
     return seen
+
+
+def _tenancy() -> tenancy_service.Tenancy:
+    """The tenancy service over stand-ins: its IOP lookup is the fixture's find_organization."""
+    settings = SimpleNamespace(organization_id_system="urn:example:org", organization_id="IOP-1")
+    return tenancy_service.Tenancy(SimpleNamespace(), SimpleNamespace(), settings)  # type: ignore[arg-type]
 
 
 async def _client(app: FastAPI) -> httpx.AsyncClient:
@@ -67,6 +74,7 @@ async def http(calls: Calls) -> AsyncIterator[httpx.AsyncClient]:
     install_error_handler(app)
     app.include_router(hooks.make_hooks_router("s3cret"))
     app.state.fhir = app.state.engine = app.state.settings = SimpleNamespace()
+    app.state.tenancy = _tenancy()
     async with await _client(app) as client:
         yield client
 
@@ -190,6 +198,7 @@ async def test_without_a_secret__the_body_is_a_hint_and_the_task_is_read_by_id(
     install_error_handler(app)
     app.include_router(hooks.make_hooks_router(None))
     app.state.fhir = app.state.engine = app.state.settings = SimpleNamespace()
+    app.state.tenancy = _tenancy()
     forged = TASK | {"status": "completed"}
     async with await _client(app) as client:
         response = await client.put("/fhir-hooks/Task/42", json=forged)

@@ -262,19 +262,25 @@ async def test_read__scoped_to_the_referrer_and_the_iop(http: httpx.AsyncClient)
     assert (await http.get("/api/referrals/SD-999999", headers=EHR)).status_code == 404
 
 
+def _landed(session: Session, settings: Any, n: int) -> None:
+    """What a worker records when it delivers submission ``n``: where each entry landed."""
+    business_id = f"SD-{n:06d}"
+    for kind, system, server_id in (
+        ("Patient", settings.mrn_system, f"p{n}"),
+        ("ServiceRequest", CONTEXT.referral_id_system, f"sr{n}"),
+        ("Task", CONTEXT.task_id_system, f"t{n}"),
+    ):
+        record_sync(session, resource_type=kind, identifier=(system, business_id),
+                    server_id=server_id, version_id="1", outcome="created")  # fmt: skip
+
+
 async def test_read__the_iop_response_and_the_delivered_task(
     http: httpx.AsyncClient, store: Engine, settings: Any
 ) -> None:
     assert (await _submit(http, submission(11))).status_code == 201
     now = datetime.now(UTC)
     with session_scope(store) as session:  # the worker delivered: where each entry landed
-        for kind, system, value, server_id in (
-            ("Patient", settings.mrn_system, "SD-000011", "p11"),
-            ("ServiceRequest", CONTEXT.referral_id_system, "SD-000011", "sr11"),
-            ("Task", CONTEXT.task_id_system, "SD-000011", "t11"),
-        ):
-            record_sync(session, resource_type=kind, identifier=(system, value),
-                        server_id=server_id, version_id="1", outcome="created")  # fmt: skip
+        _landed(session, settings, 11)
         settle_referrals(session, ["SD-000011"], settings.mapping_context())  # as it settles
     delivered = (await http.get("/api/referrals/SD-000011", headers=EHR)).json()
     assert delivered["task"] == "Task/t11"
@@ -313,13 +319,7 @@ async def test_read__a_get_writes_nothing_even_before_the_delivery_is_settled(
 ) -> None:
     assert (await _submit(http, submission(12))).status_code == 201
     with session_scope(store) as session:  # delivered by a worker that settled nothing
-        for kind, system, value, server_id in (
-            ("Patient", settings.mrn_system, "SD-000012", "p12"),
-            ("ServiceRequest", CONTEXT.referral_id_system, "SD-000012", "sr12"),
-            ("Task", CONTEXT.task_id_system, "SD-000012", "t12"),
-        ):
-            record_sync(session, resource_type=kind, identifier=(system, value),
-                        server_id=server_id, version_id="1", outcome="created")  # fmt: skip
+        _landed(session, settings, 12)
     with _domain_flushes() as written:
         one = (await http.get("/api/referrals/SD-000012", headers=EHR)).json()
         page = (await http.get("/api/referrals", headers=CASE_MANAGER)).json()

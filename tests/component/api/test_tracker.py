@@ -26,6 +26,7 @@ from integration.db import repositories as repo
 from integration.db.models import Attendance
 from integration.db.store import create_db_engine, session_scope
 from integration.settings import ApiKeyGrant, Settings
+from integration.tenancy.scope import Scope
 from integration.tracker.views import handoff_page
 from tests.browser.seed import OTHER_ORGANIZATION, Seeded, seed_tracker
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
@@ -430,7 +431,7 @@ def test_flag_counts__agree_with_the_row_flags_on_each_backend(engine: Engine) -
                     attendance=Attendance.ATTENDED,
                 )
     with session_scope(engine) as session:
-        page = handoff_page(session, organizations=[ORG], today=today, status="all", page_size=100)
+        page = handoff_page(session, scope=Scope((ORG,)), today=today, status="all", page_size=100)
     views = page.rows
     assert len(views) == 60
     expected = {

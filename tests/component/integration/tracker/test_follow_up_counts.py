@@ -19,6 +19,7 @@ from integration.db import models
 from integration.db import repositories as repo
 from integration.db.migrate import alembic_config
 from integration.db.store import session_scope
+from integration.tenancy.scope import Scope
 from integration.tracker.views import (
     ACTIVE_STATUSES,
     Flag,
@@ -163,14 +164,14 @@ def assert_tracker_agrees(store: Engine) -> None:
             counts = flag_counts(session, organizations=[ORG], status=status, today=TODAY)
             assert counts == expected_counts(states), status
             page = handoff_page(
-                session, organizations=[ORG], today=TODAY, status=status, page_size=1000
+                session, scope=Scope((ORG,)), today=TODAY, status=status, page_size=1000
             )
             shown = {v.business_id: (v.follow_up_7, v.follow_up_30) for v in page.rows}
             assert shown == states, status
             for flag, (window, state) in FLAG_STATES.items():
                 listed = handoff_page(
                     session,
-                    organizations=[ORG],
+                    scope=Scope((ORG,)),
                     today=TODAY,
                     status=status,
                     flag=flag.value,
