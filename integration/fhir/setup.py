@@ -35,6 +35,17 @@ async def ensure_organization(fhir: FhirClient, settings: Settings, *, name: str
     return literal_reference("Organization", outcome.resource["id"])
 
 
+async def find_organization(fhir: FhirClient, settings: Settings) -> str | None:
+    """``Organization/<id>`` of the IOP (by its business identifier), or None if not set up;
+    the first match (``ensure_organization`` creates it once, conditionally)."""
+    token = bundle.identifier_token(settings.organization_id_system, settings.organization_id)
+    page = await fhir.search("Organization", {"identifier": token})
+    for entry in page.get("entry") or []:
+        if isinstance(entry.get("resource"), dict):
+            return literal_reference("Organization", entry["resource"]["id"])
+    return None
+
+
 async def ensure_questionnaires(fhir: FhirClient) -> int:
     """Conditional create of each of our Questionnaires by canonical and version (a new
     version is published beside the old one); how many were new."""

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from integration.fhir.client import FhirClient
+from integration.fhir.setup import find_organization
 from integration.settings import Settings
-from mappers import bundle
 from mappers.fhir_reference import literal_reference
 
 ACTIVE = "active"
@@ -98,10 +98,7 @@ async def subscription_health(
     if settings.inbound_mode == "poll":
         return SubscriptionHealth(NOT_USED)
     if organization is None:
-        token = bundle.identifier_token(settings.organization_id_system, settings.organization_id)
-        page = await fhir.search("Organization", {"identifier": token})
-        found = [e["resource"]["id"] for e in page.get("entry") or [] if e.get("resource")]
-        if not found:
+        organization = await find_organization(fhir, settings)
+        if organization is None:
             return SubscriptionHealth(NO_ORGANIZATION, _WHY[NO_ORGANIZATION])
-        organization = literal_reference("Organization", found[0])
     return describe(await find_subscription(fhir, organization, settings.hook_base_url))

@@ -36,6 +36,7 @@ from integration.db.base import utcnow
 from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
 from integration.fhir.read_ahead import read_ahead
+from integration.fhir.setup import find_organization
 from integration.inbound.dedup import (
     EventKey,
     Via,
@@ -53,7 +54,6 @@ from integration.inbound.dedup import (
 from integration.referrals import step_down
 from integration.referrals.package_fetch import read_task
 from integration.settings import Settings
-from integration.tenancy.organizations import find_organization
 from mappers.errors import IopBridgeError
 from mappers.fhir_write import format_datetime
 

@@ -24,7 +24,6 @@ from integration.db.store import record_sync, session_scope
 from integration.db.sync_table import SyncRecord
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirTransportError
-from integration.settings import Settings
 from mappers import bundle
 from mappers.errors import IopBridgeError, Problem
 from mappers.fhir_reference import literal_reference
@@ -107,12 +106,3 @@ class OrganizationDirectory:
                 version_id=None,
                 outcome=RESOLVED,
             )
-
-
-async def find_organization(fhir: FhirClient, settings: Settings) -> str | None:
-    """``Organization/<id>`` of the IOP (by its business identifier), or None if not set up."""
-    token = bundle.identifier_token(settings.organization_id_system, settings.organization_id)
-    page = await fhir.search(ORGANIZATION, {"identifier": token})
-    for entry in page.get("entry") or []:
-        return literal_reference(ORGANIZATION, entry["resource"]["id"])
-    return None

@@ -1,14 +1,15 @@
-"""The one tenancy service of a process, built once (``api.app.create_app``, the runtime) and
-injected: which Organization on the FHIR server a caller's organization is, the IOP's own
-Organization, and the ``Scope`` a caller reads under.
+"""The one tenancy service of a process, built once (``api.app.create_app``) and injected:
+which Organization on the FHIR server a caller's organization is, the IOP's own Organization,
+and the ``Scope`` a caller reads under.
 
 Two lookups, kept apart on purpose:
 
 - any organization by its identifier value (``OrganizationDirectory``): searched once, kept in
   ``sync_record`` for every process, FHIR errors propagate to a caller that needs the answer;
-- the IOP this process serves (``settings.organization_id``): looked up by identifier, kept in
-  memory, bounded in time so that a slow FHIR server cannot hold a page, and tried again a
-  minute later after a failure (the tracker's pages must answer without the server).
+- the IOP this process serves (``settings.organization_id``): looked up by identifier
+  (``integration.fhir.setup.find_organization``, beside ``ensure_organization`` that creates it
+  at start), kept in memory, bounded in time so that a slow FHIR server cannot hold a page, and
+  tried again a minute later after a failure (the tracker's pages must answer without it).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import time
 from sqlalchemy import Engine
 
 from integration.fhir.client import FhirClient
+from integration.fhir.setup import find_organization
 from integration.settings import Settings
-from integration.tenancy.organizations import OrganizationDirectory, find_organization
+from integration.tenancy.organizations import OrganizationDirectory
 from integration.tenancy.scope import Scope, Side
 from mappers.errors import IopBridgeError
 
