@@ -15,6 +15,7 @@ from functools import partial
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from integration.discharges.aftercare import poll_open_discharges
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirError
 from integration.fhir.setup import (
@@ -128,8 +129,9 @@ async def run_inbound(
     subscribe: bool,
     stop_event: asyncio.Event,
 ) -> None:
-    """Each round: notice a reset server, read the Subscription's state, poll; then wait the
-    poll interval, or the shorter fallback while no notification can arrive."""
+    """Each round: notice a reset server, read the Subscription's state, poll for Task changes
+    and for aftercare acknowledgements; then wait the poll interval, or the shorter fallback
+    while no notification can arrive."""
     watch = SubscriptionWatch()
     while not stop_event.is_set():
         try:
@@ -144,6 +146,9 @@ async def run_inbound(
                     fhir, organization, settings.hook_base_url, settings.hook_secret
                 )
             await poll_tasks(fhir, engine, settings, organization)
+            # the next providers' acknowledgements of aftercare Tasks are recorded here, not by
+            # the GET that shows them (a read writes nothing)
+            await poll_open_discharges(fhir, engine, context=settings.mapping_context())
         except (IopBridgeError, SQLAlchemyError) as exc:
             log.warning("poll of %s failed (%s)", organization, type(exc).__name__)
         notified = subscribe and watch.last is not None and watch.last.notifying

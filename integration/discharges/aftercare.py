@@ -40,33 +40,50 @@ class AftercareStatus:
     acknowledged_at: datetime | None  # set once the Task is accepted (or further)
 
 
+async def read_aftercare(
+    fhir: FhirClient, engine: Engine, business_id: str, *, context: MappingContext | None = None
+) -> AftercareStatus:
+    """Where the aftercare Task stands on the server, writing nothing (what a GET may do).
+    ``business_id`` is the referral's business identifier."""
+    return (await _read(fhir, engine, business_id, context or MappingContext()))[0]
+
+
 async def check_aftercare(
     fhir: FhirClient, engine: Engine, business_id: str, *, context: MappingContext | None = None
 ) -> AftercareStatus:
-    """Read the aftercare Task; record its id, and acknowledged_at once the next provider moved
-    it to accepted or a later state (the Task's lastModified, else meta.lastUpdated).
-    ``business_id`` is the referral's business identifier."""
-    context = context or MappingContext()
-    known = await asyncio.to_thread(in_session, engine, _discharge_record, business_id)
-    task = await _aftercare_task(fhir, known, business_id, context)
-    if task is None:
-        return AftercareStatus(business_id, None, None, None, known.acknowledged_at)
-    acknowledged = known.acknowledged_at
-    if acknowledged is None and task.get("status") in ACKNOWLEDGED:
-        acknowledged = _changed_at(task)
+    """read_aftercare, then record the Task's id, and acknowledged_at once the next provider
+    moved it to accepted or a later state (the background loop's step, never a GET's)."""
+    status, task_id = await _read(fhir, engine, business_id, context or MappingContext())
+    if task_id is None:
+        return status
 
     def remember(session: Session, referral: str) -> None:
         stored = _discharge_record(session, referral)
-        repo.record_aftercare_task(session, stored, task_id=str(task["id"]))
-        if stored.acknowledged_at is None and acknowledged is not None:
-            repo.acknowledge_discharge(session, stored, at=acknowledged)
+        repo.record_aftercare_task(session, stored, task_id=task_id)
+        if stored.acknowledged_at is None and status.acknowledged_at is not None:
+            repo.acknowledge_discharge(session, stored, at=status.acknowledged_at)
 
     await asyncio.to_thread(in_session, engine, remember, business_id)
+    return status
+
+
+async def _read(
+    fhir: FhirClient, engine: Engine, business_id: str, context: MappingContext
+) -> tuple[AftercareStatus, str | None]:
+    """The status, and the Task's server id when the server has the Task."""
+    known = await asyncio.to_thread(in_session, engine, _discharge_record, business_id)
+    task = await _aftercare_task(fhir, known, business_id, context)
+    if task is None:
+        return AftercareStatus(business_id, None, None, None, known.acknowledged_at), None
+    acknowledged = known.acknowledged_at
+    if acknowledged is None and task.get("status") in ACKNOWLEDGED:
+        acknowledged = _changed_at(task)
     codings = (task.get("businessStatus") or {}).get("coding") or [{}]
     target = literal_reference("Task", task["id"])
-    return AftercareStatus(
+    status = AftercareStatus(
         business_id, target, task.get("status"), codings[0].get("code"), acknowledged
     )
+    return status, str(task["id"])
 
 
 async def poll_open_discharges(

@@ -26,7 +26,7 @@ from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import session_scope
 from integration.discharges import workflow
-from integration.discharges.aftercare import check_aftercare
+from integration.discharges.aftercare import read_aftercare
 from integration.fhir.client import FhirClient
 from integration.outbox import queue as outbox
 from integration.privacy import audit, disclosure
@@ -111,11 +111,12 @@ async def follow_discharge(
     context: MappingContext,
 ) -> DischargeView | None:  # fmt: skip
     """The handoff with its aftercare Task's current status, read from the FHIR server once the
-    outbox delivered it (recording the acknowledgement when the next provider accepted)."""
+    outbox delivered it. A read writes nothing: the background loop (runtime.run_inbound)
+    records the Task's id and the acknowledgement."""
     view = await asyncio.to_thread(_in_session, engine, get_discharge, scope, referral_id)
     if view is None or view.delivery != "delivered":
         return view
-    status = await check_aftercare(fhir, engine, referral_id, context=context)
+    status = await read_aftercare(fhir, engine, referral_id, context=context)
     return DischargeView(
         view.id, view.discharged_at, view.next_provider, status.task or view.aftercare_task,
         status.status, status.business_status, status.acknowledged_at, view.delivery,

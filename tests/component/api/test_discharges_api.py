@@ -21,6 +21,8 @@ from api.schemas import ReferralSubmission
 from integration.db.audit_table import AuditEventRecord
 from integration.db.outbox_table import OutboxMessage, OutboxStatus
 from integration.db.store import record_sync, session_scope
+from integration.discharges.aftercare import poll_open_discharges
+from integration.fhir.client import FhirClient
 from integration.medications.lists import record_intake_list
 from integration.medications.workflow import reconcile_referral
 from integration.settings import Settings
@@ -185,6 +187,17 @@ async def test_discharge__the_next_provider_sees_the_acknowledgement(
     followed = (await http.get(f"/api/discharges/{REFERRAL}", headers=NEXT_EHR)).json()
     assert (followed["aftercare_task"], followed["task_status"], followed["acknowledged"]) == (
         "Task/after31", "accepted", True,
+    )  # fmt: skip
+    # the GET showed the server's state and wrote nothing: the background loop records it
+    unrecorded = await http.get("/api/discharges?acknowledged=false", headers=CASE_MANAGER)
+    assert unrecorded.json()["total"] == 1
+    fhir = FhirClient.from_settings(settings)
+    try:
+        [polled] = await poll_open_discharges(fhir, store)
+    finally:
+        await fhir.aclose()
+    assert (polled.task, polled.acknowledged_at) == (
+        "Task/after31", datetime(2027, 2, 1, 9, tzinfo=UTC),
     )  # fmt: skip
     acknowledged = await http.get("/api/discharges?acknowledged=true", headers=CASE_MANAGER)
     assert acknowledged.json()["total"] == 1
