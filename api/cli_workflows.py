@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from api.render import to_jsonable
 from integration.db import models
+from integration.db import repositories as repo
 from integration.db.store import create_db_engine, session_scope
 from integration.fhir.client import FhirClient
 from integration.outbox.queue import DEFAULT_LEASE_SECONDS, count_by_status
@@ -252,7 +253,8 @@ _ACTIONS = {
 
 def find(session: Any, given: str) -> models.Referral:
     """The referral by its business id (as the pages and the API show it), else by number."""
-    referral = session.scalar(select(models.Referral).where(models.Referral.business_id == given))
+    same_id = select(models.Referral).where(models.Referral.business_id == given).limit(2)
+    referral = repo.only_match(session.scalars(same_id).all(), given)
     if referral is None and given.isdigit() and int(given) <= 2**31 - 1:
         referral = session.get(models.Referral, int(given))
     if referral is None:

@@ -17,6 +17,14 @@ class ReferralNotFound(IopBridgeError):
     issue_code = "not-found"
 
 
+class ReferralAmbiguous(IopBridgeError):
+    """A business identifier that two senders both use, looked up without saying whose: the
+    lookup refuses rather than act on one of them (never merge identities silently)."""
+
+    http_status = 409
+    issue_code = "multiple-matches"
+
+
 class WorkflowNotReady(IopBridgeError):
     """A workflow step was asked for before what it needs exists (e.g. no intake list yet)."""
 

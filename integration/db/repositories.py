@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,7 +28,10 @@ from integration.db.models import (
     Referral,
     SessionRecord,
 )
+from integration.workflow_errors import ReferralAmbiguous
 from mappers.follow_up import follow_up_within
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +56,24 @@ def add_referral(session: Session, **fields: Any) -> Referral:
 def get_referral(
     session: Session, business_id: str, *, sender: str | None = None
 ) -> Referral | None:
-    """The referral with this business identifier from ``sender``; without a sender (the IOP's
-    own views, which see every sender) the oldest referral under that identifier."""
+    """The referral with this business identifier from ``sender``. Without a sender (the IOP's
+    own views, which see every sender) the one referral under that identifier; when two
+    senders use it, ReferralAmbiguous rather than a guess."""
     query = select(Referral).where(Referral.business_id == business_id)
     if sender is not None:
         query = query.where(Referral.sender == sender)
-    return session.scalar(query.order_by(Referral.id).limit(1))
+    return only_match(session.scalars(query.order_by(Referral.id).limit(2)).all(), business_id)
+
+
+def only_match(found: Sequence[T], named: object) -> T | None:
+    """The single referral (or row about one) of a lookup by business identifier, which may
+    match referrals of several senders; ask for two rows, give the result here."""
+    if len(found) > 1:
+        raise ReferralAmbiguous(
+            f"referral {named!r} names referrals of more than one sender: open it from the"
+            " tracker (its own page) or ask as its sender"
+        )
+    return found[0] if found else None
 
 
 def list_referrals(

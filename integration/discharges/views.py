@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, Engine, Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from integration.db import models
+from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import session_scope
@@ -100,9 +101,10 @@ def list_discharges(
 
 def get_discharge(session: Session, scope: Scope, referral_id: str) -> DischargeView | None:
     """The handoff of referral ``referral_id`` if the scope may see it."""
-    row = session.execute(
-        _query().where(models.Referral.business_id == referral_id, *_within(scope))
-    ).first()
+    rows = session.execute(
+        _query().where(models.Referral.business_id == referral_id, *_within(scope)).limit(2)
+    ).all()
+    row = repo.only_match(rows, referral_id)
     return _view(row) if row is not None else None
 
 
@@ -165,9 +167,12 @@ def _enqueued_document(
     document = entries[0].get("resource") if entries else None
     if not isinstance(document, dict):
         return None
-    owner = session.scalar(
-        select(models.Referral.iop_organization).where(models.Referral.business_id == referral_id)
-    )
+    owners = session.scalars(
+        select(models.Referral.iop_organization)
+        .where(models.Referral.business_id == referral_id)
+        .limit(2)
+    ).all()
+    owner = repo.only_match(owners, referral_id)
     return document, owner
 
 
@@ -231,12 +236,14 @@ def _owned_referral(
 ) -> str:
     """The referral's IOP organization, after settling what delivery told about its server ids."""
     with session_scope(engine) as session:
-        found = session.execute(
+        rows = session.execute(
             select(models.Referral, ReferralLink)
             .join(ReferralLink, ReferralLink.referral_id == models.Referral.id)
             .where(models.Referral.business_id == referral_id,
                    models.Referral.iop_organization.in_(owned_by or ("",)))
-        ).first()  # fmt: skip
+            .limit(2)
+        ).all()  # fmt: skip
+        found = repo.only_match(rows, referral_id)
         if found is None:
             raise ReferralNotFound(f"no referral {referral_id!r} of your organization")
         settle_references(session, found[0], found[1], context)

@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from integration.db import models
+from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.db.store import dialect_insert
 from integration.db.tracker_tables import TrackerSubmission
@@ -196,9 +197,8 @@ def owned_referral_by_key(
 def _owned(
     session: Session, by: ColumnElement[bool], named: object, organizations: tuple[str, ...]
 ) -> models.Referral:
-    referral = session.scalar(
-        select(models.Referral).where(by, models.Referral.iop_organization.in_(organizations))
-    )
+    query = select(models.Referral).where(by, models.Referral.iop_organization.in_(organizations))
+    referral = repo.only_match(session.scalars(query.limit(2)).all(), named)
     if referral is None:
         raise ReferralNotFound(f"no referral {named!r} of your organization")
     return referral

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from integration.db import models
+from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
 from integration.outbox import queue as outbox
@@ -100,9 +101,10 @@ def get_referral(
     """The referral with business identifier ``referral_id`` if the scope may see it. Reads
     only: the worker stores where a submission landed when it settles the delivery; until
     then (or with a worker that does not), the Task's server id is read from its sync record."""
-    row = session.execute(
-        _query().where(models.Referral.business_id == referral_id, *_within(scope))
-    ).first()
+    rows = session.execute(
+        _query().where(models.Referral.business_id == referral_id, *_within(scope)).limit(2)
+    ).all()
+    row = repo.only_match(rows, referral_id)
     if row is None:
         return None
     view = _view(row)

@@ -436,3 +436,15 @@ async def test_submit__two_identical_submissions_at_once_are_one_referral(
     )
     assert sorted([first.status_code, second.status_code]) == [200, 201]
     assert outbox_count(store) == 1
+
+
+async def test_read__one_identifier_from_two_senders_is_409_for_the_iop_not_a_guess(
+    http: httpx.AsyncClient,
+) -> None:
+    """Each sender reads its own; the IOP, which sees both, is told the id is ambiguous."""
+    assert (await _submit(http, submission(41))).status_code == 201
+    assert (await _submit(http, submission(41), **OTHER_EHR)).status_code == 201
+    for headers in (EHR, OTHER_EHR):
+        assert (await http.get("/api/referrals/SD-000041", headers=headers)).status_code == 200
+    both = await http.get("/api/referrals/SD-000041", headers=CASE_MANAGER)
+    assert both.status_code == 409 and "more than one sender" in both.text

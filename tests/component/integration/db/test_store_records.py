@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from integration.db import repositories as repo
 from integration.db.models import Attendance, Decision, ListSource, MedicationChange
 from integration.db.store import session_scope
+from integration.referrals.actions import owned_referral
+from integration.workflow_errors import ReferralAmbiguous
 from tests.db.fixtures import db_url, empty_db_url, engine  # noqa: F401
 
 RECEIVED = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
@@ -149,3 +151,18 @@ def test_plan_and_discharge__round_trip(engine: Engine) -> None:
 def test_utc_datetime__naive_datetimes_are_refused(engine: Engine) -> None:
     with pytest.raises(StatementError, match="naive datetime"), session_scope(engine) as session:
         repo.add_referral(session, **_referral(received_at=datetime(2026, 3, 2, 14, 30)))
+
+
+def test_get_referral__two_senders_one_identifier_is_refused_not_guessed(engine: Engine) -> None:
+    """Two referrers may use the same identifier value (issue 13); a lookup that does not say
+    which sender it means must not act on whichever was stored first (a wrong client)."""
+    with session_scope(engine) as session:
+        repo.add_referral(session, **_referral(sender="Organization/res-a"))
+        repo.add_referral(session, **_referral(sender="Organization/res-b", client_mrn="B-1"))
+    with session_scope(engine) as session:
+        found = repo.get_referral(session, "SD-0001", sender="Organization/res-b")
+        assert found is not None and found.client_mrn == "B-1"
+        with pytest.raises(ReferralAmbiguous, match="more than one sender"):
+            repo.get_referral(session, "SD-0001")
+        with pytest.raises(ReferralAmbiguous):
+            owned_referral(session, "SD-0001", ("IOP-DEMO-ORG",))
