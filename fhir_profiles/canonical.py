@@ -81,5 +81,8 @@ REFERRAL_ID_SYSTEM: Final = identifier_system_url("referral")
 TASK_ID_SYSTEM: Final = identifier_system_url("referral-task")
 CONSENT_ID_SYSTEM: Final = identifier_system_url("consent")
 MEDICATION_STATEMENT_ID_SYSTEM: Final = identifier_system_url("medication-statement")
+# What we send is a MedicationRequest (US Core has not profiled MedicationStatement since v4);
+# statements we sent before, and senders' statements, keep their own namespace.
+MEDICATION_REQUEST_ID_SYSTEM: Final = identifier_system_url("medication-request")
 MEDICATION_LIST_ID_SYSTEM: Final = identifier_system_url("medication-list")
 DISCHARGE_SUMMARY_ID_SYSTEM: Final = identifier_system_url("discharge-summary")

@@ -33,6 +33,7 @@ _EXAMPLE_RANK: Final = {
     "CarePlan": 3,
     "Encounter": 4,
     "QuestionnaireResponse": 5,
+    "MedicationRequest": 6,
 }
 # Profiles picked when asked by resource type. Encounter defaults to the IOP session (the
 # residential stay is asked for by name); QuestionnaireResponse has one profile per instrument,
@@ -43,6 +44,7 @@ _PROFILE_BY_TYPE: Final = {
     "CarePlan": "iop-careplan",
     "Goal": "iop-goal",
     "Encounter": "iop-session-encounter",
+    "MedicationRequest": "iop-medicationrequest",
 }
 
 

@@ -33,6 +33,7 @@ BASE_OF: Final = {
     "iop-goal": us_core_url("us-core-goal"),
     "iop-session-encounter": us_core_url("us-core-encounter"),
     "iop-residential-encounter": us_core_url("us-core-encounter"),
+    "iop-medicationrequest": us_core_url("us-core-medicationrequest"),
 }
 # Profiles whose US Core counterpart cannot be built here (see the module docstring).
 NOT_BASED_ON_US_CORE: Final = frozenset(
@@ -41,6 +42,5 @@ NOT_BASED_ON_US_CORE: Final = frozenset(
 # Resource type -> US Core profile claimed directly in meta.profile (no profile of ours).
 US_CORE_PROFILE: Final = {
     "ServiceRequest": us_core_url("us-core-servicerequest"),
-    "MedicationRequest": us_core_url("us-core-medicationrequest"),
     "Condition:encounter-diagnosis": us_core_url("us-core-condition-encounter-diagnosis"),
 }

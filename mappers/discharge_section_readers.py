@@ -21,7 +21,7 @@ from fhir_profiles.terminology.documents import (
     SECTION_PROBLEMS,
     SECTION_RESULTS,
 )
-from mappers import assessment, condition, medication_reader
+from mappers import assessment, condition, medication_reader, medication_request
 from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
 from mappers.discharge import (
@@ -50,6 +50,7 @@ class ReadSystems:
     discharge: str = DISCHARGE_SUMMARY_ID_SYSTEM
     condition: str = canonical.CONDITION_ID_SYSTEM
     medication_statement: str = canonical.MEDICATION_STATEMENT_ID_SYSTEM
+    medication_request: str = canonical.MEDICATION_REQUEST_ID_SYSTEM
     medication_list: str = canonical.MEDICATION_LIST_ID_SYSTEM
     assessment: str = canonical.ASSESSMENT_ID_SYSTEM
 
@@ -131,10 +132,8 @@ def _read_medications(
         ref = pointer.get("reference") if isinstance(pointer, dict) else None
         if not isinstance(ref, str) or ref not in doc.by_url:
             continue  # list_from_fhir names it
-        entry = doc.read(
-            lambda r: medication_reader.from_fhir(r, id_system=systems.medication_statement),
-            ref, "MedicationStatement", f"{path}.entry[{index}].item",
-        )  # fmt: skip
+        reader, kind = _medication_reader(doc.by_url[ref][1], systems)
+        entry = doc.read(reader, ref, kind, f"{path}.entry[{index}].item")
         if entry is not None:
             statements[ref] = entry
     med_list = doc.read(
@@ -144,6 +143,17 @@ def _read_medications(
         target, "List", f"{at}.entry[0]",
     )  # fmt: skip
     return {"medications": None if med_list is None else DocumentedMedications(target, med_list)}
+
+
+def _medication_reader(
+    resource: Mapping[str, Any], systems: ReadSystems
+) -> tuple[Callable[[Any], Mapped[MedicationEntry]], str]:
+    """Our MedicationRequests (what we send); MedicationStatements (documents sent before)."""
+    if resource.get("resourceType") == medication_request.MR:
+        system = systems.medication_request
+        return lambda r: medication_request.from_fhir(r, id_system=system), medication_request.MR
+    system = systems.medication_statement
+    return lambda r: medication_reader.from_fhir(r, id_system=system), "MedicationStatement"
 
 
 def _read_plan(section: Any, at: str, doc: DocumentEntries, _: ReadSystems) -> dict[str, Any]:

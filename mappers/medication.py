@@ -32,6 +32,7 @@ from fhir_profiles.terminology.systems import NDC, RXNORM, UCUM
 from fhir_profiles.terminology.workflow import LIST_MEDICATIONS
 from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_reference import (
+    is_reference_to,
     reference,
     reference_problems,
 )
@@ -44,6 +45,9 @@ STATEMENT_STATUSES = frozenset(
 )
 # List.status, required binding (R4 valueset-list-status.html).
 LIST_STATUSES = frozenset({"current", "retired", "entered-in-error"})
+# What a medication List's entries reference: our MedicationRequests (what we send now), and
+# MedicationStatements (what senders and our earlier versions sent).
+ITEM_TYPES = ("MedicationRequest", "MedicationStatement")
 # Dose units sent with their UCUM code: the unit text is the UCUM code itself.
 UCUM_DOSE_UNITS = frozenset({"mg", "g", "ug", "mL"})
 # An NDC as senders write it: the FDA's 10 digits in three hyphenated segments (4-4-2, 5-3-2,
@@ -245,16 +249,17 @@ def list_to_fhir(
     resource_id: str | None = None,
 ) -> dict[str, Any]:
     """Fill List.identifier, status, mode (snapshot), title, code, subject, date and
-    entry.item; ``entry_references`` name the MedicationStatements, one per entry, in order."""
+    entry.item; ``entry_references`` name the MedicationRequests (or MedicationStatements), one
+    per entry, in order."""
     problems = med_list.problems()
     problems += reference_problems(subject_reference, "Patient", "List.subject.reference")
     if len(entry_references) != len(med_list.entries):
         count = f"{len(entry_references)} for {len(med_list.entries)} entries"
         problems.append(Problem("entry_references", f"one reference per entry is needed: {count}"))
     for i, target in enumerate(entry_references):
-        problems += reference_problems(target, "MedicationStatement", f"entry_references[{i}]")
+        problems += item_problems(target, f"entry_references[{i}]")
     if len(set(entry_references)) != len(entry_references):
-        problems.append(Problem("entry_references", "a statement is listed twice"))
+        problems.append(Problem("entry_references", "a medication is listed twice"))
     raise_if_problems("MedicationList", problems)
     resource: dict[str, Any] = {"resourceType": "List"}
     if resource_id is not None:
@@ -270,3 +275,10 @@ def list_to_fhir(
     if entry_references:
         resource["entry"] = [{"item": reference(r)} for r in entry_references]
     return resource
+
+
+def item_problems(target: str, field: str) -> list[Problem]:
+    """A medication List entry must reference a MedicationRequest or MedicationStatement."""
+    if is_reference_to(target, ITEM_TYPES):
+        return []
+    return [Problem(field, f"must reference one of {', '.join(ITEM_TYPES)}: {target!r}")]

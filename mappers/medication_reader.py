@@ -36,6 +36,7 @@ from mappers.fhir_reference import (
 )
 from mappers.loss import Loss, Mapped, unmapped_keys
 from mappers.medication import (
+    ITEM_TYPES,
     LIST_STATUSES,
     SOURCE_TEXT,
     STATEMENT_STATUSES,
@@ -284,7 +285,7 @@ def _read_source(concept: Any, problems: list[Problem], losses: list[Loss]) -> L
 
 
 def _read_entries(value: Any, problems: list[Problem], losses: list[Loss]) -> list[str]:
-    """entry.item references, which must be MedicationStatements; entry flags etc. are lost."""
+    """entry.item references, MedicationRequests or MedicationStatements; flags etc. are lost."""
     items: list[str] = []
     for index, entry in enumerate(read_list(value, "List.entry", problems)):
         path = f"List.entry[{index}]"
@@ -292,8 +293,7 @@ def _read_entries(value: Any, problems: list[Problem], losses: list[Loss]) -> li
             problems.append(Problem(f"{path}.item", "is required", "required"))
             continue
         losses += unmapped_keys(entry, _LIST_ENTRY_MAPPED, path=path)
-        kinds = ("MedicationStatement",)
-        target = read_reference_to(entry["item"], f"{path}.item", kinds, problems, losses)
+        target = read_reference_to(entry["item"], f"{path}.item", ITEM_TYPES, problems, losses)
         if target in items:
             problems.append(Problem(f"{path}.item", f"{target!r} is listed twice"))
         elif target:

@@ -248,7 +248,7 @@ def to_fhir(
     resource_id: str | None = None,
 ) -> dict[str, Any]:
     """Fill the reconciled snapshot List (identifier, status, mode, title, code, subject, date,
-    entry.item): one MedicationStatement reference per current medication."""
+    entry.item): one MedicationRequest reference per current medication."""
     refs = _references(reconciliation, discharge_references, intake_references)
     current = [line.current_entry for line in reconciliation.lines]
     items = [refs["intake"][entry.identifier] for entry in current if entry is not None]
@@ -324,7 +324,7 @@ def _references(
     discharge_references: Sequence[str],
     intake_references: Sequence[str],
 ) -> dict[str, dict[str, str]]:
-    """Entry identifier -> MedicationStatement reference, per input list; raises on a mismatch."""
+    """Entry identifier -> MedicationRequest reference, per input list; raises on a mismatch."""
     problems: list[Problem] = []
     found: dict[str, dict[str, str]] = {}
     for name, med_list, refs in (
@@ -336,7 +336,7 @@ def _references(
             count = f"{len(refs)} for {len(med_list.entries)} entries"
             problems.append(Problem(field, f"one reference per entry is needed: {count}"))
         for index, target in enumerate(refs):
-            problems += reference_problems(target, "MedicationStatement", f"{field}[{index}]")
+            problems += medication.item_problems(target, f"{field}[{index}]")
         found[name] = {e.identifier: r for e, r in zip(med_list.entries, refs, strict=False)}
     raise_if_problems("Medication reconciliation references", problems)
     return found

@@ -36,6 +36,7 @@ from mappers import (
     referral_task,
     residential,
 )
+from mappers import medication_request as our_medication_request
 from mappers.errors import MappingError, Problem
 from mappers.foreign import condition as foreign_condition
 from mappers.foreign import consent as foreign_consent
@@ -63,6 +64,7 @@ class MappingContext:
     assessment_id_system: str = canonical.ASSESSMENT_ID_SYSTEM
     intake_id_system: str = canonical.INTAKE_ID_SYSTEM
     medication_statement_id_system: str = canonical.MEDICATION_STATEMENT_ID_SYSTEM
+    medication_request_id_system: str = canonical.MEDICATION_REQUEST_ID_SYSTEM
     medication_list_id_system: str = canonical.MEDICATION_LIST_ID_SYSTEM
     referral_id_system: str = canonical.REFERRAL_ID_SYSTEM
     task_id_system: str = canonical.TASK_ID_SYSTEM
@@ -159,7 +161,11 @@ FROM_FHIR: Mapping[str, FromFhir] = MappingProxyType(
             lambda c: c.medication_statement_id_system,
             lambda r, s: medication_reader.from_fhir(r, id_system=s),
         ),
-        "MedicationRequest": lambda r, c: medication_request.from_fhir(r),
+        "MedicationRequest": _ours_or_foreign(
+            lambda c: c.medication_request_id_system,
+            lambda r, s: our_medication_request.from_fhir(r, id_system=s),
+            lambda r, _: medication_request.from_fhir(r),
+        ),
         "List": _ours_or_foreign(
             lambda c: c.medication_list_id_system,
             lambda r, s: medication_reader.list_from_fhir(r, id_system=s),

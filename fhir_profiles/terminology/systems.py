@@ -41,6 +41,9 @@ CONSENT_POLICY: Final = "http://terminology.hl7.org/CodeSystem/consentpolicycode
 TASK_CODE: Final = "http://hl7.org/fhir/CodeSystem/task-code"
 CONSENT_ACTION: Final = "http://terminology.hl7.org/CodeSystem/consentaction"
 LIST_EXAMPLE_USE_CODES: Final = "http://terminology.hl7.org/CodeSystem/list-example-use-codes"
+MEDICATION_REQUEST_CATEGORY: Final = (
+    "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
+)
 # R4 CodeSystem list-item-flag "Patient Medicine Change Types" (codesystem-list-item-flag.html):
 # in R4 its system is this OID, checked in hapi-fhir-validation-resources-r4 8.12.1 valuesets.xml.
 LIST_ITEM_FLAG: Final = "urn:oid:1.2.36.1.2001.1001.101.104.16592"

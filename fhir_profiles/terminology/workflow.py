@@ -17,6 +17,7 @@ from fhir_profiles.terminology.systems import (
     GOAL_ACHIEVEMENT,
     LIST_EXAMPLE_USE_CODES,
     LIST_ITEM_FLAG,
+    MEDICATION_REQUEST_CATEGORY,
     SDOHCC_TEMPORARY_CODES,
     TASK_CODE,
     V2_IDENTIFIER_TYPE,
@@ -144,6 +145,16 @@ IDENTIFIER_TYPE_PLAC: Final = Code(
     "http://hl7.org/fhir/R4/v2/0203/index.html",
     Evidence.SPEC,
 )
+
+# --- MedicationRequest.category (R4 codesystem-medicationrequest-category.html; US Core 9.0.0
+# slices category:us-core with a required binding to this value set) ---------------------------
+_MR_CAT: Final = "codesystem-medicationrequest-category.html"
+# "requests for medications to be administered or consumed by the patient in their home": what
+# an IOP client takes between sessions (the intake and reconciled lists).
+MEDICATION_COMMUNITY: Final = _spec(MEDICATION_REQUEST_CATEGORY, "community", "Community", _MR_CAT)
+# "requests for medications created when the patient is being released from a facility": the
+# residential discharge list and the list in the IOP discharge document.
+MEDICATION_DISCHARGE: Final = _spec(MEDICATION_REQUEST_CATEGORY, "discharge", "Discharge", _MR_CAT)
 
 # --- Medication List ----------------------------------------------------------------------------
 # List.code (example binding): checked in R4 valuesets.xml (hapi-fhir-validation-resources-r4

@@ -16,9 +16,19 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from fhir_profiles.terminology.workflow import MEDICATION_DISCHARGE
 from integration.discharges.clinical_record import ClinicalRecord
 from integration.medications.workflow import URN_NAMESPACE
-from mappers import assessment, bundle, care_plan, condition, medication, patient, referral_task
+from mappers import (
+    assessment,
+    bundle,
+    care_plan,
+    condition,
+    medication,
+    medication_request,
+    patient,
+    referral_task,
+)
 from mappers import referral as referral_mapper
 from mappers.discharge import (
     DischargeSummary,
@@ -146,19 +156,21 @@ def _document_entries(
 def _medication_entries(
     medications: DocumentedMedications, subject: str, urls: SummaryUrls, context: MappingContext
 ) -> dict[str, dict[str, Any]]:
-    """The reconciled List and its MedicationStatements, by document fullUrl."""
+    """The reconciled List and its MedicationRequests (category ``discharge``: the list the
+    client leaves the IOP with), by document fullUrl."""
     med_list = medications.medication_list
-    statements = [urls.of(f"MedicationStatement|{e.identifier}") for e in med_list.entries]
+    requests = [urls.of(f"MedicationRequest|{e.identifier}") for e in med_list.entries]
     found = {
         medications.reference: medication.list_to_fhir(
             med_list, id_system=context.medication_list_id_system, subject_reference=subject,
-            entry_references=statements,
+            entry_references=requests,
         )
     }  # fmt: skip
-    for url, entry in zip(statements, med_list.entries, strict=True):
-        found[url] = medication.to_fhir(
-            entry, id_system=context.medication_statement_id_system, subject_reference=subject
-        )
+    for url, entry in zip(requests, med_list.entries, strict=True):
+        found[url] = medication_request.to_fhir(
+            entry, id_system=context.medication_request_id_system, subject_reference=subject,
+            category=MEDICATION_DISCHARGE, authored_on=med_list.date,
+        )  # fmt: skip
     return found
 
 

@@ -9,12 +9,18 @@ on); ``reconcile_referral`` loads the referral's current discharge and intake li
 transaction outbox message in the same database transaction; ``medication_differences`` is the
 case manager's view (tracker, CLI).
 
-What the message writes (one FHIR transaction: all of it or nothing, on HAPI too):
+What the message writes (one FHIR transaction: all of it or nothing, on HAPI too), every medication
+a MedicationRequest on ``iop-medicationrequest`` (US Core MedicationRequest; intent ``plan``,
+reported, ``mappers.medication_request``): US Core has not profiled MedicationStatement since v4
+and receivers read MedicationRequests. Senders' MedicationStatements are still read inbound.
 
-- the discharge MedicationStatements: conditional CREATE on their identifiers. They are the
-  residential program's and normally on the server already (the referral package), so this
-  matches and changes nothing; it is there so the changes List can reference them.
-- the intake MedicationStatements, the reconciled snapshot List and the changes List: conditional
+- the discharge medications, category ``discharge``: conditional CREATE on their identifiers in
+  our MedicationRequest namespace. They are the residential program's list as the IOP received
+  it (its own resources on the server may be MedicationStatements, or requests in the sender's
+  identifiers); the first reconciliation records them once, a re-run matches and changes
+  nothing; the changes List references them.
+- the intake medications (category ``community``), the reconciled snapshot List and the changes
+  List: conditional
   UPDATE (``PUT Type?identifier=...``). They are ours, their identifiers are stable per referral,
   and a re-run after the intake list changed updates them in place: the server keeps earlier
   versions in ``_history``, nothing is duplicated, and no receiver ever sees two "current"
@@ -38,6 +44,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fhir_profiles.terminology.code import Code
+from fhir_profiles.terminology.workflow import MEDICATION_COMMUNITY, MEDICATION_DISCHARGE
 from integration.db.models import MedicationLine, MedicationListRecord, Referral
 from integration.db.referral_lookup import find_referral
 from integration.medications.lists import (
@@ -50,7 +58,7 @@ from integration.medications.lists import (
 from integration.outbox.queue import MessageKind, enqueue
 from integration.privacy import audit, disclosure
 from integration.workflow_errors import WorkflowNotReady
-from mappers import bundle, medication, reconciliation
+from mappers import bundle, medication_request, reconciliation
 from mappers.errors import Problem
 from mappers.medication import ListSource, MedicationEntry, MedicationList
 from mappers.reconciliation import Change, MatchedBy, Reconciliation, ReconciliationLine
@@ -170,23 +178,26 @@ _NO_DETAIL = (
 def reconciliation_transaction(
     result: Reconciliation, *, mrn: str, changes_identifier: str, context: MappingContext
 ) -> dict[str, Any]:
-    """The transaction Bundle: discharge statements (conditional create), intake statements and
-    both Lists (conditional update), every subject the client's Patient by MRN."""
-    statement_system = context.medication_statement_id_system
+    """The transaction Bundle: discharge MedicationRequests (conditional create), intake
+    MedicationRequests and both Lists (conditional update), every subject the client's Patient
+    by MRN."""
+    request_system = context.medication_request_id_system
     list_system = context.medication_list_id_system
     patient = f"Patient?{bundle.identifier_query(context.mrn_system, mrn)}"
-    discharge_urls = [_urn(statement_system, e.identifier) for e in result.discharge.entries]
-    intake_urls = [_urn(statement_system, e.identifier) for e in result.intake.entries]
+    discharge_urls = [_urn(request_system, e.identifier) for e in result.discharge.entries]
+    intake_urls = [_urn(request_system, e.identifier) for e in result.intake.entries]
+    discharged = _Requests(request_system, patient, MEDICATION_DISCHARGE, result.discharge.date)
+    taken = _Requests(request_system, patient, MEDICATION_COMMUNITY, result.intake.date)
     entries = [
         bundle.conditional_create_entry(
-            _statement(e, statement_system, patient),
+            discharged.of(e),
             full_url=url,
-            if_none_exist=bundle.identifier_query(statement_system, e.identifier),
+            if_none_exist=bundle.identifier_query(request_system, e.identifier),
         )
         for e, url in zip(result.discharge.entries, discharge_urls, strict=True)
     ]
     entries += [
-        _conditional_update(_statement(e, statement_system, patient), url, statement_system)
+        _conditional_update(taken.of(e), url, request_system)
         for e, url in zip(result.intake.entries, intake_urls, strict=True)
     ]
     refs: dict[str, Any] = {
@@ -205,10 +216,22 @@ def reconciliation_transaction(
     return bundle.transaction(entries)
 
 
-def _statement(entry: MedicationEntry, system: str, patient: str) -> dict[str, Any]:
-    resource = medication.to_fhir(entry, id_system=system, subject_reference=_PLACEHOLDER_SUBJECT)
-    resource["subject"] = {"reference": patient}  # the mapper checks literal references only
-    return resource
+@dataclass(frozen=True, slots=True)
+class _Requests:
+    """How one list's medications are written: its category and date, the client by MRN."""
+
+    system: str
+    patient: str
+    category: Code
+    authored_on: datetime
+
+    def of(self, entry: MedicationEntry) -> dict[str, Any]:
+        resource = medication_request.to_fhir(
+            entry, id_system=self.system, subject_reference=_PLACEHOLDER_SUBJECT,
+            category=self.category, authored_on=self.authored_on,
+        )  # fmt: skip
+        resource["subject"] = {"reference": self.patient}  # the mapper checks literal ones only
+        return resource
 
 
 def _conditional_update(resource: dict[str, Any], full_url: str, system: str) -> dict[str, Any]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fhir_profiles.canonical import MEDICATION_REQUEST_ID_SYSTEM as MEDICATION_REQUEST_SYSTEM
 from fhir_profiles.registry import conformance_resources, example_resources
+from fhir_profiles.terminology.workflow import MEDICATION_COMMUNITY, MEDICATION_DISCHARGE
 from integration.fhir.client import FhirClient
 from integration.fhir.conformance import upload_conformance, validate
 from mappers import (
@@ -22,6 +25,7 @@ from mappers import (
     encounter,
     goal,
     medication,
+    medication_request,
     patient,
     referral,
     referral_task,
@@ -90,6 +94,18 @@ async def test_validator__our_profiles_inherit_us_core(loaded: FhirClient) -> No
     assert any("us-core" in p.message for p in report.errors), report.errors
 
 
+async def test_validator__our_medication_request_inherits_us_core(loaded: FhirClient) -> None:
+    # US Core's us-core-21: an order names its requester. Ours is a reported plan; made an
+    # order without a requester, it must fail on US Core's own invariant.
+    resource = medication_request.to_fhir(
+        _any_medication(), id_system=MEDICATION_REQUEST_SYSTEM, subject_reference=SUBJECT,
+        category=MEDICATION_COMMUNITY,
+    )  # fmt: skip
+    resource["intent"] = "order"
+    report = await validate(loaded, resource)
+    assert any("us-core-21" in p.message for p in report.errors), report.errors
+
+
 @pytest.mark.parametrize(
     "example", example_resources(), ids=lambda r: f"{r['resourceType']}-{r['id']}"
 )
@@ -101,6 +117,7 @@ async def test_examples__validate_with_zero_errors(
 
 
 SUBJECT = "Patient/iop-ex-patient"
+TIMESTAMP = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 ORG = "Organization/iop-ex-org"
 
 
@@ -130,13 +147,19 @@ CASES = [
         a, id_system=ASSESSMENT_SYSTEM, subject_reference=SUBJECT)),
     Case("asam-intake", intake_assessments(), lambda a: asam_intake.to_fhir(
         a, id_system=ASSESSMENT_SYSTEM, subject_reference=SUBJECT)),
+    Case("medication-request", medication_entries(), lambda m: medication_request.to_fhir(
+        m, id_system=MEDICATION_REQUEST_SYSTEM, subject_reference=SUBJECT,
+        category=MEDICATION_COMMUNITY, authored_on=TIMESTAMP)),
+    Case("medication-request-discharge", medication_entries(), lambda m: medication_request.to_fhir(
+        m, id_system=MEDICATION_REQUEST_SYSTEM, subject_reference=SUBJECT,
+        category=MEDICATION_DISCHARGE)),
     # No iop-bridge profile for these: the referral claims US Core ServiceRequest; the rest are
     # validated against base R4 (BSeR, SDOHCC and the DS4P consent shape are not loaded).
     Case("medication", medication_entries(), lambda m: medication.to_fhir(
         m, id_system=MEDICATION_SYSTEM, subject_reference=SUBJECT)),
     Case("medication-list", medication_lists(), lambda m: medication.list_to_fhir(
         m, id_system=MED_LIST_SYSTEM, subject_reference=SUBJECT,
-        entry_references=[f"MedicationStatement/ms-{i}" for i in range(len(m.entries))])),
+        entry_references=[f"MedicationRequest/mr-{i}" for i in range(len(m.entries))])),
     Case("referral", referrals(), lambda r: referral.to_fhir(r, id_system=REFERRAL_SYSTEM)),
     Case("referral-task", referral_tasks(), lambda t: referral_task.to_fhir(
         t, id_system=TASK_SYSTEM)),
@@ -187,6 +210,12 @@ def _any_diagnosis() -> Any:
     from tests.builders import make_diagnosis
 
     return make_diagnosis()
+
+
+def _any_medication() -> Any:
+    from tests.builders.referrals import make_sertraline
+
+    return make_sertraline()
 
 
 def _any_referral() -> Any:

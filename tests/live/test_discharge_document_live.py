@@ -132,9 +132,9 @@ async def test_reconciliation_lists__validate_with_zero_errors(loaded: FhirClien
     refs: dict[str, Any] = {
         "id_system": MED_LIST_SYSTEM,
         "subject_reference": "Patient/iop-ex-patient",
-        "discharge_references": ("MedicationStatement/d0", "MedicationStatement/d1",
-                                 "MedicationStatement/d2"),
-        "intake_references": ("MedicationStatement/i0", "MedicationStatement/i1"),
+        "discharge_references": ("MedicationRequest/d0", "MedicationRequest/d1",
+                                 "MedicationRequest/d2"),
+        "intake_references": ("MedicationRequest/i0", "MedicationRequest/i1"),
     }  # fmt: skip
     for resource in (
         reconciliation.to_fhir(result, **refs),

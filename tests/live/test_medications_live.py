@@ -1,4 +1,4 @@
-"""Workflow 2 against HAPI: the reconciled List, its MedicationStatements and the changes List
+"""Workflow 2 against HAPI: the reconciled List, its MedicationRequests and the changes List
 land once per business identifier, and a second reconciliation after the intake list changed
 updates them in place instead of adding any.
 
@@ -19,23 +19,25 @@ import pytest
 from sqlalchemy import Engine, select
 
 from fhir_profiles import canonical
+from fhir_profiles.registry import conformance_resources
 from fhir_profiles.terminology.clinical import RX_SERTRALINE_50
 from integration.db import repositories as repo
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
-from integration.fhir.conformance import validate
+from integration.fhir.conformance import upload_conformance, validate
 from integration.medications import lists as medication_lists
 from integration.medications import workflow as medications
 from integration.outbox.queue import count_by_status
 from integration.outbox.worker import run_worker
+from mappers import medication_request
 from mappers.bundle import identifier_token
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
 from tests.residential import ReadBack, read_back, residential_ehr
 
 pytestmark = [pytest.mark.live, pytest.mark.anyio]
 RECEIVED = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
-STATEMENTS = canonical.MEDICATION_STATEMENT_ID_SYSTEM
+REQUESTS = canonical.MEDICATION_REQUEST_ID_SYSTEM
 LISTS = canonical.MEDICATION_LIST_ID_SYSTEM
 
 
@@ -157,18 +159,18 @@ async def test_reconciliation__on_the_server_once_even_after_a_second_run(
     for value in (f"{referral_id}-RECONCILED", f"{referral_id}-RECONCILED-CHANGES"):
         assert await count(fhir, "List", LISTS, value) == 1
     for entry in (*package.medications.entries, *second.entries):
-        assert await count(fhir, "MedicationStatement", STATEMENTS, entry.identifier) == 1
+        assert await count(fhir, "MedicationRequest", REQUESTS, entry.identifier) == 1
     reconciled = await one(fhir, "List", LISTS, f"{referral_id}-RECONCILED")
     assert reconciled["meta"]["versionId"] == "2"  # updated in place by the second run
     assert reconciled["subject"]["reference"].startswith("Patient/")
     assert len(reconciled["entry"]) == len(second.entries)
-    sertraline = await one(fhir, "MedicationStatement", STATEMENTS, second.entries[1].identifier)
-    assert sertraline["dosage"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 50
+    sertraline = await one(fhir, "MedicationRequest", REQUESTS, second.entries[1].identifier)
+    assert sertraline["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 50
     assert second.entries[1].rxnorm_code == RX_SERTRALINE_50.code
 
 
 async def test_reconciliation__lists_on_the_server_validate(
-    fhir: FhirClient, engine: Engine
+    fhir: FhirClient, engine: Engine, us_core: None
 ) -> None:
     package = await post_package(fhir)
     referral_id = store_referral(engine, package)
@@ -178,6 +180,11 @@ async def test_reconciliation__lists_on_the_server_validate(
     flags = [e["flag"]["coding"][0]["code"] for e in changes["entry"]]
     # 3 continued (01), 1 dose-changed (02, two entries), 4 stopped (05), 1 new (04)
     assert sorted(flags) == ["01"] * 3 + ["02"] * 2 + ["04"] + ["05"] * 4
-    for resource in (changes, await one(fhir, "List", LISTS, f"{referral_id}-RECONCILED")):
+    reconciled = await one(fhir, "List", LISTS, f"{referral_id}-RECONCILED")
+    await upload_conformance(fhir, conformance_resources())  # iop-medicationrequest, on US Core
+    requests = [await fhir.read(*e["item"]["reference"].split("/")) for e in changes["entry"]]
+    assert {r["resourceType"] for r in requests} == {"MedicationRequest"}
+    assert {r["meta"]["profile"][0] for r in requests} == {medication_request.PROFILE}
+    for resource in (changes, reconciled, *requests):
         report = await validate(fhir, resource)
         assert report.errors == (), [str(e) for e in report.errors]

@@ -15,6 +15,7 @@ from mappers import (
     condition,
     encounter,
     goal_reader,
+    medication_request,
     patient,
     residential,
 )
@@ -67,6 +68,10 @@ READERS: dict[str, tuple[str, Callable[[dict[str, Any]], Mapped[Any]]]] = {
     "iop-asam-intake-response": (
         canonical.INTAKE_ID_SYSTEM,
         lambda r: asam_intake.from_fhir(r, id_system=canonical.INTAKE_ID_SYSTEM),
+    ),
+    "iop-medicationrequest": (
+        canonical.MEDICATION_REQUEST_ID_SYSTEM,
+        lambda r: medication_request.from_fhir(r, id_system=canonical.MEDICATION_REQUEST_ID_SYSTEM),
     ),
 }
 

@@ -56,7 +56,7 @@ def test_conformance_resources__expected_inventory() -> None:
     assert counts == {
         "CodeSystem": 3,
         "ValueSet": 4,
-        "StructureDefinition": 11,
+        "StructureDefinition": 12,
         "Questionnaire": 3,
     }
 

@@ -115,11 +115,11 @@ def test_reconcile_referral__enqueues_one_transaction_of_conditional_writes(
     [payload] = _messages(engine)
     assert payload["type"] == "transaction"
     requests = [(e["request"]["method"], e["request"]["url"]) for e in payload["entry"]]
-    statement = f"identifier={canonical.MEDICATION_STATEMENT_ID_SYSTEM}|"
+    statement = f"identifier={canonical.MEDICATION_REQUEST_ID_SYSTEM}|"
     lists = f"List?identifier={canonical.MEDICATION_LIST_ID_SYSTEM}|{REFERRAL}"
     assert requests == [
-        *[("POST", "MedicationStatement")] * 3,  # the residential program's: create if absent
-        *[("PUT", f"MedicationStatement?{statement}IN-{n}") for n in (1, 2, 3)],
+        *[("POST", "MedicationRequest")] * 3,  # the residential program's: create if absent
+        *[("PUT", f"MedicationRequest?{statement}IN-{n}") for n in (1, 2, 3)],
         ("PUT", f"{lists}-RECONCILED"),
         ("PUT", f"{lists}-RECONCILED-CHANGES"),
     ]
@@ -129,6 +129,11 @@ def test_reconcile_referral__enqueues_one_transaction_of_conditional_writes(
     reconciled = payload["entry"][6]["resource"]
     intake_urls = [e["fullUrl"] for e in payload["entry"][3:6]]
     assert [e["item"]["reference"] for e in reconciled["entry"]] == intake_urls
+    # US Core MedicationRequest: reported medications (intent plan), discharge vs at home.
+    written = [e["resource"] for e in payload["entry"][:6]]
+    assert {(r["intent"], r["reportedBoolean"]) for r in written} == {("plan", True)}
+    categories = [r["category"][0]["coding"][0]["code"] for r in written]
+    assert categories == ["discharge"] * 3 + ["community"] * 3
 
 
 def test_reconcile_referral__rolled_back_leaves_neither_list_nor_message(engine: Engine) -> None:
