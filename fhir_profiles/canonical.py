@@ -84,5 +84,7 @@ MEDICATION_STATEMENT_ID_SYSTEM: Final = identifier_system_url("medication-statem
 # What we send is a MedicationRequest (US Core has not profiled MedicationStatement since v4);
 # statements we sent before, and senders' statements, keep their own namespace.
 MEDICATION_REQUEST_ID_SYSTEM: Final = identifier_system_url("medication-request")
+# The IOP program's PractitionerRole (mappers.practitioner_role): author, referral requester.
+PRACTITIONER_ROLE_ID_SYSTEM: Final = identifier_system_url("practitioner-role")
 MEDICATION_LIST_ID_SYSTEM: Final = identifier_system_url("medication-list")
 DISCHARGE_SUMMARY_ID_SYSTEM: Final = identifier_system_url("discharge-summary")

@@ -41,7 +41,7 @@ from fhir_profiles.terminology.workflow import BSER_CREATED
 from mappers.assessment import Assessment
 from mappers.condition import Diagnosis
 from mappers.errors import Problem, raise_if_problems
-from mappers.fhir_reference import reference_problems
+from mappers.fhir_reference import reference_problems, typed_reference_problems
 from mappers.fhir_write import XHTML_NS as XHTML_NS
 from mappers.fhir_write import datetime_problems, identifier_problems, narrative
 from mappers.medication import MedicationList
@@ -54,6 +54,7 @@ PART2_SECTION_TEXT: Final = "42 CFR Part 2 redisclosure notice"
 # The 988 Suicide & Crisis Lifeline (FCC designated 988; SAMHSA administers the Lifeline).
 CRISIS_LINE_988: Final = "988 Suicide & Crisis Lifeline: call or text 988"
 DEFAULT_TITLE: Final = "IOP discharge summary"
+_AUTHOR_TYPES: Final = ("PractitionerRole", "Organization")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,7 @@ class DischargeSummary:
 
     identifier: str
     subject: str  # Patient reference
-    author: str  # Organization reference (the IOP program)
+    author: str  # PractitionerRole reference: the IOP program's role (PACIO TOC, BSeR)
     custodian: str  # Organization reference
     discharged: datetime
     course: CourseOfTreatment
@@ -180,7 +181,8 @@ class DischargeSummary:
         path = "DischargeSummary"
         found = identifier_problems(self.identifier, f"{path}.identifier")
         found += reference_problems(self.subject, "Patient", f"{path}.subject")
-        found += reference_problems(self.author, "Organization", f"{path}.author")
+        # Sent: a PractitionerRole (mappers.discharge_document); read: an Organization too.
+        found += typed_reference_problems(self.author, _AUTHOR_TYPES, f"{path}.author")
         found += reference_problems(self.custodian, "Organization", f"{path}.custodian")
         found += datetime_problems(self.discharged, f"{path}.discharged")
         found += self.course.problems(f"{path}.course")
@@ -352,6 +354,8 @@ def aftercare_referral(
         owner=summary.aftercare.next_provider,
         business_status=BSER_CREATED.code,
     )
-    problems = referral.problems() + task.problems()
+    # BSeR: the referral's requester is a PractitionerRole (the IOP's); the next provider, whose
+    # roles iop-bridge does not know, is its Organization.
+    problems = referral.problems(("Organization", "PractitionerRole")) + task.problems()
     raise_if_problems("Aftercare referral", problems)
     return AftercareReferral(referral, task)

@@ -136,7 +136,7 @@ def _targets(summary: DischargeSummary) -> list[tuple[str, str, str]]:
     """(field, reference, expected resource type) for every reference the Composition makes."""
     found = [
         ("subject", summary.subject, "Patient"),
-        ("author", summary.author, "Organization"),
+        ("author", summary.author, "PractitionerRole"),
         ("custodian", summary.custodian, "Organization"),
         ("medications.reference", summary.medications.reference, "List"),
         ("aftercare.next_provider", summary.aftercare.next_provider, "Organization"),

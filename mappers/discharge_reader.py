@@ -140,8 +140,14 @@ def _read_author(composition: Mapping[str, Any], doc: DocumentEntries) -> str | 
         for i in range(1, len(authors))
     ]
     at = "Composition.author[0]"
-    target = read_reference_to(authors[0], at, ("Organization",), doc.problems, doc.losses)
-    return target if target and doc.resolve(target, "Organization", at) else None
+    # A PractitionerRole, as PACIO TOC asks; an Organization in documents sent before.
+    kinds = ("PractitionerRole", "Organization")
+    target = read_reference_to(authors[0], at, kinds, doc.problems, doc.losses)
+    if not target:
+        return None
+    found = doc.by_url.get(target)
+    kind = found[1].get("resourceType") if found else None
+    return target if doc.resolve(target, kind if kind in kinds else kinds[0], at) else None
 
 
 def _read_event(value: Any, problems: list[Problem], losses: list[Loss]) -> datetime | None:

@@ -66,6 +66,7 @@ class MappingContext:
     medication_statement_id_system: str = canonical.MEDICATION_STATEMENT_ID_SYSTEM
     medication_request_id_system: str = canonical.MEDICATION_REQUEST_ID_SYSTEM
     medication_list_id_system: str = canonical.MEDICATION_LIST_ID_SYSTEM
+    practitioner_role_id_system: str = canonical.PRACTITIONER_ROLE_ID_SYSTEM
     referral_id_system: str = canonical.REFERRAL_ID_SYSTEM
     task_id_system: str = canonical.TASK_ID_SYSTEM
     consent_id_system: str = canonical.CONSENT_ID_SYSTEM

@@ -11,7 +11,7 @@ live-tested), the ServiceRequest and the Task on their identifiers.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -27,6 +27,7 @@ from mappers import (
     medication,
     medication_request,
     patient,
+    practitioner_role,
     referral_task,
 )
 from mappers import referral as referral_mapper
@@ -67,10 +68,13 @@ def handoff_transaction(
     *,
     at: datetime,
     context: MappingContext,
+    iop_identifier: str,
 ) -> dict[str, Any]:
     """The document (conditional on Bundle.identifier), the aftercare ServiceRequest and Task
-    (conditional on their identifiers); the ServiceRequest's supportingInfo is the document."""
-    in_document, entries = _document_entries(summary, record, urls, context)
+    (conditional on their identifiers), the IOP's PractitionerRole (on its identifier, the IOP
+    Organization's ``iop_identifier``); the ServiceRequest's supportingInfo is the document."""
+    role = _program_role(record, iop_identifier, context)
+    in_document, entries = _document_entries(summary, record, urls, context, role)
     document = to_document_bundle(
         in_document,
         composition_id=urls.uuid("composition"),
@@ -99,6 +103,11 @@ def handoff_transaction(
         # parameter ``identifier`` covers masterIdentifier (R4 DocumentReference search).
         (offered, urls.of("transaction/document-reference"), DOCUMENT_ID_SYSTEM,
          urls.document_identifier),
+        # The IOP's PractitionerRole: the aftercare referral's requester (BSeR) and the
+        # DocumentReference's author; created once, matched by every later discharge. Last:
+        # the document stays the first entry (integration.discharges.views reads it there).
+        (role(record.iop_organization), summary.author, context.practitioner_role_id_system,
+         iop_identifier),
     ]  # fmt: skip
     return bundle.transaction(
         bundle.conditional_create_entry(
@@ -109,7 +118,11 @@ def handoff_transaction(
 
 
 def _document_entries(
-    summary: DischargeSummary, record: ClinicalRecord, urls: SummaryUrls, context: MappingContext
+    summary: DischargeSummary,
+    record: ClinicalRecord,
+    urls: SummaryUrls,
+    context: MappingContext,
+    role: Callable[[str], dict[str, Any]],
 ) -> tuple[DischargeSummary, dict[str, dict[str, Any]]]:
     """The summary with document references, and every resource it references by fullUrl."""
     subject = urls.of(summary.subject)
@@ -118,6 +131,8 @@ def _document_entries(
     }
     for ref, organization in record.organizations.items():
         entries[urls.of(ref)] = _organization_copy(organization)
+    # The author (PACIO TOC: not an Organization): the IOP's role, of the Organization's copy.
+    entries[urls.of(summary.author)] = role(urls.of(record.iop_organization))
     diagnoses = []
     for documented in summary.diagnoses:
         url = urls.of(documented.reference)
@@ -189,6 +204,18 @@ def _document_score(
         score.assessment, id_system=context.assessment_id_system, subject_reference=subject
     )
     return moved
+
+
+def _program_role(
+    record: ClinicalRecord, identifier: str, context: MappingContext
+) -> Callable[[str], dict[str, Any]]:
+    """The IOP's PractitionerRole (keyed on the IOP Organization's identifier value) of the
+    Organization a reference names: the server's, or its copy in the document."""
+    name = str(record.organizations.get(record.iop_organization, {}).get("name", ""))
+    return lambda organization: practitioner_role.to_fhir(
+        identifier=identifier, id_system=context.practitioner_role_id_system,
+        organization_reference=organization, organization_name=name,
+    )  # fmt: skip
 
 
 # Organization elements copied into the document: who they are, not the server's bookkeeping.

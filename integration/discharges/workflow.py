@@ -107,7 +107,7 @@ def discharge_client(
     summary = DischargeSummary(
         identifier=summary_id,
         subject=record.patient,
-        author=record.iop_organization,
+        author=urls.of("transaction/author"),  # the IOP's PractitionerRole (handoff_bundle)
         custodian=record.iop_organization,
         discharged=discharged_at,
         course=course_of_treatment(session, referral, discharged_at, course_summary),
@@ -124,7 +124,9 @@ def discharge_client(
     permitted_by = check_disclosure(
         session, summary, record, at=at, owner=referral.iop_organization
     )
-    transaction = handoff_transaction(summary, record, urls, at=at, context=context)
+    transaction = handoff_transaction(
+        summary, record, urls, at=at, context=context, iop_identifier=referral.iop_organization
+    )
     part2 = summary.has_substance_use or security_labels.contains_sud([transaction])
     transaction = security_labels.label(transaction, sud_derived=part2)
     repo.record_discharge(

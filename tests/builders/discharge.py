@@ -8,8 +8,8 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from fhir_profiles.canonical import ORGANIZATION_ID_SYSTEM
-from mappers import assessment, care_plan, condition, medication, patient
+from fhir_profiles.canonical import ORGANIZATION_ID_SYSTEM, PRACTITIONER_ROLE_ID_SYSTEM
+from mappers import assessment, care_plan, condition, medication, patient, practitioner_role
 from mappers.discharge import (
     AftercarePlan,
     CourseOfTreatment,
@@ -47,6 +47,7 @@ MED_LIST = urn(6)
 CARE_PLAN = urn(7)
 PHQ9 = urn(8)
 GAD7 = urn(9)
+IOP_ROLE = urn(10)  # the IOP's PractitionerRole: the document's author
 STATEMENT_BASE = 20  # statement i of the medication list is urn(20 + i)
 COMPOSITION_ID = "00000000-0000-4000-8000-0000000000c0"
 BUNDLE_ID = "00000000-0000-4000-8000-0000000000b0"
@@ -93,7 +94,7 @@ def make_discharge_summary(**overrides: Any) -> DischargeSummary:
     base = DischargeSummary(
         identifier="DS-TEST-0001",
         subject=PATIENT,
-        author=IOP_PROGRAM,
+        author=IOP_ROLE,
         custodian=IOP_PROGRAM,
         discharged=datetime(2024, 12, 20, 15, 30, tzinfo=EASTERN),
         course=CourseOfTreatment(12, 33, 3, "Completed the program; PHQ-9 fell from 14 to 6."),
@@ -132,10 +133,9 @@ def document_entries(summary: DischargeSummary) -> dict[str, dict[str, Any]]:
     subject = summary.subject
     entries: dict[str, dict[str, Any]] = {
         subject: patient.to_fhir(make_client(), mrn_system=MRN_SYSTEM),
-        summary.author: organization("Riverside IOP", "ORG-IOP-TEST"),
     }
     if summary.custodian not in entries:
-        entries[summary.custodian] = organization("Riverside Health", "ORG-CUSTODIAN-TEST")
+        entries[summary.custodian] = organization("Riverside IOP", "ORG-IOP-TEST")
     for documented in summary.diagnoses:
         entries[documented.reference] = condition.to_fhir(
             documented.diagnosis, id_system=CONDITION_SYSTEM, subject_reference=subject
@@ -162,6 +162,11 @@ def document_entries(summary: DischargeSummary) -> dict[str, dict[str, Any]]:
             )
     name = summary.aftercare.next_provider_name
     entries[summary.aftercare.next_provider] = organization(name, "ORG-NEXT-TEST")
+    if summary.author not in entries:  # the IOP's PractitionerRole (PACIO TOC author)
+        entries[summary.author] = practitioner_role.to_fhir(
+            identifier="ORG-IOP-TEST", id_system=PRACTITIONER_ROLE_ID_SYSTEM,
+            organization_reference=summary.custodian, organization_name="Riverside IOP",
+        )  # fmt: skip
     return entries
 
 

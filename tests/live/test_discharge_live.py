@@ -95,8 +95,8 @@ async def _redeliver_discharge(engine: Engine, fhir: FhirClient) -> None:
             row.max_attempts, "redeliver",
         )  # fmt: skip
     delivered = await deliver_message(fhir, message)
-    # document, request, task, DocumentReference
-    assert [d.label for d in delivered] == ["matched"] * 4
+    # document, request, task, DocumentReference, the IOP's PractitionerRole
+    assert [d.label for d in delivered] == ["matched"] * 5
 
 
 async def test_discharge__document_once_valid_and_the_aftercare_loop_closes(
@@ -127,6 +127,18 @@ async def test_discharge__document_once_valid_and_the_aftercare_loop_closes(
     assert [d.diagnosis.icd10_code for d in summary.diagnoses] == ["F10.20", "F43.10", "F33.1"]
     task_system = canonical.TASK_ID_SYSTEM
     assert await count(fhir, "Task", task_system, result.aftercare_identifier) == 1
+    # BSeR: the aftercare Task's requester is the IOP's PractitionerRole of its Organization;
+    # PACIO TOC: the same role authors the document.
+    task = await one(fhir, "Task", task_system, result.aftercare_identifier)
+    role = await fhir.read(*task["requester"]["reference"].split("/"))
+    assert role["resourceType"] == "PractitionerRole"
+    assert role["organization"]["reference"] == "Organization/iop-program"
+    roles = canonical.PRACTITIONER_ROLE_ID_SYSTEM
+    assert await count(fhir, "PractitionerRole", roles, role["identifier"][0]["value"]) == 1
+    composition = document["entry"][0]["resource"]
+    authors = [e["resource"] for e in document["entry"]
+               if e["fullUrl"] == composition["author"][0]["reference"]]  # fmt: skip
+    assert [a["resourceType"] for a in authors] == ["PractitionerRole"]
     assert (await aftercare.check_aftercare(fhir, engine, referral_id)).acknowledged_at is None
 
     with provider.http_client(live_settings.fhir_base) as client:

@@ -89,6 +89,7 @@ def test_id_systems__every_concept_has_one_under_sid() -> None:
         "CONSENT_ID_SYSTEM",
         "MEDICATION_STATEMENT_ID_SYSTEM",
         "MEDICATION_REQUEST_ID_SYSTEM",
+        "PRACTITIONER_ROLE_ID_SYSTEM",
         "MEDICATION_LIST_ID_SYSTEM",
         "DISCHARGE_SUMMARY_ID_SYSTEM",
     }

@@ -44,6 +44,7 @@ def test_summary_problems__every_field_is_named() -> None:
 def test_aftercare_referral__request_and_task_to_the_next_provider() -> None:
     summary = make_discharge_summary(
         subject="Patient/iop-test-0001",
+        author="PractitionerRole/iop-role",
         diagnoses=(replace(make_discharge_summary().diagnoses[0], reference="Condition/dx-1"),
                    replace(make_discharge_summary().diagnoses[1], reference=urn(5))),
     )  # fmt: skip
@@ -58,7 +59,9 @@ def test_aftercare_referral__request_and_task_to_the_next_provider() -> None:
     )
     referral, task = made.referral, made.task
     assert (referral.status, referral.level_of_care) == ("active", "1.0")
-    assert referral.performer == NEXT_PROVIDER and referral.requester == urn(2)
+    # BSeR: the IOP's PractitionerRole requests; the next provider is its Organization.
+    assert referral.performer == NEXT_PROVIDER
+    assert referral.requester == task.requester == "PractitionerRole/iop-role"
     assert referral.supporting_info == ("Bundle/discharge-doc-1",)
     assert referral.reasons == ("Condition/dx-1",)  # the urn:uuid one is document-local
     assert (task.status, task.business_status) == ("requested", "2.0")

@@ -17,6 +17,7 @@ from tests.builders.discharge import (
     DX_ALCOHOL,
     DX_DEPRESSION,
     GAD7,
+    IOP_ROLE,
     MED_LIST,
     NEXT_PROVIDER,
     PATIENT,
@@ -62,7 +63,7 @@ def test_to_document_bundle__composition_header() -> None:
         {"system": LOINC, "code": "18842-5", "display": "Discharge summary"}
     ]
     assert composition["subject"] == {"reference": PATIENT}
-    assert composition["author"] == [{"reference": urn(2)}]
+    assert composition["author"] == [{"reference": IOP_ROLE}]  # PACIO TOC: not an Organization
     assert composition["custodian"] == {"reference": urn(2)}
     assert composition["event"] == [{"period": {"end": "2024-12-20T15:30:00-04:00"}}]
     assert composition["date"] == "2024-12-20T16:00:00-04:00"
@@ -71,7 +72,7 @@ def test_to_document_bundle__composition_header() -> None:
     assert composition["language"] == "en-US"
     assert composition["category"][0]["coding"][0]["code"] == "18761-7"
     assert composition["attester"] == [
-        {"mode": "legal", "time": composition["date"], "party": {"reference": urn(2)}}
+        {"mode": "legal", "time": composition["date"], "party": {"reference": IOP_ROLE}}
     ]
 
 

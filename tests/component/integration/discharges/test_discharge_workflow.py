@@ -59,13 +59,15 @@ def test_discharge_client__enqueues_document_request_and_task_with_the_record(
     result = discharge_now(engine, course_summary="Completed the program.")
     records, [payload] = _stored(engine)
     assert records == 1 and result.consent == "Consent/c1" and result.has_substance_use
-    document, request, task, offered = (e["resource"] for e in payload["entry"])
+    document, request, task, offered, role = (e["resource"] for e in payload["entry"])
     conditions = [e["request"].get("ifNoneExist") for e in payload["entry"]]
+    role_value = role["identifier"][0]["value"]
     assert conditions == [
         f"identifier=urn:ietf:rfc:3986|{result.document_identifier}",
         f"identifier={canonical.REFERRAL_ID_SYSTEM}|{REFERRAL}-AFTERCARE",
         f"identifier={canonical.TASK_ID_SYSTEM}|{REFERRAL}-AFTERCARE",
         f"identifier=urn:ietf:rfc:3986|{result.document_identifier}",
+        f"identifier={canonical.PRACTITIONER_ROLE_ID_SYSTEM}|{role_value}",
     ]
     # the document offered as a DocumentReference too (PACIO TOC), pointing at the Bundle
     assert offered["resourceType"] == "DocumentReference"
@@ -81,11 +83,22 @@ def test_discharge_client__enqueues_document_request_and_task_with_the_record(
         "Condition/dx2",
     ]
     assert task["focus"] == {"reference": payload["entry"][1]["fullUrl"]}
+    # BSeR: the IOP's PractitionerRole (of the IOP Organization) requests; PACIO TOC: it authors.
+    author = {"reference": payload["entry"][4]["fullUrl"]}
     assert (task["status"], task["owner"], task["requester"]) == (
         "requested",
         {"reference": NEXT},
-        {"reference": IOP},
+        author,
     )
+    assert request["requester"] == offered["author"][0] == author
+    assert role["resourceType"] == "PractitionerRole"
+    assert role["organization"]["reference"] == IOP
+    [in_document] = [
+        e["resource"]
+        for e in document["entry"]
+        if e["fullUrl"] == document["entry"][0]["resource"]["author"][0]["reference"]
+    ]
+    assert in_document["resourceType"] == "PractitionerRole"
     assert {c["code"] for c in document["meta"]["security"]} == {"R", "ETH"}  # Part 2 labels
     summary = discharge_from_document(document).value
     assert (
@@ -142,7 +155,7 @@ def test_discharge_client__without_sud_needs_no_consent(engine: Engine) -> None:
     )
     _, [payload] = _stored(engine)
     assert result.consent is None and not result.has_substance_use
-    assert "meta" not in payload["entry"][0]["resource"]  # no Part 2 labels
+    assert "meta" not in payload["entry"][0]["resource"]  # the document: no Part 2 labels
 
 
 def test_discharge_client__rolled_back_leaves_neither_record_nor_message(engine: Engine) -> None:
