@@ -69,3 +69,12 @@ def unmapped_keys(
     else:
         return []
     return [Loss(f"{path}.{key}", reason) for key in element if key not in known and key != "id"]
+
+
+def moved_path(path: str, renames: Mapping[str, str]) -> str:
+    """``path`` with its first matching prefix renamed (``renames``: old element -> new, most
+    specific first): the paths of a reader run on a rewritten resource, at the original's."""
+    for old, new in renames.items():
+        if path == old or path.startswith((old + ".", old + "[")):
+            return new + path[len(old) :]
+    return path

@@ -13,7 +13,7 @@ from typing import Any
 
 from fhir_profiles.terminology.systems import NDC, RXNORM, UCUM
 from fhir_profiles.terminology.workflow import LIST_MEDICATIONS
-from mappers.errors import Problem, raise_if_problems
+from mappers.errors import MappingError, Problem, raise_if_problems
 from mappers.fhir_coding import CODING_KEYS, CONCEPT_KEYS, read_known_coding
 from mappers.fhir_read import (
     PERIOD_KEYS,
@@ -34,7 +34,7 @@ from mappers.fhir_reference import (
     read_reference_to,
     read_required_reference,
 )
-from mappers.loss import Loss, Mapped, unmapped_keys
+from mappers.loss import Loss, Mapped, moved_path, unmapped_keys
 from mappers.medication import (
     ITEM_TYPES,
     LIST_STATUSES,
@@ -302,3 +302,17 @@ def _read_entries(value: Any, problems: list[Problem], losses: list[Loss]) -> li
 
 
 _LIST_ENTRY_MAPPED = frozenset({"item"})
+
+
+def read_rewritten(
+    statement: Mapping[str, Any], *, id_system: str, what: str, renames: Mapping[str, str]
+) -> Mapped[MedicationEntry]:
+    """Read a MedicationStatement rewritten from another shape (a MedicationRequest), every
+    problem and loss renamed back to the original's paths (``renames``, ``moved_path``)."""
+    try:
+        mapped = from_fhir(statement, id_system=id_system)
+    except MappingError as error:
+        moved = [Problem(moved_path(p.path, renames), p.message, p.code) for p in error.problems]
+        raise MappingError.from_problems(what, moved) from None
+    losses = tuple(Loss(moved_path(x.path, renames), x.reason) for x in mapped.losses)
+    return Mapped(mapped.value, mapped.links, losses)

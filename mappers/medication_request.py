@@ -38,7 +38,7 @@ from fhir_profiles.terminology.workflow import MEDICATION_COMMUNITY, MEDICATION_
 from mappers import medication, medication_reader
 from mappers.errors import MappingError, Problem, raise_if_problems
 from mappers.fhir_write import datetime_problems, format_datetime
-from mappers.loss import Loss, Mapped
+from mappers.loss import Loss, Mapped, unmapped_top_level
 
 MR: Final = "MedicationRequest"
 PROFILE: Final = structure_definition_url("iop-medicationrequest")
@@ -123,23 +123,18 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[medication.MedicationE
         problems.append(Problem(f"{MR}.intent", f"{resource.get('intent')!r} is not {INTENT!r}"))
     if resource.get("reportedBoolean") is not True:
         losses.append(Loss(f"{MR}.reported[x]", "not a reported record: read as one"))
+    losses += _category_losses(resource.get("category"))
+    losses += unmapped_top_level(resource, _READ, type_name=MR)
     status = resource.get("status")
     if status not in _STATEMENT_STATUS:
         problems.append(Problem(f"{MR}.status", f"{status!r} is not a request status"))
-    losses += _category_losses(resource.get("category"))
-    losses += [Loss(f"{MR}.{key}", "element not modelled by iop-bridge")
-               for key in resource if key not in _READ]  # fmt: skip
     raise_if_problems(MR, problems)
     statement = _as_statement(resource, str(status), problems)
     raise_if_problems(MR, problems)
-    try:
-        mapped = medication_reader.from_fhir(statement, id_system=id_system)
-    except MappingError as error:
-        raise MappingError.from_problems(
-            MR, [Problem(_renamed(p.path), p.message, p.code) for p in error.problems]
-        ) from None
-    moved = tuple(Loss(_renamed(x.path), x.reason) for x in mapped.losses)
-    return Mapped(mapped.value, mapped.links, (*losses, *moved))
+    mapped = medication_reader.read_rewritten(
+        statement, id_system=id_system, what=MR, renames=_RENAMES
+    )
+    return Mapped(mapped.value, mapped.links, (*losses, *mapped.losses))
 
 
 def _as_statement(
@@ -176,22 +171,15 @@ def _replaced(element: Mapping[str, Any], key: str, value: dict[str, Any]) -> di
     return copy | ({key: value} if value else {})
 
 
+_OUR_CATEGORIES: Final = frozenset((c.system, c.code) for c in CATEGORIES)
+
+
 def _category_losses(value: Any) -> list[Loss]:
     """Our category is regenerated from the list; any other is reported."""
-    ours = {(c.system, c.code) for c in CATEGORIES}
-    categories = value if isinstance(value, list) else []
-    return [
-        Loss(f"{MR}.category[{i}]", "not a category iop-bridge writes")
-        for i, concept in enumerate(categories)
-        if not any(
-            isinstance(c, dict) and (c.get("system"), c.get("code")) in ours
-            for c in (concept or {}).get("coding") or []
-        )
-    ]  # fmt: skip
-
-
-def _renamed(path: str) -> str:
-    for ours, theirs in _RENAMES.items():
-        if path == ours or path.startswith((ours + ".", ours + "[")):
-            return theirs + path[len(ours) :]
-    return path
+    lost = []
+    for index, concept in enumerate(value if isinstance(value, list) else []):
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        pairs = {(c.get("system"), c.get("code")) for c in codings or [] if isinstance(c, dict)}
+        if not pairs & _OUR_CATEGORIES:
+            lost.append(Loss(f"{MR}.category[{index}]", "not a category iop-bridge writes"))
+    return lost

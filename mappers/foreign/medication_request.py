@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mappers import medication_reader
-from mappers.errors import MappingError, Problem, raise_if_problems
+from mappers.errors import Problem, raise_if_problems
 from mappers.fhir_reference import reference_tail
 from mappers.foreign.identity import sender_identifier
 from mappers.loss import Loss, Mapped
@@ -74,14 +74,10 @@ def from_fhir(
     for key, ours in (("dosageInstruction", "dosage"), ("reasonReference", "reasonReference")):
         if key in resource:
             statement[ours] = resource[key]
-    try:
-        mapped = medication_reader.from_fhir(statement, id_system=_STAND_IN)
-    except MappingError as error:
-        raise MappingError.from_problems(
-            MR, [Problem(_renamed(p.path), p.message, p.code) for p in error.problems]
-        ) from None
-    moved = tuple(Loss(_renamed(x.path), x.reason) for x in mapped.losses)
-    return Mapped(mapped.value, mapped.links, (*losses, *moved))
+    mapped = medication_reader.read_rewritten(
+        statement, id_system=_STAND_IN, what=MR, renames=_RENAMES
+    )
+    return Mapped(mapped.value, mapped.links, (*losses, *mapped.losses))
 
 
 def is_discharge(resource: Mapping[str, Any]) -> bool:
@@ -157,10 +153,3 @@ def _category_losses(value: Any) -> list[Loss]:
             for c in (concept or {}).get("coding") or []
         )
     ]  # fmt: skip
-
-
-def _renamed(path: str) -> str:
-    for ours, theirs in _RENAMES.items():
-        if path == ours or path.startswith((ours + ".", ours + "[")):
-            return theirs + path[len(ours) :]
-    return path
