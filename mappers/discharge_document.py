@@ -147,6 +147,8 @@ def _targets(summary: DischargeSummary) -> list[tuple[str, str, str]]:
     ]
     if summary.plan_of_care is not None:
         found.append(("plan_of_care.reference", summary.plan_of_care.reference, "CarePlan"))
+    if summary.encounter is not None:
+        found.append(("encounter", summary.encounter, "Encounter"))
     for name, score in (("phq9", summary.phq9), ("gad7", summary.gad7)):
         if score is not None:
             found.append((f"{name}.reference", score.reference, "QuestionnaireResponse"))

@@ -123,11 +123,18 @@ def _read_header(
     fields["discharged"] = _read_event(composition.get("event"), problems, losses)
     encounter = composition.get("encounter")
     fields["encounter"] = (
-        read_reference_to(encounter, f"{path}.encounter", ("Encounter",), problems, losses)
-        if encounter is not None
-        else None
+        _read_encounter(encounter, f"{path}.encounter", doc) if encounter is not None else None
     )
     return fields
+
+
+def _read_encounter(value: Any, at: str, doc: DocumentEntries) -> str | None:
+    """The encounter: the IOP's session in documents we send (its content is not modelled); a
+    reference outside the document is kept as given."""
+    target = read_reference_to(value, at, ("Encounter",), doc.problems, doc.losses)
+    if target and target in doc.by_url:
+        return target if doc.resolve(target, "Encounter", at) else None
+    return target
 
 
 def _read_author(composition: Mapping[str, Any], doc: DocumentEntries) -> str | None:

@@ -11,7 +11,7 @@ WorkflowNotReady, never silently left out.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -23,11 +23,20 @@ from integration.db.inbound_table import ReferralLink
 from integration.db.referral_lookup import find_referral
 from integration.fhir.client import FhirClient
 from integration.workflow_errors import WorkflowNotReady
-from mappers import assessment, bundle, care_plan_reader, condition, consent_reader, patient
+from mappers import (
+    assessment,
+    bundle,
+    care_plan_reader,
+    condition,
+    consent_reader,
+    encounter,
+    patient,
+)
 from mappers.assessment import Assessment
 from mappers.care_plan import TreatmentPlan
 from mappers.condition import Diagnosis
 from mappers.consent import DisclosureConsent
+from mappers.encounter import Session as IopSession
 from mappers.errors import MappingError, Problem
 from mappers.fhir_reference import literal_reference, split_literal_reference
 from mappers.loss import Mapped
@@ -46,6 +55,7 @@ class StoreFacts:
     service_request: str | None  # "ServiceRequest/<id>" as the inbound sync recorded it
     assessments: tuple[str, ...]  # QuestionnaireResponse identifiers: latest PHQ-9, GAD-7
     plan: str | None  # the treatment plan's identifier
+    session: str | None = None  # the last attended session's identifier (Composition.encounter)
 
 
 def store_facts(session: Session, business_id: str) -> StoreFacts:
@@ -63,7 +73,16 @@ def store_facts(session: Session, business_id: str) -> StoreFacts:
         link.service_request if link is not None else None,
         tuple(s for s in scores if s is not None),
         plan,
+        _last_attended_session(session, referral),
     )
+
+
+def _last_attended_session(session: Session, referral: models.Referral) -> str | None:
+    record = models.SessionRecord
+    query = select(record.business_id).where(
+        record.referral_id == referral.id, record.attendance == models.Attendance.ATTENDED
+    )
+    return session.scalar(query.order_by(record.starts_at.desc(), record.id.desc()).limit(1))
 
 
 def _latest_assessment(session: Session, referral: models.Referral, instrument: str) -> str | None:
@@ -87,6 +106,7 @@ class ClinicalRecord:
     unreadable_consents: tuple[tuple[str, str], ...] = ()  # (reference, why not)
     scores: tuple[tuple[str, Assessment], ...] = ()
     plan: tuple[str, TreatmentPlan] | None = None
+    encounter: tuple[str, IopSession] | None = None  # the last attended session, when on the server
 
 
 async def read_clinical_record(
@@ -109,7 +129,11 @@ async def read_clinical_record(
     if facts.plan is not None:
         searches[_search(CAREPLAN, context.care_plan_id_system, facts.plan)] = facts.plan
     wanted = [r for r in reads if r] + list(searches)
-    found = await _batch_get(fhir, list(dict.fromkeys(wanted)))
+    # The last attended session names the document's encounter when the server has it; the
+    # document is complete without one (R4 Composition.encounter 0..1).
+    optional = [] if facts.session is None else [_search(ENCOUNTER, context.session_id_system,
+                                                        facts.session)]  # fmt: skip
+    found = await _batch_get(fhir, list(dict.fromkeys(wanted + optional)))
     missing = [
         Problem(u, "is not on the FHIR server", "not-found") for u in wanted if not found.get(u)
     ]
@@ -121,10 +145,23 @@ async def read_clinical_record(
         raise WorkflowNotReady(what, problems=missing)
     assert subject is not None
     diagnoses = [r for r in reasons if r is not None]
-    return _map_record(found, subject, diagnoses, consents, searches, iop_organization, context)
+    record = _map_record(found, subject, diagnoses, consents, searches, iop_organization, context)
+    return replace(record, encounter=_encounter(found, optional, context))
 
 
-QR, CAREPLAN = "QuestionnaireResponse", "CarePlan"
+QR, CAREPLAN, ENCOUNTER = "QuestionnaireResponse", "CarePlan", "Encounter"
+
+
+def _encounter(
+    found: Mapping[str, dict[str, Any] | None], urls: Sequence[str], context: MappingContext
+) -> tuple[str, IopSession] | None:
+    """The session Encounter that was found, with its server reference."""
+    for url in urls:
+        resource = found.get(url)
+        if resource is not None:
+            read = partial(encounter.from_fhir, id_system=context.session_id_system)
+            return f"{ENCOUNTER}/{resource.get('id')}", _value(found, url, read)
+    return None
 
 
 def _search(resource_type: str, system: str, value: str) -> str:

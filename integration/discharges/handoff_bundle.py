@@ -24,6 +24,7 @@ from mappers import (
     bundle,
     care_plan,
     condition,
+    encounter,
     medication,
     medication_request,
     patient,
@@ -152,8 +153,14 @@ def _document_entries(
             record.plan[1], plan_id_system=context.care_plan_id_system, subject_reference=subject,
             condition_references=[d.reference for d in diagnoses],
         )  # fmt: skip
+    session = None if summary.encounter is None else urls.of(summary.encounter)
+    if session is not None and record.encounter is not None:
+        entries[session] = encounter.to_fhir(
+            record.encounter[1], id_system=context.session_id_system, subject_reference=subject
+        )
     in_document = replace(
         summary,
+        encounter=session,
         subject=subject,
         author=urls.of(summary.author),
         custodian=urls.of(summary.custodian),

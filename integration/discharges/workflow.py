@@ -117,6 +117,8 @@ def discharge_client(
         plan_of_care=_plan_of_care(record),
         phq9=_score(record, "phq-9"),
         gad7=_score(record, "gad-7"),
+        # PACIO TOC (US Core Encounter): the last attended session, when the server has it.
+        encounter=None if record.encounter is None else record.encounter[0],
     )
     summary = replace(
         summary, part2_notice=disclosure.notice(summary.has_substance_use, part2_notice)

@@ -28,9 +28,12 @@ from integration.outbox.queue import ClaimedMessage
 from integration.outbox.worker import deliver_message
 from integration.settings import Settings
 from integration.workflow_errors import DisclosureRefused
+from mappers import encounter
+from mappers.bundle import identifier_token
 from mappers.discharge import AftercarePlan
 from mappers.discharge_document import DOCUMENT_ID_SYSTEM
 from mappers.discharge_reader import discharge_from_document
+from tests.builders.sessions import make_session
 from tests.live.test_medications_live import (
     RECEIVED,
     count,
@@ -86,6 +89,22 @@ def _ready_for_discharge(engine: Engine, referral_id: str, package: ReadBack) ->
         medications.reconcile_referral(session, referral_id, at=RECEIVED)
 
 
+async def _last_session_on_the_server(
+    fhir: FhirClient, referral_id: str, package: pkg.StepDownPackage
+) -> str:
+    """Week 10's Monday session (the last attended) as the session workflow writes it."""
+    token = identifier_token(canonical.MRN_SYSTEM, package.client.mrn)
+    [found] = (await fhir.search("Patient", {"identifier": token}))["entry"]
+    identifier = f"{referral_id}-S9-2"
+    starts = RECEIVED + timedelta(weeks=9, days=2, hours=9)
+    session = make_session(identifier=identifier, start=starts, end=starts + timedelta(hours=3))
+    await fhir.create(encounter.to_fhir(
+        session, id_system=canonical.SESSION_ID_SYSTEM,
+        subject_reference=f"Patient/{found['resource']['id']}",
+    ))  # fmt: skip
+    return identifier
+
+
 async def _redeliver_discharge(engine: Engine, fhir: FhirClient) -> None:
     with session_scope(engine) as session:
         query = select(OutboxMessage).where(OutboxMessage.aggregate_type == "discharge")
@@ -107,6 +126,7 @@ async def test_discharge__document_once_valid_and_the_aftercare_loop_closes(
     package = await post_package(fhir, consent_recipients=(next_provider,))
     referral_id = store_referral(engine, package)
     _ready_for_discharge(engine, referral_id, package)
+    last_session = await _last_session_on_the_server(fhir, referral_id, package)
     result = await workflow.discharge(
         engine, fhir, referral_id, iop_organization="Organization/iop-program",
         discharged_at=DISCHARGED, aftercare=_aftercare(next_provider),
@@ -139,6 +159,10 @@ async def test_discharge__document_once_valid_and_the_aftercare_loop_closes(
     authors = [e["resource"] for e in document["entry"]
                if e["fullUrl"] == composition["author"][0]["reference"]]  # fmt: skip
     assert [a["resourceType"] for a in authors] == ["PractitionerRole"]
+    # PACIO TOC: the encounter is the last attended session, held by the document.
+    [held] = [e["resource"] for e in document["entry"]
+              if e["fullUrl"] == composition["encounter"]["reference"]]  # fmt: skip
+    assert held["identifier"][0]["value"] == last_session
     assert (await aftercare.check_aftercare(fhir, engine, referral_id)).acknowledged_at is None
 
     with provider.http_client(live_settings.fhir_base) as client:

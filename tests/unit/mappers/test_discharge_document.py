@@ -159,6 +159,19 @@ def test_to_document_bundle__reference_not_in_entries_is_named() -> None:
     assert list(problems) == ["DischargeSummary.plan_of_care.reference"]
 
 
+def test_to_document_bundle__the_encounter_must_be_in_the_document() -> None:
+    summary = make_discharge_summary(encounter=urn(11))
+    problems = _send_problems(summary, entries=document_entries(summary))
+    assert list(problems) == ["DischargeSummary.encounter"]
+
+
+def test_to_document_bundle__an_organization_author_is_refused() -> None:
+    # PACIO TOC: author only Practitioner(Role), Patient, Device, RelatedPerson.
+    summary = make_discharge_summary(author=urn(2))
+    problems = _send_problems(summary, entries=document_entries(summary))
+    assert list(problems) == ["DischargeSummary.author"]
+
+
 def test_to_document_bundle__reference_to_wrong_type_is_named() -> None:
     summary = make_discharge_summary()
     entries = document_entries(summary)

@@ -16,11 +16,11 @@ from fhir_profiles import canonical
 from integration.discharges import clinical_record
 from integration.fhir.client import FhirClient
 from integration.workflow_errors import WorkflowNotReady
-from mappers import assessment, condition, consent, patient
+from mappers import assessment, condition, consent, encounter, patient
 from mappers.registry import MappingContext
 from tests.builders import make_client
 from tests.builders.discharge import organization
-from tests.builders.sessions import make_phq9
+from tests.builders.sessions import make_phq9, make_session
 from tests.component.integration.discharges.discharge_support import (
     ALCOHOL,
     BASE,
@@ -55,7 +55,12 @@ def _batch_answer(request: httpx.Request) -> httpx.Response:
     answers = []
     for entry in httpx.Response(200, content=request.content).json()["entry"]:
         url = entry["request"]["url"]
-        if url.startswith("QuestionnaireResponse?"):
+        if url.startswith("Encounter?"):  # the last attended session: on the server or not
+            on_server = url.endswith("|S-ON-SERVER")
+            hits = [{"resource": {**_session_encounter(), "id": "s1"}}] if on_server else []
+            found = {"resourceType": "Bundle", "type": "searchset", "entry": hits}
+            answers.append({"resource": found, "response": {"status": "200 OK"}})
+        elif url.startswith("QuestionnaireResponse?"):
             found = {
                 "resourceType": "Bundle",
                 "type": "searchset",
@@ -69,6 +74,13 @@ def _batch_answer(request: httpx.Request) -> httpx.Response:
     return httpx.Response(
         200, json={"resourceType": "Bundle", "type": "batch-response", "entry": answers}
     )
+
+
+def _session_encounter() -> dict[str, Any]:
+    return encounter.to_fhir(
+        make_session(identifier="S-ON-SERVER"), id_system=canonical.SESSION_ID_SYSTEM,
+        subject_reference=PATIENT,
+    )  # fmt: skip
 
 
 def _service_request(**extra: Any) -> dict[str, Any]:
@@ -119,3 +131,24 @@ async def test_read_clinical_record__a_score_missing_on_the_server_is_not_ready(
     assert [p.path for p in not_ready.value.problems] == [
         f"CarePlan?identifier={canonical.CARE_PLAN_ID_SYSTEM}|PLAN-NOT-THERE"
     ]
+
+
+@pytest.mark.parametrize("session", ["S-ON-SERVER", "S-NOT-DELIVERED"])
+async def test_read_clinical_record__the_last_session_is_the_encounter_when_on_the_server(
+    fhir: FhirClient, session: str
+) -> None:
+    with respx.mock(base_url=BASE) as respx_mock:
+        await _read_with_session(respx_mock, fhir, session)
+
+
+async def _read_with_session(respx_mock: respx.MockRouter, fhir: FhirClient, session: str) -> None:
+    respx_mock.get("/ServiceRequest/sr1").respond(json=_service_request())
+    respx_mock.post("/").mock(side_effect=_batch_answer)
+    facts = clinical_record.StoreFacts(REFERRAL, "ServiceRequest/sr1", (), None, session)
+    record = await clinical_record.read_clinical_record(
+        fhir, facts, iop_organization=IOP, next_provider=NEXT, context=MappingContext()
+    )
+    if session == "S-ON-SERVER":
+        assert record.encounter == ("Encounter/s1", make_session(identifier="S-ON-SERVER"))
+    else:  # the document is complete without it (Composition.encounter 0..1)
+        assert record.encounter is None

@@ -18,11 +18,12 @@ from integration.db import models
 from integration.db import repositories as repo
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import session_scope
-from integration.discharges import workflow
+from integration.discharges import clinical_record, workflow
 from integration.workflow_errors import AlreadyDischarged, DisclosureRefused, WorkflowNotReady
 from mappers.discharge_reader import discharge_from_document
 from tests.builders.discharge import make_aftercare
 from tests.builders.referrals import make_medication_list, make_sertraline
+from tests.builders.sessions import make_session
 from tests.component.integration.discharges.discharge_support import (
     AT,
     DEPRESSION,
@@ -202,3 +203,24 @@ def test_discharge_client__a_moud_medication_alone_makes_it_part2(engine: Engine
     with pytest.raises(DisclosureRefused):
         discharge_now(engine, make_record(diagnoses=(("Condition/dx2", DEPRESSION),), consents=()))
     assert _stored(engine) == (0, [])
+
+
+def test_discharge_client__the_last_attended_session_is_the_documents_encounter(
+    engine: Engine,
+) -> None:
+    # PACIO TOC: Composition.encounter (US Core Encounter), held by the document.
+    store_ready_referral(engine)
+    with session_scope(engine) as session:
+        facts = clinical_record.store_facts(session, REFERRAL)
+    assert facts.session == "S-35"  # week 12's last attended; not the one scheduled later
+    last = make_session(identifier=str(facts.session))
+    discharge_now(engine, make_record(encounter=("Encounter/s9", last)))
+    _, [payload] = _stored(engine)
+    document = payload["entry"][0]["resource"]
+    composition = document["entry"][0]["resource"]
+    [held] = [e["resource"] for e in document["entry"]
+              if e["fullUrl"] == composition["encounter"]["reference"]]  # fmt: skip
+    assert held["resourceType"] == "Encounter"
+    assert held["identifier"] == [{"system": canonical.SESSION_ID_SYSTEM, "value": facts.session}]
+    summary = discharge_from_document(document).value
+    assert summary.encounter == composition["encounter"]["reference"]
