@@ -9,7 +9,7 @@ on); ``reconcile_referral`` loads the referral's current discharge and intake li
 transaction outbox message in the same database transaction; ``medication_differences`` is the
 case manager's view (tracker, CLI).
 
-What the message writes (one FHIR transaction: all of it or nothing, on HAPI too), every medication
+What the message writes (one FHIR transaction: all of it or nothing, on HAPI too), each medication
 a MedicationRequest on ``iop-medicationrequest`` (US Core MedicationRequest; intent ``plan``,
 reported, ``mappers.medication_request``): US Core has not profiled MedicationStatement since v4
 and receivers read MedicationRequests. Senders' MedicationStatements are still read inbound.
@@ -20,11 +20,11 @@ and receivers read MedicationRequests. Senders' MedicationStatements are still r
   identifiers); the first reconciliation records them once, a re-run matches and changes
   nothing; the changes List references them.
 - the intake medications (category ``community``), the reconciled snapshot List and the changes
-  List: conditional
-  UPDATE (``PUT Type?identifier=...``). They are ours, their identifiers are stable per referral,
-  and a re-run after the intake list changed updates them in place: the server keeps earlier
-  versions in ``_history``, nothing is duplicated, and no receiver ever sees two "current"
-  reconciled lists for one client (which new identifiers per run would leave behind).
+  List: conditional UPDATE (``PUT Type?identifier=...``). They are ours, their identifiers are
+  stable per referral, and a re-run after the intake list changed updates them in place: the
+  server keeps earlier versions in ``_history``, nothing is duplicated, and no receiver ever
+  sees two "current" reconciled lists for one client (which new identifiers per run would leave
+  behind).
 - every subject is the conditional reference ``Patient?identifier=<MRN system>|<MRN>`` (R4
   http.html#trules), resolved by the server inside the transaction: the store knows the client's
   MRN, not the Patient's server id. An MRN the server does not know fails the whole transaction.
