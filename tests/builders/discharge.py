@@ -9,7 +9,15 @@ from datetime import date, datetime
 from typing import Any
 
 from fhir_profiles.canonical import ORGANIZATION_ID_SYSTEM, PRACTITIONER_ROLE_ID_SYSTEM
-from mappers import assessment, care_plan, condition, medication, patient, practitioner_role
+from mappers import (
+    assessment,
+    care_plan,
+    condition,
+    encounter,
+    medication,
+    patient,
+    practitioner_role,
+)
 from mappers.discharge import (
     AftercarePlan,
     CourseOfTreatment,
@@ -30,7 +38,13 @@ from tests.builders.referrals import (
     make_buprenorphine,
     make_sertraline,
 )
-from tests.builders.sessions import ASSESSMENT_SYSTEM, make_gad7, make_phq9
+from tests.builders.sessions import (
+    ASSESSMENT_SYSTEM,
+    SESSION_SYSTEM,
+    make_gad7,
+    make_phq9,
+    make_session,
+)
 
 
 def urn(number: int) -> str:
@@ -162,6 +176,10 @@ def document_entries(summary: DischargeSummary) -> dict[str, dict[str, Any]]:
             )
     name = summary.aftercare.next_provider_name
     entries[summary.aftercare.next_provider] = organization(name, "ORG-NEXT-TEST")
+    if summary.encounter is not None:  # the IOP's last session (PACIO TOC encounter)
+        entries[summary.encounter] = encounter.to_fhir(
+            make_session(), id_system=SESSION_SYSTEM, subject_reference=subject
+        )
     if summary.author not in entries:  # the IOP's PractitionerRole (PACIO TOC author)
         entries[summary.author] = practitioner_role.to_fhir(
             identifier="ORG-IOP-TEST", id_system=PRACTITIONER_ROLE_ID_SYSTEM,

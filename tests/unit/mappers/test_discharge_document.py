@@ -161,7 +161,9 @@ def test_to_document_bundle__reference_not_in_entries_is_named() -> None:
 
 def test_to_document_bundle__the_encounter_must_be_in_the_document() -> None:
     summary = make_discharge_summary(encounter=urn(11))
-    problems = _send_problems(summary, entries=document_entries(summary))
+    entries = document_entries(summary)
+    del entries[urn(11)]
+    problems = _send_problems(summary, entries=entries)
     assert list(problems) == ["DischargeSummary.encounter"]
 
 

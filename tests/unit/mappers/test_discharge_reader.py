@@ -161,5 +161,11 @@ def test_from_document__a_document_sent_before_pacio_toc_still_reads() -> None:
 
 
 def test_from_document__the_encounter_round_trips() -> None:
-    summary = replace(make_discharge_summary(), encounter="Encounter/iop-episode")
+    summary = replace(make_discharge_summary(), encounter=urn(11))  # held by the document
     assert discharge_from_document(make_document(summary)).value == summary
+
+
+def test_from_document__an_encounter_outside_the_document_is_kept_as_given() -> None:
+    document = make_document()
+    document["entry"][0]["resource"]["encounter"] = {"reference": "Encounter/iop-episode"}
+    assert discharge_from_document(document).value.encounter == "Encounter/iop-episode"

@@ -261,7 +261,8 @@ def test_discharge__labels_every_patient_resource_and_carries_the_notice(engine:
     result = _discharged(engine, _record())
     assert result.consent == "Consent/c1"
     [payload] = _payloads(engine, discharge.AGGREGATE_TYPE)
-    document, request, task, offered = (e["resource"] for e in payload["entry"])
+    document, request, task, offered, role = (e["resource"] for e in payload["entry"])
+    assert not security_labels.is_labelled(role)  # the IOP's PractitionerRole: no patient data
     assert security_labels.is_labelled(document)  # R + ETH: the high-water mark only
     assert {c["code"] for c in document["meta"]["security"]} == {"R", "ETH"}
     # the DocumentReference offering it carries the same high-water mark
@@ -269,7 +270,8 @@ def test_discharge__labels_every_patient_resource_and_carries_the_notice(engine:
     inside = [e["resource"] for e in document["entry"]]
     for resource in [*inside, request, task]:
         labelled = security_labels.is_labelled(resource)
-        assert labelled is (resource["resourceType"] != "Organization"), resource["resourceType"]
+        parties = ("Organization", "PractitionerRole")
+        assert labelled is (resource["resourceType"] not in parties), resource["resourceType"]
     composition = inside[0]
     notices = [s for s in composition["section"] if s.get("title") == PART2_SECTION_TEXT]
     assert notices and disclosure.REDISCLOSURE_NOTICE in notices[0]["text"]["div"]
