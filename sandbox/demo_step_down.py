@@ -100,11 +100,12 @@ def _stored(engine: Any, referred: Any) -> Callable[[], Awaitable[Any]]:
     return probe
 
 
-def _backdate_receipt(engine: Any, referral_id: int, sent: datetime) -> None:
+def _backdate_receipt(engine: Any, referral_key: int, sent: datetime) -> None:
     """The demo compresses days into seconds: the referral counts as received when the
     residential EHR sent it (its Task's authoredOn), so the timeline reads in order."""
     with session_scope(engine) as session:
-        referral = session.get(models.Referral, referral_id)
+        referral = session.get(models.Referral, referral_key)
+        assert referral is not None, "the demo stored this referral a moment ago"
         referral.received_at = sent
 
 
@@ -118,11 +119,11 @@ def _found(lookup: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[str |
     return probe
 
 
-def _act(engine: Any, referral_id: int, discharged: datetime) -> None:
+def _act(engine: Any, referral_key: int, discharged: datetime) -> None:
     accepted = discharged - timedelta(hours=12)
     start = discharged + timedelta(days=3, hours=6)
     session = Session(
-        "SES-" + str(referral_id) + "-1",
+        "SES-" + str(referral_key) + "-1",
         SessionKind.GROUP,
         Delivery.IN_PERSON,
         Attendance.ATTENDED,
@@ -130,14 +131,14 @@ def _act(engine: Any, referral_id: int, discharged: datetime) -> None:
         start + timedelta(hours=3),
     )
     with session_scope(engine) as db:
-        step_down.accept(db, referral_id, at=accepted)
+        step_down.accept(db, referral_key, at=accepted)
     with session_scope(engine) as db:
         step_down.schedule_intake(
-            db, referral_id, start.date(), at=accepted + timedelta(hours=1),
+            db, referral_key, start.date(), at=accepted + timedelta(hours=1),
             at_time=start.time(), delivery=Delivery.IN_PERSON.value,
         )  # fmt: skip
     with session_scope(engine) as db:
-        step_down.record_session(db, referral_id, session, at=start + timedelta(hours=3))
+        step_down.record_session(db, referral_key, session, at=start + timedelta(hours=3))
 
 
 async def _drained(engine: Any) -> bool | None:
@@ -147,10 +148,10 @@ async def _drained(engine: Any) -> bool | None:
     return True if busy == 0 else None
 
 
-def _print_handoff(engine: Any, referral_id: int) -> None:
+def _print_handoff(engine: Any, referral_key: int) -> None:
     with session_scope(engine) as session:
         views = list_handoffs(session, today=datetime.now(UTC).date(), limit=500)
-    view = next(v for v in views if v.referral_id == referral_id)
+    view = next(v for v in views if v.referral_key == referral_key)
     print(
         f"   handoff: {view.days_since_discharge} days since residential discharge, "
         f"7-day follow-up {view.follow_up_7}, 30-day {view.follow_up_30}"
