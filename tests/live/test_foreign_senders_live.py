@@ -69,7 +69,8 @@ EXPECTED = {
     "gravity_bser": {
         "days_before_today": 2,
         "shows": ["Alcohol dependence, uncomplicated", "Generalized anxiety disorder",
-                  "Needs an evening schedule", "ASAM 3.7"],
+                  "Needs an evening schedule", "ASAM 3.7",
+                  'id="package-medications-none"'],  # a BSeR referral without a medication list
         "disagreement": None,
     },
 }  # fmt: skip
