@@ -190,12 +190,14 @@ class AssessmentRecord(Timestamps, Base):
 
     __tablename__ = "assessment_record"
     __table_args__ = (
+        # the sender's identifier value, unique per referral: two senders may use one value
+        UniqueConstraint("referral_id", "business_id"),
         # the PHQ-9/GAD-7 trend of one referral
         Index("ix_assessment_record_trend", "referral_id", "instrument", "authored"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    business_id: Mapped[str] = mapped_column(String(64), unique=True)
+    business_id: Mapped[str] = mapped_column(String(64))
     referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"))
     instrument: Mapped[str] = mapped_column(String(16))
     total: Mapped[int] = mapped_column(Integer)

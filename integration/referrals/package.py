@@ -143,12 +143,20 @@ def _store_package(
 ) -> None:
     session.add(models.Intake(referral_id=referral.id))
     for assessment in package.assessments:
-        if session.scalar(
-            select(models.AssessmentRecord.id).where(
-                models.AssessmentRecord.business_id == assessment.identifier
+        record = models.AssessmentRecord
+        earlier = (
+            select(record.id)
+            .join(models.Referral, models.Referral.id == record.referral_id)
+            .where(
+                record.business_id == assessment.identifier,
+                models.Referral.sender == referral.sender,
             )
-        ):
-            continue  # the same response came with an earlier referral of this client
+            .limit(1)
+        )
+        if session.scalar(earlier):
+            # the same response came with an earlier referral from this sender; another
+            # sender's response under the same identifier value is a different one
+            continue
         repo.add_assessment(
             session,
             referral,

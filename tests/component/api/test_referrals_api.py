@@ -23,7 +23,7 @@ from api.limits import MAX_BODY_BYTES
 from api.schema_examples import EXAMPLE_BUNDLE
 from integration.db.audit_table import AuditEventRecord
 from integration.db.inbound_table import ReferralLink
-from integration.db.models import Referral
+from integration.db.models import AssessmentRecord, Referral
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import record_sync, session_scope
 from integration.referrals import step_down
@@ -439,11 +439,17 @@ async def test_submit__two_identical_submissions_at_once_are_one_referral(
 
 
 async def test_read__one_identifier_from_two_senders_is_409_for_the_iop_not_a_guess(
-    http: httpx.AsyncClient,
+    http: httpx.AsyncClient, store: Engine
 ) -> None:
     """Each sender reads its own; the IOP, which sees both, is told the id is ambiguous."""
     assert (await _submit(http, submission(41))).status_code == 201
     assert (await _submit(http, submission(41), **OTHER_EHR)).status_code == 201
+    with session_scope(store) as session:  # the same response ids, kept for each sender
+        rows = session.execute(select(AssessmentRecord.referral_id, AssessmentRecord.business_id))
+        per_referral: dict[int, set[str]] = {}
+        for referral_key, business_id in rows:
+            per_referral.setdefault(referral_key, set()).add(business_id)
+    assert len(per_referral) == 2 and len(set(map(frozenset, per_referral.values()))) == 1
     for headers in (EHR, OTHER_EHR):
         assert (await http.get("/api/referrals/SD-000041", headers=headers)).status_code == 200
     both = await http.get("/api/referrals/SD-000041", headers=CASE_MANAGER)
