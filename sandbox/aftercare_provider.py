@@ -42,11 +42,24 @@ def http_client(base: str) -> httpx.Client:
     )
 
 
-def ensure_organization(client: httpx.Client, *, name: str, identifier: str) -> str:
-    """The provider's Organization, created once (conditional create); ``Organization/<id>``."""
+def ensure_organization(
+    client: httpx.Client,
+    *,
+    name: str,
+    identifier: str,
+    directory: tuple[str, str] | None = None,
+) -> str:
+    """The provider's Organization, created once (conditional create); ``Organization/<id>``.
+
+    ``directory`` is the (system, value) under which a deployment's organization directory
+    lists the provider (a receiving program names its next providers by that value), kept
+    beside the provider's own identifier."""
+    identifiers = [{"system": PROVIDER_ID_SYSTEM, "value": identifier}]
+    if directory is not None:
+        identifiers.append({"system": directory[0], "value": directory[1]})
     resource = {
         "resourceType": "Organization",
-        "identifier": [{"system": PROVIDER_ID_SYSTEM, "value": identifier}],
+        "identifier": identifiers,
         "active": True,
         "name": name,
     }

@@ -7,6 +7,8 @@
 3. The case manager accepts it, schedules the intake and records the first attended session;
    each action is queued in the outbox with the referral change and delivered to the server.
 4. The Task on the server ends completed (BSeR 7.0) with its output pointing to the Encounter.
+5. A second referral waits in the tracker, and an aftercare provider (sandbox/aftercare_provider.py)
+   is registered in the organization directory, so the case manager can discharge a client to it.
 
 Run by ``make demo``; alone: ``.venv/bin/python sandbox/demo_step_down.py`` (needs HAPI and
 ``iop-bridge serve`` with IOP_BRIDGE_EMBEDDED_WORKER=true on the same database).
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import aftercare_provider
 from residential_ehr import ResidentialEhr
 
 from integration.db import models
@@ -36,6 +39,9 @@ from integration.tracker.handoffs import list_handoffs
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 
 T = TypeVar("T")
+# The demo's next provider after IOP discharge (synthetic; the API docs' example names it too).
+AFTERCARE_PROVIDER = "OUTPT-HARBOR"
+AFTERCARE_PROVIDER_NAME = "Harbor Street Outpatient Clinic (synthetic)"
 
 
 async def wait_for(what: str, probe: Callable[[], Awaitable[T | None]], seconds: float) -> T:
@@ -86,10 +92,30 @@ async def run(settings: Settings) -> bool:
         )
         await wait_for("iop-bridge receiving the second referral", _stored(engine, waiting), 120)
         print(f"5. referral {waiting.identifier} waits in the tracker for a case manager")
+        provider = _register_aftercare_provider(settings)
+        print(
+            f"6. aftercare provider {AFTERCARE_PROVIDER} ({AFTERCARE_PROVIDER_NAME}) is "
+            f"{provider}: name {AFTERCARE_PROVIDER} as the next provider when you discharge;\n"
+            "   its system accepts the aftercare Tasks with: .venv/bin/python "
+            f"sandbox/aftercare_provider.py --once --base {settings.fhir_base} "
+            f"--organization {provider}"
+        )
         return task["status"] == "completed" and bool(output)
     finally:
         await ehr.aclose()
         engine.dispose()
+
+
+def _register_aftercare_provider(settings: Settings) -> str:
+    """The simulated next provider's Organization, listed in the deployment's organization
+    directory (the tracker's discharge form names a next provider by that identifier value)."""
+    with aftercare_provider.http_client(settings.fhir_base) as client:
+        return aftercare_provider.ensure_organization(
+            client,
+            name=AFTERCARE_PROVIDER_NAME,
+            identifier=AFTERCARE_PROVIDER,
+            directory=(settings.organization_id_system, AFTERCARE_PROVIDER),
+        )
 
 
 def _stored(engine: Any, referred: Any) -> Callable[[], Awaitable[Any]]:

@@ -62,6 +62,7 @@ Where to look:
                         sign in as the demo case manager: choose "API key" and paste
                         $DEMO_KEY
                         (kept in $RUN_DIR/demo-case-manager.key)
+  discharge a client    in the tracker, to next provider OUTPT-HARBOR (step 6 above)
   handoffs (CLI)        .venv/bin/iop-bridge handoffs
   iop-bridge health     http://127.0.0.1:$API_PORT/health
   API docs              http://127.0.0.1:$API_PORT/docs
