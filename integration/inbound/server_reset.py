@@ -9,7 +9,9 @@ stored beside the poll cursors; when that Organization is gone, or its version 1
 another instant (the same id handed out again), the server was reset. Then the Organization and
 Subscription are set up again and the Task poll re-baselines: its cursor is cleared, so the next
 poll reads every Task of the Organization, and the de-duplication (keyed on meta.lastUpdated as
-well as the version, dedup.py) takes the new server's Tasks as new.
+well as the version, dedup.py) takes the new server's Tasks as new. The organization directory's
+remembered lookups (``Organization/<id>`` per identifier) are forgotten too: a next provider
+registered again on the new server has another id.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirNotFound
 from integration.inbound.dedup import cursor_name, last_updated, read_cursor, write_cursor
 from integration.privacy.logging_setup import Safe
+from integration.tenancy.organizations import forget_lookups
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +44,11 @@ async def organization_born(fhir: FhirClient, organization: str) -> datetime | N
     return last_updated(first)
 
 
-def _clear_poll(engine: Engine, organization: str) -> None:
+def _start_over(engine: Engine, organization: str) -> None:
+    """Clear the Task poll cursor and the remembered organization lookups, in one transaction."""
     with session_scope(engine) as session:
         session.execute(delete(SyncCursor).where(SyncCursor.name == cursor_name(organization)))
+        forget_lookups(session)
 
 
 async def note_server(engine: Engine, organization: str, born: datetime | None) -> str | None:
@@ -63,9 +68,10 @@ async def note_server(engine: Engine, organization: str, born: datetime | None) 
         f"{organization} was created at {born.isoformat()}, not at {stored.isoformat()} "
         "as before: the server forgot its data and hands out the same ids again"
     )
-    await asyncio.to_thread(_clear_poll, engine, organization)
+    await asyncio.to_thread(_start_over, engine, organization)
     log.warning(
-        "FHIR server reset detected (%s); Task poll of %s re-baselined: every Task is read again",
+        "FHIR server reset detected (%s); Task poll of %s re-baselined: every Task is read "
+        "again; organization lookups forgotten",
         reason,
         organization,
     )

@@ -18,7 +18,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session
 
 from integration.db.store import record_sync, session_scope
 from integration.db.sync_table import SyncRecord
@@ -32,6 +33,18 @@ log = logging.getLogger(__name__)
 ORGANIZATION = "Organization"
 RESOLVED = "resolved"  # sync_record.last_outcome of a lookup (not a write)
 LOOKUP_TIMEOUT_SECONDS = 10.0  # a read must not hang on a slow FHIR server
+
+
+def forget_lookups(session: Session) -> int:
+    """Drop every remembered organization lookup; returns how many. Used when the FHIR server
+    was reset: its Organizations got new ids (or an old id now names another resource), so a
+    remembered ``Organization/<id>`` would address a next provider that is not there."""
+    gone = session.execute(
+        delete(SyncRecord).where(
+            SyncRecord.resource_type == ORGANIZATION, SyncRecord.last_outcome == RESOLVED
+        )
+    )
+    return int(getattr(gone, "rowcount", 0) or 0)
 
 
 class AmbiguousOrganization(IopBridgeError):
