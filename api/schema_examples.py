@@ -308,6 +308,7 @@ def _example_bundle(submission: dict[str, Any]) -> dict[str, Any]:
     built = package_bundle(
         package,
         requester="Organization/referrer",
+        requester_key=EXAMPLE_REFERRER,
         owner="Organization/iop",
         context=MappingContext(),
     )

@@ -137,7 +137,8 @@ class DoseIn(_In):
 
 
 class MedicationIn(_In):
-    """One discharge medication (MedicationStatement), RxNorm-coded when the code is known."""
+    """One discharge medication (sent as a US Core MedicationRequest), RxNorm-coded when the code
+    is known."""
 
     identifier: str = Identifier
     medication: str = Text
@@ -156,7 +157,7 @@ class MedicationIn(_In):
 
 
 class MedicationListIn(_In):
-    """The residential discharge medication list (List of MedicationStatements)."""
+    """The residential discharge medication list (a List of MedicationRequests)."""
 
     identifier: str = Identifier
     title: str = "Residential discharge medications"

@@ -1,10 +1,12 @@
-"""The IOP program's role as a party: a FHIR R4 PractitionerRole of the IOP Organization.
+"""A program's role as a party: a FHIR R4 PractitionerRole of the program's Organization (the
+IOP's, or a referring program's in a referral submitted through iop-bridge's API).
 
 Why a PractitionerRole: the PACIO Transitions of Care Composition admits only Practitioner,
 PractitionerRole, Patient, Device or RelatedPerson as its ``author`` (HL7/
 fhir-transitions-of-care-ig input/fsh/TOCComposition.fsh: "author only Reference($USCorePractitioner
 or $USCorePractitionerRole or PractitionerRole or ..."), not the Organization; BSeR names a
-PractitionerRole as the requester of a referral. iop-bridge knows the program, not which
+PractitionerRole as the requester of a referral (BSeRReferralServiceRequest: "requester only
+Reference(USCorePractitionerRoleProfile)"). iop-bridge knows the program, not which
 clinician acts, so the role has an ``organization`` and no ``practitioner`` (R4 allows either;
 US Core's pd-1 asks for one of practitioner, organization, healthcareService or location).
 
@@ -13,7 +15,7 @@ binds PractitionerRole.code extensibly to the NUCC taxonomy, which names clinici
 Not claimed: US Core PractitionerRole, whose us-core-13 asks for telecom or an endpoint, which
 iop-bridge is not configured with.
 
-One role per IOP: its identifier is the IOP Organization's identifier value in our
+One role per program: its identifier is the program Organization's identifier value in our
 PractitionerRole namespace, so every conditional create of it matches the one on the server.
 """
 
@@ -26,10 +28,16 @@ from mappers.fhir_reference import reference, reference_problems
 from mappers.fhir_write import identifier_problems
 
 ROLE_TEXT: Final = "Intensive outpatient program care team"
+REFERRER_ROLE_TEXT: Final = "Referring program care team"
 
 
 def to_fhir(
-    *, identifier: str, id_system: str, organization_reference: str, organization_name: str
+    *,
+    identifier: str,
+    id_system: str,
+    organization_reference: str,
+    organization_name: str,
+    role_text: str = ROLE_TEXT,
 ) -> dict[str, Any]:
     """Fill PractitionerRole.identifier, active, organization (with its name) and code (text)."""
     problems = identifier_problems(identifier, "PractitionerRole.identifier")
@@ -45,5 +53,5 @@ def to_fhir(
         "identifier": [{"system": id_system, "value": identifier}],
         "active": True,
         "organization": organization,
-        "code": [{"text": ROLE_TEXT}],
+        "code": [{"text": role_text}],
     }

@@ -96,8 +96,8 @@ async def submit_referral(
     document = submission
     if isinstance(submission, IntakePackage):
         document = package_bundle(
-            submission, requester=_registered(who, "requester"), owner=_registered(who, "owner"),
-            context=context,
+            submission, requester=_registered(who, "requester"), requester_key=caller,
+            owner=_registered(who, "owner"), context=context,
         )  # fmt: skip
     checked = check_submission(document, who, context)
     raise_if_problems("the referral", _held_back_problems(checked, now))

@@ -2,12 +2,30 @@
 residential EHR would post (the ``sandbox/step_down_package`` shape), with the concept mappers.
 
 The package is what a residential program knows at discharge: the client, diagnoses, the
-residential stay, PHQ-9/GAD-7, the discharge medication list, the Part 2 consent and the
-referral itself (level of care, requested start). The two organizations come from the caller
-(requester: the referring program) and this service (owner: the IOP); the consent names the IOP
-as its recipient and the referring program as its custodian. Each to_fhir's problems are
-gathered, placed under the part they are about (``diagnoses[1].icd10_code``), and raised
-together.
+residential stay, PHQ-9/GAD-7, the discharge medication list (US Core MedicationRequests by
+``iop-medicationrequest``, category ``discharge``, written by ``mappers.medication_request`` as
+the reconciliation and the discharge document write them), the Part 2 consent and the referral
+itself (level of care, requested start). The two organizations come from the caller (the
+referring program) and this service (the IOP); the consent names the IOP as its recipient and
+the referring program as its custodian. Who is named where (BSeR, SDOHCC):
+
+- ServiceRequest.requester: the referring program's PractitionerRole (``mappers.
+  practitioner_role``, of the caller's Organization, keyed on its identifier value and
+  conditionally created with the package): BSeRReferralServiceRequest admits only a
+  PractitionerRole there.
+- Task.requester: the caller's Organization. BSeR's ReferralTask and SDOHCC's Task admit a
+  PractitionerRole or an Organization, and the Task's requester is who the referral belongs to
+  in iop-bridge (the sender that keys its identifier, the referrer's scope, the rule that takes
+  over only the requester's own changes: ``mappers.task_trust``); the caller authenticates as
+  that Organization, so it stays the one party every reader compares.
+- Task.owner and ServiceRequest.performer: the IOP's Organization, as the residential EHR
+  addresses it (it does not know the IOP's roles, as the IOP does not know the next provider's
+  in an aftercare referral) and as iop-bridge's Subscription and poll find its Tasks
+  (``Task?owner=Organization/<IOP>``). BSeR admits an Organization performer; its BSeR Task
+  profile asks for a PractitionerRole owner, which we do not claim.
+
+Each to_fhir's problems are gathered, placed under the part they are about
+(``diagnoses[1].icd10_code``), and raised together.
 """
 
 from __future__ import annotations
@@ -18,13 +36,16 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any
 
+from fhir_profiles.terminology.workflow import MEDICATION_DISCHARGE
 from mappers import (
     assessment,
     bundle,
     condition,
     consent,
     medication,
+    medication_request,
     patient,
+    practitioner_role,
     referral,
     referral_task,
     residential,
@@ -109,10 +130,17 @@ def _recorded(package: IntakePackage) -> tuple[Diagnosis, ...]:
 
 
 def package_bundle(
-    package: IntakePackage, *, requester: str, owner: str, context: MappingContext
+    package: IntakePackage,
+    *,
+    requester: str,
+    requester_key: str,
+    owner: str,
+    context: MappingContext,
 ) -> dict[str, Any]:
     """The whole package as one transaction of conditional creates keyed on identifiers, its
-    entries labelled (meta.security, 42 CFR Part 2) when any of them names an SUD or a MOUD."""
+    entries labelled (meta.security, 42 CFR Part 2) when any of them names an SUD or a MOUD.
+    ``requester`` is the referring Organization's reference, ``requester_key`` its identifier
+    value (which keys its PractitionerRole), ``owner`` the IOP Organization's reference."""
     out, c, client = _Entries(), context, package.client
     build = partial(patient.to_fhir, client, mrn_system=c.mrn_system)
     subject = out.add("client", build, c.mrn_system, client.mrn)
@@ -123,8 +151,9 @@ def package_bundle(
                            c.assessment_id_system, subject)  # fmt: skip
     supporting.append(_medications(out, package.medications, subject, c))
     supporting.append(_consent(out, package, subject, requester, owner, c))
+    role = _requester_role(out, requester, requester_key, c)
     request = Referral(
-        package.identifier, "active", package.level_of_care, subject, requester, owner,
+        package.identifier, "active", package.level_of_care, subject, role, owner,
         package.authored_on, package.requested_start, tuple(reasons), tuple(supporting),
         package.note,
     )  # fmt: skip
@@ -158,14 +187,33 @@ def _stay(
 
 
 def _medications(out: _Entries, meds: MedicationList, subject: str, context: MappingContext) -> str:
-    statements = out.each("medications.entries", meds.entries, medication.to_fhir,
-                          context.medication_statement_id_system, subject)  # fmt: skip
+    """The discharge List and its MedicationRequests (category ``discharge``: the list the
+    client leaves residential treatment with, recorded when the list was)."""
+    requests = out.each(
+        "medications.entries", meds.entries,
+        partial(medication_request.to_fhir, category=MEDICATION_DISCHARGE, authored_on=meds.date),
+        context.medication_request_id_system, subject,
+    )  # fmt: skip
     system = context.medication_list_id_system
     build = partial(
         medication.list_to_fhir, meds, id_system=system, subject_reference=subject,
-        entry_references=statements,
+        entry_references=requests,
     )  # fmt: skip
     return out.add("medications", build, system, meds.identifier)
+
+
+def _requester_role(
+    out: _Entries, organization: str, organization_key: str, context: MappingContext
+) -> str:
+    """The referring program's PractitionerRole (the ServiceRequest's requester, BSeR), one per
+    referring Organization: keyed on that Organization's identifier value, as the IOP's own."""
+    system = context.practitioner_role_id_system
+    build = partial(
+        practitioner_role.to_fhir, identifier=organization_key, id_system=system,
+        organization_reference=organization, organization_name="",
+        role_text=practitioner_role.REFERRER_ROLE_TEXT,
+    )  # fmt: skip
+    return out.add("requester", build, system, organization_key)
 
 
 def _consent(

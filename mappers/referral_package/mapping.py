@@ -117,7 +117,7 @@ def map_package(
     critical = {task.focus, task.patient}
     problems = [p for p in fetched.problems if strict or p.resource in critical]
     losses += [_loss(p.resource, p.path, p.message) for p in fetched.problems if p not in problems]
-    statements = {k: r for k, r in resources.items() if k.startswith("MedicationStatement/")}
+    statements = {k: r for k, r in resources.items() if _ours_or_statement(k, r, context)}
     entries = _map_statements(statements, context, problems, losses)
     others = {k: r for k, r in resources.items() if k not in statements}
     values: dict[str, Any] = {}
@@ -145,16 +145,31 @@ def map_package(
     return replace(assembled, part2=part2), problems
 
 
+def _ours_or_statement(key: str, resource: Mapping[str, Any], context: MappingContext) -> bool:
+    """A MedicationStatement (ours or a sender's), or a MedicationRequest in our identifier
+    system (``mappers.medication_request``, what iop-bridge's API submits): read by the
+    registry before the Lists that hold them. A sender's MedicationRequest is read with the
+    Medication it references (``package_reader``)."""
+    if key.startswith("MedicationStatement/"):
+        return True
+    return key.startswith("MedicationRequest/") and has_system(
+        resource, context.medication_request_id_system
+    )
+
+
 def _read(
     resources: Mapping[str, Mapping[str, Any]],
     context: MappingContext,
     entries: Mapping[str, MedicationEntry],
 ) -> list[package_reader.ReadResult]:
-    """Every resource read; a List with the statements it holds (workflow 2's discharge list)."""
+    """Every resource read; a List with the medications it holds (workflow 2's discharge list):
+    the statements and our requests read before, a sender's requests read here."""
     lists = {k: r for k, r in resources.items() if k.startswith("List/")}
     results = package_reader.read_all(
         {k: r for k, r in resources.items() if k not in lists}, context
     )
+    requested = {r.key: r.value for r in results if isinstance(r.value, MedicationEntry)}
+    entries = {**requested, **entries}
     for key, resource in lists.items():
 
         def read_list(r: Mapping[str, Any], system: str) -> Any:
@@ -213,7 +228,8 @@ def _assemble(
     if problems or not isinstance(request, Referral) or client is None:
         return None, problems
     stay = _one(values.values(), ResidentialStay)
-    requested = [v for k, v in values.items() if isinstance(v, MedicationEntry)]
+    ours = {k: v for k, v in statements.items() if k.startswith("MedicationRequest/")}
+    requested = [v for v in (*values.values(), *ours.values()) if isinstance(v, MedicationEntry)]
     return (
         MappedPackage(
             task=task,

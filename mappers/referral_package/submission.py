@@ -41,7 +41,10 @@ from mappers.referral_task import ReferralTask
 from mappers.registry import MappingContext
 
 URN_NAMESPACE = uuid.UUID("2f9a41c6-1d0b-4e55-8a8e-7c3f5b9e0d12")
-SUPPORTED_TYPES = frozenset(registry.FROM_FHIR)
+# The mapped types and the referrer's PractitionerRole (BSeR's ServiceRequest requester), a
+# party checked here (``_role_problems``) rather than mapped.
+ROLE = "PractitionerRole"
+SUPPORTED_TYPES = frozenset(registry.FROM_FHIR) | {ROLE}
 MAX_ENTRIES = 200
 MAX_DEPTH = 32  # FHIR resources nest a handful of levels; anything deeper is not a package
 _UUID_URN = re.compile(r"^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -112,7 +115,9 @@ def check_submission(document: Any, parties: Parties, context: MappingContext) -
     except Exception as error:  # a mapper met a shape it does not guard against (see _unreadable)
         problems += _unreadable(view, entries, context, error)
         raise InvalidInputError.from_problems("the referral package", problems) from None
-    problems += _consistency(task, package, found, parties)
+    roles = {e.stand_in: e for e in entries if e.kind == ROLE}
+    problems += _role_problems(roles, view, parties, context)
+    problems += _consistency(task, package, found, parties, roles)
     if problems or task is None or package is None:
         raise InvalidInputError.from_problems("the referral package", problems)
     system = task_identifier(view[found["Task"].full_url], context)
@@ -329,7 +334,9 @@ def _map(
     problems += [_placed(p.resource, p.path, p.message) for p in task_problems]
     if task is None:
         return None, None
-    resources = {e.stand_in: view[e.full_url] for e in entries if e is not task_entry}
+    resources = {
+        e.stand_in: view[e.full_url] for e in entries if e is not task_entry and e.kind != ROLE
+    }
     package, package_problems = map_package(
         FetchedPackage(task_view, resources), task, context, strict=True
     )
@@ -374,14 +381,43 @@ def _placed(resource: str, path: str, message: str) -> Problem:
     return Problem(f"{at}.{inner}" if inner else at, message)
 
 
+def _role_problems(
+    roles: Mapping[str, _Entry],
+    view: Mapping[str, dict[str, Any]],
+    parties: Parties,
+    context: MappingContext,
+) -> list[Problem]:
+    """Each PractitionerRole entry is a role of the caller's own Organization; in our role
+    namespace it is keyed on the caller's identifier value, as ``mappers.practitioner_role``
+    writes it, so its conditional create can never land on another program's role (the body
+    of a matched conditional create is not stored: R4 http.html#ccreate)."""
+    found = []
+    for entry in roles.values():
+        at = f"Bundle.entry[{entry.index}].resource"
+        organization = view[entry.full_url].get("organization")
+        target = organization.get("reference") if isinstance(organization, dict) else None
+        if target != parties.requester_ref:
+            message = f"must be your organization {'|'.join(parties.requester_key)}"
+            found.append(Problem(f"{at}.organization", message, "business-rule"))
+        system, key = context.practitioner_role_id_system, parties.requester_key[1]
+        identifiers = view[entry.full_url].get("identifier")
+        for i, item in enumerate(identifiers if isinstance(identifiers, list) else []):
+            if isinstance(item, dict) and item.get("system") == system and item.get("value") != key:
+                message = f"a role in {system} is keyed on your organization's identifier {key!r}"
+                found.append(Problem(f"{at}.identifier[{i}].value", message, "business-rule"))
+    return found
+
+
 def _consistency(
     task: ReferralTask | None,
     package: MappedPackage | None,
     found: Mapping[str, _Entry],
     parties: Parties,
+    roles: Mapping[str, _Entry],
 ) -> list[Problem]:
     """A new referral, from the caller, to this IOP, about the package's one client: what can
-    be checked of the Task and the ServiceRequest that did map."""
+    be checked of the Task and the ServiceRequest that did map. The ServiceRequest's requester
+    is the caller's Organization or its PractitionerRole in this Bundle (BSeR)."""
     patient = found["Patient"].stand_in
     requester = f"must be your organization {'|'.join(parties.requester_key)}"
     owner = f"must be this IOP, {'|'.join(parties.owner_key)}"
@@ -402,7 +438,8 @@ def _consistency(
              "must be the Patient of this Bundle"),
             (request.identifier == task.identifier, "ServiceRequest", "identifier",
              f"must carry the Task's referral identifier {task.identifier!r}"),
-            (request.requester == parties.requester_ref, "ServiceRequest", "requester", requester),
+            (request.requester == parties.requester_ref or request.requester in roles,
+             "ServiceRequest", "requester", f"{requester} or its PractitionerRole"),
             (request.performer == parties.owner_ref, "ServiceRequest", "performer", owner),
         ]  # fmt: skip
     return [

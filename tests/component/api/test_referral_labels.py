@@ -19,7 +19,7 @@ from fhir_profiles.terminology.privacy import PART2_SECURITY_LABELS
 from integration.db.outbox_table import OutboxMessage
 from integration.db.store import session_scope
 from mappers import security_labels
-from mappers.referral_package.builder import package_bundle
+from mappers.referral_package.builder import IntakePackage, package_bundle
 from mappers.referral_package.submission import Parties, check_submission
 from mappers.registry import MappingContext
 from tests.component.api.referral_support import (  # noqa: F401
@@ -84,13 +84,30 @@ def test_check_submission__a_package_without_sud_is_not_labelled() -> None:
 
 def test_package_bundle__the_domain_package_is_labelled_when_built() -> None:
     package = ReferralSubmission.model_validate(submission(63)).to_domain()
-    built = package_bundle(package, requester=org_ref(RES), owner=org_ref(IOP), context=CONTEXT)
-    assert all(security_labels.is_labelled(e["resource"]) for e in built["entry"])
+    built = _built(package)
+    assert _patient_data_labelled(built)
+    assert "PractitionerRole" in {e["resource"]["resourceType"] for e in built["entry"]}
     body = submission(64)
     body["diagnoses"] = [d for d in body["diagnoses"] if not d["icd10_code"].startswith("F1")]
     plain = ReferralSubmission.model_validate(body).to_domain()
-    built = package_bundle(plain, requester=org_ref(RES), owner=org_ref(IOP), context=CONTEXT)
+    built = _built(plain)
     assert all(PART2 not in _security_codes(e["resource"]) for e in built["entry"])
+
+
+def _patient_data_labelled(document: dict[str, Any]) -> bool:
+    """Every entry labelled but those that describe no patient (the referrer's
+    PractitionerRole in a domain package: never labelled, security_labels.NOT_PATIENT_DATA)."""
+    return all(
+        security_labels.is_labelled(e["resource"])
+        for e in document["entry"]
+        if e["resource"]["resourceType"] not in security_labels.NOT_PATIENT_DATA
+    )
+
+
+def _built(package: IntakePackage) -> dict[str, Any]:
+    return package_bundle(
+        package, requester=org_ref(RES), requester_key=RES, owner=org_ref(IOP), context=CONTEXT
+    )
 
 
 @pytest.mark.anyio
@@ -106,4 +123,4 @@ async def test_submit__the_enqueued_bundle_carries_the_labels(
     assert response.status_code == 201, response.text
     with session_scope(store) as session:
         [payload] = session.scalars(select(OutboxMessage.payload))
-    assert all(security_labels.is_labelled(e["resource"]) for e in payload["entry"])
+    assert _patient_data_labelled(payload)
