@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.schema_examples import EXAMPLE_SUBMISSION
+from api.schemas import ReferralSubmission
 from fhir_profiles.canonical import MEDICATION_REQUEST_ID_SYSTEM as MEDICATION_REQUEST_SYSTEM
 from fhir_profiles.registry import conformance_resources, example_resources
 from fhir_profiles.terminology.workflow import MEDICATION_COMMUNITY, MEDICATION_DISCHARGE
@@ -27,10 +29,14 @@ from mappers import (
     medication,
     medication_request,
     patient,
+    practitioner_role,
     referral,
     referral_task,
     residential,
 )
+from mappers.referral_package.builder import package_bundle
+from mappers.referral_package.submission import rewrite_references
+from mappers.registry import MappingContext
 from tests.builders import CONDITION_SYSTEM, MRN_SYSTEM
 from tests.builders.plans import GOAL_SYSTEM, PLAN_SYSTEM
 from tests.builders.referrals import (
@@ -119,6 +125,7 @@ async def test_examples__validate_with_zero_errors(
 SUBJECT = "Patient/iop-ex-patient"
 TIMESTAMP = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 ORG = "Organization/iop-ex-org"
+ROLE_SYSTEM = MappingContext().practitioner_role_id_system
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,15 @@ CASES = [
     Case("referral-task", referral_tasks(), lambda t: referral_task.to_fhir(
         t, id_system=TASK_SYSTEM)),
     Case("consent", consents(), lambda c: consent.to_fhir(c, id_system=CONSENT_SYSTEM)),
+    # A program's role (the IOP's, a referrer's): base R4, not US Core PractitionerRole
+    # (mappers.practitioner_role: us-core-13 asks for telecom or an endpoint).
+    Case("practitioner-role", st.tuples(
+        st.from_regex(r"[A-Z]{2,5}-[0-9A-Z]{1,8}", fullmatch=True),
+        st.sampled_from(("", "Synthetic IOP Program", "Synthetic residential program")),
+        st.sampled_from((practitioner_role.ROLE_TEXT, practitioner_role.REFERRER_ROLE_TEXT)),
+    ), lambda p: practitioner_role.to_fhir(
+        identifier=p[0], id_system=ROLE_SYSTEM, organization_reference=ORG,
+        organization_name=p[1], role_text=p[2])),
 ]  # fmt: skip
 
 
@@ -198,6 +214,27 @@ async def test_medication_with_the_senders_ndc__validates_with_zero_errors(
     )  # fmt: skip
     assert "http://hl7.org/fhir/sid/ndc" in str(sent["medicationCodeableConcept"])
     await _assert_valid(loaded, sent)
+
+
+async def test_api_submitted_package__every_entry_validates_with_zero_errors(
+    loaded: FhirClient,
+) -> None:
+    # What POST /api/referrals (domain JSON) writes: every entry of the transaction, its urn:uuid
+    # references made literal as the server makes them; the discharge medications go out as our
+    # US Core MedicationRequests and the referrer's PractitionerRole requests the service (BSeR).
+    package = ReferralSubmission.model_validate(EXAMPLE_SUBMISSION).to_domain()
+    built = package_bundle(
+        package, requester=ORG, requester_key="RES-DEMO", owner="Organization/iop-ex-iop",
+        context=MappingContext(),
+    )  # fmt: skip
+    literal = {e["fullUrl"]: f"{e['resource']['resourceType']}/e{i}"
+               for i, e in enumerate(built["entry"])}  # fmt: skip
+    resources = [rewrite_references(e["resource"], literal.get) for e in built["entry"]]
+    kinds = [r["resourceType"] for r in resources]
+    assert "MedicationStatement" not in kinds
+    assert {"MedicationRequest", "PractitionerRole", "List", "Task"} <= set(kinds)
+    for resource in resources:
+        await _assert_valid(loaded, resource)
 
 
 def _any_client() -> Any:

@@ -19,15 +19,21 @@ from sqlalchemy import Engine, func, select
 
 from api.app import create_app
 from api.schema_examples import EXAMPLE_SUBMISSION
+from api.schemas import ReferralSubmission
+from fhir_profiles.registry import conformance_resources
 from integration.db.models import Referral
 from integration.db.outbox_table import OutboxMessage, OutboxStatus
 from integration.db.store import create_db_engine, session_scope
 from integration.fhir.client import FhirClient
+from integration.fhir.conformance import upload_conformance, validate
 from integration.fhir.setup import ensure_organization
 from integration.inbound import engine as inbound
 from integration.outbox.worker import run_worker
+from integration.referrals.package_fetch import fetch_package
 from integration.settings import Settings
 from mappers import bundle
+from mappers.referral_package.mapping import map_package, map_task
+from mappers.referral_package.references import localized
 from mappers.registry import MappingContext
 from tests.residential import residential_ehr
 
@@ -133,6 +139,50 @@ async def test_submit__domain_json_reaches_hapi_once(
         assert await _on_server(fhir, kind, system, referral_id) == 1, kind
     task = await fhir.read("Task", read["task"].split("/")[1])
     assert (task["status"], task["owner"]["reference"]) == ("requested", read["program"])
+
+
+async def test_submit__domain_json_read_back_from_hapi_maps_and_validates(
+    api: FastAPI, fhir: FhirClient, settings: Settings, unique: str, us_core: None
+) -> None:
+    # The round trip of our own dialect: what the API wrote, read from HAPI by the inbound
+    # package reader, maps every medication (MedicationRequests in a List) with no loss; and
+    # every resource of it, the referrer's PractitionerRole too, validates on HAPI.
+    referral_id = f"SD-{unique}"
+    body = json.loads(json.dumps(EXAMPLE_SUBMISSION).replace("SD-000001", referral_id))
+    body["medications"]["entries"].append(
+        {"identifier": f"{referral_id}-MED2", "medication": "trazodone 50 MG Oral Tablet",
+         "rxnorm_code": "856377", "status": "stopped", "start": "2026-10-06",
+         "end": "2026-10-20"}
+    )  # fmt: skip
+    engine = create_db_engine(settings.database_url, migrate_schema=False)
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        headers = _headers(unique, "application/json")
+        sent = await http.post("/api/referrals", content=json.dumps(body), headers=headers)
+        assert sent.status_code == 201, sent.text
+        await _drain(engine, fhir)
+        read = await http.get(f"/api/referrals/{referral_id}", headers=headers)
+    engine.dispose()
+    task = localized(await fhir.read("Task", read.json()["task"].split("/")[1]), fhir.base_url)
+    fetched = await fetch_package(fhir, task)
+    mapped_task, _, _ = map_task(task, CONTEXT.task_id_system)
+    assert mapped_task is not None and fetched.problems == ()
+    package, problems = map_package(fetched, mapped_task, CONTEXT)
+    assert problems == [] and package is not None and package.medications is not None
+    expected = ReferralSubmission.model_validate(body).to_domain().medications
+    assert package.medications.entries == expected.entries
+    assert [
+        x for x in package.losses if x["resource"].startswith(("MedicationRequest/", "List/"))
+    ] == []
+    kinds = [key.split("/")[0] for key in fetched.resources]
+    assert kinds.count("MedicationRequest") == 2 and "MedicationStatement" not in kinds
+    [request] = [r for r in fetched.resources.values() if r["resourceType"] == "ServiceRequest"]
+    role = await fhir.read("PractitionerRole", request["requester"]["reference"].split("/")[1])
+    assert role["organization"]["reference"] == task["requester"]["reference"]
+    await upload_conformance(fhir, conformance_resources())
+    for resource in (*fetched.resources.values(), task, role):
+        report = await validate(fhir, dict(resource))
+        assert report.errors == (), f"{resource['resourceType']}: {[str(e) for e in report.errors]}"
 
 
 async def test_submit__fhir_bundle_reaches_hapi_once_and_inbound_knows_it(
