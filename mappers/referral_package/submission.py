@@ -9,7 +9,9 @@ ServiceRequest and the Task carry the same referral identifier (the referral's i
 Organizations are not entries: they are referenced as the server knows them, either literally
 (``Organization/123``) or conditionally by identifier (``Organization?identifier=<system>|<key>``,
 R4 http.html#trules), which is replaced here by the literal reference. Task.requester must be
-the caller's organization and Task.owner the IOP this service runs for.
+the caller's organization and Task.owner the IOP this service runs for. The ServiceRequest's
+requester may be the caller's organization or its PractitionerRole, an entry of the Bundle
+(BSeR), which must be a role of the caller's organization (``roles.role_problems``).
 
 Mapping reuses the inbound path (``mapping.map_package``): each fullUrl is given a stand-in
 ``Type/e<index>`` reference for the mappers, so a problem is reported on the entry it is about
@@ -37,13 +39,13 @@ from mappers.referral_package.mapping import (
     map_task,
     task_identifier,
 )
+from mappers.referral_package.roles import ROLE, role_problems
 from mappers.referral_task import ReferralTask
 from mappers.registry import MappingContext
 
 URN_NAMESPACE = uuid.UUID("2f9a41c6-1d0b-4e55-8a8e-7c3f5b9e0d12")
 # The mapped types and the referrer's PractitionerRole (BSeR's ServiceRequest requester), a
-# party checked here (``_role_problems``) rather than mapped.
-ROLE = "PractitionerRole"
+# party checked (``roles.role_problems``) rather than mapped.
 SUPPORTED_TYPES = frozenset(registry.FROM_FHIR) | {ROLE}
 MAX_ENTRIES = 200
 MAX_DEPTH = 32  # FHIR resources nest a handful of levels; anything deeper is not a package
@@ -116,7 +118,11 @@ def check_submission(document: Any, parties: Parties, context: MappingContext) -
         problems += _unreadable(view, entries, context, error)
         raise InvalidInputError.from_problems("the referral package", problems) from None
     roles = {e.stand_in: e for e in entries if e.kind == ROLE}
-    problems += _role_problems(roles, view, parties, context)
+    problems += role_problems(
+        {e.index: view[e.full_url] for e in roles.values()},
+        organization=parties.requester_ref, organization_key=parties.requester_key,
+        role_system=context.practitioner_role_id_system,
+    )  # fmt: skip
     problems += _consistency(task, package, found, parties, roles)
     if problems or task is None or package is None:
         raise InvalidInputError.from_problems("the referral package", problems)
@@ -379,33 +385,6 @@ def _placed(resource: str, path: str, message: str) -> Problem:
     inner = path.split(".", 1)[1] if "." in path else ""
     at = f"Bundle.entry[{match.group(1)}].resource"
     return Problem(f"{at}.{inner}" if inner else at, message)
-
-
-def _role_problems(
-    roles: Mapping[str, _Entry],
-    view: Mapping[str, dict[str, Any]],
-    parties: Parties,
-    context: MappingContext,
-) -> list[Problem]:
-    """Each PractitionerRole entry is a role of the caller's own Organization; in our role
-    namespace it is keyed on the caller's identifier value, as ``mappers.practitioner_role``
-    writes it, so its conditional create can never land on another program's role (the body
-    of a matched conditional create is not stored: R4 http.html#ccreate)."""
-    found = []
-    for entry in roles.values():
-        at = f"Bundle.entry[{entry.index}].resource"
-        organization = view[entry.full_url].get("organization")
-        target = organization.get("reference") if isinstance(organization, dict) else None
-        if target != parties.requester_ref:
-            message = f"must be your organization {'|'.join(parties.requester_key)}"
-            found.append(Problem(f"{at}.organization", message, "business-rule"))
-        system, key = context.practitioner_role_id_system, parties.requester_key[1]
-        identifiers = view[entry.full_url].get("identifier")
-        for i, item in enumerate(identifiers if isinstance(identifiers, list) else []):
-            if isinstance(item, dict) and item.get("system") == system and item.get("value") != key:
-                message = f"a role in {system} is keyed on your organization's identifier {key!r}"
-                found.append(Problem(f"{at}.identifier[{i}].value", message, "business-rule"))
-    return found
 
 
 def _consistency(
