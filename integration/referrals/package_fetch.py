@@ -1,10 +1,11 @@
 """Reading a step-down referral package from the FHIR server (SDOHCC/BSeR, fhir-domain-reference.md
 1.1-1.2): Task.focus is the ServiceRequest; its subject is the Patient, reasonReference the
 Conditions, supportingInfo the residential stay, the PHQ-9/GAD-7 responses, the discharge
-medication List (whose entries are MedicationStatements) and the Part 2 Consent.
+medication List (whose entries are MedicationRequests or MedicationStatements) and the Part 2
+Consent.
 
 Reading takes three round trips: the ServiceRequest, then one batch of everything it references,
-then one batch of the List's statements. What cannot be read is gathered as problems, each naming
+then one batch of the List's medications. What cannot be read is gathered as problems, each naming
 its resource; ``prepare`` then maps what was read (``mappers.referral_package``).
 """
 

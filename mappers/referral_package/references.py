@@ -1,8 +1,8 @@
 """Which resources a step-down referral package is made of, read from its references (pure):
 Task.focus is the ServiceRequest; its subject is the Patient, reasonReference the Conditions,
 supportingInfo the residential stay, the PHQ-9/GAD-7 responses, the discharge medication List
-(whose entries are MedicationStatements) and the Part 2 Consent. ``integration.referrals.
-package_fetch`` reads what these name from the FHIR server.
+(whose entries are MedicationRequests or MedicationStatements) and the Part 2 Consent.
+``integration.referrals.package_fetch`` reads what these name from the FHIR server.
 """
 
 from __future__ import annotations
