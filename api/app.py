@@ -43,6 +43,10 @@ class HealthOut(BaseModel):
     subscription_status: str | None = None
     # why it is not active, in the server's words where it gives any (Subscription.error)
     subscription_reason: str | None = None
+    # the same for the second Subscription: Tasks owned by a PractitionerRole of the IOP's
+    # Organization (criteria Task?owner:PractitionerRole.organization=Organization/<id>)
+    role_subscription_status: str | None = None
+    role_subscription_reason: str | None = None
 
 
 class SyncRecordOut(BaseModel):
@@ -138,9 +142,9 @@ def _add_routes(app: FastAPI) -> None:
     async def health(request: Request, fhir: FhirDep, engine: EngineDep) -> Any:
         settings = request.app.state.settings
         report = await check_health(fhir, engine, settings)
-        subscription = report.subscription
+        subscription, role = report.subscription, report.role_subscription
         body = HealthOut(
-            # "degraded" with 200 while only the Subscription is not active: iop-bridge still
+            # "degraded" with 200 while only a Subscription is not active: iop-bridge still
             # works, hearing of Tasks by its (shorter) poll; 503 when a dependency is down.
             status="ok" if report.ok and not report.degraded else "degraded",
             fhir_base_url=settings.fhir_base,
@@ -150,6 +154,8 @@ def _add_routes(app: FastAPI) -> None:
             database_ok=report.database_ok,
             subscription_status=subscription.status if subscription else None,
             subscription_reason=subscription.explanation if subscription else None,
+            role_subscription_status=role.status if role else None,
+            role_subscription_reason=role.explanation if role else None,
         )
         return JSONResponse(body.model_dump(), status_code=200 if report.ok else 503)
 

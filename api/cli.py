@@ -136,10 +136,14 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
             if report.fhir_reachable:
                 print(f"  software {report.fhir_software}, FHIR {report.fhir_version}")
             print(f"database: {'ok' if report.database_ok else 'NOT usable'}")
-            if report.subscription is not None:
-                sub = report.subscription
-                why = f" ({sub.explanation})" if sub.explanation else ""
-                print(f"subscription: {sub.status}{why}")
+            named = [
+                ("subscription", report.subscription),
+                ("subscription (PractitionerRole owners)", report.role_subscription),
+            ]
+            for label, sub in named:
+                if sub is not None:
+                    why = f" ({sub.explanation})" if sub.explanation else ""
+                    print(f"{label}: {sub.status}{why}")
         return 0 if report.ok else 1
 
     return asyncio.run(run())

@@ -208,7 +208,7 @@ async def _process(
             log.warning("FHIR hook: the IOP Organization is not on the server yet")
             return
         if task is None:
-            await inbound.poll_tasks(fhir, engine, settings, organization)
+            await inbound.poll_inbound_tasks(fhir, engine, settings, organization)
             return
         handler = inbound.default_handler(fhir, settings, organization)
         await inbound.accept_notification(fhir, engine, task, handler=handler)

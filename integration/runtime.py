@@ -22,9 +22,10 @@ from integration.fhir.setup import (
     ensure_organization,
     ensure_questionnaires,
     ensure_task_subscription,
+    ensure_task_subscriptions,
 )
 from integration.fhir.subscription_health import MISSING
-from integration.inbound.engine import poll_tasks
+from integration.inbound.engine import poll_inbound_tasks
 from integration.inbound.server_reset import note_server, organization_born, reset_reason
 from integration.inbound.watch import SubscriptionWatch
 from integration.outbox.queue import DEFAULT_LEASE_SECONDS
@@ -44,7 +45,7 @@ async def set_up_fhir_side(
     subscribe: bool,
     stop_event: asyncio.Event,
 ) -> str | None:
-    """Ensure our Organization (and the Task Subscription); retry while the server is away."""
+    """Ensure our Organization (and both Task Subscriptions); retry while the server is away."""
     delay = 1.0
     while not stop_event.is_set():
         try:
@@ -53,7 +54,7 @@ async def set_up_fhir_side(
             )
             await ensure_questionnaires(fhir)
             if subscribe:
-                await ensure_task_subscription(
+                await ensure_task_subscriptions(
                     fhir, organization, settings.hook_base_url, settings.hook_secret
                 )
             # a server that forgot since our last run re-baselines the poll (server_reset.py)
@@ -129,9 +130,9 @@ async def run_inbound(
     subscribe: bool,
     stop_event: asyncio.Event,
 ) -> None:
-    """Each round: notice a reset server, read the Subscription's state, poll for Task changes
-    and for aftercare acknowledgements; then wait the poll interval, or the shorter fallback
-    while no notification can arrive."""
+    """Each round: notice a reset server, read both Subscriptions' states (re-creating one gone
+    from the server), poll for Task changes (both searches) and for aftercare acknowledgements;
+    then wait the poll interval, or the shorter fallback while a Subscription is not active."""
     watch = SubscriptionWatch()
     while not stop_event.is_set():
         try:
@@ -140,20 +141,29 @@ async def run_inbound(
                     fhir, engine, settings, subscribe=subscribe, stop_event=stop_event
                 )
                 organization = found or organization
-            if subscribe and (await watch.check(fhir, settings, organization)).status == MISSING:
-                log.warning("Subscription missing on the server: creating it again")
-                await ensure_task_subscription(
-                    fhir, organization, settings.hook_base_url, settings.hook_secret
-                )
-            await poll_tasks(fhir, engine, settings, organization)
+            if subscribe:
+                await _recreate_missing(fhir, settings, organization, watch)
+            await poll_inbound_tasks(fhir, engine, settings, organization)
             # the next providers' acknowledgements of aftercare Tasks are recorded here, not by
             # the GET that shows them (a read writes nothing)
             await poll_open_discharges(fhir, engine, context=settings.mapping_context())
         except (IopBridgeError, SQLAlchemyError) as exc:
             log.warning("poll of %s failed (%s)", organization, type(exc).__name__)
-        notified = subscribe and watch.last is not None and watch.last.notifying
+        notified = subscribe and watch.notifying
         interval = settings.inbound_poll_seconds
         if not notified:
             interval = min(interval, settings.inbound_fallback_poll_seconds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop_event.wait(), timeout=interval)
+
+
+async def _recreate_missing(
+    fhir: FhirClient, settings: Settings, organization: str, watch: SubscriptionWatch
+) -> None:
+    """Read both Subscriptions' states; create again each one gone from the server."""
+    for search, health in (await watch.check(fhir, settings, organization)).items():
+        if health.status == MISSING:
+            log.warning("Subscription missing on the server: creating it again (%s)", search.key)
+            await ensure_task_subscription(
+                fhir, organization, settings.hook_base_url, settings.hook_secret, search
+            )

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, text
 
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirError
-from integration.fhir.subscription_health import SubscriptionHealth, subscription_health
+from integration.fhir.subscription_health import SubscriptionHealth, subscriptions_health
 from integration.settings import Settings
 
 
@@ -21,8 +21,10 @@ class HealthReport:
     fhir_version: str | None
     fhir_error: str | None
     database_ok: bool
-    # our rest-hook Subscription as the server has it (None when the server did not answer)
+    # our rest-hook Subscriptions as the server has them (None when the server did not answer):
+    # for Tasks owned by the IOP's Organization, and by a PractitionerRole of it
     subscription: SubscriptionHealth | None = None
+    role_subscription: SubscriptionHealth | None = None
 
     @property
     def ok(self) -> bool:
@@ -31,20 +33,24 @@ class HealthReport:
 
     @property
     def degraded(self) -> bool:
-        """Working, but hearing of Task changes only by the poll (Subscription not active)."""
-        return self.subscription is not None and not self.subscription.healthy
+        """Working, but hearing of some Task changes only by the poll (a Subscription is not
+        active)."""
+        return any(
+            sub is not None and not sub.healthy
+            for sub in (self.subscription, self.role_subscription)
+        )
 
 
 async def check_health(fhir: FhirClient, engine: Engine, settings: Settings) -> HealthReport:
-    """Read the CapabilityStatement and our Subscription, and run a trivial query."""
+    """Read the CapabilityStatement and our Subscriptions, and run a trivial query."""
     software = version = error = None
-    subscription = None
+    subscription = role_subscription = None
     try:
         capability = await fhir.capabilities()
         soft = capability.get("software") or {}
         software = f"{soft.get('name', '?')} {soft.get('version', '?')}"
         version = capability.get("fhirVersion")
-        subscription = await subscription_health(fhir, settings, None)
+        subscription, role_subscription = await subscriptions_health(fhir, settings, None)
     except FhirError as exc:
         error = str(exc)
     try:
@@ -53,4 +59,6 @@ async def check_health(fhir: FhirClient, engine: Engine, settings: Settings) -> 
         database_ok = True
     except Exception:  # any driver error means "not usable"; the message may hold the URL
         database_ok = False
-    return HealthReport(error is None, software, version, error, database_ok, subscription)
+    return HealthReport(
+        error is None, software, version, error, database_ok, subscription, role_subscription
+    )

@@ -1,8 +1,9 @@
 """What iop-bridge needs on the FHIR server before any workflow runs.
 
 The IOP's own Organization (found or created by its business identifier, so every iop-bridge
-process and every restart ends up with the same one), the rest-hook Subscription that tells
-iop-bridge about Tasks owned by that Organization, and our Questionnaires (PHQ-9, GAD-7, ASAM
+process and every restart ends up with the same one), the two rest-hook Subscriptions that tell
+iop-bridge about Tasks owned by that Organization or by a PractitionerRole of it
+(``task_searches.py``), and our Questionnaires (PHQ-9, GAD-7, ASAM
 intake), so that the canonical every QuestionnaireResponse we write names resolves on the
 server it is written to (``Questionnaire?url=``; US Core: questionnaire is must support).
 """
@@ -15,6 +16,7 @@ from urllib.parse import urlencode
 from fhir_profiles.registry import conformance_resources
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirPreconditionFailed
+from integration.fhir.task_searches import BY_ORGANIZATION, TASK_SEARCHES, TaskSearch
 from integration.settings import Settings
 from mappers import bundle
 from mappers.fhir_reference import literal_reference
@@ -63,8 +65,13 @@ async def ensure_questionnaires(fhir: FhirClient) -> int:
     return created
 
 
-def task_subscription(organization: str, endpoint: str, token: str | None) -> dict[str, Any]:
-    """An R4 rest-hook Subscription for Tasks owned by ``organization``.
+def task_subscription(
+    organization: str,
+    endpoint: str,
+    token: str | None,
+    search: TaskSearch = BY_ORGANIZATION,
+) -> dict[str, Any]:
+    """An R4 rest-hook Subscription for the Tasks ``search`` finds for ``organization``.
 
     With ``channel.payload`` set, HAPI PUTs each matching Task to ``{endpoint}/Task/{id}``
     (verified against the sandbox, sandbox/hapi/README.md); ``channel.header`` lines arrive as
@@ -80,18 +87,32 @@ def task_subscription(organization: str, endpoint: str, token: str | None) -> di
     return {
         "resourceType": "Subscription",
         "status": "requested",
-        "reason": "iop-bridge: referral Tasks owned by this IOP",
-        "criteria": f"Task?owner={organization}",
+        "reason": f"iop-bridge: referral {search.description}",
+        "criteria": search.criteria(organization),
         "channel": channel,
     }
 
 
 async def ensure_task_subscription(
-    fhir: FhirClient, organization: str, endpoint: str, token: str | None
+    fhir: FhirClient,
+    organization: str,
+    endpoint: str,
+    token: str | None,
+    search: TaskSearch = BY_ORGANIZATION,
 ) -> str:
     """Create the Subscription unless one with the same criteria and endpoint exists."""
-    resource = task_subscription(organization, endpoint, token)
+    resource = task_subscription(organization, endpoint, token, search)
     # R4 Subscription has no identifier: criteria + url (the endpoint) identify ours.
     match = urlencode({"criteria": resource["criteria"], "url": endpoint})
     outcome = await fhir.create(resource, if_none_exist=match)
     return literal_reference("Subscription", outcome.resource["id"])
+
+
+async def ensure_task_subscriptions(
+    fhir: FhirClient, organization: str, endpoint: str, token: str | None
+) -> list[str]:
+    """Both Subscriptions (one per search in ``TASK_SEARCHES``); their references, in order."""
+    return [
+        await ensure_task_subscription(fhir, organization, endpoint, token, search)
+        for search in TASK_SEARCHES
+    ]

@@ -1,4 +1,7 @@
-"""Is the rest-hook Subscription doing its job? Read from the FHIR server, never assumed.
+"""Are the rest-hook Subscriptions doing their job? Read from the FHIR server, never assumed.
+
+There are two, one per search in ``task_searches.TASK_SEARCHES`` (Tasks owned by the IOP's
+Organization, and by a PractitionerRole of it); each is read and judged on its own.
 
 A server may accept the Subscription (201) and never act on it: HAPI with rest-hook subscriptions
 switched off (the official JPA starter's default, hapi.fhir.subscription.resthook_enabled=false)
@@ -16,6 +19,7 @@ from typing import Any
 
 from integration.fhir.client import FhirClient
 from integration.fhir.setup import find_organization
+from integration.fhir.task_searches import BY_ORGANIZATION, TASK_SEARCHES, TaskSearch
 from integration.settings import Settings
 from mappers.fhir_reference import literal_reference
 
@@ -77,10 +81,11 @@ def describe(resource: dict[str, Any] | None) -> SubscriptionHealth:
 
 
 async def find_subscription(
-    fhir: FhirClient, organization: str, endpoint: str
+    fhir: FhirClient, organization: str, endpoint: str, search: TaskSearch = BY_ORGANIZATION
 ) -> dict[str, Any] | None:
-    """Our Subscription: criteria Task?owner=<organization>, channel endpoint ``endpoint``."""
-    criteria = f"Task?owner={organization}"
+    """Our Subscription for ``search`` (criteria ``Task?owner=<organization>`` by default),
+    channel endpoint ``endpoint``."""
+    criteria = search.criteria(organization)
     page = await fhir.search("Subscription", {"criteria": criteria, "url": endpoint})
     for entry in page.get("entry") or []:
         resource = entry.get("resource") or {}
@@ -92,13 +97,31 @@ async def find_subscription(
 
 
 async def subscription_health(
-    fhir: FhirClient, settings: Settings, organization: str | None
+    fhir: FhirClient,
+    settings: Settings,
+    organization: str | None,
+    search: TaskSearch = BY_ORGANIZATION,
 ) -> SubscriptionHealth:
-    """Read our Subscription's state from the server (``organization`` found when None)."""
+    """Read one Subscription's state from the server (``organization`` found when None)."""
+    return (await subscriptions_health(fhir, settings, organization, (search,)))[0]
+
+
+async def subscriptions_health(
+    fhir: FhirClient,
+    settings: Settings,
+    organization: str | None,
+    searches: tuple[TaskSearch, ...] = TASK_SEARCHES,
+) -> tuple[SubscriptionHealth, ...]:
+    """The state of the Subscription of each of ``searches``, in their order."""
     if settings.inbound_mode == "poll":
-        return SubscriptionHealth(NOT_USED)
+        return tuple(SubscriptionHealth(NOT_USED) for _ in searches)
     if organization is None:
         organization = await find_organization(fhir, settings)
         if organization is None:
-            return SubscriptionHealth(NO_ORGANIZATION, _WHY[NO_ORGANIZATION])
-    return describe(await find_subscription(fhir, organization, settings.hook_base_url))
+            return tuple(
+                SubscriptionHealth(NO_ORGANIZATION, _WHY[NO_ORGANIZATION]) for _ in searches
+            )
+    endpoint = settings.hook_base_url
+    return tuple(
+        [describe(await find_subscription(fhir, organization, endpoint, s)) for s in searches]
+    )

@@ -4,7 +4,8 @@
 turns a late, repeated or doubly delivered version into a no-op. The lastUpdated stamp is what
 keeps a server that forgot (reset, restored, an in-memory HAPI restarted) from passing off a new
 Task/1027 version 1 as the old one: ids and versionIds are recycled, millisecond stamps are not.
-``sync_cursor`` holds a poll's high-water mark in the server's clock (meta.lastUpdated). The
+``sync_cursor`` holds each poll's high-water mark (one row per search: Tasks owned by the IOP's
+Organization, and by a PractitionerRole of it) in the server's clock (meta.lastUpdated). The
 session functions flush and never commit.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from integration.db.inbound_table import InboundEvent, SyncCursor
 from integration.db.store import dialect_insert, session_scope
+from integration.fhir.task_searches import BY_ORGANIZATION, TASK_SEARCHES, TaskSearch
 from mappers.errors import InvalidInputError, Problem
 
 EventKey = tuple[str, str, str, str]  # (type, id, versionId, meta.lastUpdated)
@@ -120,9 +122,17 @@ def mark_refused(session: Session, key: EventKey, reason: str) -> None:
         session.flush()
 
 
-def cursor_name(organization_ref: str) -> str:
-    """The cursor of the Task poll for one owner."""
-    return f"task-poll:{organization_ref}"
+def cursor_name(organization_ref: str, search: TaskSearch = BY_ORGANIZATION) -> str:
+    """The cursor of one Task poll (``search``, fhir/task_searches.py) for one Organization.
+    The Organization-owner poll keeps the name it had before there were two."""
+    if search == BY_ORGANIZATION:
+        return f"task-poll:{organization_ref}"
+    return f"task-poll:{search.key}:{organization_ref}"
+
+
+def cursor_names(organization_ref: str) -> list[str]:
+    """The cursors of every Task poll of one Organization."""
+    return [cursor_name(organization_ref, search) for search in TASK_SEARCHES]
 
 
 def read_cursor(engine: Engine, name: str) -> datetime | None:

@@ -1,5 +1,9 @@
 """Inbound sync: Task changes arrive by rest-hook notification and by a ``_lastUpdated`` poll.
 
+Two searches find the Tasks addressed to the IOP (fhir/task_searches.py): owned by its
+Organization, or by a PractitionerRole of it. Each has its Subscription and its poll with its own
+cursor (:func:`poll_inbound_tasks` runs both); the de-duplication below is one for all of them.
+
 Notifications can be late, repeated or missing (HAPI sends none on delete, and none while
 iop-bridge is down), so the poll is the safety net (fhir-domain-reference.md 5.4, 5.6). Each
 version is handled once: the handler first does its I/O (reading the referral package) outside
@@ -37,6 +41,7 @@ from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
 from integration.fhir.read_ahead import read_ahead
 from integration.fhir.setup import find_organization
+from integration.fhir.task_searches import BY_ORGANIZATION, TASK_SEARCHES, TaskSearch
 from integration.inbound.dedup import (
     EventKey,
     Via,
@@ -71,6 +76,7 @@ __all__ = [
     "event_key",
     "find_organization",
     "last_updated",
+    "poll_inbound_tasks",
     "poll_tasks",
     "read_cursor",
     "record_event",
@@ -334,6 +340,34 @@ def _failed(
     log.warning("%s: Task/%s failed (%s)", via, task.get("id"), type(exc).__name__)
 
 
+async def poll_inbound_tasks(
+    fhir: FhirClient,
+    engine: Engine,
+    settings: Settings,
+    organization_ref: str,
+    *,
+    handler: Handler | None = None,
+    now: datetime | None = None,
+) -> PollResult:
+    """Both polls, one after the other (each with its own cursor): Tasks owned by the IOP's
+    Organization, then by a PractitionerRole of it. The de-duplication is shared, so a Task
+    version either poll or a notification already took in is not handled again. The result
+    adds up both; its ``high_water`` is the Organization poll's."""
+    handle = handler or default_handler(fhir, settings, organization_ref)
+    total = PollResult()
+    for search in TASK_SEARCHES:
+        done = await poll_tasks(
+            fhir, engine, settings, organization_ref, handler=handle, now=now, search=search
+        )
+        total.seen += done.seen
+        total.handled += done.handled
+        total.duplicates += done.duplicates
+        total.failed += done.failed
+        if search == BY_ORGANIZATION:
+            total.high_water = done.high_water
+    return total
+
+
 async def poll_tasks(
     fhir: FhirClient,
     engine: Engine,
@@ -343,20 +377,22 @@ async def poll_tasks(
     overlap_seconds: float = 5,
     handler: Handler | None = None,
     now: datetime | None = None,
+    search: TaskSearch = BY_ORGANIZATION,
 ) -> PollResult:
-    """Task?owner=<org>&_lastUpdated=ge<high water - overlap>&_sort=_lastUpdated, a batch of
-    pages at a time through the same de-duplication and handler; the cursor moves in server time."""
+    """One poll: Task?owner=<org> (or ``search``'s parameter) &_lastUpdated=ge<high water -
+    overlap>&_sort=_lastUpdated, a batch of pages at a time through the same de-duplication and
+    handler; the cursor (one per search) moves in server time."""
     handle = handler or default_handler(fhir, settings, organization_ref)
-    name = cursor_name(organization_ref)
+    name = cursor_name(organization_ref, search)
     since = await asyncio.to_thread(read_cursor, engine, name)
-    params = {"owner": organization_ref, "_sort": "_lastUpdated"}
+    params = {**search.params(organization_ref), "_sort": "_lastUpdated"}
     if since is not None:
         # Overlap: a transaction that committed late can carry an older lastUpdated (5.4).
         params["_lastUpdated"] = "ge" + format_datetime(since - timedelta(seconds=overlap_seconds))
     cursor = PollCursor(name, stored=since, high_water=since)
     result = PollResult()
-    search = fhir.search_pages("Task", params, on_page=cursor.see_page)
-    pages = read_ahead(search, depth=READ_AHEAD_PAGES, least=BATCH_PAGES)
+    answer = fhir.search_pages("Task", params, on_page=cursor.see_page)
+    pages = read_ahead(answer, depth=READ_AHEAD_PAGES, least=BATCH_PAGES)
     async with contextlib.aclosing(pages):
         async for batch in pages:
             done = await accept_page(

@@ -7,11 +7,12 @@ carry any lastUpdated) nor lose its Organization and Subscription. The sign it w
 Organization: the instant version 1 of it was written (meta.lastUpdated of ``_history/1``) is
 stored beside the poll cursors; when that Organization is gone, or its version 1 now carries
 another instant (the same id handed out again), the server was reset. Then the Organization and
-Subscription are set up again and the Task poll re-baselines: its cursor is cleared, so the next
-poll reads every Task of the Organization, and the de-duplication (keyed on meta.lastUpdated as
-well as the version, dedup.py) takes the new server's Tasks as new. The organization directory's
-remembered lookups (``Organization/<id>`` per identifier) are forgotten too: a next provider
-registered again on the new server has another id.
+Subscriptions are set up again and the Task polls re-baseline: their cursors are cleared, so the
+next polls read every Task of the Organization and of its PractitionerRoles, and the
+de-duplication (keyed on meta.lastUpdated as well as the version, dedup.py) takes the new
+server's Tasks as new. The organization directory's remembered lookups (``Organization/<id>``
+per identifier) are forgotten too: a next provider registered again on the new server has
+another id.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from integration.db.inbound_table import SyncCursor
 from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
 from integration.fhir.errors import FhirNotFound
-from integration.inbound.dedup import cursor_name, last_updated, read_cursor, write_cursor
+from integration.inbound.dedup import cursor_names, last_updated, read_cursor, write_cursor
 from integration.privacy.logging_setup import Safe
 from integration.tenancy.organizations import forget_lookups
 
@@ -45,9 +46,11 @@ async def organization_born(fhir: FhirClient, organization: str) -> datetime | N
 
 
 def _start_over(engine: Engine, organization: str) -> None:
-    """Clear the Task poll cursor and the remembered organization lookups, in one transaction."""
+    """Clear both Task poll cursors and the remembered organization lookups, in one
+    transaction."""
     with session_scope(engine) as session:
-        session.execute(delete(SyncCursor).where(SyncCursor.name == cursor_name(organization)))
+        # both Task polls: by the Organization as owner and by its PractitionerRoles
+        session.execute(delete(SyncCursor).where(SyncCursor.name.in_(cursor_names(organization))))
         forget_lookups(session)
 
 
@@ -70,7 +73,7 @@ async def note_server(engine: Engine, organization: str, born: datetime | None) 
     )
     await asyncio.to_thread(_start_over, engine, organization)
     log.warning(
-        "FHIR server reset detected (%s); Task poll of %s re-baselined: every Task is read "
+        "FHIR server reset detected (%s); Task polls of %s re-baselined: every Task is read "
         "again; organization lookups forgotten",
         reason,
         organization,

@@ -47,6 +47,9 @@ class TaskChange:
     package: MappedPackage | None
     problems: tuple[PackageProblem, ...]
     fetched: bool  # a new referral for us: its package was read
+    # why a new Task was not taken in (mappers.task_owner: its owner PractitionerRole is not the
+    # IOP's), kept on the version's inbound_event row; None when nothing was refused
+    refused: str | None = None
 
 
 # --- Storing a new referral (in the inbound transaction) ------------------------------------

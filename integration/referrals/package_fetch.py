@@ -11,6 +11,7 @@ its resource; ``prepare`` then maps what was read (``mappers.referral_package``)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,24 +33,65 @@ from mappers.referral_package.references import (
     request_targets,
 )
 from mappers.registry import MappingContext
+from mappers.task_owner import judge_role, owner_role
+
+log = logging.getLogger(__name__)
 
 
 async def prepare(
     fhir: FhirClient, context: MappingContext, organization: str, task: Mapping[str, Any]
 ) -> TaskChange:
-    """Map the Task; for a ``requested`` Task owned by ``organization`` read and map its package."""
+    """Map the Task; for a ``requested`` Task owned by ``organization``, or by a PractitionerRole
+    of it (read from the server and checked, ``mappers.task_owner``), read and map its package."""
     identifier = task_identifier(task, context)
     local = localized(task, fhir.base_url)
     mapped, problems, _ = map_task(local, identifier[0]) if identifier else (None, [], [])
     owner = relative_reference(task.get("owner"), fhir.base_url)
-    if task.get("status") != "requested" or owner != organization or identifier is None:
+    if task.get("status") != "requested" or identifier is None:
         return TaskChange(task, organization, identifier, mapped, None, tuple(problems), False)
+    if owner != organization:
+        ours, refused = await _addressed_via_role(fhir, organization, task, owner)
+        if not ours:
+            return TaskChange(
+                task, organization, identifier, mapped, None, tuple(problems), False, refused
+            )
     fetched = await fetch_package(fhir, local)
     package = None
     if mapped is not None:
         package, more = map_package(fetched, mapped, context)
         problems += more
     return TaskChange(task, organization, identifier, mapped, package, tuple(problems), True)
+
+
+async def _addressed_via_role(
+    fhir: FhirClient, organization: str, task: Mapping[str, Any], owner: str | None
+) -> tuple[bool, str | None]:
+    """Whether a Task not owned by ``organization`` itself is owned by a PractitionerRole of it,
+    and why not (a reason code) when its owner is a PractitionerRole of another. The role is read
+    from the server every time: the search that found the Task, or a notification's body,
+    proves nothing. An owner that is no PractitionerRole is simply not the IOP (no reason)."""
+    role = owner_role(owner)
+    if role is None:
+        return False, None
+    kind, role_id = role.split("/", 1)
+    try:
+        found: Mapping[str, Any] | None = await fhir.read(kind, role_id)
+    except FhirNotFound:
+        found = None
+    verdict = judge_role(found, organization, fhir.base_url)
+    if verdict.ours:
+        return True, None
+    assert verdict.refusal is not None
+    # ids and the reason code only (a role's or a Task's text may name people)
+    log.warning(
+        "Task/%s not taken in (%s): its owner %s belongs to %s, not to %s",
+        task.get("id"),
+        verdict.refusal,
+        role,
+        verdict.role_organization or "none",
+        organization,
+    )
+    return False, verdict.refusal.value
 
 
 async def fetch_package(fhir: FhirClient, task: Mapping[str, Any]) -> FetchedPackage:

@@ -112,6 +112,8 @@ def on_task_changed(
     link = session.scalar(query.order_by(ReferralLink.id).limit(1))
     if link is not None:
         return _take_remote_change(session, link, change, now, context or MappingContext())
+    if change.refused is not None:
+        return change.refused  # not addressed to the IOP (package_fetch logged why)
     if change.fetched:
         store_referral(session, change, now)
     return None

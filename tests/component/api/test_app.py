@@ -61,23 +61,38 @@ CAPABILITIES = {
 }
 
 
-def _server_with_subscription(status: str, error: str | None = None) -> None:
+def _server_with_subscription(
+    status: str, error: str | None = None, *, role_status: str | None = "active"
+) -> None:
+    """The server with our two Subscriptions (``role_status`` None: the second is missing); the
+    fake answers every Subscription search with both, as iop-bridge tells them by criteria."""
     respx.get(f"{BASE}/metadata").respond(200, json=CAPABILITIES)
     organization = {"resourceType": "Organization", "id": "1000"}
     respx.get(f"{BASE}/Organization").respond(
         200, json={"resourceType": "Bundle", "entry": [{"resource": organization}]}
     )
+    endpoint = {"type": "rest-hook", "endpoint": Settings().hook_base_url}
     subscription = {
         "resourceType": "Subscription",
         "id": "7",
         "status": status,
         "criteria": "Task?owner=Organization/1000",
-        "channel": {"type": "rest-hook", "endpoint": Settings().hook_base_url},
+        "channel": endpoint,
     }
     if error:
         subscription["error"] = error
+    entries = [{"resource": subscription}]
+    if role_status is not None:
+        role = {
+            "resourceType": "Subscription",
+            "id": "8",
+            "status": role_status,
+            "criteria": "Task?owner:PractitionerRole.organization=Organization/1000",
+            "channel": endpoint,
+        }
+        entries.append({"resource": role})
     respx.get(f"{BASE}/Subscription").respond(
-        200, json={"resourceType": "Bundle", "entry": [{"resource": subscription}]}
+        200, json={"resourceType": "Bundle", "entry": entries}
     )
 
 
@@ -91,6 +106,7 @@ async def test_health__ok_when_fhir_and_database_answer(http: httpx.AsyncClient)
     assert body["fhir_version"] == "4.0.1"
     assert body["database_ok"] is True
     assert (body["subscription_status"], body["subscription_reason"]) == ("active", None)
+    assert (body["role_subscription_status"], body["role_subscription_reason"]) == ("active", None)
 
 
 @respx.mock
@@ -103,6 +119,22 @@ async def test_health__degraded_with_the_servers_reason_when_the_subscription_is
     assert response.status_code == 200  # iop-bridge still works, by its poll
     assert (body["status"], body["subscription_status"]) == ("degraded", "error")
     assert body["subscription_reason"].endswith(": Failed to deliver: HTTP 503")
+
+
+@pytest.mark.parametrize(
+    ("role_status", "shown"), [("requested", "requested"), (None, "missing")]
+)
+@respx.mock
+async def test_health__degraded_when_only_the_practitioner_role_subscription_is_not_active(
+    http: httpx.AsyncClient, role_status: str | None, shown: str
+) -> None:
+    _server_with_subscription("active", role_status=role_status)
+    response = await http.get("/health")
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["status"], body["subscription_status"]) == ("degraded", "active")
+    assert body["role_subscription_status"] == shown
+    assert body["role_subscription_reason"]
 
 
 @respx.mock

@@ -48,12 +48,12 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
         seen.notifications.append(task)
         return "handled"
 
-    async def poll_tasks(fhir: Any, engine: Any, settings: Any, organization: str) -> None:
+    async def poll_inbound_tasks(fhir: Any, engine: Any, settings: Any, organization: str) -> None:
         seen.polls.append(organization)
 
     monkeypatch.setattr(tenancy_service, "find_organization", find_organization)
     monkeypatch.setattr(hooks.inbound, "accept_notification", accept_notification)
-    monkeypatch.setattr(hooks.inbound, "poll_tasks", poll_tasks)
+    monkeypatch.setattr(hooks.inbound, "poll_inbound_tasks", poll_inbound_tasks)
     monkeypatch.setattr(hooks.inbound, "default_handler", lambda *args: None)
     return seen
 

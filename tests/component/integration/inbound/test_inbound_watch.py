@@ -7,16 +7,20 @@ server is created again, and a re-created Organization re-baselines the poll (is
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
+import httpx
 import pytest
 import respx
 from sqlalchemy import Engine
 
 from integration import runtime
 from integration.fhir.client import FhirClient
+from integration.fhir.task_searches import BY_PRACTITIONER_ROLE
 from integration.inbound import engine as inbound
 from integration.inbound.server_reset import IDENTITY_PREFIX
 from integration.settings import Settings
@@ -37,19 +41,32 @@ def _organization(born: str = BORN) -> dict[str, Any]:
     return {"resourceType": "Organization", "id": "iop-1", "meta": {"lastUpdated": born}}
 
 
-def _subscriptions(*statuses: str, owner: str = ORG) -> dict[str, Any]:
-    entries = [
-        {
-            "resource": {
-                "resourceType": "Subscription",
-                "id": f"s{i}",
-                "status": status,
-                "criteria": f"Task?owner={owner}",
-                "channel": {"type": "rest-hook", "endpoint": HOOK},
-            }
-        }
-        for i, status in enumerate(statuses)
-    ]
+ROLE_CRITERIA = f"Task?owner:PractitionerRole.organization={ORG}"
+
+
+def _subscriptions(
+    *statuses: str, owner: str = ORG, role: str | None = "same"
+) -> dict[str, Any]:
+    """Our Subscriptions as the server answers any Subscription search: per status one with the
+    Organization criteria and one with the PractitionerRole criteria (``role``: its status
+    instead of the same one; None: it is missing)."""
+    criteria = [f"Task?owner={owner}", f"Task?owner:PractitionerRole.organization={owner}"]
+    entries = []
+    for i, status in enumerate(statuses):
+        for n, (wanted, state) in enumerate(zip(criteria, (status, role), strict=True)):
+            if state is None:
+                continue
+            entries.append(
+                {
+                    "resource": {
+                        "resourceType": "Subscription",
+                        "id": f"s{i}-{n}",
+                        "status": status if state == "same" else state,
+                        "criteria": wanted,
+                        "channel": {"type": "rest-hook", "endpoint": HOOK},
+                    }
+                }
+            )
     return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
 
 
@@ -66,7 +83,7 @@ async def _run_for(
     async def poll(_fhir: Any, _engine: Any, _settings: Any, organization: str) -> None:
         polled.append(organization)
 
-    monkeypatch.setattr(runtime, "poll_tasks", poll)
+    monkeypatch.setattr(runtime, "poll_inbound_tasks", poll)
     stop = asyncio.Event()
     loop = asyncio.create_task(
         runtime.run_inbound(fhir, engine, settings, ORG, subscribe=True, stop_event=stop)
@@ -84,11 +101,14 @@ def _fast(settings: Settings) -> Settings:
 
 
 @pytest.mark.parametrize(
-    ("status", "fewest", "most"),
+    ("status", "role", "fewest", "most"),
     [
-        ("requested", 3, 20),  # not notified: every 0.05 s (at 30 s it would be one poll)
-        ("error", 3, 20),
-        ("active", 1, 1),  # notified: the 30 s safety net only
+        ("requested", "same", 3, 20),  # not notified: every 0.05 s (at 30 s it would be one poll)
+        ("error", "same", 3, 20),
+        ("active", "same", 1, 1),  # notified: the 30 s safety net only
+        # Tasks owned by a PractitionerRole of the IOP are not notified: the fallback again
+        ("active", "requested", 3, 20),
+        ("active", "error", 3, 20),
     ],
 )
 @respx.mock
@@ -98,11 +118,12 @@ async def test_run_inbound__polls_at_the_fallback_interval_only_while_not_notifi
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
     status: str,
+    role: str,
     fewest: int,
     most: int,
 ) -> None:
     respx.get(f"{BASE}/{ORG}/_history/1").respond(200, json=_organization())
-    respx.get(f"{BASE}/Subscription").respond(200, json=_subscriptions(status))
+    respx.get(f"{BASE}/Subscription").respond(200, json=_subscriptions(status, role=role))
     polled = await _run_for(1.0, fhir, engine, _fast(settings), monkeypatch)
     assert fewest <= len(polled) <= most
     assert set(polled) == {ORG}
@@ -119,8 +140,36 @@ async def test_run_inbound__a_subscription_gone_from_the_server_is_created_again
         201, json={"resourceType": "Subscription", "id": "s9", "status": "requested"}
     )
     await _run_for(0.2, fhir, engine, _fast(settings), monkeypatch)
+    asked = {_criteria(call.request) for call in created.calls}
+    assert asked == {f"Task?owner={ORG}", ROLE_CRITERIA}  # both, each at least once
+
+
+def _criteria(request: httpx.Request) -> str:
+    """The criteria a Subscription POST carries, checked against its If-None-Exist."""
+    body = json.loads(request.content)
+    match = parse_qs(request.headers["if-none-exist"])
+    assert match["criteria"] == [body["criteria"]]
+    return str(body["criteria"])
+
+
+@respx.mock
+async def test_run_inbound__only_the_missing_practitioner_role_subscription_is_created_again(
+    fhir: FhirClient,
+    engine: Engine,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    respx.get(f"{BASE}/{ORG}/_history/1").respond(200, json=_organization())
+    respx.get(f"{BASE}/Subscription").respond(200, json=_subscriptions("active", role=None))
+    created = respx.post(f"{BASE}/Subscription").respond(
+        201, json={"resourceType": "Subscription", "id": "s9", "status": "requested"}
+    )
+    with caplog.at_level(logging.WARNING, logger="integration.runtime"):
+        await _run_for(0.2, fhir, engine, _fast(settings), monkeypatch)
     assert created.called
-    assert created.calls[0].request.headers["if-none-exist"].startswith("criteria=")
+    assert {_criteria(call.request) for call in created.calls} == {ROLE_CRITERIA}
+    assert "creating it again (practitioner-role)" in caplog.text
 
 
 @respx.mock
@@ -134,6 +183,8 @@ async def test_run_inbound__an_organization_created_anew_re_baselines_the_poll(
     before = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     inbound.write_cursor(engine, IDENTITY_PREFIX + ORG, before)
     inbound.write_cursor(engine, inbound.cursor_name(ORG), datetime(2026, 11, 3, tzinfo=UTC))
+    role_cursor = inbound.cursor_name(ORG, BY_PRACTITIONER_ROLE)
+    inbound.write_cursor(engine, role_cursor, datetime(2026, 11, 3, tzinfo=UTC))
     # the server was reset: the same id now names an Organization written later
     respx.get(f"{BASE}/{ORG}/_history/1").respond(
         200, json=_organization("2026-11-04T08:00:00.000Z")
@@ -152,5 +203,6 @@ async def test_run_inbound__an_organization_created_anew_re_baselines_the_poll(
     assert "FHIR server reset detected" in caplog.text
     assert polled == [ORG]
     assert inbound.read_cursor(engine, inbound.cursor_name(ORG)) is None
+    assert inbound.read_cursor(engine, role_cursor) is None  # both polls re-baselined
     reborn = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
     assert inbound.read_cursor(engine, IDENTITY_PREFIX + ORG) == reborn
