@@ -64,6 +64,7 @@ STOCK_TESTS=(
   tests/live/test_owned_fields_live.py
   tests/live/test_fhir_setup_live.py
   tests/live/test_hapi_sandbox_live.py
+  tests/live/test_role_owner_live.py
 )
 
 export IOP_BRIDGE_FHIR_BASE_URL="http://127.0.0.1:$HAPI_PORT/fhir"

@@ -195,8 +195,16 @@ def record(n: int, parties: Parties, today: date) -> dict[str, Any]:
     }
 
 
-def referral(n: int, parties: Parties, role: str, on_server: dict[str, str], today: date) -> dict:
-    """Step 2: Consent, ServiceRequest and Task, pointing at step 1 by absolute URL."""
+def referral(
+    n: int,
+    parties: Parties,
+    role: str,
+    on_server: dict[str, str],
+    today: date,
+    owner: str | None = None,
+) -> dict:
+    """Step 2: Consent, ServiceRequest and Task, pointing at step 1 by absolute URL; the Task
+    owned by ``owner`` (the IOP's Organization unless given: a PractitionerRole, BSeR-style)."""
     u = {k: _urn(n, k) for k in ("consent", "sr", "task")}
     here = {k: {"reference": parties.base + ref} for k, ref in on_server.items()}
     authored = f"{(today - timedelta(days=2)).isoformat()}T12:00:00-07:00"
@@ -297,9 +305,10 @@ def referral(n: int, parties: Parties, role: str, on_server: dict[str, str], tod
         "for": here["patient"],
         "authoredOn": authored,
         "requester": {"reference": role},
-        # the owner stays relative: the IOP finds its Tasks by search (owner=Organization/id),
-        # and a FHIR server indexes only local references for that
-        "owner": {"reference": parties.iop},
+        # the owner stays relative: the IOP finds its Tasks by search (owner=Organization/id,
+        # or owner:PractitionerRole.organization=...), and a FHIR server indexes only local
+        # references for that
+        "owner": {"reference": owner or parties.iop},
     }
     return {
         "resourceType": "Bundle",
@@ -312,8 +321,15 @@ def referral(n: int, parties: Parties, role: str, on_server: dict[str, str], tod
     }
 
 
-async def refer(client: FhirHttp, iop: tuple[str, str], n: int, today: date) -> Referred:
-    """Post the record, then the referral requested by a PractitionerRole of the platform."""
+async def refer(
+    client: FhirHttp, iop: tuple[str, str], n: int, today: date, *, owner: str = "organization"
+) -> Referred:
+    """Post the record, then the referral requested by a PractitionerRole of the platform.
+
+    ``owner``: who the Task is addressed to: ``organization`` (the IOP's Organization),
+    ``iop-role`` (a PractitionerRole of the IOP's Organization that the platform posts for the
+    program's intake desk, as its directory holds one for each receiving program) or
+    ``sender-role`` (the platform's own coordinator role: addressed to nobody at the IOP)."""
     parties = await client.parties(ORGANIZATION, iop)
     role = await client.ensure(
         {
@@ -324,10 +340,21 @@ async def refer(client: FhirHttp, iop: tuple[str, str], n: int, today: date) -> 
             "code": [{"text": "Referral coordinator"}],
         }
     )
+    addressee = {"organization": None, "sender-role": role}.get(owner)
+    if owner == "iop-role":
+        addressee = await client.ensure(
+            {
+                "resourceType": "PractitionerRole",
+                "identifier": [{"system": f"{BASE}/receiving-role", "value": f"{iop[1]}-INTAKE"}],
+                "active": True,
+                "organization": {"reference": parties.iop},
+                "code": [{"text": "Intake coordinator, intensive outpatient program"}],
+            }
+        )
     first = record(n, parties, today)
     keys = ["patient", "sud", "gad", "stay", "phq9", "gad7"]
     locations = await client.transaction(first)
     on_server = dict(zip(keys, locations[: len(keys)], strict=True))
-    second = await client.transaction(referral(n, parties, role, on_server, today))
+    second = await client.transaction(referral(n, parties, role, on_server, today, addressee))
     task = next(loc for loc in second if loc.startswith("Task/"))
     return Referred(task.split("/")[1], (TASK_SYSTEM, f"PC-REF-{n:05d}"))
