@@ -96,16 +96,6 @@ async def find_subscription(
     return None
 
 
-async def subscription_health(
-    fhir: FhirClient,
-    settings: Settings,
-    organization: str | None,
-    search: TaskSearch = BY_ORGANIZATION,
-) -> SubscriptionHealth:
-    """Read one Subscription's state from the server (``organization`` found when None)."""
-    return (await subscriptions_health(fhir, settings, organization, (search,)))[0]
-
-
 async def subscriptions_health(
     fhir: FhirClient,
     settings: Settings,

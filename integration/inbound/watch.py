@@ -32,11 +32,6 @@ class SubscriptionWatch:
         self.states: dict[TaskSearch, SubscriptionHealth] = {}
 
     @property
-    def last(self) -> SubscriptionHealth | None:
-        """The Organization-owner Subscription's last state (None before the first check)."""
-        return self.states.get(self.searches[0])
-
-    @property
     def notifying(self) -> bool:
         """Whether every Subscription was active at the last check (if one is not, the Tasks
         it would tell of are heard only by the poll)."""

@@ -121,9 +121,7 @@ async def test_health__degraded_with_the_servers_reason_when_the_subscription_is
     assert body["subscription_reason"].endswith(": Failed to deliver: HTTP 503")
 
 
-@pytest.mark.parametrize(
-    ("role_status", "shown"), [("requested", "requested"), (None, "missing")]
-)
+@pytest.mark.parametrize(("role_status", "shown"), [("requested", "requested"), (None, "missing")])
 @respx.mock
 async def test_health__degraded_when_only_the_practitioner_role_subscription_is_not_active(
     http: httpx.AsyncClient, role_status: str | None, shown: str

@@ -44,9 +44,7 @@ def _organization(born: str = BORN) -> dict[str, Any]:
 ROLE_CRITERIA = f"Task?owner:PractitionerRole.organization={ORG}"
 
 
-def _subscriptions(
-    *statuses: str, owner: str = ORG, role: str | None = "same"
-) -> dict[str, Any]:
+def _subscriptions(*statuses: str, owner: str = ORG, role: str | None = "same") -> dict[str, Any]:
     """Our Subscriptions as the server answers any Subscription search: per status one with the
     Organization criteria and one with the PractitionerRole criteria (``role``: its status
     instead of the same one; None: it is missing)."""
