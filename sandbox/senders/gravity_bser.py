@@ -202,11 +202,14 @@ def referral(
     on_server: dict[str, str],
     today: date,
     owner: str | None = None,
+    absolute: bool = True,
 ) -> dict:
-    """Step 2: Consent, ServiceRequest and Task, pointing at step 1 by absolute URL; the Task
-    owned by ``owner`` (the IOP's Organization unless given: a PractitionerRole, BSeR-style)."""
+    """Step 2: Consent, ServiceRequest and Task, pointing at step 1 by absolute URL (relative when
+    not ``absolute``: a server that refuses external references, as HAPI's stock defaults do);
+    the Task owned by ``owner`` (the IOP's Organization unless given: a PractitionerRole)."""
+    base = parties.base if absolute else ""
     u = {k: _urn(n, k) for k in ("consent", "sr", "task")}
-    here = {k: {"reference": parties.base + ref} for k, ref in on_server.items()}
+    here = {k: {"reference": base + ref} for k, ref in on_server.items()}
     authored = f"{(today - timedelta(days=2)).isoformat()}T12:00:00-07:00"
     consent = {
         "resourceType": "Consent",
@@ -250,7 +253,7 @@ def referral(
                             }
                         ]
                     },
-                    "reference": {"reference": parties.base + parties.iop},
+                    "reference": {"reference": base + parties.iop},
                 },
                 {
                     "role": {
@@ -288,7 +291,7 @@ def referral(
         "subject": here["patient"],
         "authoredOn": authored,
         "requester": {"reference": role},
-        "performer": [{"reference": parties.base + parties.iop}],
+        "performer": [{"reference": base + parties.iop}],
         "reasonReference": [here["sud"], here["gad"]],
         "supportingInfo": [here["stay"], here["phq9"], here["gad7"], {"reference": u["consent"]}],
         "note": [{"text": "Needs an evening schedule: works 8-4 weekdays."}],
@@ -322,14 +325,21 @@ def referral(
 
 
 async def refer(
-    client: FhirHttp, iop: tuple[str, str], n: int, today: date, *, owner: str = "organization"
+    client: FhirHttp,
+    iop: tuple[str, str],
+    n: int,
+    today: date,
+    *,
+    owner: str = "organization",
+    absolute: bool = True,
 ) -> Referred:
     """Post the record, then the referral requested by a PractitionerRole of the platform.
 
     ``owner``: who the Task is addressed to: ``organization`` (the IOP's Organization),
     ``iop-role`` (a PractitionerRole of the IOP's Organization that the platform posts for the
     program's intake desk, as its directory holds one for each receiving program) or
-    ``sender-role`` (the platform's own coordinator role: addressed to nobody at the IOP)."""
+    ``sender-role`` (the platform's own coordinator role: addressed to nobody at the IOP).
+    ``absolute``: step 2 points at step 1 by absolute URL (else relative)."""
     parties = await client.parties(ORGANIZATION, iop)
     role = await client.ensure(
         {
@@ -355,6 +365,8 @@ async def refer(
     keys = ["patient", "sud", "gad", "stay", "phq9", "gad7"]
     locations = await client.transaction(first)
     on_server = dict(zip(keys, locations[: len(keys)], strict=True))
-    second = await client.transaction(referral(n, parties, role, on_server, today, addressee))
+    second = await client.transaction(
+        referral(n, parties, role, on_server, today, addressee, absolute)
+    )
     task = next(loc for loc in second if loc.startswith("Task/"))
     return Referred(task.split("/")[1], (TASK_SYSTEM, f"PC-REF-{n:05d}"))

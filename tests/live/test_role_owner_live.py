@@ -65,8 +65,10 @@ async def sender() -> AsyncIterator[FhirHttp]:
 async def _refer(sender: FhirHttp, settings: Settings, unique: str, owner: str) -> tuple[str, str]:
     """The sender's referral addressed to ``owner``; (the Task's id, its owner as on HAPI)."""
     iop = (settings.organization_id_system, settings.organization_id)
+    # relative references: the stock pass's HAPI refuses external (absolute) ones; the sender's
+    # absolute references are taken through HAPI by test_foreign_senders_live.py
     referred = await gravity_bser.refer(
-        sender, iop, int(unique, 16) % 10**5, date.today(), owner=owner
+        sender, iop, int(unique, 16) % 10**5, date.today(), owner=owner, absolute=False
     )
     (task,) = await sender.search("Task", {"_id": referred.task_id})
     return referred.task_id, task["owner"]["reference"]
