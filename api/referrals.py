@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from api import schema_examples as docs
 from api.auth import Principal, Role, require
 from api.discharges import add_discharge_routes
+from api.disclosure_consents import add_consent_routes
 from api.limits import FHIR_JSON, JSON, ProblemRoute, limited_body, media_type, parse_json
 from api.referral_actions import add_action_routes
 from api.schemas import (
@@ -72,6 +73,7 @@ def make_referrals_router() -> APIRouter:
     _add_read_routes(router)
     add_action_routes(router, _read_owned)
     add_discharge_routes(router)
+    add_consent_routes(router)
     return router
 
 

@@ -54,6 +54,8 @@ ACTIONS: Final = {
     "record-session": (PATIENT_RECORD, "C"),
     "reconcile": (PATIENT_RECORD, "U"),
     "discharge": (PATIENT_RECORD, "C"),
+    # the client's Part 2 consent to disclose, recorded by the IOP (recipient: who it names)
+    "record-consent": (PATIENT_RECORD, "C"),
     "authenticate": (USER_AUTHENTICATION, "E"),
     "access": (REST, "E"),
     # an inbound Task change refused by mappers.task_trust (outcome denied, reason its code)

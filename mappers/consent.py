@@ -17,6 +17,7 @@ The reader (``from_fhir``, with its safety rule against narrowing provisions) is
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -55,6 +56,10 @@ class DisclosureConsent:
     purposes: tuple[str, ...] = ("TREAT",)
     data_classes: tuple[str, ...] = (privacy.SENSITIVITY_ETH.code,)
     custodian: str | None = None  # Organization reference of the disclosing program
+    # What may be disclosed, in the words of the signed form (42 CFR 2.31(a)(3): "how much and
+    # what kind"), e.g. "all SUD treatment records". Written as the Consent's narrative: a
+    # provision.code/class would narrow the permit, which our reader refuses (consent_reader).
+    disclosed: str | None = None
 
     def problems(self) -> list[Problem]:
         """Every reason this consent cannot be sent as a Consent, each with its field."""
@@ -72,6 +77,8 @@ class DisclosureConsent:
             found += reference_problems(
                 self.custodian, "Organization", "DisclosureConsent.custodian"
             )
+        if self.disclosed is not None and not self.disclosed.strip():
+            found.append(Problem("DisclosureConsent.disclosed", "must not be blank"))
         return found
 
 
@@ -138,15 +145,26 @@ def _purpose_permitted(purpose: str, permitted: tuple[str, ...]) -> bool:
     return False
 
 
+def _narrative(disclosed: str) -> dict[str, str]:
+    """Narrative (R4 narrative.html): status ``additional`` because it says more than the
+    structured elements (what the client agreed may be disclosed); the div is escaped XHTML."""
+    words = html.escape(disclosed.strip(), quote=False)
+    div = f'<div xmlns="http://www.w3.org/1999/xhtml"><p>Disclosure of: {words}</p></div>'
+    return {"status": "additional", "div": div}
+
+
 def to_fhir(
     consent: DisclosureConsent, *, id_system: str, resource_id: str | None = None
 ) -> dict[str, Any]:
-    """Fill Consent.identifier, status, scope, category, patient, dateTime, organization,
-    policyRule and provision (type, period, actor, purpose, securityLabel)."""
+    """Fill Consent.text (what may be disclosed, when given), identifier, status, scope,
+    category, patient, dateTime, organization, policyRule and provision (type, period, actor,
+    purpose, securityLabel)."""
     raise_if_problems("DisclosureConsent", consent.problems())
     resource: dict[str, Any] = {"resourceType": "Consent"}
     if resource_id is not None:
         resource["id"] = resource_id
+    if consent.disclosed is not None:
+        resource["text"] = _narrative(consent.disclosed)
     resource["identifier"] = [{"system": id_system, "value": consent.identifier}]
     resource["status"] = consent.status
     resource["scope"] = privacy.CONSENT_SCOPE_PATIENT_PRIVACY.codeable_concept()

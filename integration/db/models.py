@@ -262,3 +262,30 @@ class DischargeRecord(Timestamps, Base):
     next_provider: Mapped[str] = mapped_column(String(255))
     aftercare_task_id: Mapped[str | None] = mapped_column(String(64))
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), index=True)
+
+
+class DisclosureConsentRecord(Timestamps, Base):
+    """A client's Part 2 consent to disclose to a named recipient, recorded by the IOP's case
+    manager (written to the FHIR server as a Consent through the outbox). The discharge's Part 2
+    check counts it beside the referral's own Consents (integration.discharges.consents)."""
+
+    __tablename__ = "disclosure_consent"
+    __table_args__ = (
+        UniqueConstraint("referral_id", "business_id"),
+        CheckConstraint('"end" >= start', name="period"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"), index=True)
+    business_id: Mapped[str] = mapped_column(String(64))  # Consent.identifier value
+    recipient: Mapped[str] = mapped_column(String(128))  # organization identifier value
+    recipient_reference: Mapped[str] = mapped_column(String(255))  # Organization/<id>
+    patient: Mapped[str] = mapped_column(String(255))  # Patient/<id>, the client
+    custodian: Mapped[str] = mapped_column(String(255))  # Organization/<id>, the IOP
+    start: Mapped[date] = mapped_column(Date)
+    end: Mapped[date] = mapped_column(Date)
+    signed_on: Mapped[date] = mapped_column(Date)  # on the program's calendar
+    # Consent.dateTime: the start of the signing day on the program's clock (the form has no
+    # time of day), kept as the instant so the Consent is the same whoever builds it
+    signed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    disclosed: Mapped[str] = mapped_column(String(500))

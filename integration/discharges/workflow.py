@@ -15,8 +15,9 @@ referral to the next provider (tracked until acknowledged by ``integration.disch
 
 Part 2 (42 CFR 2.31, 2.32): a summary with an SUD diagnosis carries the DS4P labels and the
 redisclosure notice (the mappers add the labels), and is refused, with nothing stored, unless a
-Consent of the referral (ServiceRequest.supportingInfo) covers the next provider for treatment
-on the day of the handoff.
+Consent of the referral (ServiceRequest.supportingInfo) or one the IOP recorded for it
+(``integration.discharges.consents``) covers the next provider for treatment on the day of the
+handoff.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from integration.db import models
 from integration.db import repositories as repo
 from integration.db.referral_lookup import find_referral
 from integration.db.store import session_scope
+from integration.discharges import consents
 from integration.discharges.clinical_record import ClinicalRecord, read_clinical_record, store_facts
 from integration.discharges.handoff_bundle import (
     AFTERCARE_SUFFIX,
@@ -123,6 +125,9 @@ def discharge_client(
     summary = replace(
         summary, part2_notice=disclosure.notice(summary.has_substance_use, part2_notice)
     )
+    # the consents the IOP recorded for this referral count beside the referral's own
+    recorded = consents.recorded_consents(session, referral.id)
+    record = replace(record, consents=record.consents + recorded)
     permitted_by = check_disclosure(
         session, summary, record, at=at, owner=referral.iop_organization
     )

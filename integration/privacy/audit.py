@@ -42,6 +42,7 @@ DISCLOSE, ACCEPT, DECLINE = "disclose", "accept", "decline"
 SCHEDULE_INTAKE, RECORD_SESSION, RECONCILE = "schedule-intake", "record-session", "reconcile"
 DISCHARGE, AUTHENTICATE, ACCESS = "discharge", "authenticate", "access"
 TASK_CHANGE = "task-change"
+RECORD_CONSENT = "record-consent"
 SUCCESS, DENIED, FAILURE = "success", "denied", "failure"
 
 
