@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 AUDIT_PATH = "/api/audit"
 Action = Literal[
     "disclose", "accept", "decline", "schedule-intake", "record-session", "reconcile",
-    "discharge", "authenticate", "access", "task-change",
+    "discharge", "authenticate", "access", "task-change", "record-consent",
 ]  # fmt: skip
 assert set(Action.__args__) == set(ACTIONS)  # type: ignore[attr-defined]
 Outcome = Literal["success", "denied", "failure"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -365,3 +366,30 @@ def test_covers__permits_exactly_inside_the_rules(value: DisclosureConsent) -> N
     assert inside.permitted == (value.status == "active")
     after = covers(value, recipient=recipient, purpose=purpose, at=value.end + timedelta(days=1))
     assert not after
+
+
+# --- what may be disclosed (the consent an IOP records for the next provider) -----------------
+
+
+def test_to_fhir__what_may_be_disclosed_is_the_escaped_narrative() -> None:
+    given = make_consent(recipients=(OTHER_ORGANIZATION,), disclosed="discharge summary <& plan>")
+    resource = _fhir(given)
+    assert resource["text"] == {
+        "status": "additional",
+        "div": '<div xmlns="http://www.w3.org/1999/xhtml"><p>Disclosure of: '
+        "discharge summary &lt;&amp; plan&gt;</p></div>",
+    }
+    # our profile's shape, as our reader enforces it: the same consent, the narrative a loss
+    mapped = consent_reader.from_fhir(resource, id_system=CONSENT_SYSTEM)
+    assert mapped.value == replace(given, disclosed=None)
+    assert [loss.path for loss in mapped.losses] == ["Consent.text"]
+
+
+def test_to_fhir__without_a_description_there_is_no_narrative() -> None:
+    assert "text" not in _fhir(make_consent())
+
+
+def test_to_fhir__a_blank_description_is_refused() -> None:
+    with pytest.raises(MappingError) as caught:
+        _fhir(make_consent(disclosed="  "))
+    assert [p.path for p in caught.value.problems] == ["DisclosureConsent.disclosed"]
