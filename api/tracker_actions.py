@@ -23,11 +23,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 
-from api import tracker_discharge
+from api import tracker_consent, tracker_discharge
 from api.tracker_login import Viewer, forged, read_form, tracker_viewer
-from api.tracker_render import error_page, render
+from api.tracker_render import error_page, readable_path, render
 from integration.db import models
 from integration.db.store import session_scope
+from integration.discharges import consents
 from integration.privacy import audit
 from integration.referrals import actions as referral_actions
 from integration.settings import Settings
@@ -35,14 +36,14 @@ from integration.tenancy.scope import Scope
 from integration.tenancy.service import Tenancy
 from integration.tracker.detail import handoff_detail
 from integration.tracker.panel import action_panel
-from integration.workflow_errors import ReferralNotFound
+from integration.workflow_errors import DisclosureRefused, ReferralNotFound
 from mappers.encounter import Attendance, Delivery, SessionKind
 from mappers.errors import InvalidInputError, IopBridgeError, Problem
 
 MAX_ID = 2**31 - 1  # referral.id is a 32-bit INTEGER on PostgreSQL
 ACTIONS = (referral_actions.ACCEPT, referral_actions.DECLINE, referral_actions.SCHEDULE,
            referral_actions.SESSION, referral_actions.RECONCILE,
-           referral_actions.DISCHARGE)  # fmt: skip
+           referral_actions.DISCHARGE, tracker_consent.ACTION)  # fmt: skip
 DONE = {
     referral_actions.ACCEPT: "Referral accepted. The Task update is queued for the FHIR server.",
     referral_actions.DECLINE: "Referral declined. The Task update is queued for the FHIR server.",
@@ -51,8 +52,12 @@ DONE = {
     referral_actions.RECONCILE: "Medications reconciled. The lists are queued for the FHIR server.",
     referral_actions.DISCHARGE: "Client discharged. The summary and the aftercare handoff are "
     "queued for the FHIR server.",
+    tracker_consent.ACTION: "Consent recorded. Its Consent is queued for the FHIR server; a "
+    "discharge to that recipient within its period now passes the Part 2 check.",
 }
 FORM_LEVEL = "_form"  # problems that name no field of the form (the referral's state)
+TITLE = "_title"  # the refusal's own message, above its problems
+NEEDS_CONSENT = "_consent"  # a Part 2 refusal: the page points to the consent form
 SignedIn = Annotated[Viewer | None, Depends(tracker_viewer)]
 # The referral's row key (Referral.id) in the tracker's URLs; the API names referrals by
 # their business id instead (api.schemas.ReferralId).
@@ -87,6 +92,7 @@ def referral_page(
             referral = session.get(models.Referral, referral_key)
             assert referral is not None  # handoff_detail found it in scope
             panel = action_panel(session, referral, today)
+            recorded = consents.list_consents(session, referral_key)
     except IopBridgeError as error:
         return error_page(error, viewer)
     action, values, errors = failed or ("", {}, {})
@@ -97,7 +103,8 @@ def referral_page(
         decline_reasons={"": "choose a reason", **referral_actions.DECLINE_REASONS},
         kinds=list(SessionKind),
         deliveries=list(Delivery), attendances=[a for a in Attendance if a.value != "scheduled"],
-        today=local.date(), now=local.strftime("%H:%M"),
+        today=local.date(), now=local.strftime("%H:%M"), consents=recorded,
+        all_sud_records=consents.ALL_SUD_RECORDS,
     )  # fmt: skip
 
 
@@ -121,6 +128,8 @@ def add_action_routes(router: APIRouter, settings: Settings) -> None:
         fields = {name: values[0] for name, values in form.items() if values}
         if action == referral_actions.DISCHARGE:
             return await _discharge(request, settings, viewer, scope, referral_key, fields)
+        if action == tracker_consent.ACTION:
+            return await _consent(request, settings, viewer, scope, referral_key, fields)
         return await run_in_threadpool(
             _act, request.app.state.engine, settings, viewer, scope,
             (referral_key, action, fields),
@@ -191,6 +200,49 @@ async def _discharge(
     return RedirectResponse(done, status_code=303)
 
 
+async def _consent(
+    request: Request,
+    settings: Settings,
+    viewer: Viewer,
+    scope: Scope,
+    referral_key: int,
+    fields: dict[str, str],
+) -> Response:
+    """Record the client's consent to disclose: the recipient is looked up on the FHIR server
+    first, so it runs here; the form id is claimed first in a transaction of its own (a second
+    submit of the same form records nothing; a refused one is shown with fresh form ids)."""
+    engine = request.app.state.engine
+    action = tracker_consent.ACTION
+    try:
+        given = tracker_consent.order(fields)
+        claim = (referral_key, fields.get("form_id", ""), scope)
+        if await run_in_threadpool(_claim, engine, *claim):
+            await tracker_consent.record(
+                engine, request.app.state.tenancy, viewer, referral_key, given
+            )
+    except ReferralNotFound as error:
+        return error_page(error, viewer)
+    except IopBridgeError as error:
+        failed = (action, fields, _by_field(error, fields))
+        return await run_in_threadpool(
+            partial(referral_page, engine, viewer, scope, referral_key, failed=failed,
+                    status_code=error.http_status, zone=settings.program_zone())
+        )  # fmt: skip
+    return RedirectResponse(f"/tracker/referrals/{referral_key}?done={action}", status_code=303)
+
+
+def _claim(engine: Engine, referral_key: int, form_id: str, scope: Scope) -> bool:
+    """The referral in scope (ReferralNotFound else) and its form id claimed for the consent."""
+    if not 16 <= len(form_id) <= 64:
+        problem = Problem(FORM_LEVEL, "the form has no valid form id: reload the page")
+        raise InvalidInputError("the form is invalid", problems=[problem])
+    with session_scope(engine) as session:
+        referral = referral_actions.owned_referral_by_key(
+            session, referral_key, scope.organizations
+        )
+        return referral_actions.claim_form(session, form_id, referral, tracker_consent.ACTION)
+
+
 def _business_id(engine: Engine, referral_key: int, scope: Scope) -> str:
     with session_scope(engine) as session:
         return referral_actions.owned_referral_by_key(
@@ -199,18 +251,30 @@ def _business_id(engine: Engine, referral_key: int, scope: Scope) -> str:
 
 
 def _by_field(error: IopBridgeError, fields: Mapping[str, str]) -> dict[str, list[str]]:
-    """Each problem under the form field it names; the others (state, transitions) above the
-    form, with the error's own message when it lists none."""
-    found: dict[str, list[str]] = {}
-    for problem in error.problems or (Problem(FORM_LEVEL, error.message),):
-        key = problem.path if problem.path in fields or _is_field(problem.path) else FORM_LEVEL
-        found.setdefault(key, []).append(problem.message)
+    """The error's title (TITLE), each problem under the form field it names, the others
+    (state, transitions, what the FHIR server lacks) above the form with their path in words;
+    NEEDS_CONSENT when a Part 2 refusal asks for the client's consent to be recorded."""
+    found: dict[str, list[str]] = {TITLE: [error.message]}
+    for problem in error.problems:
+        if problem.path in fields or _is_field(problem.path):
+            found.setdefault(problem.path, []).append(problem.message)
+            continue
+        where = "" if problem.path == FORM_LEVEL else readable_path(problem.path)
+        line = f"{where}: {problem.message}" if where else problem.message
+        found.setdefault(FORM_LEVEL, []).append(line)
+    if isinstance(error, DisclosureRefused):
+        found[NEEDS_CONSENT] = [error.message]
     return found
 
 
 def _is_field(path: str) -> bool:
     simple = ("reason", "note", "date", "time", "delivery", "kind", "attendance", "minutes")
-    return path in simple or path in tracker_discharge.FIELDS or path.startswith(_LINE_FIELDS)
+    return (
+        path in simple
+        or path in tracker_discharge.FIELDS
+        or path in tracker_consent.FIELDS
+        or path.startswith(_LINE_FIELDS)
+    )
 
 
 _LINE_FIELDS = ("line-", "dose-", "times-", "new-")

@@ -7,6 +7,7 @@ import base64
 import hashlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -21,6 +22,28 @@ _ENV = Environment(
     undefined=StrictUndefined,
     auto_reload=False,  # templates ship with the code: no stat() per page
 )
+
+
+def readable_path(path: str) -> str:
+    """A problem's path in words. A FHIR search (``Type?name=value``, as a batch entry's URL)
+    reads as what was looked for: ``QuestionnaireResponse?identifier=<system>|PHQ-1`` is "the
+    QuestionnaireResponse with identifier PHQ-1 (system <system>)"; a token's ``system|code``
+    split as R4 search.html 3.1.1.5.4 defines it. Other paths (element paths, references, form
+    fields) are words already."""
+    kind, query, rest = path.partition("?")
+    if not query or not kind.isalpha():
+        return path
+    criteria = []
+    for name, value in parse_qsl(rest, keep_blank_values=True):
+        system, bar, code = value.rpartition("|")
+        if bar and system:
+            criteria.append(f"{name} {code} (system {system})")
+        else:
+            criteria.append(f"{name} {code if bar else value}")
+    return f"the {kind} with {' and '.join(criteria)}" if criteria else f"any {kind}"
+
+
+_ENV.filters["readable_path"] = readable_path
 _CSS = Markup((HERE / "static" / "tracker.css").read_text(encoding="utf-8"))  # ours, as is
 _CSS_HASH = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
 HEADERS = {

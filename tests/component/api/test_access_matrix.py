@@ -65,6 +65,8 @@ DISCHARGE = {
     "next_provider_name": "Harbor Street Outpatient", "relapse_prevention": "call sponsor",
     "medication_follow_up": "prescriber in 14 days",
 }  # fmt: skip
+CONSENT = {"recipient": "RES-A", "start": "2026-11-20", "end": "2099-11-20",
+           "signed_on": "2026-11-19"}  # fmt: skip
 ACTION_BODIES: dict[str, dict[str, Any] | None] = {  # the IOP's actions (api.referral_actions)
     "accept": None,
     "decline": {"reason": "no-capacity"},
@@ -102,6 +104,12 @@ POLICY: dict[tuple[str, str], Policy] = {
         )
         for action, body in ACTION_BODIES.items()
     },
+    ("POST", "/api/referrals/{referral_id}/disclosure-consents"): Policy(
+        frozenset({Role.CASE_MANAGER}), body=CONSENT
+    ),
+    ("GET", "/api/referrals/{referral_id}/disclosure-consents"): Policy(
+        frozenset({Role.CASE_MANAGER})
+    ),
     ("GET", "/api/discharges"): Policy(ALL, other="no-data", own_sees=ALL),
     ("GET", "/api/discharges/{referral_id}"): Policy(ALL),
     ("GET", "/api/discharges/{referral_id}/document"): Policy(frozenset({Role.EHR_SYSTEM})),
