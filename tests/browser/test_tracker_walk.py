@@ -169,16 +169,20 @@ async def _aftercare_task(settings: Settings, identifier: str) -> dict[str, Any]
     return dict(entry["resource"])
 
 
-async def _referred(settings: Settings, unique: str, next_provider: str) -> tuple[str, str]:
-    """The residential EHR refers a client; iop-bridge takes the Task in by its poll. Returns
-    the referral's identifier and the client's name as the EHR wrote it."""
+async def _referred(
+    settings: Settings, unique: str, next_provider: str, *, consented: bool = True
+) -> tuple[str, str]:
+    """The residential EHR refers a client (its Consent also names the next provider unless
+    ``consented`` is False); iop-bridge takes the Task in by its poll. Returns the referral's
+    identifier and the client's name as the EHR wrote it."""
     fhir = FhirClient.from_settings(settings)
     engine = create_db_engine(settings.database_url)
     ehr = _ehr(settings, unique)
     try:
         organization = await ensure_organization(fhir, settings, name="Synthetic IOP")
         referred = await ehr.refer(
-            int(unique, 16) % 10**6, language="es", also_disclose_to=(next_provider,)
+            int(unique, 16) % 10**6, language="es",
+            also_disclose_to=(next_provider,) if consented else (),
         )
         await inbound.poll_tasks(fhir, engine, settings, organization)
         with session_scope(engine) as session:
