@@ -146,8 +146,9 @@ def _purpose_permitted(purpose: str, permitted: tuple[str, ...]) -> bool:
 
 
 def _narrative(disclosed: str) -> dict[str, str]:
-    """Narrative (R4 narrative.html): status ``additional`` because it says more than the
-    structured elements (what the client agreed may be disclosed); the div is escaped XHTML."""
+    """Narrative (R4 narrative.html): status ``additional`` (R4 CodeSystem narrative-status
+    4.0.1, checked with the search tool: "may contain additional information not found in the
+    structured data"), since it says what the client agreed may be disclosed; escaped XHTML."""
     words = html.escape(disclosed.strip(), quote=False)
     div = f'<div xmlns="http://www.w3.org/1999/xhtml"><p>Disclosure of: {words}</p></div>'
     return {"status": "additional", "div": div}
