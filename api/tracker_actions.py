@@ -191,11 +191,8 @@ async def _discharge(
     except ReferralNotFound as error:
         return error_page(error, viewer)
     except IopBridgeError as error:
-        failed = (referral_actions.DISCHARGE, fields, _by_field(error, fields))
-        return await run_in_threadpool(
-            partial(referral_page, engine, viewer, scope, referral_key, failed=failed,
-                    status_code=error.http_status, zone=settings.program_zone())
-        )  # fmt: skip
+        where = (engine, viewer, scope, referral_key)
+        return await _refused(where, referral_actions.DISCHARGE, fields, error, settings)
     done = f"/tracker/referrals/{referral_key}?done={referral_actions.DISCHARGE}"
     return RedirectResponse(done, status_code=303)
 
@@ -223,12 +220,25 @@ async def _consent(
     except ReferralNotFound as error:
         return error_page(error, viewer)
     except IopBridgeError as error:
-        failed = (action, fields, _by_field(error, fields))
-        return await run_in_threadpool(
-            partial(referral_page, engine, viewer, scope, referral_key, failed=failed,
-                    status_code=error.http_status, zone=settings.program_zone())
-        )  # fmt: skip
+        where = (engine, viewer, scope, referral_key)
+        return await _refused(where, action, fields, error, settings)
     return RedirectResponse(f"/tracker/referrals/{referral_key}?done={action}", status_code=303)
+
+
+async def _refused(
+    where: tuple[Engine, Viewer, Scope, int],
+    action: str,
+    fields: dict[str, str],
+    error: IopBridgeError,
+    settings: Settings,
+) -> Response:
+    """The referral page again with the refused form's problems (its status code)."""
+    engine, viewer, scope, referral_key = where
+    failed = (action, fields, _by_field(error, fields))
+    return await run_in_threadpool(
+        partial(referral_page, engine, viewer, scope, referral_key, failed=failed,
+                status_code=error.http_status, zone=settings.program_zone())
+    )  # fmt: skip
 
 
 def _claim(engine: Engine, referral_key: int, form_id: str, scope: Scope) -> bool:

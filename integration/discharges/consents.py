@@ -38,6 +38,8 @@ from mappers.registry import MappingContext
 AGGREGATE_TYPE: Final = "disclosure-consent"
 ALL_SUD_RECORDS: Final = "all SUD treatment records"
 MAX_DISCLOSED: Final = 500
+# Older days are typing slips, and the start of year 1 has no UTC form east of Greenwich.
+EARLIEST: Final = date(1900, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,11 @@ class ConsentView:
 
 def order_problems(order: ConsentOrder, today: date) -> list[Problem]:
     """Every reason the order cannot be recorded, each under the field it names."""
-    found: list[Problem] = []
+    found = [
+        Problem(name, f"is before {EARLIEST.isoformat()}")
+        for name, day in (("start", order.start), ("signed_on", order.signed_on))
+        if day < EARLIEST
+    ]
     if order.end < order.start:
         found.append(Problem("end", f"must not be before the start ({order.start.isoformat()})"))
     elif order.end < today:

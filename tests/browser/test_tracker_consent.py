@@ -16,16 +16,15 @@ from typing import Any, TypeVar
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from integration.settings import Settings
-from tests.browser.conftest import SECRET, case_manager_token, serve, sign_in
+from tests.browser.conftest import case_manager_token, serve, sign_in
 from tests.browser.test_tracker_walk import (
     TODAY,
     _aftercare_provider,
     _aftercare_task,
     _deliver,
     _referred,
+    walk_settings,
 )
-from tests.conftest import live_base_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 T = TypeVar("T")
@@ -35,15 +34,7 @@ Shot = Callable[[Page, str], Path]
 def test_consent__refused_discharge_then_recorded_consent_then_discharged(
     browser_context: BrowserContext, tmp_path: Path, unique: str, screenshot: Shot
 ) -> None:
-    settings = Settings(
-        fhir_base_url=live_base_url(),  # type: ignore[arg-type]
-        database_url=f"sqlite:///{tmp_path / 'consent.db'}",
-        organization_id=f"IOP-{unique}",
-        auth_jwt_secret=SECRET,  # type: ignore[arg-type]
-        retry_initial_wait_seconds=0.05,
-        retry_max_wait_seconds=1.0,
-        program_timezone="America/New_York",
-    )
+    settings = walk_settings(tmp_path / "consent.db", unique)
     with ThreadPoolExecutor(1) as pool:
 
         def run(work: Coroutine[Any, Any, T]) -> T:

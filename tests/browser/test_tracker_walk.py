@@ -41,15 +41,7 @@ Shot = Callable[[Page, str], Path]
 def test_walk__a_whole_step_down_from_the_pages_alone(
     browser_context: BrowserContext, tmp_path: Path, unique: str, screenshot: Shot
 ) -> None:
-    settings = Settings(
-        fhir_base_url=live_base_url(),  # type: ignore[arg-type]
-        database_url=f"sqlite:///{tmp_path / 'walk.db'}",
-        organization_id=f"IOP-{unique}",  # apart from every other test's Tasks on the server
-        auth_jwt_secret=SECRET,  # type: ignore[arg-type]
-        retry_initial_wait_seconds=0.05,
-        retry_max_wait_seconds=1.0,
-        program_timezone="America/New_York",
-    )
+    settings = walk_settings(tmp_path / "walk.db", unique)
     # asyncio work (the EHR, the outbox) runs in another thread: Playwright owns this one's loop
     with ThreadPoolExecutor(1) as pool:
 
@@ -128,6 +120,19 @@ def test_walk__a_whole_step_down_from_the_pages_alone(
                 "requested", next_provider,
             )  # fmt: skip
             screenshot(page, "walk-7-discharged")
+
+
+def walk_settings(database: Path, unique: str) -> Settings:
+    """The app's settings for a walk: the live HAPI, its own SQLite store and IOP."""
+    return Settings(
+        fhir_base_url=live_base_url(),  # type: ignore[arg-type]
+        database_url=f"sqlite:///{database}",
+        organization_id=f"IOP-{unique}",  # apart from every other test's Tasks on the server
+        auth_jwt_secret=SECRET,  # type: ignore[arg-type]
+        retry_initial_wait_seconds=0.05,
+        retry_max_wait_seconds=1.0,
+        program_timezone="America/New_York",
+    )
 
 
 def _ehr(settings: Settings, unique: str) -> ResidentialEhr:

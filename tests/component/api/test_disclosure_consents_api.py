@@ -141,6 +141,7 @@ async def test_discharge__a_consent_for_another_recipient_does_not_count(
         ({"recipient": "two words"}, "recipient"),
         ({"end": None}, "end"),
         ({"start": "2026-13-01"}, "start"),
+        ({"signed_on": "0001-01-01", "start": "0001-01-01"}, "signed_on"),
         ({"disclosed": ""}, "disclosed"),
         ({"disclosed": "x" * 501}, "disclosed"),
         ({"surprise": "field"}, "surprise"),
