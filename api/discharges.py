@@ -64,7 +64,8 @@ def _add_discharge_route(router: APIRouter) -> None:
         description="Runs the discharge workflow: the summary document, the Part 2 consent "
         "check, and the aftercare ServiceRequest + Task to the next provider, sent through the "
         "outbox. 403 when no consent of the referral permits disclosing SUD records to the "
-        "next provider (42 CFR Part 2), with the reasons.",
+        "next provider (42 CFR Part 2), with the reasons: record the client's written consent "
+        "for that provider (POST /api/referrals/{id}/disclosure-consents) and discharge again.",
         tags=["discharges"],
         status_code=201,
         response_model=DischargeOut,

@@ -95,6 +95,7 @@ async def test_record__queues_our_consent_for_the_next_provider_and_audits_it(
             select(AuditEventRecord).where(AuditEventRecord.action == "record-consent")
         ).one()
         assert (audited.entity_id, audited.recipient) == (out["id"], org_ref(NEXT))
+        assert (audited.agent_subject, audited.agent_role) == ("caller-1", "case-manager")
     listed = await http.get(URL, headers=CASE_MANAGER)
     assert [c["id"] for c in listed.json()] == [out["id"]]
 
