@@ -172,7 +172,8 @@ def _enqueue(
     resource = disclosure.labelled(session, referral, resource)
     target = literal_reference("Consent", row.business_id)
     outbox.enqueue(
-        session, aggregate_type=AGGREGATE_TYPE, aggregate_key=row.business_id,
+        # keyed by the referral like its other writes: the tracker lists it with them
+        session, aggregate_type=AGGREGATE_TYPE, aggregate_key=referral.business_id,
         kind=outbox.MessageKind.RESOURCE,
         payload={"resource": resource, "request": {"method": "PUT", "url": target}},
     )  # fmt: skip

@@ -65,6 +65,8 @@ def test_consent__refused_discharge_then_recorded_consent_then_discharged(
             page.click("#consent-form button")
             assert page.locator("#done").count() == 1, page.text_content("#actions")
             assert page.locator(f'li.recorded-consent[data-recipient="AFTER-{unique}"]').count()
+            queued = page.locator('tr.delivery[data-state="queued"]').all_text_contents()
+            assert any("Consent" in row for row in queued), queued  # its delivery is listed
             screenshot(page, "consent-2-recorded")
 
             _fill_discharge(page, f"AFTER-{unique}")
