@@ -49,9 +49,11 @@ def org_ref(key: str) -> str:
 
 
 def auth(role: str, organization: str, subject: str = "caller-1") -> dict[str, str]:
-    """An Authorization header with a valid HS256 token for this role and organization."""
+    """An Authorization header with a valid HS256 token for this role and organization. Valid
+    for 4 hours: the module-level headers below are made at collection, and on a loaded machine
+    the whole suite's later modules run more than 10 minutes after it (they got 401)."""
     claims = {"sub": subject, "role": role, "org": organization, "aud": "iop-bridge",
-              "exp": int(time.time()) + 600}  # fmt: skip
+              "exp": int(time.time()) + 4 * 3600}  # fmt: skip
     return {"Authorization": f"Bearer {jwt.encode(claims, SECRET, algorithm='HS256')}"}
 
 
