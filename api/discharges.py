@@ -26,10 +26,12 @@ from api.schemas import (
     DischargePageOut,
     DischargeRequest,
     ReferralId,
+    Referrer,
     page_links,
     validation_problems,
 )
 from integration.db.base import utcnow
+from integration.db.referral_lookup import ReferralName
 from integration.db.store import session_scope
 from integration.discharges.views import (
     DischargeOrder,
@@ -78,11 +80,12 @@ def _add_discharge_route(router: APIRouter) -> None:
         referral_id: ReferralId,
         _json: Annotated[str, Depends(_json_media_type)],
         body: Annotated[bytes, Depends(limited_body)],
+        referrer: Referrer = None,
     ) -> Any:
         order = _order(parse_json(body))
         state = request.app.state
         view = await start_discharge(
-            state.engine, state.fhir, state.tenancy, referral_id,
+            state.engine, state.fhir, state.tenancy, ReferralName(referral_id, referrer),
             caller=principal.organization, order=order, at=utcnow(),
         )  # fmt: skip
         out = discharge_out(view)
@@ -126,11 +129,14 @@ def _add_follow_routes(router: APIRouter) -> None:
         response_model=DischargeOut,
         responses=docs.errors(401, 403, 404, 422, 502),
     )
-    async def read(request: Request, principal: AnyRole, referral_id: ReferralId) -> DischargeOut:
+    async def read(
+        request: Request, principal: AnyRole, referral_id: ReferralId, referrer: Referrer = None
+    ) -> DischargeOut:
         scope = await _scope(request, principal)
         state = request.app.state
         context = state.settings.mapping_context()
-        view = await follow_discharge(state.engine, state.fhir, scope, referral_id, context)
+        referral = ReferralName(referral_id, referrer)
+        view = await follow_discharge(state.engine, state.fhir, scope, referral, context)
         if view is None:
             raise ReferralNotFound(f"no discharge {referral_id!r} for your organization")
         return discharge_out(view)
@@ -150,9 +156,11 @@ def _add_document_route(router: APIRouter) -> None:
         request: Request,
         principal: Annotated[Principal, Depends(require(Role.EHR_SYSTEM))],
         referral_id: ReferralId,
+        referrer: Referrer = None,
     ) -> Any:
         scope = await _scope(request, principal)
-        found = await asyncio.to_thread(_document, request.app.state.engine, scope, referral_id)
+        referral = ReferralName(referral_id, referrer)
+        found = await asyncio.to_thread(_document, request.app.state.engine, scope, referral)
         if found is None:
             raise ReferralNotFound(f"no discharge {referral_id!r} handed to your organization")
         return JSONResponse(found, media_type=FHIR_JSON)
@@ -187,9 +195,9 @@ def _list(engine: Engine, scope: Scope, *filters: Any) -> DischargePage:
         )  # fmt: skip
 
 
-def _document(engine: Engine, scope: Scope, referral_id: str) -> dict[str, Any] | None:
+def _document(engine: Engine, scope: Scope, referral: ReferralName) -> dict[str, Any] | None:
     with session_scope(engine) as session:
-        return discharge_document(session, scope, referral_id)
+        return discharge_document(session, scope, referral)
 
 
 def discharge_out(view: DischargeView) -> DischargeOut:

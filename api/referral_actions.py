@@ -28,7 +28,8 @@ from sqlalchemy import Engine
 from api import schema_examples as docs
 from api.auth import Principal, Role, require
 from api.limits import JSON, limited_body, media_type, parse_json
-from api.schemas import ReferralId, ReferralOut, _In, validation_problems
+from api.schemas import ReferralId, ReferralOut, Referrer, _In, validation_problems
+from integration.db.referral_lookup import ReferralName
 from integration.db.store import session_scope
 from integration.medications.reconcile_form import MAX_NEW
 from integration.privacy import audit
@@ -149,7 +150,8 @@ EXAMPLES: dict[str, tuple[type[_In], dict[str, Any]]] = {
 
 
 def add_action_routes(router: APIRouter, read: Any) -> None:
-    """The four routes; ``read(request, principal, id)`` renders the referral afterwards."""
+    """The five routes; ``read(request, principal, ReferralName)`` renders the referral
+    afterwards."""
     for path, action, summary in (
         ("accept", referral_actions.ACCEPT, "Accept a referral"),
         ("decline", referral_actions.DECLINE, "Decline a referral, with the reason"),
@@ -180,16 +182,18 @@ def _add(router: APIRouter, read: Any, path: str, action: str, summary: str) -> 
         principal: Actor,
         referral_id: ReferralId,
         body: Annotated[bytes, Depends(limited_body)],
+        referrer: Referrer = None,
     ) -> ReferralOut:
         fields = _fields(request, body, model[0] if model else None)
         state = request.app.state
         tenancy: Tenancy = state.tenancy
         organizations = await tenancy.keys(principal.organization)
+        referral = ReferralName(referral_id, referrer)
         await asyncio.to_thread(
             _perform, state.engine, state.settings, principal, organizations,
-            (referral_id, action, fields),
+            (referral, action, fields),
         )  # fmt: skip
-        return await read(request, principal, referral_id)  # type: ignore[no-any-return]
+        return await read(request, principal, referral)  # type: ignore[no-any-return]
 
 
 def _fields(request: Request, body: bytes, model: type[_In] | None) -> dict[str, str | None]:
@@ -211,14 +215,14 @@ def _perform(
     settings: Settings,
     principal: Principal,
     organizations: tuple[str, ...],
-    request: tuple[str, str, dict[str, str | None]],
+    request: tuple[ReferralName, str, dict[str, str | None]],
 ) -> None:
-    business_id, action, fields = request
+    named, action, fields = request
     command = referral_actions.parse(action, fields, settings.program_zone())
     actor = audit.Actor(principal.subject, principal.role.value, principal.organization)
     now = datetime.now(UTC)
     with audit.acting_as(actor), session_scope(engine) as session:
-        referral = referral_actions.owned_referral(session, business_id, organizations)
+        referral = referral_actions.owned_referral(session, named, organizations)
         ids = fields.get("identifier") or f"{now:%Y%m%d%H%M%S%f}"
         referral_actions.perform(
             session, referral, action, command, at=now, session_ids=ids,

@@ -37,11 +37,13 @@ from api.schemas import (
     ReferralId,
     ReferralOut,
     ReferralPageOut,
+    Referrer,
     page_links,
     parse_submission,
 )
 from integration.db.base import utcnow
 from integration.db.models import TASK_STATUSES
+from integration.db.referral_lookup import ReferralName
 from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
 from integration.referrals.intake import submit_referral
@@ -105,7 +107,7 @@ def _add_submit_route(router: APIRouter) -> None:
         done = await submit_referral(engine, fhir, _tenancy(request),
                                      caller=principal.organization,
                                      submission=submission, now=utcnow())  # fmt: skip
-        view = await _read(request, principal, done.referral_id)
+        view = await _read(request, principal, ReferralName(done.referral_id))
         # ids are READABLE_ID (ASCII); quoted anyway so a header can never fail to encode
         headers = {"Location": quote(view.links["self"], safe="/:@+~._-")}
         return JSONResponse(view.model_dump(mode="json"), 201 if done.created else 200, headers)
@@ -118,8 +120,10 @@ def _add_read_routes(router: APIRouter) -> None:
         response_model=ReferralOut,
         responses=docs.errors(401, 403, 404, 422, 502),
     )
-    async def read(request: Request, principal: AnyRole, referral_id: ReferralId) -> ReferralOut:
-        return await _read(request, principal, referral_id)
+    async def read(
+        request: Request, principal: AnyRole, referral_id: ReferralId, referrer: Referrer = None
+    ) -> ReferralOut:
+        return await _read(request, principal, ReferralName(referral_id, referrer))
 
     @router.get(
         "/referrals",
@@ -172,23 +176,25 @@ def _filters(
     return ReferralFilters(status, program, referrer, start, end)
 
 
-async def _read(request: Request, principal: Principal, referral_id: str) -> ReferralOut:
+async def _read(request: Request, principal: Principal, referral: ReferralName) -> ReferralOut:
     scope = await _scope(request, principal)
     settings, engine, _ = _state(request)
-    view = await asyncio.to_thread(_get, engine, scope, referral_id, settings)
+    view = await asyncio.to_thread(_get, engine, scope, referral, settings)
     if view is None:
-        raise ReferralNotFound(f"no referral {referral_id!r} of your organization")
+        raise ReferralNotFound(f"no referral {str(referral)!r} of your organization")
     return _out(view)
 
 
-async def _read_owned(request: Request, principal: Principal, referral_id: str) -> ReferralOut:
+async def _read_owned(
+    request: Request, principal: Principal, referral: ReferralName
+) -> ReferralOut:
     """A referral as the organization that owns it sees it (after an action of the IOP's own
     case manager or EHR, whichever role acted)."""
     settings, engine, _ = _state(request)
     scope = await _tenancy(request).scope(principal.organization)
-    view = await asyncio.to_thread(_get, engine, scope, referral_id, settings)
+    view = await asyncio.to_thread(_get, engine, scope, referral, settings)
     if view is None:
-        raise ReferralNotFound(f"no referral {referral_id!r} of your organization")
+        raise ReferralNotFound(f"no referral {str(referral)!r} of your organization")
     return _out(view)
 
 
@@ -202,9 +208,11 @@ def _tenancy(request: Request) -> Tenancy:
     return request.app.state.tenancy  # type: ignore[no-any-return]
 
 
-def _get(engine: Engine, scope: Scope, referral_id: str, settings: Settings) -> ReferralView | None:
+def _get(
+    engine: Engine, scope: Scope, referral: ReferralName, settings: Settings
+) -> ReferralView | None:
     with session_scope(engine) as session:
-        return get_referral(session, scope, referral_id, settings.mapping_context())
+        return get_referral(session, scope, referral, settings.mapping_context())
 
 
 def _list(engine: Engine, scope: Scope, filters: ReferralFilters, page: int, size: int) -> Any:

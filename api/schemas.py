@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import Path, Request
+from fastapi import Path, Query, Request
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from mappers.assessment import Assessment
@@ -29,6 +29,16 @@ from mappers.residential import ResidentialStay
 
 # A referral's business identifier in a path: what the API assigns (mappers READABLE_ID).
 ReferralId = Annotated[str, Path(min_length=1, max_length=64, pattern=f"^{READABLE_ID}$")]
+# Whose referral, where two senders use one business id: the sender, named as the list's
+# ``referrer`` filter names it. Without it such an id answers 409 multiple-matches.
+Referrer = Annotated[
+    str | None,
+    Query(
+        max_length=255,
+        description="the referral's sender (Organization/<id>, as `referrer` in the list); "
+        "needed only where two senders use the same referral id",
+    ),
+]
 Text = Field(min_length=1, max_length=255)
 
 

@@ -184,9 +184,8 @@ async def _discharge(
     engine = request.app.state.engine
     try:
         order = tracker_discharge.discharge_order(fields, settings)
-        business_id = await run_in_threadpool(_business_id, engine, referral_key, scope)
         await tracker_discharge.discharge(
-            engine, request.app.state.fhir, request.app.state.tenancy, viewer, business_id, order
+            engine, request.app.state.fhir, request.app.state.tenancy, viewer, referral_key, order
         )
     except ReferralNotFound as error:
         return error_page(error, viewer)
@@ -251,13 +250,6 @@ def _claim(engine: Engine, referral_key: int, form_id: str, scope: Scope) -> boo
             session, referral_key, scope.organizations
         )
         return referral_actions.claim_form(session, form_id, referral, tracker_consent.ACTION)
-
-
-def _business_id(engine: Engine, referral_key: int, scope: Scope) -> str:
-    with session_scope(engine) as session:
-        return referral_actions.owned_referral_by_key(
-            session, referral_key, scope.organizations
-        ).business_id
 
 
 def _by_field(error: IopBridgeError, fields: Mapping[str, str]) -> dict[str, list[str]]:

@@ -53,14 +53,14 @@ async def discharge(
     fhir: FhirClient,
     tenancy: Tenancy,
     viewer: Viewer,
-    business_id: str,
+    referral_key: int,
     order: DischargeOrder,
 ) -> None:
-    """Run the discharge workflow as the signed-in person."""
+    """Run the discharge workflow on the referral the page shows, as the signed-in person."""
     actor = audit.Actor(viewer.subject, viewer.role.value, viewer.organization)
     with audit.acting_as(actor):
         await start_discharge(
-            engine, fhir, tenancy, business_id, caller=viewer.organization, order=order,
+            engine, fhir, tenancy, referral_key, caller=viewer.organization, order=order,
             at=datetime.now(UTC),
         )  # fmt: skip
 

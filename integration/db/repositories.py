@@ -71,7 +71,7 @@ def only_match(found: Sequence[T], named: object) -> T | None:
     if len(found) > 1:
         raise ReferralAmbiguous(
             f"referral {named!r} names referrals of more than one sender: open it from the"
-            " tracker (its own page) or ask as its sender"
+            " tracker (its own page), or name its sender (the API's referrer=Organization/<id>)"
         )
     return found[0] if found else None
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.base import utcnow
-from integration.db.referral_lookup import find_referral
+from integration.db.referral_lookup import find_referral, identifier_stem
 from integration.db.store import session_scope
 from integration.discharges.handoff_bundle import AFTERCARE_SUFFIX
 from integration.discharges.workflow import in_session
@@ -41,38 +41,38 @@ class AftercareStatus:
 
 
 async def read_aftercare(
-    fhir: FhirClient, engine: Engine, business_id: str, *, context: MappingContext | None = None
+    fhir: FhirClient, engine: Engine, referral_key: int, *, context: MappingContext | None = None
 ) -> AftercareStatus:
-    """Where the aftercare Task stands on the server, writing nothing (what a GET may do).
-    ``business_id`` is the referral's business identifier."""
-    return (await _read(fhir, engine, business_id, context or MappingContext()))[0]
+    """Where the aftercare Task stands on the server, writing nothing (what a GET may do)."""
+    return (await _read(fhir, engine, referral_key, context or MappingContext()))[0]
 
 
 async def check_aftercare(
-    fhir: FhirClient, engine: Engine, business_id: str, *, context: MappingContext | None = None
+    fhir: FhirClient, engine: Engine, referral_key: int, *, context: MappingContext | None = None
 ) -> AftercareStatus:
     """read_aftercare, then record the Task's id, and acknowledged_at once the next provider
     moved it to accepted or a later state (the background loop's step, never a GET's)."""
-    status, task_id = await _read(fhir, engine, business_id, context or MappingContext())
+    status, task_id = await _read(fhir, engine, referral_key, context or MappingContext())
     if task_id is None:
         return status
 
-    def remember(session: Session, referral: str) -> None:
-        stored = _discharge_record(session, referral)
+    def remember(session: Session, referral: int) -> None:
+        stored = _discharge_record(session, referral).record
         repo.record_aftercare_task(session, stored, task_id=task_id)
         if stored.acknowledged_at is None and status.acknowledged_at is not None:
             repo.acknowledge_discharge(session, stored, at=status.acknowledged_at)
 
-    await asyncio.to_thread(in_session, engine, remember, business_id)
+    await asyncio.to_thread(in_session, engine, remember, referral_key)
     return status
 
 
 async def _read(
-    fhir: FhirClient, engine: Engine, business_id: str, context: MappingContext
+    fhir: FhirClient, engine: Engine, referral_key: int, context: MappingContext
 ) -> tuple[AftercareStatus, str | None]:
     """The status, and the Task's server id when the server has the Task."""
-    known = await asyncio.to_thread(in_session, engine, _discharge_record, business_id)
-    task = await _aftercare_task(fhir, known, business_id, context)
+    discharged = await asyncio.to_thread(in_session, engine, _discharge_record, referral_key)
+    known, business_id = discharged.record, discharged.business_id
+    task = await _aftercare_task(fhir, discharged, context)
     if task is None:
         return AftercareStatus(business_id, None, None, None, known.acknowledged_at), None
     acknowledged = known.acknowledged_at
@@ -91,38 +91,47 @@ async def poll_open_discharges(
 ) -> list[AftercareStatus]:
     """check_aftercare for every discharge not yet acknowledged (the loop's safety net)."""
     query = (
-        select(models.Referral.business_id)
-        .join(models.DischargeRecord, models.DischargeRecord.referral_id == models.Referral.id)
+        select(models.DischargeRecord.referral_id)
         .where(models.DischargeRecord.acknowledged_at.is_(None))
         .order_by(models.DischargeRecord.discharged_at)
     )
 
-    def open_ones() -> list[str]:
+    def open_ones() -> list[int]:
         with session_scope(engine) as session:
             return list(session.scalars(query))
 
     return [
-        await check_aftercare(fhir, engine, business_id, context=context)
-        for business_id in await asyncio.to_thread(open_ones)
+        await check_aftercare(fhir, engine, referral_key, context=context)
+        for referral_key in await asyncio.to_thread(open_ones)
     ]
 
 
-def _discharge_record(session: Session, business_id: str) -> models.DischargeRecord:
-    referral = find_referral(session, business_id)
+@dataclass(frozen=True, slots=True)
+class _Discharged:
+    """A referral's discharge record, with what names its aftercare Task."""
+
+    record: models.DischargeRecord
+    business_id: str  # the referral's (the sender's identifier)
+    aftercare_identifier: str  # of the aftercare ServiceRequest and Task (ours)
+
+
+def _discharge_record(session: Session, referral_key: int) -> _Discharged:
+    referral = find_referral(session, referral_key)
     query = select(models.DischargeRecord).where(models.DischargeRecord.referral_id == referral.id)
     found = session.scalar(query)
     if found is None:
-        raise WorkflowNotReady(f"referral {business_id!r} has no discharge")
-    return found
+        raise WorkflowNotReady(f"referral {referral.business_id!r} has no discharge")
+    stem = identifier_stem(session, referral)
+    return _Discharged(found, referral.business_id, stem + AFTERCARE_SUFFIX)
 
 
 async def _aftercare_task(
-    fhir: FhirClient, known: models.DischargeRecord, business_id: str, context: MappingContext
+    fhir: FhirClient, discharged: _Discharged, context: MappingContext
 ) -> dict[str, Any] | None:
     """By the id seen before, else by identifier (the id is the server's, known after delivery)."""
-    if known.aftercare_task_id is not None:
-        return await fhir.read("Task", known.aftercare_task_id)
-    token = bundle.identifier_token(context.task_id_system, business_id + AFTERCARE_SUFFIX)
+    if discharged.record.aftercare_task_id is not None:
+        return await fhir.read("Task", discharged.record.aftercare_task_id)
+    token = bundle.identifier_token(context.task_id_system, discharged.aftercare_identifier)
     found = [t async for t in fhir.search_all("Task", {"identifier": token})]
     return found[0] if len(found) == 1 else None
 

@@ -58,10 +58,9 @@ class StoreFacts:
     session: str | None = None  # the last attended session's identifier (Composition.encounter)
 
 
-def store_facts(session: Session, business_id: str) -> StoreFacts:
-    """Read the referral's ServiceRequest, latest PHQ-9 / GAD-7 and plan from the store.
-    ``business_id`` is the referral's business identifier."""
-    referral = find_referral(session, business_id)
+def store_facts(session: Session, referral_key: int) -> StoreFacts:
+    """Read the referral's ServiceRequest, latest PHQ-9 / GAD-7 and plan from the store."""
+    referral = find_referral(session, referral_key)
     link = session.scalar(select(ReferralLink).where(ReferralLink.referral_id == referral.id))
     scores = [_latest_assessment(session, referral, name) for name in INSTRUMENTS]
     plan_query = select(models.PlanRecord.business_id).where(
@@ -69,7 +68,7 @@ def store_facts(session: Session, business_id: str) -> StoreFacts:
     )
     plan = session.scalar(plan_query.order_by(models.PlanRecord.updated_at.desc()).limit(1))
     return StoreFacts(
-        business_id,
+        referral.business_id,
         link.service_request if link is not None else None,
         tuple(s for s in scores if s is not None),
         plan,

@@ -25,6 +25,7 @@ from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
+from integration.db.referral_lookup import ReferralName, aggregate_key, named
 from integration.db.store import session_scope
 from integration.discharges import workflow
 from integration.discharges.aftercare import read_aftercare
@@ -48,7 +49,8 @@ NOT_THE_RECIPIENT = "not-the-recipient"  # audit reason: asked for by another or
 class DischargeView:
     """One discharge handoff and where its aftercare loop stands."""
 
-    id: str  # the referral's identifier: one discharge per referral
+    id: str  # the referral's identifier (the sender's): one discharge per referral
+    referral_key: int  # the referral's row key (Referral.id)
     discharged_at: datetime
     next_provider: str
     aftercare_task: str | None
@@ -99,42 +101,46 @@ def list_discharges(
     return DischargePage(tuple(_view(row) for row in rows), int(total or 0), page, page_size)
 
 
-def get_discharge(session: Session, scope: Scope, referral_id: str) -> DischargeView | None:
-    """The handoff of referral ``referral_id`` if the scope may see it."""
-    rows = session.execute(
-        _query().where(models.Referral.business_id == referral_id, *_within(scope)).limit(2)
-    ).all()
-    row = repo.only_match(rows, referral_id)
+def get_discharge(
+    session: Session, scope: Scope, referral: ReferralName | int
+) -> DischargeView | None:
+    """The handoff of a referral (by its row key, or its business id and perhaps its sender)
+    if the scope may see it; ReferralAmbiguous for a business id two senders use."""
+    rows = session.execute(_query().where(named(referral), *_within(scope)).limit(2)).all()
+    row = repo.only_match(rows, str(referral))
     return _view(row) if row is not None else None
 
 
 async def follow_discharge(
-    engine: Engine, fhir: FhirClient, scope: Scope, referral_id: str,
+    engine: Engine, fhir: FhirClient, scope: Scope, referral: ReferralName,
     context: MappingContext,
 ) -> DischargeView | None:  # fmt: skip
     """The handoff with its aftercare Task's current status, read from the FHIR server once the
     outbox delivered it. A read writes nothing: the background loop (runtime.run_inbound)
     records the Task's id and the acknowledgement."""
-    view = await asyncio.to_thread(_in_session, engine, get_discharge, scope, referral_id)
+    view = await asyncio.to_thread(_in_session, engine, get_discharge, scope, referral)
     if view is None or view.delivery != "delivered":
         return view
-    status = await read_aftercare(fhir, engine, referral_id, context=context)
+    status = await read_aftercare(fhir, engine, view.referral_key, context=context)
     return DischargeView(
-        view.id, view.discharged_at, view.next_provider, status.task or view.aftercare_task,
-        status.status, status.business_status, status.acknowledged_at, view.delivery,
+        view.id, view.referral_key, view.discharged_at, view.next_provider,
+        status.task or view.aftercare_task, status.status, status.business_status,
+        status.acknowledged_at, view.delivery,
     )  # fmt: skip
 
 
-def discharge_document(session: Session, scope: Scope, referral_id: str) -> dict[str, Any] | None:
+def discharge_document(
+    session: Session, scope: Scope, referral: ReferralName
+) -> dict[str, Any] | None:
     """The discharge summary document Bundle of a handoff the scope may see, released through
     the disclosure gate (audited as a disclosure to the next provider). Asked for by anyone
     else, it is withheld and the refusal audited with its reason; None either way (flushes)."""
-    found = _enqueued_document(session, referral_id)
+    found = _enqueued_document(session, referral)
     if found is None:
         return None  # no discharge: nothing was disclosed or withheld
-    document, owner = found
+    document, owner, referral_key = found
     entity = _document_entity(document)
-    view = get_discharge(session, scope, referral_id)
+    view = get_discharge(session, scope, referral_key)
     if view is None:
         # 42 CFR 2.13(a): disclosed only as the consent permits, i.e. to the next provider.
         # an EHR system's own reference when known (the last of its keys)
@@ -149,15 +155,22 @@ def discharge_document(session: Session, scope: Scope, referral_id: str) -> dict
 
 
 def _enqueued_document(
-    session: Session, referral_id: str
-) -> tuple[dict[str, Any], str | None] | None:
-    """The document the discharge enqueued (first entry of its first transaction message) and
-    the referral's IOP organization (whose records they are)."""
+    session: Session, referral: ReferralName
+) -> tuple[dict[str, Any], str, int] | None:
+    """The document the discharge enqueued (first entry of its first transaction message), the
+    referral's IOP organization (whose records they are) and the referral's row key."""
+    found_rows = session.execute(
+        select(models.Referral.id, models.Referral.iop_organization).where(named(referral)).limit(2)
+    ).all()
+    found = repo.only_match(found_rows, str(referral))
+    if found is None:
+        return None
+    referral_key, owner = found
     payload = session.scalar(
         select(OutboxMessage.payload)
         .where(
             OutboxMessage.aggregate_type == workflow.AGGREGATE_TYPE,
-            OutboxMessage.aggregate_key == referral_id,
+            OutboxMessage.aggregate_key == aggregate_key(referral_key),
             OutboxMessage.kind == str(outbox.MessageKind.TRANSACTION),
         )
         .order_by(OutboxMessage.id)
@@ -167,13 +180,7 @@ def _enqueued_document(
     document = entries[0].get("resource") if entries else None
     if not isinstance(document, dict):
         return None
-    owners = session.scalars(
-        select(models.Referral.iop_organization)
-        .where(models.Referral.business_id == referral_id)
-        .limit(2)
-    ).all()
-    owner = repo.only_match(owners, referral_id)
-    return document, owner
+    return document, owner, referral_key
 
 
 def _document_entity(document: dict[str, Any]) -> audit.Entity:
@@ -201,17 +208,20 @@ async def start_discharge(
     engine: Engine,
     fhir: FhirClient,
     tenancy: Tenancy,
-    referral_id: str,
+    referral: ReferralName | int,
     *,
     caller: str,
     order: DischargeOrder,
     at: datetime,
 ) -> DischargeView:
-    """Run workflow 3 for a referral the caller's organization owns (ReferralNotFound else)."""
+    """Run workflow 3 for a referral the caller's organization owns (ReferralNotFound else),
+    named by its row key (the tracker) or as an API caller names it."""
     context = tenancy.settings.mapping_context()
     scope = await tenancy.scope(caller)
     owned_by = scope.organizations
-    organization = await asyncio.to_thread(_owned_referral, engine, referral_id, owned_by, context)
+    referral_key, organization = await asyncio.to_thread(
+        _owned_referral, engine, referral, owned_by, context
+    )
     next_provider = await tenancy.reference(order.next_provider)
     if next_provider is None:
         message = f"no Organization {order.next_provider!r} is registered on the FHIR server"
@@ -222,36 +232,37 @@ async def start_discharge(
         order.medication_follow_up, order.support_groups, order.crisis_line,
     )  # fmt: skip
     await workflow.discharge(
-        engine, fhir, referral_id, iop_organization=organization,
+        engine, fhir, referral_key, iop_organization=organization,
         discharged_at=order.discharged_at, aftercare=aftercare, at=at,
         course_summary=order.course_summary, context=context,
     )  # fmt: skip
-    view = await asyncio.to_thread(_in_session, engine, get_discharge, scope, referral_id)
+    view = await asyncio.to_thread(_in_session, engine, get_discharge, scope, referral_key)
     assert view is not None  # just stored, in scope
     return view
 
 
 def _owned_referral(
-    engine: Engine, referral_id: str, owned_by: tuple[str, ...], context: MappingContext
-) -> str:
-    """The referral's IOP organization, after settling what delivery told about its server ids."""
+    engine: Engine, referral: ReferralName | int, owned_by: tuple[str, ...],
+    context: MappingContext,
+) -> tuple[int, str]:  # fmt: skip
+    """The referral's row key and IOP organization, after settling what delivery told about
+    its server ids."""
     with session_scope(engine) as session:
         rows = session.execute(
             select(models.Referral, ReferralLink)
             .join(ReferralLink, ReferralLink.referral_id == models.Referral.id)
-            .where(models.Referral.business_id == referral_id,
-                   models.Referral.iop_organization.in_(owned_by or ("",)))
+            .where(named(referral), models.Referral.iop_organization.in_(owned_by or ("",)))
             .limit(2)
-        ).all()  # fmt: skip
-        found = repo.only_match(rows, referral_id)
+        ).all()
+        found = repo.only_match(rows, str(referral))
         if found is None:
-            raise ReferralNotFound(f"no referral {referral_id!r} of your organization")
+            raise ReferralNotFound(f"no referral {str(referral)!r} of your organization")
         settle_references(session, found[0], found[1], context)
-        return str(found[0].iop_organization)
+        return found[0].id, str(found[0].iop_organization)
 
 
 def _query() -> Select[models.DischargeRecord, str, str | None]:
-    delivery = delivery_status(workflow.AGGREGATE_TYPE, models.Referral.business_id)
+    delivery = delivery_status(workflow.AGGREGATE_TYPE)
     return select(models.DischargeRecord, models.Referral.business_id,
                   delivery.label("delivery")).join(
         models.Referral, models.Referral.id == models.DischargeRecord.referral_id
@@ -262,19 +273,19 @@ def _view(row: Row[models.DischargeRecord, str, str | None]) -> DischargeView:
     record, business_id, delivery = row
     task = literal_reference("Task", record.aftercare_task_id) if record.aftercare_task_id else None
     return DischargeView(
-        business_id, record.discharged_at, record.next_provider, task, None, None,
-        record.acknowledged_at, delivery,
+        business_id, record.referral_id, record.discharged_at, record.next_provider, task, None,
+        None, record.acknowledged_at, delivery,
     )  # fmt: skip
 
 
 def _in_session(
     engine: Engine,
-    read: Callable[[Session, Scope, str], DischargeView | None],
+    read: Callable[[Session, Scope, ReferralName | int], DischargeView | None],
     scope: Scope,
-    referral_id: str,
+    referral: ReferralName | int,
 ) -> DischargeView | None:
     with session_scope(engine) as session:
-        return read(session, scope, referral_id)
+        return read(session, scope, referral)
 
 
 def _within(scope: Scope) -> list[ColumnElement[bool]]:

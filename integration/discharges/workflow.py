@@ -34,7 +34,12 @@ from sqlalchemy.orm import Session
 
 from integration.db import models
 from integration.db import repositories as repo
-from integration.db.referral_lookup import find_referral
+from integration.db.referral_lookup import (
+    DISCHARGE_AGGREGATE,
+    aggregate_key,
+    find_referral,
+    identifier_stem,
+)
 from integration.db.store import session_scope
 from integration.discharges import consents
 from integration.discharges.clinical_record import ClinicalRecord, read_clinical_record, store_facts
@@ -65,7 +70,7 @@ from mappers.medication import ListSource
 from mappers.registry import MappingContext
 
 T = TypeVar("T")
-AGGREGATE_TYPE = "discharge"
+AGGREGATE_TYPE = DISCHARGE_AGGREGATE
 TREATMENT = "TREAT"  # v3-ActReason purpose of use the consent must permit
 # 42 CFR 2.32(a)(2), the short form; a program's compliance office supplies its current text.
 DEFAULT_PART2_NOTICE = disclosure.REDISCLOSURE_NOTICE
@@ -89,7 +94,7 @@ class DischargeResult:
 
 def discharge_client(
     session: Session,
-    business_id: str,
+    referral_key: int,
     *,
     record: ClinicalRecord,
     discharged_at: datetime,
@@ -100,11 +105,11 @@ def discharge_client(
     context: MappingContext | None = None,
 ) -> DischargeResult:
     """Build the summary, check Part 2 consent, store the discharge and enqueue the document,
-    ServiceRequest and Task, all in the caller's transaction (nothing on any refusal).
-    ``business_id`` is the referral's business identifier."""
+    ServiceRequest and Task, all in the caller's transaction (nothing on any refusal)."""
     context = context or MappingContext()
-    referral, reconciled = _dischargeable(session, business_id)
-    summary_id = referral.business_id + DISCHARGE_SUFFIX
+    referral, reconciled = _dischargeable(session, referral_key)
+    stem = identifier_stem(session, referral)
+    summary_id = stem + DISCHARGE_SUFFIX
     urls = SummaryUrls(summary_id)
     summary = DischargeSummary(
         identifier=summary_id,
@@ -142,7 +147,7 @@ def discharge_client(
     message = enqueue(
         session,
         aggregate_type=AGGREGATE_TYPE,
-        aggregate_key=referral.business_id,
+        aggregate_key=aggregate_key(referral.id),
         kind=MessageKind.TRANSACTION,
         payload=transaction,
     )
@@ -150,16 +155,17 @@ def discharge_client(
         session, audit.DISCHARGE, _summary_entity(summary), organization=referral.iop_organization
     )
     return DischargeResult(
-        business_id, summary_id, urls.document_identifier, referral.business_id + AFTERCARE_SUFFIX,
+        referral.business_id, summary_id, urls.document_identifier, stem + AFTERCARE_SUFFIX,
         summary.has_substance_use, permitted_by, message.id,
     )  # fmt: skip
 
 
 def _dischargeable(
-    session: Session, business_id: str
+    session: Session, referral_key: int
 ) -> tuple[models.Referral, models.MedicationListRecord]:
     """The referral and its reconciled list; refused when discharged already or not reconciled."""
-    referral = find_referral(session, business_id)
+    referral = find_referral(session, referral_key)
+    business_id = referral.business_id
     query = select(models.DischargeRecord.id).where(
         models.DischargeRecord.referral_id == referral.id
     )
@@ -234,7 +240,7 @@ def _summary_entity(summary: DischargeSummary) -> audit.Entity:
 async def discharge(
     engine: Engine,
     fhir: FhirClient,
-    business_id: str,
+    referral_key: int,
     *,
     iop_organization: str,
     discharged_at: datetime,
@@ -243,10 +249,9 @@ async def discharge(
     course_summary: str | None = None,
     context: MappingContext | None = None,
 ) -> DischargeResult:
-    """Discharge the referral's client: the three steps, the last in one DB transaction.
-    ``business_id`` is the referral's business identifier."""
+    """Discharge the referral's client: the three steps, the last in one DB transaction."""
     context = context or MappingContext()
-    facts = await asyncio.to_thread(in_session, engine, store_facts, business_id)
+    facts = await asyncio.to_thread(in_session, engine, store_facts, referral_key)
     record = await read_clinical_record(
         fhir,
         facts,
@@ -255,16 +260,16 @@ async def discharge(
         context=context,
     )
 
-    def write(session: Session, referral: str) -> DischargeResult:
+    def write(session: Session, referral: int) -> DischargeResult:
         return discharge_client(
             session, referral, record=record, discharged_at=discharged_at, aftercare=aftercare,
             at=at, course_summary=course_summary, context=context,
         )  # fmt: skip
 
-    return await asyncio.to_thread(in_session, engine, write, business_id)
+    return await asyncio.to_thread(in_session, engine, write, referral_key)
 
 
-def in_session(engine: Engine, step: Callable[[Session, str], T], key: str) -> T:
-    """Run one step of a workflow for ``key`` in its own unit of work."""
+def in_session(engine: Engine, step: Callable[[Session, int], T], referral_key: int) -> T:
+    """Run one step of a workflow for the referral in its own unit of work."""
     with session_scope(engine) as session:
-        return step(session, key)
+        return step(session, referral_key)

@@ -22,11 +22,10 @@ from mappers.reconciliation import Change
 
 
 def record_discharge_list(
-    session: Session, business_id: str, discharge: MedicationList, at: datetime
+    session: Session, referral_key: int, discharge: MedicationList, at: datetime
 ) -> MedicationListRecord:
-    """Store (or replace) the residential discharge list of the referral's package.
-    ``business_id`` is the referral's business identifier."""
-    referral = find_referral(session, business_id)
+    """Store (or replace) the residential discharge list of the referral's package."""
+    referral = find_referral(session, referral_key)
     return _store_list(session, referral, discharge, ListSource.RESIDENTIAL_DISCHARGE, at)
 
 
@@ -38,11 +37,10 @@ def store_discharge_list(
 
 
 def record_intake_list(
-    session: Session, business_id: str, intake: MedicationList, at: datetime
+    session: Session, referral_key: int, intake: MedicationList, at: datetime
 ) -> MedicationListRecord:
-    """Store (or replace, same identifier) the IOP intake list; the newest recorded is current.
-    ``business_id`` is the referral's business identifier."""
-    referral = find_referral(session, business_id)
+    """Store (or replace, same identifier) the IOP intake list; the newest recorded is current."""
+    referral = find_referral(session, referral_key)
     return _store_list(session, referral, intake, ListSource.IOP_INTAKE, at)
 
 

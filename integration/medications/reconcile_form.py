@@ -24,6 +24,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from integration.db import models
+from integration.db.referral_lookup import identifier_stem
 from integration.medications import lists as medication_lists
 from integration.medications import workflow as medications
 from integration.workflow_errors import WorkflowNotReady
@@ -76,13 +77,13 @@ def reconcile(
     record = medications.current_list(session, referral, ListSource.RESIDENTIAL_DISCHARGE)
     if record is None:
         raise WorkflowNotReady(f"referral {referral.business_id!r} has no discharge list")
-    intake_id = f"{referral.business_id}-INTAKE"
+    intake_id = f"{identifier_stem(session, referral)}-INTAKE"
     stated = parse_reconcile(fields, medication_lists.load_list(record), intake_id)
     intake = MedicationList(
         intake_id, "IOP intake medications", ListSource.IOP_INTAKE, at, stated.kept
     )
-    medication_lists.record_intake_list(session, referral.business_id, intake, at)
-    medications.reconcile_referral(session, referral.business_id, at=at, context=context)
+    medication_lists.record_intake_list(session, referral.id, intake, at)
+    medications.reconcile_referral(session, referral.id, at=at, context=context)
 
 
 def _line(

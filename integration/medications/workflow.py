@@ -47,7 +47,12 @@ from sqlalchemy.orm import Session
 from fhir_profiles.terminology.code import Code
 from fhir_profiles.terminology.workflow import MEDICATION_COMMUNITY, MEDICATION_DISCHARGE
 from integration.db.models import MedicationLine, MedicationListRecord, Referral
-from integration.db.referral_lookup import find_referral
+from integration.db.referral_lookup import (
+    MEDICATIONS_AGGREGATE,
+    aggregate_key,
+    find_referral,
+    identifier_stem,
+)
 from integration.medications.lists import (
     entry_from_json,
     entry_json,
@@ -64,7 +69,7 @@ from mappers.medication import ListSource, MedicationEntry, MedicationList
 from mappers.reconciliation import Change, MatchedBy, Reconciliation, ReconciliationLine
 from mappers.registry import MappingContext
 
-AGGREGATE_TYPE = "medication-reconciliation"
+AGGREGATE_TYPE = MEDICATIONS_AGGREGATE
 RECONCILED_SUFFIX = "-RECONCILED"
 CHANGES_SUFFIX = "-RECONCILED-CHANGES"
 # Fixed namespace for the transaction's urn:uuid fullUrls: the same entry always gets the same
@@ -103,40 +108,35 @@ def current_list(
 # --- reconciliation -----------------------------------------------------------------------------
 
 
-def reconciled_identifier(referral: Referral) -> str:
-    """The stable business identifier of the referral's reconciled List (store and server)."""
-    return referral.business_id + RECONCILED_SUFFIX
-
-
 def reconcile_referral(
     session: Session,
-    business_id: str,
+    referral_key: int,
     *,
     at: datetime,
     context: MappingContext | None = None,
 ) -> Reconciliation:
     """Reconcile the referral's current discharge and intake lists; store the reconciled list
-    with each line's change and enqueue its transaction, both in the caller's transaction.
-    ``business_id`` is the referral's business identifier."""
+    with each line's change and enqueue its transaction, both in the caller's transaction."""
     context = context or MappingContext()
-    referral = find_referral(session, business_id)
+    referral = find_referral(session, referral_key)
     discharge, intake = _inputs(session, referral)
+    stem = identifier_stem(session, referral)  # stable per referral: a re-run updates in place
     result = reconciliation.reconcile(
-        discharge, intake, reconciled_identifier=reconciled_identifier(referral), at=at
+        discharge, intake, reconciled_identifier=stem + RECONCILED_SUFFIX, at=at
     )
     lines = [_reconciled_line(i, rec) for i, rec in enumerate(result.lines)]
     save_list(session, referral, result.reconciled.identifier, ListSource.RECONCILED, at, lines)
     payload = reconciliation_transaction(
         result,
         mrn=referral.client_mrn,
-        changes_identifier=referral.business_id + CHANGES_SUFFIX,
+        changes_identifier=stem + CHANGES_SUFFIX,
         context=context,
     )
     payload = disclosure.labelled(session, referral, payload)  # 42 CFR Part 2 labels
     enqueue(
         session,
         aggregate_type=AGGREGATE_TYPE,
-        aggregate_key=referral.business_id,
+        aggregate_key=aggregate_key(referral.id),
         kind=MessageKind.TRANSACTION,
         payload=payload,
     )
@@ -286,15 +286,14 @@ class ReconciliationView:
         return sum(1 for d in self.differences if d.change == change)
 
 
-def medication_differences(session: Session, business_id: str) -> ReconciliationView | None:
-    """The stored reconciliation of the referral for the tracker and CLI; None if never run.
-    ``business_id`` is the referral's business identifier."""
-    referral = find_referral(session, business_id)
+def medication_differences(session: Session, referral_key: int) -> ReconciliationView | None:
+    """The stored reconciliation of the referral for the tracker; None if never run."""
+    referral = find_referral(session, referral_key)
     record = current_list(session, referral, ListSource.RECONCILED)
     if record is None:
         return None
     differences = tuple(_difference(line) for line in record.lines)
-    return ReconciliationView(business_id, record.recorded_at, differences)
+    return ReconciliationView(referral.business_id, record.recorded_at, differences)
 
 
 def _difference(line: MedicationLine) -> Difference:

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
+from integration.db.referral_lookup import ReferralName, named
 from integration.db.store import dialect_insert
 from integration.db.tracker_tables import TrackerSubmission
 from integration.medications import reconcile_form as reconcile_actions
@@ -180,27 +181,28 @@ def perform(
 
 
 def owned_referral(
-    session: Session, business_id: str, organizations: tuple[str, ...]
+    session: Session, referral: ReferralName, organizations: tuple[str, ...]
 ) -> models.Referral:
-    """The referral one of ``organizations`` owns, by its business id (the API);
-    ReferralNotFound otherwise (another organization's referral is not disclosed to exist)."""
-    return _owned(session, models.Referral.business_id == business_id, business_id, organizations)
+    """The referral one of ``organizations`` owns, as the API names it (its business id, and
+    its sender where two senders use that id: ReferralAmbiguous else); ReferralNotFound
+    otherwise (another organization's referral is not disclosed to exist)."""
+    return _owned(session, named(referral), str(referral), organizations)
 
 
 def owned_referral_by_key(
     session: Session, referral_key: int, organizations: tuple[str, ...]
 ) -> models.Referral:
     """The same by the referral's row key (``Referral.id``, the number in the tracker's URLs)."""
-    return _owned(session, models.Referral.id == referral_key, referral_key, organizations)
+    return _owned(session, named(referral_key), str(referral_key), organizations)
 
 
 def _owned(
-    session: Session, by: ColumnElement[bool], named: object, organizations: tuple[str, ...]
+    session: Session, by: ColumnElement[bool], name: str, organizations: tuple[str, ...]
 ) -> models.Referral:
     query = select(models.Referral).where(by, models.Referral.iop_organization.in_(organizations))
-    referral = repo.only_match(session.scalars(query.limit(2)).all(), named)
+    referral = repo.only_match(session.scalars(query.limit(2)).all(), name)
     if referral is None:
-        raise ReferralNotFound(f"no referral {named!r} of your organization")
+        raise ReferralNotFound(f"no referral {name!r} of your organization")
     return referral
 
 

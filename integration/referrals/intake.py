@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from integration.db import repositories as repo
 from integration.db.outbox_table import OutboxMessage
+from integration.db.referral_lookup import aggregate_key
 from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
 from integration.outbox import queue as outbox
@@ -156,9 +157,10 @@ def _existing(session: Session, checked: CheckedSubmission) -> Submitted | None:
     identifier = checked.task.identifier
     # Scoped to the caller (the Task's requester): another referrer's referral under the same
     # identifier is not this one, and its existence is not told (issue 15 finding 4).
-    if repo.get_referral(session, identifier, sender=checked.task.requester) is None:
+    referral = repo.get_referral(session, identifier, sender=checked.task.requester)
+    if referral is None:
         return None
-    sent = submitted_bundles(session, identifier)
+    sent = submitted_bundles(session, referral.id)
     if not sent:
         detail = "was received from the FHIR server, not submitted through this API"
     elif checked.bundle not in sent:
@@ -169,20 +171,19 @@ def _existing(session: Session, checked: CheckedSubmission) -> Submitted | None:
     raise ReferralConflict(f"referral {identifier!r} already exists", problems=[problem])
 
 
-def submitted_bundle(session: Session, referral_id: str) -> dict[str, Any] | None:
+def submitted_bundle(session: Session, referral_key: int) -> dict[str, Any] | None:
     """The Bundle recorded with the referral's submission (its first transaction message)."""
-    found = submitted_bundles(session, referral_id)
+    found = submitted_bundles(session, referral_key)
     return found[0] if found else None
 
 
-def submitted_bundles(session: Session, referral_id: str) -> list[dict[str, Any]]:
-    """Every Bundle submitted under this identifier, by any sender, oldest first (the outbox
-    aggregate is the identifier; each sender's Bundle names its own requester)."""
+def submitted_bundles(session: Session, referral_key: int) -> list[dict[str, Any]]:
+    """The Bundles submitted for this referral (one sender's), oldest first."""
     query = (
         select(OutboxMessage.payload)
         .where(
             OutboxMessage.aggregate_type == AGGREGATE,
-            OutboxMessage.aggregate_key == referral_id,
+            OutboxMessage.aggregate_key == aggregate_key(referral_key),
             OutboxMessage.kind == str(outbox.MessageKind.TRANSACTION),
         )
         .order_by(OutboxMessage.id)
@@ -198,7 +199,7 @@ def _store(session: Session, checked: CheckedSubmission, owner: str, now: dateti
     outbox.enqueue(
         session,
         aggregate_type=AGGREGATE,
-        aggregate_key=referral.business_id,
+        aggregate_key=aggregate_key(referral.id),
         kind=outbox.MessageKind.TRANSACTION,
         payload=checked.bundle,
         now=now,

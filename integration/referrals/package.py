@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
+from integration.db.referral_lookup import REFERRAL_AGGREGATE
 from integration.db.sync_table import SyncRecord
 from integration.medications import lists as medication_lists
 from integration.outbox.queue import ClaimedMessage
@@ -32,8 +33,6 @@ from mappers.referral_task import ReferralTask
 from mappers.registry import MappingContext
 
 log = logging.getLogger(__name__)
-# The outbox aggregate of a referral's messages (keyed by its business id).
-REFERRAL_AGGREGATE = "referral"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,19 +230,23 @@ def settle_delivered(
 ) -> None:
     """The worker's ``on_delivered``: settle the references of each referral one of
     ``messages`` delivered, in the settle's own transaction (so no read has to)."""
-    keys = {m.aggregate_key for m in messages if m.aggregate_type == REFERRAL_AGGREGATE}
+    keys = {
+        int(m.aggregate_key)
+        for m in messages
+        if m.aggregate_type == REFERRAL_AGGREGATE and m.aggregate_key.isdigit()
+    }  # the referral's row key (referral_lookup.aggregate_key)
     if keys:
         settle_referrals(session, keys, context)
 
 
 def settle_referrals(
-    session: Session, business_ids: Iterable[str], context: MappingContext
+    session: Session, referral_keys: Iterable[int], context: MappingContext
 ) -> None:
     """``settle_references`` for each of these referrals that still misses a reference."""
     rows = session.execute(
         select(models.Referral, ReferralLink)
         .join(ReferralLink, ReferralLink.referral_id == models.Referral.id)
-        .where(models.Referral.business_id.in_(list(business_ids)))
+        .where(models.Referral.id.in_(list(referral_keys)))
     )
     for referral, link in rows:
         if link.patient is None or link.service_request is None or not referral.task_server_id:

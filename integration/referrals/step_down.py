@@ -12,7 +12,8 @@ Case-manager actions (accept, decline, schedule_intake, record_session) each cha
 and enqueue the Task change in the caller's one transaction (the caller owns it: session_scope).
 Only the performer's elements of the Task are sent (status, statusReason, businessStatus,
 lastModified, output: SDOHCC), merged onto the newest version by the worker (OWNED_FIELDS).
-All messages of a referral share its aggregate key, so they reach the server in order.
+All messages of a referral share its aggregate key (its row key), so they reach the server
+in order.
 
 The first attended session completes the Task with Task.output pointing at the session's
 Encounter. The Encounter's server id is a pure function of its business identifier
@@ -37,11 +38,11 @@ from fhir_profiles.terminology import workflow
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
+from integration.db.referral_lookup import REFERRAL_AGGREGATE, aggregate_key
 from integration.fhir.client import FhirClient
 from integration.outbox import queue as outbox
 from integration.privacy import audit, disclosure
 from integration.referrals.package import (
-    REFERRAL_AGGREGATE,
     TaskChange,
     copy_task,
     settle_references,
@@ -427,7 +428,7 @@ def _enqueue_task(
     outbox.enqueue(
         session,
         aggregate_type=AGGREGATE,
-        aggregate_key=referral.business_id,
+        aggregate_key=aggregate_key(referral.id),
         kind=outbox.MessageKind.OWNED_FIELDS,
         payload=payload,
     )
@@ -457,7 +458,7 @@ def _enqueue_encounter(
     outbox.enqueue(
         session,
         aggregate_type=AGGREGATE,
-        aggregate_key=referral.business_id,
+        aggregate_key=aggregate_key(referral.id),
         kind=outbox.MessageKind.RESOURCE,
         payload={"resource": resource, "request": {"method": "PUT", "url": target}},
     )

@@ -15,16 +15,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import ColumnElement, Select, String, cast, func, select
+from sqlalchemy.orm import Session
 
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
+from integration.db.referral_lookup import REFERRAL_AGGREGATE, ReferralName, named
 from integration.outbox import queue as outbox
 from integration.referrals.package import landed_references
-from integration.referrals.step_down import AGGREGATE
 from integration.tenancy.scope import Scope
 from mappers.fhir_reference import literal_reference
 from mappers.referral_task import BUSINESS_STATUSES
@@ -96,15 +96,14 @@ class ReferralPage:
 
 
 def get_referral(
-    session: Session, scope: Scope, referral_id: str, context: MappingContext
+    session: Session, scope: Scope, referral: ReferralName, context: MappingContext
 ) -> ReferralView | None:
-    """The referral with business identifier ``referral_id`` if the scope may see it. Reads
-    only: the worker stores where a submission landed when it settles the delivery; until
-    then (or with a worker that does not), the Task's server id is read from its sync record."""
-    rows = session.execute(
-        _query().where(models.Referral.business_id == referral_id, *_within(scope)).limit(2)
-    ).all()
-    row = repo.only_match(rows, referral_id)
+    """The referral so named if the scope may see it (ReferralAmbiguous for a business id two
+    senders use, the sender not named). Reads only: the worker stores where a submission
+    landed when it settles the delivery; until then (or with a worker that does not), the
+    Task's server id is read from its sync record."""
+    rows = session.execute(_query().where(named(referral), *_within(scope)).limit(2)).all()
+    row = repo.only_match(rows, str(referral))
     if row is None:
         return None
     view = _view(row)
@@ -135,13 +134,14 @@ def list_referrals(
     return ReferralPage(items, int(total or 0), page, page_size)
 
 
-def delivery_status(aggregate_type: str, key: InstrumentedAttribute[str]) -> Any:
-    """Outbox status of an aggregate's first transaction message, as a correlated subquery."""
+def delivery_status(aggregate_type: str) -> Any:
+    """Outbox status of the first transaction message of a referral's aggregate (keyed by its
+    row key), as a subquery correlated with ``referral``."""
     return (
         select(OutboxMessage.status)
         .where(
             OutboxMessage.aggregate_type == aggregate_type,
-            OutboxMessage.aggregate_key == key,
+            OutboxMessage.aggregate_key == cast(models.Referral.id, String),
             OutboxMessage.kind == str(outbox.MessageKind.TRANSACTION),
         )
         .order_by(OutboxMessage.id)
@@ -152,7 +152,7 @@ def delivery_status(aggregate_type: str, key: InstrumentedAttribute[str]) -> Any
 
 
 def _query() -> Select[models.Referral, ReferralLink, date | None, date | None, str | None]:
-    submission = delivery_status(AGGREGATE, models.Referral.business_id)
+    submission = delivery_status(REFERRAL_AGGREGATE)
     return (
         select(models.Referral, ReferralLink, models.Intake.scheduled_date,
                models.Intake.first_attended_date, submission.label("submission"))

@@ -140,7 +140,7 @@ def handoff_detail(
         client_mrn=referral.client_mrn,
         package_problems=tuple(f"{p['path']}: {p['message']}" for p in problems),
         timeline=tuple(sorted(_timeline(session, referral, link, view), key=_in_order)),
-        reconciliation=medication_differences(session, referral.business_id),
+        reconciliation=medication_differences(session, referral.id),
         discharge_medications=len(discharge_list.lines) if discharge_list else 0,
         trends=tuple(_trend(session, referral, instrument) for instrument in INSTRUMENTS),
         plan=_plan_hours(session, referral),

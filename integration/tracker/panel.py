@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from integration.db import models
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
+from integration.db.referral_lookup import REFERRAL_AGGREGATES, aggregate_key
 from integration.medications.workflow import current_list
 from integration.referrals import actions as referral_actions
 from integration.tracker.handoffs import age_on
@@ -87,7 +88,7 @@ def action_panel(session: Session, referral: models.Referral, today: date) -> Ac
         offered=referral_actions.offered(
             session, referral, mapped=link is not None and not link.problems
         ),
-        deliveries=tuple(_deliveries(session, referral.business_id)),
+        deliveries=tuple(_deliveries(session, referral.id)),
         discharge_lines=tuple(
             MedicationChoice(line.position, line.display, line.rxnorm_code, line.dose_text)
             for line in sorted(lines, key=lambda line: line.position)
@@ -101,10 +102,15 @@ def _client(referral: models.Referral, today: date) -> ClientFacts:
     return ClientFacts(referral.client_name, born, age_on(born, today), referral.client_language)
 
 
-def _deliveries(session: Session, business_id: str) -> list[Delivery]:
+def _deliveries(session: Session, referral_key: int) -> list[Delivery]:
+    """The referral's own outbox messages, newest first (its aggregates are keyed by its row
+    key: another sender's referral under the same business id has its own)."""
     query = (
         select(OutboxMessage)
-        .where(OutboxMessage.aggregate_key == business_id)
+        .where(
+            OutboxMessage.aggregate_type.in_(REFERRAL_AGGREGATES),
+            OutboxMessage.aggregate_key == aggregate_key(referral_key),
+        )
         .order_by(OutboxMessage.id.desc())
         .limit(MAX_DELIVERIES)
     )
