@@ -74,7 +74,7 @@ def seed_detail(engine: Engine) -> None:
             )
         )  # fmt: skip
         meds = package.medications
-        medication_lists.record_discharge_list(session, referral.business_id, meds, meds.date)
+        medication_lists.record_discharge_list(session, referral.id, meds, meds.date)
         for week, (phq, gad) in enumerate(((18, 15), (12, 10), (8, 6))):
             for instrument, total in (("phq-9", phq), ("gad-7", gad)):
                 repo.add_assessment(

@@ -148,11 +148,10 @@ def _late_details(engine: Engine, today: date) -> None:
         discharge = make_medication_list(
             entries=(make_sertraline(), make_buprenorphine(), make_text_only_medication())
         )
-        medication_lists.record_discharge_list(session, "SD-LATE", discharge, _at(discharged, 11))
-        medication_lists.record_intake_list(
-            session, "SD-LATE", _intake(discharged), _at(discharged, 12)
-        )
-        medications.reconcile_referral(session, "SD-LATE", at=_at(discharged + timedelta(5), 18))
+        key = referral.id
+        medication_lists.record_discharge_list(session, key, discharge, _at(discharged, 11))
+        medication_lists.record_intake_list(session, key, _intake(discharged), _at(discharged, 12))
+        medications.reconcile_referral(session, key, at=_at(discharged + timedelta(5), 18))
         for instrument, scores in (("phq-9", PHQ9), ("gad-7", GAD7)):
             for week, (total, severity) in enumerate(scores):
                 repo.add_assessment(

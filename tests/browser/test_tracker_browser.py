@@ -257,9 +257,9 @@ def _case_manager_acts(engine: Any, referral_key: int, referred: Any, unique: st
             db, referral_key, session_on(9, Attendance.ATTENDED, 2), at=now
         ),
         lambda db: medication_lists.record_intake_list(
-            db, referred.identifier, _intake_list(read_back(referred.package)), now
+            db, referral_key, _intake_list(read_back(referred.package)), now
         ),
-        lambda db: medications.reconcile_referral(db, referred.identifier, at=now),
+        lambda db: medications.reconcile_referral(db, referral_key, at=now),
     ]
     for step in steps:
         with session_scope(engine) as db:

@@ -251,16 +251,16 @@ def _workflows(engine: Engine) -> None:
             step_down.schedule_intake(session, first.id, BIRTH, at=AT)
             step_down.record_session(session, first.id, make_session(identifier="S-1"), at=AT)
             step_down.decline(session, second.id, NOTE, at=AT)
-            business_id = first.business_id
+            key = first.id
             stored = medications.current_list(session, first, ListSource.RESIDENTIAL_DISCHARGE)
             assert stored is not None
             intake = replace(medication_lists.load_list(stored), identifier="IN-1", source=None)
-            medication_lists.record_intake_list(session, business_id, intake, AT)
-            medications.reconcile_referral(session, business_id, at=AT)
-        _discharge(engine, business_id)
+            medication_lists.record_intake_list(session, key, intake, AT)
+            medications.reconcile_referral(session, key, at=AT)
+        _discharge(engine, key)
 
 
-def _discharge(engine: Engine, business_id: str) -> None:
+def _discharge(engine: Engine, referral_key: int) -> None:
     client = Client(MRN, FAMILY, (GIVEN,), BIRTH, "female")
     consent = make_consent(patient="Patient/p1", start=date(2026, 1, 1), end=date(2026, 12, 31))
     record = discharge.ClinicalRecord(
@@ -273,11 +273,11 @@ def _discharge(engine: Engine, business_id: str) -> None:
         "aftercare": make_aftercare(next_provider=NEXT, relapse_prevention=NOTE),
     }  # fmt: skip
     with pytest.raises(DisclosureRefused), session_scope(engine) as session:
-        discharge.discharge_client(session, business_id, **args)  # IOP-only consent: refused
+        discharge.discharge_client(session, referral_key, **args)  # IOP-only consent: refused
     allowed = replace(consent, recipients=(IOP, NEXT))
     with session_scope(engine) as session:
         record = replace(record, consents=(("Consent/c1", allowed),))
-        discharge.discharge_client(session, business_id, **(args | {"record": record}))
+        discharge.discharge_client(session, referral_key, **(args | {"record": record}))
 
 
 async def _worker_failures(engine: Engine) -> None:

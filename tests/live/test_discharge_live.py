@@ -72,8 +72,9 @@ def _aftercare(next_provider: str) -> AftercarePlan:
     )
 
 
-def _ready_for_discharge(engine: Engine, referral_id: str, package: ReadBack) -> None:
-    """Ten weeks of sessions, two a week (one no-show), and the medication list reconciled."""
+def _ready_for_discharge(engine: Engine, referral_id: str, package: ReadBack) -> int:
+    """Ten weeks of sessions, two a week (one no-show), and the medication list reconciled;
+    the referral's row key."""
     with session_scope(engine) as session:
         referral = repo.get_referral(session, referral_id)
         assert referral is not None
@@ -85,8 +86,9 @@ def _ready_for_discharge(engine: Engine, referral_id: str, package: ReadBack) ->
                     attendance=models.Attendance(attendance),
                 )  # fmt: skip
         intake = intake_list(package, version=1)
-        medication_lists.record_intake_list(session, referral_id, intake, RECEIVED)
-        medications.reconcile_referral(session, referral_id, at=RECEIVED)
+        medication_lists.record_intake_list(session, referral.id, intake, RECEIVED)
+        medications.reconcile_referral(session, referral.id, at=RECEIVED)
+        return referral.id
 
 
 async def _last_session_on_the_server(
@@ -125,10 +127,10 @@ async def test_discharge__document_once_valid_and_the_aftercare_loop_closes(
     next_provider = _next_provider(live_settings)
     package = await post_package(fhir, consent_recipients=(next_provider,))
     referral_id = store_referral(engine, package)
-    _ready_for_discharge(engine, referral_id, package)
+    referral_key = _ready_for_discharge(engine, referral_id, package)
     last_session = await _last_session_on_the_server(fhir, referral_id, package)
     result = await workflow.discharge(
-        engine, fhir, referral_id, iop_organization="Organization/iop-program",
+        engine, fhir, referral_key, iop_organization="Organization/iop-program",
         discharged_at=DISCHARGED, aftercare=_aftercare(next_provider),
         at=DISCHARGED + timedelta(hours=1),
     )  # fmt: skip
@@ -163,11 +165,11 @@ async def test_discharge__document_once_valid_and_the_aftercare_loop_closes(
     [held] = [e["resource"] for e in document["entry"]
               if e["fullUrl"] == composition["encounter"]["reference"]]  # fmt: skip
     assert held["identifier"][0]["value"] == last_session
-    assert (await aftercare.check_aftercare(fhir, engine, referral_id)).acknowledged_at is None
+    assert (await aftercare.check_aftercare(fhir, engine, referral_key)).acknowledged_at is None
 
     with provider.http_client(live_settings.fhir_base) as client:
         accepted = provider.accept_all(client, next_provider)
-    status = await aftercare.check_aftercare(fhir, engine, referral_id)
+    status = await aftercare.check_aftercare(fhir, engine, referral_key)
     assert [status.task] == accepted
     assert (status.status, status.business_status) == ("accepted", "3.0")
     assert status.acknowledged_at is not None
@@ -184,10 +186,10 @@ async def test_discharge__refused_without_a_consent_naming_the_next_provider(
     next_provider = _next_provider(live_settings)
     package = await post_package(fhir)  # the consent names the IOP only
     referral_id = store_referral(engine, package)
-    _ready_for_discharge(engine, referral_id, package)
+    referral_key = _ready_for_discharge(engine, referral_id, package)
     with pytest.raises(DisclosureRefused) as refused:
         await workflow.discharge(
-            engine, fhir, referral_id, iop_organization="Organization/iop-program",
+            engine, fhir, referral_key, iop_organization="Organization/iop-program",
             discharged_at=DISCHARGED, aftercare=_aftercare(next_provider),
             at=datetime.now(UTC),
         )  # fmt: skip

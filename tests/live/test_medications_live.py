@@ -23,6 +23,7 @@ from fhir_profiles.registry import conformance_resources
 from fhir_profiles.terminology.clinical import RX_SERTRALINE_50
 from integration.db import repositories as repo
 from integration.db.outbox_table import OutboxMessage
+from integration.db.referral_lookup import referral_key_of
 from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
 from integration.fhir.conformance import upload_conformance, validate
@@ -75,7 +76,7 @@ def store_referral(engine: Engine, package: ReadBack) -> str:
             )  # fmt: skip
         repo.save_plan(session, referral, business_id=package.plan_identifier, plan={})
         medication_lists.record_discharge_list(
-            session, referral.business_id, package.medications, RECEIVED
+            session, referral.id, package.medications, RECEIVED
         )
     return package.identifier
 
@@ -141,8 +142,9 @@ async def one(fhir: FhirClient, resource_type: str, system: str, value: str) -> 
 
 def _reconcile(engine: Engine, referral_id: str, intake: MedicationList, at: datetime) -> None:
     with session_scope(engine) as session:
-        medication_lists.record_intake_list(session, referral_id, intake, at)
-        medications.reconcile_referral(session, referral_id, at=at)
+        key = referral_key_of(session, referral_id)
+        medication_lists.record_intake_list(session, key, intake, at)
+        medications.reconcile_referral(session, key, at=at)
 
 
 async def test_reconciliation__on_the_server_once_even_after_a_second_run(

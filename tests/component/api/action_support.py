@@ -11,6 +11,7 @@ from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
 from integration.db.outbox_table import OutboxMessage
+from integration.db.referral_lookup import aggregate_key, referral_key_of
 from integration.db.store import session_scope
 
 
@@ -55,7 +56,8 @@ def status_of(engine: Engine, referral_key: int) -> str:
 def task_messages(engine: Engine, business_id: str) -> list[dict[str, object]]:
     """The Task changes queued for this referral (the performer's elements), oldest first."""
     with session_scope(engine) as session:
-        query = select(OutboxMessage).where(OutboxMessage.aggregate_key == business_id)
+        key = aggregate_key(referral_key_of(session, business_id))
+        query = select(OutboxMessage).where(OutboxMessage.aggregate_key == key)
         return [
             m.payload["set"]
             for m in session.scalars(query.order_by(OutboxMessage.id))

@@ -20,6 +20,7 @@ from api.schema_examples import EXAMPLE_DISCHARGE
 from api.schemas import ReferralSubmission
 from integration.db.audit_table import AuditEventRecord
 from integration.db.outbox_table import OutboxMessage, OutboxStatus
+from integration.db.referral_lookup import referral_key_of
 from integration.db.store import record_sync, session_scope
 from integration.discharges.aftercare import poll_open_discharges
 from integration.fhir.client import FhirClient
@@ -72,8 +73,9 @@ async def _ready(http: httpx.AsyncClient, store: Engine, settings: Settings) -> 
                         server_id=server_id, version_id="1", outcome="created")  # fmt: skip
         at = datetime(2026, 11, 6, 10, tzinfo=UTC)
         intake = _discharge_list(body)
-        record_intake_list(session, REFERRAL, replace(intake, identifier="IN-31", source=None), at)
-        reconcile_referral(session, REFERRAL, at=at)
+        key = referral_key_of(session, REFERRAL)
+        record_intake_list(session, key, replace(intake, identifier="IN-31", source=None), at)
+        reconcile_referral(session, key, at=at)
     return body
 
 

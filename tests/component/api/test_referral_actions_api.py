@@ -106,7 +106,7 @@ async def test_reconciliation__per_line_as_the_tracker_states_it(
     engine = create_db_engine(settings.database_url)
     with session_scope(engine) as session:  # sertraline 50 mg, then buprenorphine
         medication_lists.record_discharge_list(
-            session, "SD-API-1", make_medication_list(identifier="MEDLIST-API-1"), datetime.now(UTC)
+            session, referral, make_medication_list(identifier="MEDLIST-API-1"), datetime.now(UTC)
         )
     await http.post(f"{PATH}/accept", headers=bearer())
     same_dose = {"lines": [{"position": 0, "action": "change-dose", "dose": "50 mg"}]}
@@ -119,6 +119,6 @@ async def test_reconciliation__per_line_as_the_tracker_states_it(
     }  # fmt: skip
     assert (await http.post(f"{PATH}/reconciliation", json=stated, headers=bearer())).is_success
     with session_scope(engine) as session:
-        view = medication_differences(session, "SD-API-1")
+        view = medication_differences(session, referral)
         assert view is not None
         assert sorted(d.change for d in view.differences) == ["dose-changed", "new", "stopped"]

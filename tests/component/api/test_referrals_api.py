@@ -25,6 +25,7 @@ from integration.db.audit_table import AuditEventRecord
 from integration.db.inbound_table import ReferralLink
 from integration.db.models import AssessmentRecord, Referral
 from integration.db.outbox_table import OutboxMessage
+from integration.db.referral_lookup import referral_key_of
 from integration.db.store import record_sync, session_scope
 from integration.referrals import step_down
 from integration.referrals.package import settle_referrals
@@ -81,7 +82,8 @@ async def test_submit__domain_json_is_recorded_and_enqueued_once(
     with session_scope(store) as session:
         [message] = session.scalars(select(OutboxMessage))
         link = session.scalars(select(ReferralLink)).one()
-        assert (message.kind, message.aggregate_key) == ("transaction", "SD-000001")
+        # the referral's own aggregate: its row key, not the business id senders may share
+        assert (message.kind, message.aggregate_key) == ("transaction", str(link.referral_id))
         assert link.requester == org_ref(RES) and link.patient is None  # until delivered
     kinds = [e["resource"]["resourceType"] for e in message.payload["entry"]]
     assert kinds[0] == "Patient" and kinds[-2:] == ["ServiceRequest", "Task"]
@@ -281,7 +283,8 @@ async def test_read__the_iop_response_and_the_delivered_task(
     now = datetime.now(UTC)
     with session_scope(store) as session:  # the worker delivered: where each entry landed
         _landed(session, settings, 11)
-        settle_referrals(session, ["SD-000011"], settings.mapping_context())  # as it settles
+        key = referral_key_of(session, "SD-000011")
+        settle_referrals(session, [key], settings.mapping_context())  # as the worker settles
     delivered = (await http.get("/api/referrals/SD-000011", headers=EHR)).json()
     assert delivered["task"] == "Task/t11"
     with session_scope(store) as session:

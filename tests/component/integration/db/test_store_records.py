@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from integration.db import repositories as repo
 from integration.db.models import Attendance, Decision, ListSource, MedicationChange
+from integration.db.referral_lookup import ReferralName
 from integration.db.store import session_scope
 from integration.referrals.actions import owned_referral
 from integration.workflow_errors import ReferralAmbiguous
@@ -165,4 +166,6 @@ def test_get_referral__two_senders_one_identifier_is_refused_not_guessed(engine:
         with pytest.raises(ReferralAmbiguous, match="more than one sender"):
             repo.get_referral(session, "SD-0001")
         with pytest.raises(ReferralAmbiguous):
-            owned_referral(session, "SD-0001", ("IOP-DEMO-ORG",))
+            owned_referral(session, ReferralName("SD-0001"), ("IOP-DEMO-ORG",))
+        named = ReferralName("SD-0001", "Organization/res-b")
+        assert owned_referral(session, named, ("IOP-DEMO-ORG",)).client_mrn == "B-1"

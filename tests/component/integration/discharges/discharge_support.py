@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from integration.db import models
 from integration.db import repositories as repo
+from integration.db.referral_lookup import referral_key_of
 from integration.db.store import session_scope
 from integration.discharges import workflow
 from integration.discharges.clinical_record import ClinicalRecord
@@ -72,9 +73,9 @@ def make_discharge_consent(**overrides: Any) -> consent.DisclosureConsent:
 
 def store_ready_referral(
     engine: Engine, *, reconciled: bool = True, meds: MedicationList | None = None
-) -> None:
+) -> int:
     """The referral, twelve weeks of sessions and the reconciled medication list in the store
-    (sertraline and buprenorphine/naloxone unless ``meds`` says otherwise)."""
+    (sertraline and buprenorphine/naloxone unless ``meds`` says otherwise); its row key."""
     meds = meds or make_medication_list()
     with session_scope(engine) as session:
         referral = repo.add_referral(
@@ -95,12 +96,13 @@ def store_ready_referral(
                 session, referral, business_id=f"S-{n}", starts_at=starts_at,
                 attendance=models.Attendance(attendance),
             )  # fmt: skip
-        medication_lists.record_discharge_list(session, REFERRAL, meds, START)
+        medication_lists.record_discharge_list(session, referral.id, meds, START)
         medication_lists.record_intake_list(
-            session, REFERRAL, replace(meds, identifier="IN", source=None), START
+            session, referral.id, replace(meds, identifier="IN", source=None), START
         )
         if reconciled:
-            medications.reconcile_referral(session, REFERRAL, at=START)
+            medications.reconcile_referral(session, referral.id, at=START)
+        return referral.id
 
 
 def discharge_now(
@@ -108,8 +110,8 @@ def discharge_now(
 ) -> DischargeResult:
     with session_scope(engine) as session:
         return workflow.discharge_client(
-            session, REFERRAL, record=record or make_record(), discharged_at=DISCHARGED,
-            aftercare=make_aftercare(next_provider=NEXT), at=AT, **kw,
+            session, referral_key_of(session, REFERRAL), record=record or make_record(),
+            discharged_at=DISCHARGED, aftercare=make_aftercare(next_provider=NEXT), at=AT, **kw,
         )  # fmt: skip
 
 

@@ -19,7 +19,6 @@ from integration.discharges import aftercare
 from integration.fhir.client import FhirClient
 from tests.component.integration.discharges.discharge_support import (
     BASE,
-    REFERRAL,
     discharge_now,
     fhir,  # noqa: F401
     store_ready_referral,
@@ -42,7 +41,7 @@ def _task(status: str, **extra: Any) -> dict[str, Any]:
 async def test_check_aftercare__records_the_acknowledgement_once_accepted(
     respx_mock: respx.MockRouter, fhir: FhirClient, engine: Engine
 ) -> None:
-    store_ready_referral(engine)
+    key = store_ready_referral(engine)
     discharge_now(engine)
     search = {
         "resourceType": "Bundle",
@@ -50,12 +49,12 @@ async def test_check_aftercare__records_the_acknowledgement_once_accepted(
         "entry": [{"resource": _task("requested")}],
     }
     respx_mock.get("/Task").respond(json=search)
-    waiting = await aftercare.check_aftercare(fhir, engine, REFERRAL)
+    waiting = await aftercare.check_aftercare(fhir, engine, key)
     assert (waiting.task, waiting.status, waiting.acknowledged_at) == ("Task/t1", "requested", None)
     accepted = _task("accepted", lastModified="2026-04-01T09:30:00+00:00",
                      businessStatus={"coding": [{"code": "3.0"}]})  # fmt: skip
     read = respx_mock.get("/Task/t1").respond(json=accepted)
-    status = await aftercare.check_aftercare(fhir, engine, REFERRAL)
+    status = await aftercare.check_aftercare(fhir, engine, key)
     assert read.called  # the Task id was remembered from the first check
     assert (status.status, status.business_status) == ("accepted", "3.0")
     assert status.acknowledged_at == datetime(2026, 4, 1, 9, 30, tzinfo=UTC)

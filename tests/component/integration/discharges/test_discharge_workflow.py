@@ -17,6 +17,7 @@ from fhir_profiles import canonical
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.outbox_table import OutboxMessage
+from integration.db.referral_lookup import referral_key_of
 from integration.db.store import session_scope
 from integration.discharges import clinical_record, workflow
 from integration.workflow_errors import AlreadyDischarged, DisclosureRefused, WorkflowNotReady
@@ -163,8 +164,8 @@ def test_discharge_client__rolled_back_leaves_neither_record_nor_message(engine:
     store_ready_referral(engine)
     with pytest.raises(RuntimeError), session_scope(engine) as session:
         workflow.discharge_client(
-            session, REFERRAL, record=make_record(), discharged_at=DISCHARGED,
-            aftercare=make_aftercare(next_provider=NEXT), at=AT,
+            session, referral_key_of(session, REFERRAL), record=make_record(),
+            discharged_at=DISCHARGED, aftercare=make_aftercare(next_provider=NEXT), at=AT,
         )  # fmt: skip
         raise RuntimeError("the caller's transaction fails after the step")
     assert _stored(engine) == (0, [])
@@ -211,7 +212,7 @@ def test_discharge_client__the_last_attended_session_is_the_documents_encounter(
     # PACIO TOC: Composition.encounter (US Core Encounter), held by the document.
     store_ready_referral(engine)
     with session_scope(engine) as session:
-        facts = clinical_record.store_facts(session, REFERRAL)
+        facts = clinical_record.store_facts(session, referral_key_of(session, REFERRAL))
     assert facts.session == "S-35"  # week 12's last attended; not the one scheduled later
     last = make_session(identifier=str(facts.session))
     discharge_now(engine, make_record(encounter=("Encounter/s9", last)))

@@ -17,6 +17,7 @@ from integration.db import repositories as repo
 from integration.db.models import ListSource as StoredSource
 from integration.db.models import MedicationListRecord
 from integration.db.outbox_table import OutboxMessage
+from integration.db.referral_lookup import referral_key_of
 from integration.db.store import session_scope
 from integration.medications import lists as medication_lists
 from integration.medications import workflow as medications
@@ -67,15 +68,16 @@ def _referral_with_lists(engine: Engine, intake: MedicationList | None = None) -
             received_at=AT - timedelta(days=7),
         )  # fmt: skip
         medication_lists.record_discharge_list(
-            session, REFERRAL, _discharge(), AT - timedelta(days=7)
+            session, referral_key_of(session, REFERRAL), _discharge(), AT - timedelta(days=7)
         )
         if intake is not None:
-            medication_lists.record_intake_list(session, REFERRAL, intake, AT)
+            key = referral_key_of(session, REFERRAL)
+            medication_lists.record_intake_list(session, key, intake, AT)
 
 
 def _reconcile(engine: Engine, at: datetime = AT) -> None:
     with session_scope(engine) as session:
-        medications.reconcile_referral(session, REFERRAL, at=at)
+        medications.reconcile_referral(session, referral_key_of(session, REFERRAL), at=at)
 
 
 def _messages(engine: Engine) -> list[dict[str, Any]]:
@@ -94,7 +96,7 @@ def test_reconcile_referral__stores_each_line_with_its_change(engine: Engine) ->
     _referral_with_lists(engine, _intake())
     _reconcile(engine)
     with session_scope(engine) as session:
-        view = medications.medication_differences(session, REFERRAL)
+        view = medications.medication_differences(session, referral_key_of(session, REFERRAL))
     assert view is not None and view.reconciled_at == AT
     changes = [d.change for d in view.differences]
     assert changes == ["continued", "dose-changed", "stopped", "new"]
@@ -139,7 +141,7 @@ def test_reconcile_referral__enqueues_one_transaction_of_conditional_writes(
 def test_reconcile_referral__rolled_back_leaves_neither_list_nor_message(engine: Engine) -> None:
     _referral_with_lists(engine, _intake())
     with pytest.raises(RuntimeError), session_scope(engine) as session:
-        medications.reconcile_referral(session, REFERRAL, at=AT)
+        medications.reconcile_referral(session, referral_key_of(session, REFERRAL), at=AT)
         raise RuntimeError("the caller's transaction fails after the step")
     assert _messages(engine) == []
     assert _reconciled_count(engine) == 0
@@ -153,7 +155,8 @@ def test_reconcile_referral__rerun_updates_in_place_under_the_same_identifiers(
     with session_scope(engine) as session:  # the intake list is corrected: same identifier
         entries = _intake().entries[:2]
         corrected = _intake(entries=(replace(entries[1], times_per_day=2), entries[0]))
-        medication_lists.record_intake_list(session, REFERRAL, corrected, AT + timedelta(hours=1))
+        key = referral_key_of(session, REFERRAL)
+        medication_lists.record_intake_list(session, key, corrected, AT + timedelta(hours=1))
     _reconcile(engine, AT + timedelta(hours=1))
     first, second = _messages(engine)
     puts = [
@@ -163,7 +166,7 @@ def test_reconcile_referral__rerun_updates_in_place_under_the_same_identifiers(
     assert puts[1] < puts[0]  # the same conditional updates, one intake statement fewer
     assert _reconciled_count(engine) == 1
     with session_scope(engine) as session:
-        view = medications.medication_differences(session, REFERRAL)
+        view = medications.medication_differences(session, referral_key_of(session, REFERRAL))
     assert view is not None and view.reconciled_at == AT + timedelta(hours=1)
     assert [d.change for d in view.differences] == ["continued", "continued", "stopped"]
 
@@ -176,8 +179,8 @@ def test_reconcile_referral__without_an_intake_list_is_not_ready(engine: Engine)
 
 
 def test_reconcile_referral__unknown_referral(engine: Engine) -> None:
-    with pytest.raises(ReferralNotFound, match="SD-MEDS-0001"):
-        _reconcile(engine)
+    with pytest.raises(ReferralNotFound, match="no referral 999"), session_scope(engine) as session:
+        medications.reconcile_referral(session, 999, at=AT)
 
 
 def test_reconcile_referral__ambiguous_intake_is_refused_and_nothing_stored(
@@ -196,7 +199,8 @@ def test_reconcile_referral__ambiguous_intake_is_refused_and_nothing_stored(
 def test_record_intake_list__same_identifier_replaces_its_lines(engine: Engine) -> None:
     _referral_with_lists(engine, _intake())
     with session_scope(engine) as session:
-        medication_lists.record_intake_list(session, REFERRAL, _intake(entries=()), AT)
+        key = referral_key_of(session, REFERRAL)
+        medication_lists.record_intake_list(session, key, _intake(entries=()), AT)
         record = repo.get_medication_list(session, "INTAKE-0001")
         assert record is not None and record.lines == []
 
@@ -205,7 +209,7 @@ def test_record_intake_list__identifier_of_another_list_is_refused(engine: Engin
     _referral_with_lists(engine)
     taken = _intake(identifier=_discharge().identifier)
     with pytest.raises(MappingError) as refused, session_scope(engine) as session:
-        medication_lists.record_intake_list(session, REFERRAL, taken, AT)
+        medication_lists.record_intake_list(session, referral_key_of(session, REFERRAL), taken, AT)
     assert refused.value.problems[0].path == "MedicationList.identifier"
 
 
@@ -213,7 +217,7 @@ def test_record_intake_list__a_discharge_list_is_not_an_intake_list(engine: Engi
     _referral_with_lists(engine)
     with pytest.raises(MappingError) as refused, session_scope(engine) as session:
         medication_lists.record_intake_list(
-            session, REFERRAL, _intake(source=ListSource.RECONCILED), AT
+            session, referral_key_of(session, REFERRAL), _intake(source=ListSource.RECONCILED), AT
         )
     assert refused.value.problems == (
         Problem("MedicationList.source", "expected iop-intake, not reconciled"),

@@ -216,10 +216,10 @@ def test_reconcile__the_transaction_entries_are_labelled_for_a_part2_referral(
     with session_scope(engine) as session:
         referral_key = _referral(session)
         disclosure.remember_part2(session, referral_key, part2=part2)
-        medication_lists.record_discharge_list(session, REFERRAL, meds, AT)
+        medication_lists.record_discharge_list(session, referral_key, meds, AT)
         intake = replace(meds, identifier="IN", source=None)
-        medication_lists.record_intake_list(session, REFERRAL, intake, AT)
-        medications.reconcile_referral(session, REFERRAL, at=AT)
+        medication_lists.record_intake_list(session, referral_key, intake, AT)
+        medications.reconcile_referral(session, referral_key, at=AT)
     [payload] = _payloads(engine, medications.AGGREGATE_TYPE)
     assert "meta" not in payload  # a transaction is a request: its entries carry the labels
     assert {security_labels.is_labelled(e["resource"]) for e in payload["entry"]} == {part2}
@@ -244,15 +244,15 @@ def _discharged(
 ) -> discharge.DischargeResult:
     meds = meds or make_medication_list()
     with session_scope(engine) as session:
-        _referral(session, status="completed")
-        medication_lists.record_discharge_list(session, REFERRAL, meds, AT)
+        referral_key = _referral(session, status="completed")
+        medication_lists.record_discharge_list(session, referral_key, meds, AT)
         medication_lists.record_intake_list(
-            session, REFERRAL, replace(meds, identifier="IN", source=None), AT
+            session, referral_key, replace(meds, identifier="IN", source=None), AT
         )
-        medications.reconcile_referral(session, REFERRAL, at=AT)
+        medications.reconcile_referral(session, referral_key, at=AT)
     with session_scope(engine) as session:
         return discharge.discharge_client(
-            session, REFERRAL, record=record, discharged_at=AT, at=AT + timedelta(hours=1),
+            session, referral_key, record=record, discharged_at=AT, at=AT + timedelta(hours=1),
             aftercare=make_aftercare(next_provider=NEXT),
         )  # fmt: skip
 

@@ -281,7 +281,7 @@ async def test_accept__enqueues_one_owned_fields_message_with_the_change(
     assert (message.kind, message.aggregate_type, message.aggregate_key) == (
         "owned-fields",
         "referral",
-        "SD-000001",
+        str(referral_key),
     )
     payload = message.payload
     assert payload["identifier"] == {
@@ -379,7 +379,7 @@ async def test_sessions__schedule_no_show_then_attended_completes_with_the_encou
         "resource",
         "owned-fields",
     ]
-    assert {m.aggregate_key for m in sent} == {"SD-000001"}  # one aggregate: delivered in order
+    assert {m.aggregate_key for m in sent} == {str(referral_key)}  # one aggregate: in order
     codes = [
         m.payload["set"]["businessStatus"]["coding"][0]["code"]
         for m in sent
