@@ -212,10 +212,12 @@ class MedicationListRecord(Timestamps, Base):
     __table_args__ = (
         CheckConstraint(one_of("source", ListSource), name="source"),
         Index("ix_medication_list_record_referral_source", "referral_id", "source"),
+        # a sender's list identifier, unique per referral: two senders may use one value
+        UniqueConstraint("referral_id", "business_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    business_id: Mapped[str] = mapped_column(String(64), unique=True)
+    business_id: Mapped[str] = mapped_column(String(64))
     referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"))
     source: Mapped[str] = mapped_column(String(24))
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -228,9 +228,15 @@ def add_medication_list(
     return record
 
 
-def get_medication_list(session: Session, business_id: str) -> MedicationListRecord | None:
-    """The medication list with this business identifier (its lines load in order)."""
-    query = select(MedicationListRecord).where(MedicationListRecord.business_id == business_id)
+def get_medication_list(
+    session: Session, referral: Referral, business_id: str
+) -> MedicationListRecord | None:
+    """The referral's medication list with this business identifier (its lines load in order).
+    Per referral: another sender's list may carry the same identifier value."""
+    query = select(MedicationListRecord).where(
+        MedicationListRecord.referral_id == referral.id,
+        MedicationListRecord.business_id == business_id,
+    )
     return session.scalar(query)
 
 

@@ -56,9 +56,9 @@ def _store_list(
         problems.append(
             Problem("MedicationList.source", f"expected {source}, not {med_list.source}")
         )
-    record = repo.get_medication_list(session, med_list.identifier)
-    if record is not None and (record.referral_id, record.source) != (referral.id, source):
-        message = "is already the identifier of another referral's or another kind of list"
+    record = repo.get_medication_list(session, referral, med_list.identifier)
+    if record is not None and record.source != source:
+        message = "is already the identifier of another kind of list of this referral"
         problems.append(Problem("MedicationList.identifier", message, "duplicate"))
     raise_if_problems("MedicationList", problems)
     lines = [_list_line(i, entry) for i, entry in enumerate(med_list.entries)]
@@ -74,7 +74,7 @@ def save_list(
     lines: list[MedicationLine],
 ) -> MedicationListRecord:
     """Insert the list, or replace the lines of the one stored under ``business_id``."""
-    record = repo.get_medication_list(session, business_id)
+    record = repo.get_medication_list(session, referral, business_id)
     if record is None:
         record = repo.add_medication_list(
             session,

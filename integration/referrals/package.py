@@ -169,8 +169,10 @@ def _store_package(
             authored=assessment.authored,
         )
     meds = package.medications
-    if meds is not None and repo.get_medication_list(session, meds.identifier) is None:
+    if meds is not None:
         # Workflow 2's way of storing a list: each line keeps its whole entry for reconciliation.
+        # Each referral keeps its own (unique per referral): another sender's list under the
+        # same identifier value is a different list, never a reason to skip this one.
         medication_lists.store_discharge_list(session, referral, meds, meds.date)
 
 

@@ -113,7 +113,7 @@ def test_medication_list__lines_keep_their_order_and_change(engine: Engine) -> N
             lines=lines,
         )
     with session_scope(engine) as session:
-        med_list = repo.get_medication_list(session, "ML-1")
+        med_list = repo.get_medication_list(session, referral, "ML-1")
         assert med_list is not None
         assert med_list.referral_id == referral.id
         assert [(li.display, li.change) for li in med_list.lines] == [

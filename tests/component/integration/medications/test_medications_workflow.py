@@ -199,9 +199,10 @@ def test_reconcile_referral__ambiguous_intake_is_refused_and_nothing_stored(
 def test_record_intake_list__same_identifier_replaces_its_lines(engine: Engine) -> None:
     _referral_with_lists(engine, _intake())
     with session_scope(engine) as session:
-        key = referral_key_of(session, REFERRAL)
-        medication_lists.record_intake_list(session, key, _intake(entries=()), AT)
-        record = repo.get_medication_list(session, "INTAKE-0001")
+        referral = repo.get_referral(session, REFERRAL)
+        assert referral is not None
+        medication_lists.record_intake_list(session, referral.id, _intake(entries=()), AT)
+        record = repo.get_medication_list(session, referral, "INTAKE-0001")
         assert record is not None and record.lines == []
 
 
@@ -228,7 +229,9 @@ def test_load_list__keeps_every_field_of_each_entry(engine: Engine) -> None:
     full = make_sertraline(end=date(2026, 4, 1), dose=Dose(37.5, "mg"), status="on-hold")
     _referral_with_lists(engine, _intake(entries=(full,)))
     with session_scope(engine) as session:
-        record = repo.get_medication_list(session, "INTAKE-0001")
+        referral = repo.get_referral(session, REFERRAL)
+        assert referral is not None
+        record = repo.get_medication_list(session, referral, "INTAKE-0001")
         assert record is not None
         assert medication_lists.load_list(record).entries == (full,)
 

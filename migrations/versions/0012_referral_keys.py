@@ -1,5 +1,8 @@
-"""outbox_message.aggregate_key of a referral's messages: the referral's row key, not its
-business id (issue 13's sender-owned identity).
+"""Keys of what belongs to one referral, not to a business id two senders may share (issue 13's
+sender-owned identity): the outbox aggregate of a referral's messages, and its medication lists.
+
+outbox_message.aggregate_key of a referral's messages: the referral's row key, not its business
+id.
 
 Two senders may use the same business id, so a key made of it put both referrals' messages in
 one aggregate: the tracker's "Sent to the FHIR server" list of each showed the other's, the
@@ -15,6 +18,11 @@ a discharge the one referral of the two that was discharged. What none of these 
 to the earliest-received referral, which is the one the business-id lookups picked before they
 refused such ids. A key that names no referral (none of ours) is left as it is.
 
+medication_list_record: unique per (referral_id, business_id), no longer across the store. A
+sender's discharge list is identified by the sender's value (for senders of MedicationRequests,
+``<Task identifier>-discharge-medications``), so a second sender's list under the same value was
+skipped and its referral could not be reconciled (as 0011 did for assessments).
+
 Revision ID: 0012_outbox_referral_key
 Revises: 0011_assessment_per_referral
 Create Date: 2026-12-07
@@ -29,12 +37,11 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_outbox_referral_key"
+revision: str = "0012_referral_keys"
 down_revision: str | Sequence[str] | None = "0011_assessment_per_referral"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-AGGREGATES = ("referral", "medication-reconciliation", "discharge")
 _OURS = "aggregate_type IN ('referral', 'medication-reconciliation', 'discharge')"
 _NAMED_BY = "SELECT {what} FROM referral WHERE referral.business_id = outbox_message.aggregate_key"
 
@@ -57,10 +64,24 @@ def upgrade() -> None:
             sa.text("UPDATE outbox_message SET aggregate_key = :key WHERE id = :id"),
             {"key": str(referral_key), "id": message},
         )
+    with op.batch_alter_table("medication_list_record") as batch:
+        batch.drop_constraint(op.f("uq_medication_list_record_business_id"), type_="unique")
+        batch.create_unique_constraint(
+            op.f("uq_medication_list_record_referral_id_business_id"),
+            ["referral_id", "business_id"],
+        )
 
 
 def downgrade() -> None:
-    """Back to the business id (two senders' referrals under one id share an aggregate again)."""
+    """Back to the business id (two senders' referrals under one id share an aggregate again)
+    and one global list key (fails if two referrals' lists share an identifier)."""
+    with op.batch_alter_table("medication_list_record") as batch:
+        batch.drop_constraint(
+            op.f("uq_medication_list_record_referral_id_business_id"), type_="unique"
+        )
+        batch.create_unique_constraint(
+            op.f("uq_medication_list_record_business_id"), ["business_id"]
+        )
     named = "FROM referral WHERE CAST(referral.id AS VARCHAR(255)) = outbox_message.aggregate_key"
     op.execute(
         f"UPDATE outbox_message SET aggregate_key = (SELECT referral.business_id {named})"
