@@ -78,7 +78,7 @@ def identifier_stem(session: Session, referral: Referral) -> str:
     intake and reconciled lists, discharge summary, aftercare request: ``<stem>-INTAKE``, ...).
 
     The sender's business id, unless an earlier-received referral of another sender has the
-    same one: then ``<business id>~<row key>``, so one referral's resources never overwrite or
+    same one: then ``<business id>@<row key>``, so one referral's resources never overwrite or
     match another's, in the store or on the FHIR server. The earliest keeps the plain id, as
     it did before two senders could share one (stable: rows are never deleted)."""
     earlier = select(Referral.id).where(
@@ -86,4 +86,4 @@ def identifier_stem(session: Session, referral: Referral) -> str:
     )
     if session.scalar(earlier.limit(1)) is None:
         return referral.business_id
-    return f"{referral.business_id}~{referral.id}"
+    return f"{referral.business_id}@{referral.id}"
