@@ -6,8 +6,9 @@ Steps: ``parties`` (I/O: which Organizations on the FHIR server the caller and t
 ``record_submission`` in ONE database transaction: the referral with its package, exactly as the
 inbound sync stores a referral it reads from the server (``referrals.package.add_referral``),
 and one TRANSACTION outbox message with the canonical Bundle. The message shares the aggregate
-of the referral's later Task changes (``step_down.AGGREGATE``), so the worker delivers the
-package before any accept or decline can be applied to its Task.
+of the referral's later Task changes (``REFERRAL_AGGREGATE``, keyed by the referral's row
+key), so the worker delivers the package before any accept or decline can be applied to its
+Task.
 
 Idempotency: the referral's identifier (the Task's, which the ServiceRequest carries too) is
 unique in the store. The same package again is the same canonical Bundle as the one recorded
@@ -36,13 +37,13 @@ from sqlalchemy.orm import Session
 
 from integration.db import repositories as repo
 from integration.db.outbox_table import OutboxMessage
+from integration.db.referral_lookup import REFERRAL_AGGREGATE as AGGREGATE
 from integration.db.referral_lookup import aggregate_key
 from integration.db.store import session_scope
 from integration.fhir.client import FhirClient
 from integration.outbox import queue as outbox
 from integration.referrals.identity import IdentityRefused, demographic_problems, namespace_problems
 from integration.referrals.package import NewReferral, add_referral
-from integration.referrals.step_down import AGGREGATE
 from integration.settings import Settings
 from integration.tenancy.organizations import OrganizationDirectory
 from integration.tenancy.service import Tenancy

@@ -17,16 +17,16 @@ in order.
 
 The first attended session completes the Task with Task.output pointing at the session's
 Encounter. The Encounter's server id is a pure function of its business identifier
-(``encounter_id``) and it is written by PUT to that id (create-or-update, idempotent), so the
-Task's output can name it when both messages are enqueued, and the Encounter message is
-delivered first (same aggregate). A conditional create cannot do this: its id is only known after
-delivery, and HAPI ignores the body id of a conditional update that creates (checked on 8.8.0).
+(``task_outbox.encounter_id``) and it is written by PUT to that id (create-or-update,
+idempotent), so the Task's output can name it when both messages are enqueued, and the
+Encounter message is delivered first (same aggregate). A conditional create cannot do this: its
+id is only known after delivery, and HAPI ignores the body id of a conditional update that
+creates (checked on 8.8.0).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, time
 from typing import Any
@@ -38,10 +38,8 @@ from fhir_profiles.terminology import workflow
 from integration.db import models
 from integration.db import repositories as repo
 from integration.db.inbound_table import ReferralLink
-from integration.db.referral_lookup import REFERRAL_AGGREGATE, aggregate_key
 from integration.fhir.client import FhirClient
-from integration.outbox import queue as outbox
-from integration.privacy import audit, disclosure
+from integration.privacy import audit
 from integration.referrals.package import (
     TaskChange,
     copy_task,
@@ -50,18 +48,15 @@ from integration.referrals.package import (
     task_version,
 )
 from integration.referrals.package_fetch import prepare
+from integration.referrals.task_outbox import enqueue_encounter, enqueue_task_change
 from integration.workflow_errors import ReferralActionRefused, ReferralNotFound
 from mappers import encounter, task_trust
 from mappers.errors import InvalidInputError, Problem, raise_if_problems
-from mappers.fhir_reference import literal_reference
-from mappers.fhir_write import format_datetime
 from mappers.referral_task import (
-    BUSINESS_STATUSES,
     IllegalTransitionError,
     ReferralTask,
     allowed_next,
     intake_scheduled_note,
-    output_json,
     reason_problems,
     transition,
 )
@@ -69,7 +64,6 @@ from mappers.registry import MappingContext
 
 log = logging.getLogger(__name__)
 
-AGGREGATE = REFERRAL_AGGREGATE
 ACTIVE = frozenset({"accepted", "in-progress"})
 # What accept names when the package gave no residential discharge date (R4: the residential
 # Encounter's period.end) and no case manager recorded it.
@@ -79,7 +73,6 @@ NO_DISCHARGE_DATE = (
     "computed; record the date the client left residential care (residential_discharge_date) "
     "to accept, or decline"
 )
-_ENCOUNTER_IDS = uuid.UUID("6c0f3e55-4f51-4d8a-9d43-4f0e1b7a2c11")  # namespace of encounter_id
 
 Apply = Callable[[Session, datetime], str | None]  # returns a refusal's reason code
 
@@ -213,7 +206,7 @@ def accept(session: Session, referral_key: int, *, at: datetime) -> models.Refer
         )
     _move(referral, link, "accepted", at=at, business=workflow.BSER_ACCEPTED.code)
     repo.record_decision(session, referral, decision=models.Decision.ACCEPTED, reason=None, at=at)
-    _enqueue_task(session, referral, link)
+    enqueue_task_change(session, referral, link)
     audit.referral_changed(session, referral, audit.ACCEPT)
     return referral
 
@@ -229,7 +222,7 @@ def decline(
     referral, link = _load(session, referral_key)
     _move(referral, link, "rejected", at=at, reason=reason, business=workflow.BSER_DECLINED.code)
     repo.record_decision(session, referral, decision=models.Decision.DECLINED, reason=reason, at=at)
-    _enqueue_task(session, referral, link)
+    enqueue_task_change(session, referral, link)
     audit.referral_changed(session, referral, audit.DECLINE)
     return referral
 
@@ -250,7 +243,7 @@ def schedule_intake(
     _move(referral, link, referral.status, at=at, business=workflow.BSER_EVENT_SCHEDULED.code)
     intake = repo.schedule_intake(session, referral, on=when, at_time=at_time, delivery=delivery)
     # BSeR 5.1.1 says that the event is scheduled; the dated note says when.
-    _enqueue_task(session, referral, link, note=intake_scheduled_note(when, at=at))
+    enqueue_task_change(session, referral, link, note=intake_scheduled_note(when, at=at))
     audit.referral_changed(session, referral, audit.SCHEDULE_INTAKE)
     return intake
 
@@ -283,11 +276,11 @@ def record_session(
         attendance=models.Attendance(iop_session.attendance.value),
         intake=intake,
     )
-    target = _enqueue_encounter(session, referral, link, iop_session, context)
+    target = enqueue_encounter(session, referral, link, iop_session, context)
     if not completed and _session_moves_task(
         referral, link, iop_session, first_attended, target, at
     ):
-        _enqueue_task(session, referral, link)
+        enqueue_task_change(session, referral, link)
     held = audit.Entity("Encounter", iop_session.identifier, context.session_id_system)
     audit.changed(session, audit.RECORD_SESSION, held, organization=referral.iop_organization)
     return record
@@ -313,11 +306,6 @@ def _session_moves_task(
     done = workflow.BSER_FULFILLMENT_COMPLETED.code
     _move(referral, link, "completed", at=at, activity=target, business=done)
     return True
-
-
-def encounter_id(system: str, value: str) -> str:
-    """The Encounter's server id, derived from its business identifier (stable, a legal id)."""
-    return f"iop-{uuid.uuid5(_ENCOUNTER_IDS, f'{system}|{value}')}"
 
 
 # --- Steps ----------------------------------------------------------------------------------------
@@ -396,73 +384,6 @@ def _task_of(referral: models.Referral, link: ReferralLink) -> ReferralTask | No
         link.business_status,
         link.resulting_activity,
     )
-
-
-def _enqueue_task(
-    session: Session,
-    referral: models.Referral,
-    link: ReferralLink,
-    *,
-    note: dict[str, Any] | None = None,
-) -> None:
-    """One OWNED_FIELDS message with the performer's Task elements, keyed on the PLAC id;
-    ``note`` is appended to Task.note, which the requester writes too."""
-    owned: dict[str, Any] = {"status": referral.status}
-    if link.status_reason:
-        owned["statusReason"] = {"text": link.status_reason}
-    if link.business_status:
-        owned["businessStatus"] = BUSINESS_STATUSES[link.business_status].codeable_concept()
-    if link.last_modified:
-        owned["lastModified"] = format_datetime(link.last_modified)
-    if link.resulting_activity:
-        owned["output"] = [output_json(link.resulting_activity)]
-    identifier = {"system": link.task_identifier_system, "value": link.task_identifier_value}
-    payload = {
-        "resourceType": "Task",
-        "identifier": identifier,
-        "set": owned,
-        "remove": [k for k in ("statusReason", "output") if k not in owned],
-    }
-    if note is not None:
-        payload["add"] = {"note": [note]}
-    outbox.enqueue(
-        session,
-        aggregate_type=AGGREGATE,
-        aggregate_key=aggregate_key(referral.id),
-        kind=outbox.MessageKind.OWNED_FIELDS,
-        payload=payload,
-    )
-
-
-def _enqueue_encounter(
-    session: Session,
-    referral: models.Referral,
-    link: ReferralLink,
-    iop_session: encounter.Session,
-    context: MappingContext,
-) -> str:
-    """A RESOURCE message: PUT Encounter/<encounter_id> (create-or-update); its reference."""
-    if not (link.patient and link.service_request):
-        problem = Problem("referral", "the referral's Patient and ServiceRequest are unknown")
-        raise ReferralActionRefused("no session for an unmapped referral", problems=[problem])
-    resource = encounter.to_fhir(
-        iop_session,
-        id_system=context.session_id_system,
-        subject_reference=link.patient,
-        service_provider_reference=referral.iop_organization,
-        based_on_reference=link.service_request,
-    )
-    resource["id"] = encounter_id(context.session_id_system, iop_session.identifier)
-    resource = disclosure.labelled(session, referral, resource)  # 42 CFR Part 2 labels
-    target = literal_reference("Encounter", resource["id"])
-    outbox.enqueue(
-        session,
-        aggregate_type=AGGREGATE,
-        aggregate_key=aggregate_key(referral.id),
-        kind=outbox.MessageKind.RESOURCE,
-        payload={"resource": resource, "request": {"method": "PUT", "url": target}},
-    )
-    return target
 
 
 def _older(version: str | None, known: str | None) -> bool:

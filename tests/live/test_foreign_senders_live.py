@@ -36,7 +36,7 @@ from integration.fhir.client import FhirClient
 from integration.fhir.setup import ensure_organization
 from integration.inbound import engine as inbound
 from integration.outbox.worker import run_worker
-from integration.referrals import step_down
+from integration.referrals import step_down, task_outbox
 from integration.settings import Settings
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 from mappers.registry import MappingContext
@@ -184,7 +184,7 @@ async def test_foreign_sender__taken_in_shown_accepted_and_completed(
         step_down.record_session(session, referral_key, attended, at=NOW + timedelta(seconds=1))
     await _drain(engine, fhir)
     task = await fhir.read("Task", referred.task_id)
-    encounter = f"Encounter/{step_down.encounter_id(SESSIONS, attended.identifier)}"
+    encounter = f"Encounter/{task_outbox.encounter_id(SESSIONS, attended.identifier)}"
     assert task["status"] == "completed"
     assert [o["valueReference"] for o in task["output"]] == [{"reference": encounter}]
     assert task["requester"] == (await fhir.read("Task", referred.task_id))["requester"]

@@ -26,7 +26,7 @@ from integration.fhir.setup import ensure_organization
 from integration.inbound import engine as inbound
 from integration.outbox.queue import ClaimedMessage
 from integration.outbox.worker import deliver_message, run_worker
-from integration.referrals import actions, step_down
+from integration.referrals import actions, step_down, task_outbox
 from integration.settings import Settings
 from integration.workflow_errors import ReferralActionRefused
 from mappers import bundle
@@ -163,7 +163,7 @@ async def test_step_down__accepted_scheduled_no_show_then_attended_completes_the
     await _drain(engine, fhir)
     await _redeliver_everything(engine, fhir)
     task = await fhir.read("Task", referred.task_id)
-    encounter_ref = f"Encounter/{step_down.encounter_id(SESSIONS, s2)}"
+    encounter_ref = f"Encounter/{task_outbox.encounter_id(SESSIONS, s2)}"
     assert (task["status"], _code(task)) == ("completed", "7.0")
     assert [o["valueReference"] for o in task["output"]] == [{"reference": encounter_ref}]
     assert {k: task[k] for k in REQUESTER_ELEMENTS} == {k: posted[k] for k in REQUESTER_ELEMENTS}

@@ -31,7 +31,7 @@ from integration.fhir.client import FhirClient
 from integration.fhir.retry_policy import RetryPolicy
 from integration.inbound import engine as inbound
 from integration.privacy import disclosure
-from integration.referrals import step_down
+from integration.referrals import step_down, task_outbox
 from integration.workflow_errors import ReferralActionRefused, ReferralNotFound
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
 from mappers.errors import InvalidInputError
@@ -393,7 +393,7 @@ async def test_sessions__schedule_no_show_then_attended_completes_with_the_encou
     assert all("add" not in m.payload for m in sent if m is not sent[1])
     assert sent[3].payload["set"]["status"] == "accepted"  # a no-show leaves the Task open
     encounter = sent[4].payload
-    expected_id = step_down.encounter_id(MappingContext().session_id_system, "S2")
+    expected_id = task_outbox.encounter_id(MappingContext().session_id_system, "S2")
     assert encounter["request"] == {"method": "PUT", "url": f"Encounter/{expected_id}"}
     assert encounter["resource"]["id"] == expected_id
     assert encounter["resource"]["subject"] == {"reference": "Patient/100"}
@@ -441,9 +441,9 @@ async def test_sessions__after_completion_are_kept_without_touching_the_task(
 
 
 def test_encounter_id__stable_legal_and_distinct() -> None:
-    first = step_down.encounter_id("http://x.example/sid/session", "S-1")
-    assert first == step_down.encounter_id("http://x.example/sid/session", "S-1")
-    assert first != step_down.encounter_id("http://x.example/sid/session", "S-2")
+    first = task_outbox.encounter_id("http://x.example/sid/session", "S-1")
+    assert first == task_outbox.encounter_id("http://x.example/sid/session", "S-1")
+    assert first != task_outbox.encounter_id("http://x.example/sid/session", "S-2")
     assert re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", first) and not first.isdigit()
 
 
