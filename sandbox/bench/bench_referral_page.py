@@ -85,7 +85,7 @@ def seed_detail(engine: Engine) -> None:
         repo.save_plan(session, referral, business_id=f"{referral.business_id}-PLAN", plan=PLAN)
         for _ in range(12):
             outbox.enqueue(
-                session, aggregate_type="referral", aggregate_key=referral.business_id,
+                session, aggregate_type="referral", aggregate_key=str(referral.id),
                 kind=outbox.MessageKind.OWNED_FIELDS,
                 payload={"resourceType": "Task", "identifier": {"value": referral.business_id},
                          "set": {"status": "accepted"}, "remove": []},
