@@ -25,12 +25,12 @@ from integration.medications import lists as medication_lists
 from mappers.medication import ListSource
 from tests.builders.referrals import make_medication_list
 from tests.component.api.referral_support import (  # noqa: F401
-    CASE_MANAGER,
     IOP,
     NEXT,
     OTHER,
     RES,
     app,
+    auth,
     fhir_mock,
     http,
     org_ref,
@@ -70,8 +70,15 @@ def _add(store: Engine, sender: str, n: int) -> int:
 
 
 @pytest.fixture
-async def tracker(http: httpx.AsyncClient) -> httpx.AsyncClient:
-    credential = CASE_MANAGER["Authorization"].removeprefix("Bearer ")
+def case_manager() -> dict[str, str]:
+    """Made per test: a token made at import (referral_support's) may expire before a late
+    test in a long run."""
+    return auth("case-manager", IOP)
+
+
+@pytest.fixture
+async def tracker(http: httpx.AsyncClient, case_manager: dict[str, str]) -> httpx.AsyncClient:
+    credential = case_manager["Authorization"].removeprefix("Bearer ")
     response = await http.post("/tracker/login", data={"kind": "token", "credential": credential})
     assert response.status_code == 303
     return http
@@ -175,26 +182,26 @@ async def test_tracker__discharges_the_one_on_the_page(
 
 
 async def test_api__names_the_sender_with_referrer_else_409(
-    http: httpx.AsyncClient, store: Engine, two: tuple[int, int]
+    http: httpx.AsyncClient, store: Engine, two: tuple[int, int], case_manager: dict[str, str]
 ) -> None:
     first, second = two
     url = f"/api/referrals/{SHARED}"
-    ambiguous = await http.get(url, headers=CASE_MANAGER)
+    ambiguous = await http.get(url, headers=case_manager)
     assert ambiguous.status_code == 409 and "more than one sender" in ambiguous.text
     for sender in SENDERS:
-        named = await http.get(url, params={"referrer": sender}, headers=CASE_MANAGER)
+        named = await http.get(url, params={"referrer": sender}, headers=case_manager)
         assert named.status_code == 200 and named.json()["referrer"] == sender
     stated = {"lines": [{"position": 1, "action": "stop"}]}
-    refused = await http.post(f"{url}/reconciliation", json=stated, headers=CASE_MANAGER)
+    refused = await http.post(f"{url}/reconciliation", json=stated, headers=case_manager)
     assert refused.status_code == 409 and _lists(store, first) == _lists(store, second) == {
         "residential-discharge": "MEDLIST-SHARED"
     }  # nothing stored for either
     done = await http.post(
         f"{url}/reconciliation", params={"referrer": SENDERS[0]}, json=stated,
-        headers=CASE_MANAGER,
+        headers=case_manager,
     )  # fmt: skip
     assert done.status_code == 200, done.text
     assert ListSource.RECONCILED in _lists(store, first)
     assert ListSource.RECONCILED not in _lists(store, second)
-    unknown = await http.get(url, params={"referrer": org_ref(NEXT)}, headers=CASE_MANAGER)
+    unknown = await http.get(url, params={"referrer": org_ref(NEXT)}, headers=case_manager)
     assert unknown.status_code == 404
