@@ -25,8 +25,9 @@ from sqlalchemy import Engine
 from api import schema_examples as docs
 from api.auth import Principal, Role, require
 from api.limits import JSON, limited_body, media_type, parse_json
-from api.schemas import ReferralId, _In, validation_problems
+from api.schemas import ReferralId, Referrer, _In, validation_problems
 from integration.db.base import utcnow
+from integration.db.referral_lookup import ReferralName
 from integration.db.store import session_scope
 from integration.discharges import consents
 from integration.discharges.consents import ConsentOrder, ConsentView
@@ -99,12 +100,14 @@ def add_consent_routes(router: APIRouter) -> None:
         principal: CaseManager,
         referral_id: ReferralId,
         body: Annotated[bytes, Depends(limited_body)],
+        referrer: Referrer = None,
     ) -> Any:
         media_type(request, (JSON,))
         order = consent_order(parse_json(body))
         state = request.app.state
         organizations = await state.tenancy.keys(principal.organization)
-        key = await asyncio.to_thread(_owned_key, state.engine, referral_id, organizations)
+        referral = ReferralName(referral_id, referrer)
+        key = await asyncio.to_thread(_owned_key, state.engine, referral, organizations)
         view = await consents.record_consent(
             state.engine, state.tenancy, key, order=order, at=utcnow()
         )
@@ -118,11 +121,12 @@ def add_consent_routes(router: APIRouter) -> None:
         responses=docs.errors(401, 403, 404, 422, 502),
     )
     async def listed(
-        request: Request, principal: CaseManager, referral_id: ReferralId
+        request: Request, principal: CaseManager, referral_id: ReferralId, referrer: Referrer = None
     ) -> list[DisclosureConsentOut]:
         state = request.app.state
         organizations = await state.tenancy.keys(principal.organization)
-        found = await asyncio.to_thread(_list, state.engine, referral_id, organizations)
+        referral = ReferralName(referral_id, referrer)
+        found = await asyncio.to_thread(_list, state.engine, referral, organizations)
         return [consent_out(referral_id, view) for view in found]
 
 
@@ -146,17 +150,17 @@ def consent_out(referral_id: str, view: ConsentView) -> DisclosureConsentOut:
     )  # fmt: skip
 
 
-def _owned_key(engine: Engine, referral_id: str, organizations: tuple[str, ...]) -> int:
+def _owned_key(engine: Engine, referral: ReferralName, organizations: tuple[str, ...]) -> int:
     with session_scope(engine) as session:
-        return referral_actions.owned_referral(session, referral_id, organizations).id
+        return referral_actions.owned_referral(session, referral, organizations).id
 
 
 def _list(
-    engine: Engine, referral_id: str, organizations: tuple[str, ...]
+    engine: Engine, referral: ReferralName, organizations: tuple[str, ...]
 ) -> tuple[ConsentView, ...]:
     with session_scope(engine) as session:
-        referral = referral_actions.owned_referral(session, referral_id, organizations)
-        return consents.list_consents(session, referral.id)
+        owned = referral_actions.owned_referral(session, referral, organizations)
+        return consents.list_consents(session, owned.id)
 
 
 def _body() -> dict[str, Any]:

@@ -36,7 +36,7 @@ class OutboxMessage(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     aggregate_type: Mapped[str] = mapped_column(String(64))
-    aggregate_key: Mapped[str] = mapped_column(String(255))  # a referral's: its row key (0012)
+    aggregate_key: Mapped[str] = mapped_column(String(255))  # a referral's: its row key (0013)
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)

@@ -23,11 +23,17 @@ from integration.workflow_errors import ReferralNotFound
 
 # The outbox aggregates of a referral's messages, each keyed by ``aggregate_key`` (the row
 # key): two senders' referrals under one business id never share an aggregate (migration
-# 0012). The workflows that enqueue them keep these names as their own constants.
+# 0013). The workflows that enqueue them keep these names as their own constants.
 REFERRAL_AGGREGATE = "referral"
 MEDICATIONS_AGGREGATE = "medication-reconciliation"
 DISCHARGE_AGGREGATE = "discharge"
-REFERRAL_AGGREGATES = (REFERRAL_AGGREGATE, MEDICATIONS_AGGREGATE, DISCHARGE_AGGREGATE)
+CONSENT_AGGREGATE = "disclosure-consent"  # the client's consents to disclose, recorded by the IOP
+REFERRAL_AGGREGATES = (
+    REFERRAL_AGGREGATE,
+    MEDICATIONS_AGGREGATE,
+    DISCHARGE_AGGREGATE,
+    CONSENT_AGGREGATE,
+)
 
 
 @dataclass(frozen=True, slots=True)

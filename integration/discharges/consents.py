@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from integration.db import models
 from integration.db.inbound_table import ReferralLink
+from integration.db.referral_lookup import CONSENT_AGGREGATE, aggregate_key
 from integration.db.store import session_scope
 from integration.outbox import queue as outbox
 from integration.privacy import audit, disclosure
@@ -35,7 +36,7 @@ from mappers.errors import InvalidInputError, Problem
 from mappers.fhir_reference import literal_reference
 from mappers.registry import MappingContext
 
-AGGREGATE_TYPE: Final = "disclosure-consent"
+AGGREGATE_TYPE: Final = CONSENT_AGGREGATE
 ALL_SUD_RECORDS: Final = "all SUD treatment records"
 MAX_DISCLOSED: Final = 500
 # Older days are typing slips, and the start of year 1 has no UTC form east of Greenwich.
@@ -173,7 +174,7 @@ def _enqueue(
     target = literal_reference("Consent", row.business_id)
     outbox.enqueue(
         # keyed by the referral like its other writes: the tracker lists it with them
-        session, aggregate_type=AGGREGATE_TYPE, aggregate_key=referral.business_id,
+        session, aggregate_type=AGGREGATE_TYPE, aggregate_key=aggregate_key(referral.id),
         kind=outbox.MessageKind.RESOURCE,
         payload={"resource": resource, "request": {"method": "PUT", "url": target}},
     )  # fmt: skip

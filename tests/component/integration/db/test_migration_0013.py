@@ -1,4 +1,4 @@
-"""Migration 0012 on SQLite and PostgreSQL, over rows written before it: a referral's outbox
+"""Migration 0013 on SQLite and PostgreSQL, over rows written before it: a referral's outbox
 messages move from its business id to its row key, each to the referral it is about even where
 two senders share the business id; a second sender's medication list under the same identifier
 is then stored beside the first. Down again restores the business ids."""
@@ -45,7 +45,7 @@ def _transaction(*resources: dict[str, Any]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-# message id -> (the message as 0011 stored it, the key 0012 must give it)
+# message id -> (the message as 0012 stored it, the key 0013 must give it)
 MESSAGES = {
     1: (_message(1, "referral", "transaction", "SD-1", _transaction(
         {"resourceType": "ServiceRequest"},
@@ -70,7 +70,7 @@ MESSAGES = {
 }  # fmt: skip
 
 
-def _store_before_0012(store: Engine) -> None:
+def _store_before_0013(store: Engine) -> None:
     rows: list[tuple[Any, list[dict[str, Any]]]] = [
         (models.Referral.__table__, [
             {"id": key, "sender": sender, "business_id": value, "status": "accepted",
@@ -114,16 +114,16 @@ def _migrate(store: Engine, revision: str, *, down: bool = False) -> None:
         step(alembic_config(connection), revision)
 
 
-def test_migration_0012__each_message_goes_to_its_own_referral_and_back(
+def test_migration_0013__each_message_goes_to_its_own_referral_and_back(
     empty_db_url: str,  # noqa: F811
 ) -> None:
     store = create_engine(empty_db_url)
     try:
-        _migrate(store, "0011_assessment_per_referral")
-        _store_before_0012(store)
-        _migrate(store, "0012_referral_keys")
+        _migrate(store, "0012_disclosure_consent")
+        _store_before_0013(store)
+        _migrate(store, "0013_referral_keys")
         assert _keys(store) == {n: expected for n, (_, expected) in MESSAGES.items()}
-        _migrate(store, "0011_assessment_per_referral", down=True)
+        _migrate(store, "0012_disclosure_consent", down=True)
         assert _keys(store) == {n: m["aggregate_key"] for n, (m, _) in MESSAGES.items()}
         _migrate(store, "head")
         assert _keys(store) == {n: expected for n, (_, expected) in MESSAGES.items()}
@@ -131,7 +131,7 @@ def test_migration_0012__each_message_goes_to_its_own_referral_and_back(
         store.dispose()
 
 
-def test_migration_0012__a_second_senders_list_under_the_same_identifier_is_kept(
+def test_migration_0013__a_second_senders_list_under_the_same_identifier_is_kept(
     empty_db_url: str,  # noqa: F811
 ) -> None:
     store = create_engine(empty_db_url)
@@ -139,8 +139,8 @@ def test_migration_0012__a_second_senders_list_under_the_same_identifier_is_kept
     second = {"id": 2, "business_id": "SD-1-RECONCILED", "referral_id": 2, "source": "reconciled",
               "recorded_at": AT, "created_at": AT, "updated_at": AT}  # fmt: skip
     try:
-        _migrate(store, "0011_assessment_per_referral")
-        _store_before_0012(store)
+        _migrate(store, "0012_disclosure_consent")
+        _store_before_0013(store)
         with pytest.raises(IntegrityError), store.begin() as connection:
             connection.execute(insert(table), [second])  # before: one identifier in the store
         _migrate(store, "head")

@@ -23,8 +23,8 @@ sender's discharge list is identified by the sender's value (for senders of Medi
 ``<Task identifier>-discharge-medications``), so a second sender's list under the same value was
 skipped and its referral could not be reconciled (as 0011 did for assessments).
 
-Revision ID: 0012_outbox_referral_key
-Revises: 0011_assessment_per_referral
+Revision ID: 0013_referral_keys
+Revises: 0012_disclosure_consent
 Create Date: 2026-12-07
 """
 
@@ -37,12 +37,14 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_referral_keys"
-down_revision: str | Sequence[str] | None = "0011_assessment_per_referral"
+revision: str = "0013_referral_keys"
+down_revision: str | Sequence[str] | None = "0012_disclosure_consent"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_OURS = "aggregate_type IN ('referral', 'medication-reconciliation', 'discharge')"
+_OURS = (
+    "aggregate_type IN ('referral', 'medication-reconciliation', 'discharge', 'disclosure-consent')"
+)
 _NAMED_BY = "SELECT {what} FROM referral WHERE referral.business_id = outbox_message.aggregate_key"
 
 
@@ -122,6 +124,9 @@ def _referral_of(bind: sa.Connection, row: Any) -> int | None:
         lists = [r for r in written if r.get("resourceType") == "List"]
         values = [value for r in lists for value in _identifier_values(r)]
         found = _referrals(bind, "medication_list_record", "business_id", values, keys)
+    elif row.aggregate_type == "disclosure-consent":  # a PUT of the Consent under its own id
+        values = [str((payload.get("resource") or {}).get("id"))]
+        found = _referrals(bind, "disclosure_consent", "business_id", values, keys)
     else:  # a discharge: one per referral
         found = _referrals(bind, "discharge_record", "referral_id", keys, keys)
     return found[0] if len(set(found)) == 1 else (keys[0] if keys else None)
