@@ -80,10 +80,14 @@ class CourseOfTreatment:
 
 @dataclass(frozen=True, slots=True)
 class DocumentedDiagnosis:
-    """A diagnosis in the problems section and the reference of its Condition in the document."""
+    """A diagnosis in the problems section and the reference of its Condition in the document.
+    ``as_sent``: the Condition is the referring program's own, included as that program wrote it
+    (integration.discharges.handoff_bundle), so the diagnosis is what iop-bridge read from it and
+    is not held to what iop-bridge writes (a text-only diagnosis has no ICD-10-CM code)."""
 
     reference: str
     diagnosis: Diagnosis
+    as_sent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +170,10 @@ class DischargeSummary:
     part2_notice: str | None = None  # required when an SUD diagnosis is included
     title: str = DEFAULT_TITLE
     encounter: str | None = None  # Composition.encounter: the IOP episode, when known
+    # What of the referral's record the document does not hold, said in the problems and the
+    # results sections' narrative (a diagnosis that could not be read, a screening Observation)
+    problem_notes: tuple[str, ...] = ()
+    result_notes: tuple[str, ...] = ()
 
     @property
     def has_substance_use(self) -> bool:
@@ -212,6 +220,8 @@ def _diagnosis_problems(diagnoses: Sequence[DocumentedDiagnosis], path: str) -> 
     for index, documented in enumerate(diagnoses):
         at = f"{path}[{index}]"
         found += reference_problems(documented.reference, "Condition", f"{at}.reference")
+        if documented.as_sent:
+            continue
         found += [
             Problem(p.path.replace("Diagnosis", f"{at}.diagnosis", 1), p.message, p.code)
             for p in documented.diagnosis.problems()

@@ -50,6 +50,7 @@ from fhir_profiles.terminology.privacy import (
     PART2_SECURITY_LABELS,
     SENSITIVITY_ETH,
 )
+from mappers.condition import Diagnosis
 from mappers.discharge import (
     PART2_SECTION_TEXT,
     DischargeSummary,
@@ -220,10 +221,11 @@ def _sections(summary: DischargeSummary) -> list[dict[str, Any]]:
         plan = summary.plan_of_care
         sections.append(_section(SECTION_PLAN.code, narrative([plan.summary]), [plan.reference]))
     scores = [(n, s) for n, s in (("PHQ-9", summary.phq9), ("GAD-7", summary.gad7)) if s]
-    if scores:
+    if scores or summary.result_notes:
         lines = [score_line(name, score) for name, score in scores]
         refs = [score.reference for _, score in scores]
-        sections.append(_section(SECTION_RESULTS.code, narrative([], lines), refs))
+        text = narrative(summary.result_notes, lines)
+        sections.append(_section(SECTION_RESULTS.code, text, refs))
     aftercare = summary.aftercare
     sections.append(
         _section(SECTION_AFTERCARE.code, aftercare_narrative(aftercare), [aftercare.next_provider])
@@ -241,12 +243,17 @@ def _sections(summary: DischargeSummary) -> list[dict[str, Any]]:
 
 
 def _problems_section(summary: DischargeSummary) -> dict[str, Any]:
-    items = [
-        f"{d.diagnosis.display} (ICD-10-CM {d.diagnosis.icd10_code}), {d.diagnosis.clinical_status}"
-        for d in summary.diagnoses
-    ]
-    text = narrative([] if items else ["No diagnoses recorded."], items)
+    items = [_problem_line(d.diagnosis) for d in summary.diagnoses]
+    paragraphs = [*([] if items else ["No diagnoses recorded."]), *summary.problem_notes]
+    text = narrative(paragraphs, items)
     return _section(SECTION_PROBLEMS.code, text, [d.reference for d in summary.diagnoses])
+
+
+def _problem_line(diagnosis: Diagnosis) -> str:
+    """``display (ICD-10-CM code), status``; a referring program's diagnosis may have neither
+    code nor status (R4 Condition.clinicalStatus 0..1): said, never guessed."""
+    code = f" (ICD-10-CM {diagnosis.icd10_code})" if diagnosis.icd10_code else ""
+    return f"{diagnosis.display}{code}, {diagnosis.clinical_status or 'status not stated'}"
 
 
 def _allergies_section() -> dict[str, Any]:

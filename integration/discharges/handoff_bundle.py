@@ -41,6 +41,7 @@ from mappers.discharge import (
 from mappers.discharge_document import DOCUMENT_ID_SYSTEM, to_document_bundle
 from mappers.discharge_reference import to_document_reference
 from mappers.registry import MappingContext
+from mappers.sender_copy import sender_copy
 
 DISCHARGE_SUFFIX = "-DISCHARGE"
 
@@ -126,9 +127,10 @@ def _document_entries(
     role: Callable[[str], dict[str, Any]],
 ) -> tuple[DischargeSummary, dict[str, dict[str, Any]]]:
     """The summary with document references, and every resource it references by fullUrl."""
-    subject = urls.of(summary.subject)
+    subject = full_url_of(summary.subject, record, urls)
     entries: dict[str, dict[str, Any]] = {
-        subject: patient.to_fhir(record.client, mrn_system=context.mrn_system)
+        subject: _as_sent(record, summary.subject, urls)
+        or patient.to_fhir(record.client, mrn_system=context.mrn_system)
     }
     for ref, organization in record.organizations.items():
         entries[urls.of(ref)] = _organization_copy(organization)
@@ -136,14 +138,14 @@ def _document_entries(
     entries[urls.of(summary.author)] = role(urls.of(record.iop_organization))
     diagnoses = []
     for documented in summary.diagnoses:
-        url = urls.of(documented.reference)
+        url = full_url_of(documented.reference, record, urls)
         diagnoses.append(replace(documented, reference=url))
-        entries[url] = condition.to_fhir(
+        entries[url] = _as_sent(record, documented.reference, urls) or condition.to_fhir(
             documented.diagnosis, id_system=context.condition_id_system, subject_reference=subject
         )
     entries |= _medication_entries(summary.medications, subject, urls, context)
     phq9, gad7 = (
-        _document_score(score, urls, subject, entries, context)
+        _document_score(score, record, urls, subject, entries, context)
         for score in (summary.phq9, summary.gad7)
     )
     plan = summary.plan_of_care
@@ -198,6 +200,7 @@ def _medication_entries(
 
 def _document_score(
     score: FinalScore | None,
+    record: ClinicalRecord,
     urls: SummaryUrls,
     subject: str,
     entries: dict[str, dict[str, Any]],
@@ -206,11 +209,45 @@ def _document_score(
     """The score with its document reference; its QuestionnaireResponse added to ``entries``."""
     if score is None:
         return None
-    moved = replace(score, reference=urls.of(score.reference))
-    entries[moved.reference] = assessment.to_fhir(
+    moved = replace(score, reference=full_url_of(score.reference, record, urls))
+    entries[moved.reference] = _as_sent(record, score.reference, urls) or assessment.to_fhir(
         score.assessment, id_system=context.assessment_id_system, subject_reference=subject
     )
     return moved
+
+
+def full_url_of(reference: str, record: ClinicalRecord, urls: SummaryUrls) -> str:
+    """The fullUrl of what ``reference`` names in the document: a stable urn:uuid, for what
+    iop-bridge writes anew and for a referring program's own resource alike.
+
+    A document holds everything its Composition references as subject, author, custodian or
+    section entry (R4 documents.html 3.3.1, Document Content: those SHALL be in the Bundle), so
+    the sender's Patient, Conditions and responses cannot stay mere references to the server:
+    the document holds copies. Under their server URL as fullUrl they would not stay
+    resolvable: HAPI stores references to its own base as relative ones (``Patient/7``), and
+    a relative reference from an entry whose fullUrl is a urn:uuid (our Composition) resolves
+    to nothing (R4 bundle.html#references; HAPI's validator says so, live-tested). So every
+    entry has a urn:uuid and the copies' references to each other are swapped for those
+    (``_moved``). Outside the document, the aftercare ServiceRequest references the sender's
+    Conditions on the server itself (mappers.discharge.aftercare_referral)."""
+    return urls.of(record.aliases.get(reference, reference))
+
+
+def _moved(record: ClinicalRecord, urls: SummaryUrls) -> Callable[[str], str | None]:
+    """A reference inside a sender's copy -> the fullUrl of what it names in the document."""
+    held = {record.patient, *record.as_sent}
+
+    def moved(reference: str) -> str | None:
+        target = record.aliases.get(reference, reference)
+        return urls.of(target) if target in held else None
+
+    return moved
+
+
+def _as_sent(record: ClinicalRecord, reference: str, urls: SummaryUrls) -> dict[str, Any] | None:
+    """The referring program's resource as it wrote it, when the document includes it so."""
+    found = record.as_sent.get(reference)
+    return None if found is None else sender_copy(found, _moved(record, urls))
 
 
 def _program_role(

@@ -118,7 +118,9 @@ def discharge_client(
         custodian=record.iop_organization,
         discharged=discharged_at,
         course=course_of_treatment(session, referral, discharged_at, course_summary),
-        diagnoses=tuple(DocumentedDiagnosis(ref, dx) for ref, dx in record.diagnoses),
+        diagnoses=tuple(
+            DocumentedDiagnosis(ref, dx, ref in record.as_sent) for ref, dx in record.diagnoses
+        ),
         medications=DocumentedMedications(urls.of("List"), load_list(reconciled)),
         aftercare=aftercare,
         plan_of_care=_plan_of_care(record),
@@ -126,6 +128,8 @@ def discharge_client(
         gad7=_score(record, "gad-7"),
         # PACIO TOC (US Core Encounter): the last attended session, when the server has it.
         encounter=None if record.encounter is None else record.encounter[0],
+        problem_notes=record.problem_notes,
+        result_notes=record.result_notes,
     )
     summary = replace(
         summary, part2_notice=disclosure.notice(summary.has_substance_use, part2_notice)

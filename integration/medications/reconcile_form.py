@@ -27,7 +27,6 @@ from integration.db import models
 from integration.db.referral_lookup import identifier_stem
 from integration.medications import lists as medication_lists
 from integration.medications import workflow as medications
-from integration.workflow_errors import WorkflowNotReady
 from mappers.errors import InvalidInputError, Problem
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
 from mappers.registry import MappingContext
@@ -76,7 +75,15 @@ def reconcile(
     """Record the stated intake list and reconcile it against the discharge list (queued)."""
     record = medications.current_list(session, referral, ListSource.RESIDENTIAL_DISCHARGE)
     if record is None:
-        raise WorkflowNotReady(f"referral {referral.business_id!r} has no discharge list")
+        # A referral may come without a medication list (a BSeR referral carries none; the
+        # tracker says "none in the package"): the stated list is reconciled against an empty
+        # discharge list, stored as such, so every medication the case manager states is new.
+        none_sent = MedicationList(
+            f"{identifier_stem(session, referral)}-discharge-medications",
+            "Residential discharge medications: none in the referral package",
+            ListSource.RESIDENTIAL_DISCHARGE, at, (),
+        )  # fmt: skip
+        record = medication_lists.store_discharge_list(session, referral, none_sent, at)
     intake_id = f"{identifier_stem(session, referral)}-INTAKE"
     stated = parse_reconcile(fields, medication_lists.load_list(record), intake_id)
     intake = MedicationList(

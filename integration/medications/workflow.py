@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 
 from fhir_profiles.terminology.code import Code
 from fhir_profiles.terminology.workflow import MEDICATION_COMMUNITY, MEDICATION_DISCHARGE
+from integration.db.inbound_table import ReferralLink
 from integration.db.models import MedicationLine, MedicationListRecord, Referral
 from integration.db.referral_lookup import (
     MEDICATIONS_AGGREGATE,
@@ -128,7 +129,7 @@ def reconcile_referral(
     save_list(session, referral, result.reconciled.identifier, ListSource.RECONCILED, at, lines)
     payload = reconciliation_transaction(
         result,
-        mrn=referral.client_mrn,
+        patient=_patient_reference(session, referral, context),
         changes_identifier=stem + CHANGES_SUFFIX,
         context=context,
     )
@@ -175,15 +176,24 @@ _NO_DETAIL = (
 )
 
 
+def _patient_reference(session: Session, referral: Referral, context: MappingContext) -> str:
+    """The client's Patient: the one the referral's package named on the server (a sender's
+    Patient carries the sender's MRN system, never ours); else, for a submitted referral not yet
+    settled, our Patient by its MRN (a conditional reference, R4 http.html#trules)."""
+    link = session.scalar(select(ReferralLink).where(ReferralLink.referral_id == referral.id))
+    if link is not None and link.patient:
+        return str(link.patient)
+    return f"Patient?{bundle.identifier_query(context.mrn_system, referral.client_mrn)}"
+
+
 def reconciliation_transaction(
-    result: Reconciliation, *, mrn: str, changes_identifier: str, context: MappingContext
+    result: Reconciliation, *, patient: str, changes_identifier: str, context: MappingContext
 ) -> dict[str, Any]:
     """The transaction Bundle: discharge MedicationRequests (conditional create), intake
     MedicationRequests and both Lists (conditional update), every subject the client's Patient
-    by MRN."""
+    (``patient``: a reference or a conditional reference by MRN)."""
     request_system = context.medication_request_id_system
     list_system = context.medication_list_id_system
-    patient = f"Patient?{bundle.identifier_query(context.mrn_system, mrn)}"
     discharge_urls = [_urn(request_system, e.identifier) for e in result.discharge.entries]
     intake_urls = [_urn(request_system, e.identifier) for e in result.intake.entries]
     discharged = _Requests(request_system, patient, MEDICATION_DISCHARGE, result.discharge.date)
