@@ -228,12 +228,12 @@ def full_url_of(reference: str, record: ClinicalRecord, urls: SummaryUrls) -> st
     a relative reference from an entry whose fullUrl is a urn:uuid (our Composition) resolves
     to nothing (R4 bundle.html#references; HAPI's validator says so, live-tested). So every
     entry has a urn:uuid and the copies' references to each other are swapped for those
-    (``_moved``). Outside the document, the aftercare ServiceRequest references the sender's
+    (``moved_in``). Outside the document, the aftercare ServiceRequest references the sender's
     Conditions on the server itself (mappers.discharge.aftercare_referral)."""
     return urls.of(record.aliases.get(reference, reference))
 
 
-def _moved(record: ClinicalRecord, urls: SummaryUrls) -> Callable[[str], str | None]:
+def moved_in(record: ClinicalRecord, urls: SummaryUrls) -> Callable[[str], str | None]:
     """A reference inside a sender's copy -> the fullUrl of what it names in the document."""
     held = {record.patient, *record.as_sent}
 
@@ -247,7 +247,7 @@ def _moved(record: ClinicalRecord, urls: SummaryUrls) -> Callable[[str], str | N
 def _as_sent(record: ClinicalRecord, reference: str, urls: SummaryUrls) -> dict[str, Any] | None:
     """The referring program's resource as it wrote it, when the document includes it so."""
     found = record.as_sent.get(reference)
-    return None if found is None else sender_copy(found, _moved(record, urls))
+    return None if found is None else sender_copy(found, moved_in(record, urls))
 
 
 def _program_role(

@@ -86,7 +86,8 @@ def _discharge_list(body: dict[str, Any]) -> MedicationList:
 def _clinical_record(
     fhir_mock: respx.MockRouter, body: dict[str, Any], recipients: tuple[str, ...]
 ) -> None:
-    """What the discharge reads from the server: the ServiceRequest, then one batch."""
+    """What the discharge reads from the server: the ServiceRequest, the package it references
+    and the Organizations and our own scores, each batch answered from the same resources."""
     package = ReferralSubmission.model_validate(body).to_domain()
     given = replace(package.consent, patient="Patient/p31", recipients=recipients)
     client = patient.to_fhir(package.client, mrn_system=CONTEXT.mrn_system)
@@ -120,6 +121,7 @@ def _clinical_record(
                "subject": {"reference": "Patient/p31"},
                "reasonReference": [{"reference": "Condition/dx1"}],
                "supportingInfo": [{"reference": "Consent/c31"}]}  # fmt: skip
+    resources["ServiceRequest/sr31"] = request  # the package is read back by its references
     fhir_mock.get("/ServiceRequest/sr31").respond(json=request)
     fhir_mock.post("/").mock(side_effect=batch)
 

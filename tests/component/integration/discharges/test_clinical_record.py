@@ -1,5 +1,6 @@
-"""Workflow 3, steps 1 and 2 at the FHIR client's seam (respx): the clinical record read in one
-batch, and a record the server lacks is not ready."""
+"""Workflow 3, steps 1 and 2 at the FHIR client's seam (respx): the clinical record read back by
+the package's references, our own responses by our identifiers, and a record the server lacks
+is not ready. Foreign senders' records: test_clinical_record_foreign.py."""
 
 # ruff: noqa: F811  (the fixtures imported from tests.db.fixtures and discharge_support are test
 # parameters here)
@@ -48,6 +49,7 @@ def _batch_answer(request: httpx.Request) -> httpx.Response:
         "Consent/c1": consent.to_fhir(given, id_system=canonical.CONSENT_ID_SYSTEM),
         IOP: organization("Riverside IOP", "ORG-IOP"),
         NEXT: organization("Harbor Street", "ORG-NEXT"),
+        "ServiceRequest/sr1": _service_request(),
     }  # fmt: skip
     phq9 = assessment.to_fhir(
         make_phq9(), id_system=canonical.ASSESSMENT_ID_SYSTEM, subject_reference=subject
@@ -95,7 +97,7 @@ def _service_request(**extra: Any) -> dict[str, Any]:
 
 
 @respx.mock(base_url=BASE)
-async def test_read_clinical_record__the_package_in_one_batch(
+async def test_read_clinical_record__the_package_by_its_references(
     respx_mock: respx.MockRouter, fhir: FhirClient
 ) -> None:
     found = {
@@ -109,7 +111,9 @@ async def test_read_clinical_record__the_package_in_one_batch(
     record = await clinical_record.read_clinical_record(
         fhir, facts, iop_organization=IOP, next_provider=NEXT, context=MappingContext()
     )
-    assert batch.call_count == 1
+    # the ServiceRequest, what it references, then the Organizations and our own PHQ-9 (not
+    # in the package: found by our identifier)
+    assert batch.call_count == 3
     assert (record.patient, record.client) == (PATIENT, make_client())
     assert record.diagnoses == (("Condition/dx1", ALCOHOL),)
     assert [ref for ref, _ in record.consents] == ["Consent/c1"]
