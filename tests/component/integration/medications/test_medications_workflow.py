@@ -14,16 +14,19 @@ from sqlalchemy import Engine, func, select
 
 from fhir_profiles import canonical
 from integration.db import repositories as repo
+from integration.db.inbound_table import ReferralLink
 from integration.db.models import ListSource as StoredSource
 from integration.db.models import MedicationListRecord
 from integration.db.outbox_table import OutboxMessage
 from integration.db.referral_lookup import referral_key_of
 from integration.db.store import session_scope
 from integration.medications import lists as medication_lists
+from integration.medications import reconcile_form
 from integration.medications import workflow as medications
 from integration.workflow_errors import ReferralNotFound, WorkflowNotReady
 from mappers.errors import MappingError, Problem
 from mappers.medication import Dose, ListSource, MedicationEntry, MedicationList
+from mappers.registry import MappingContext
 from tests.builders import MRN_SYSTEM
 from tests.builders.referrals import (
     make_buprenorphine,
@@ -266,3 +269,39 @@ def test_reconcile_referral__a_list_stored_without_its_entries_is_refused(engine
         _reconcile(engine)
     assert [p.path for p in refused.value.problems] == ["LEGACY.lines[0]"]
     assert (_messages(engine), _reconciled_count(engine)) == ([], 0)
+
+
+def test_reconcile_referral__the_subject_is_the_packages_patient_on_the_server(
+    engine: Engine,
+) -> None:
+    # A sender's client carries the sender's MRN system: a conditional reference by our MRN
+    # system and the sender's value matches nothing on the server (HAPI-1091, the message died)
+    _referral_with_lists(engine, _intake())
+    with session_scope(engine) as session:
+        referral = repo.get_referral(session, REFERRAL)
+        assert referral is not None
+        link = ReferralLink(referral_id=referral.id, task_identifier_system="urn:sender",
+                            task_identifier_value=REFERRAL, patient="Patient/p77")  # fmt: skip
+        session.add(link)
+    _reconcile(engine)
+    [payload] = _messages(engine)
+    assert {e["resource"]["subject"]["reference"] for e in payload["entry"]} == {"Patient/p77"}
+
+
+def test_reconcile__a_referral_without_a_medication_list_against_an_empty_one(
+    engine: Engine,
+) -> None:
+    # A BSeR referral carries no medication list: what the case manager states is all new
+    with session_scope(engine) as session:
+        repo.add_referral(
+            session, business_id=REFERRAL, client_mrn=MRN, iop_organization="IOP-DEMO-ORG",
+            received_at=AT - timedelta(days=7),
+        )  # fmt: skip
+    with session_scope(engine) as session:
+        referral = repo.get_referral(session, REFERRAL)
+        assert referral is not None
+        fields = {"new-1-medication": "Naltrexone 50 MG Oral Tablet", "new-1-dose": "50 mg"}
+        reconcile_form.reconcile(session, referral, fields, at=AT, context=MappingContext())
+    with session_scope(engine) as session:
+        view = medications.medication_differences(session, REFERRAL)
+    assert view is not None and [d.change for d in view.differences] == ["new"]
