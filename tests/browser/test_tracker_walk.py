@@ -28,6 +28,7 @@ from integration.settings import Settings
 from tests.browser.conftest import SECRET, case_manager_token, serve, sign_in
 from tests.browser.test_tracker_browser import _drain
 from tests.conftest import live_base_url
+from tests.live.directory import register_next_provider
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox"))
 from residential_ehr import ResidentialEhr
@@ -48,7 +49,7 @@ def test_walk__a_whole_step_down_from_the_pages_alone(
         def run(work: Coroutine[Any, Any, T]) -> T:
             return pool.submit(asyncio.run, work).result()
 
-        next_provider = _aftercare_provider(settings, unique)
+        next_provider = register_next_provider(settings, unique)
         identifier, client_name = run(_referred(settings, unique, next_provider))
 
         def server_task() -> dict[str, Any]:
@@ -149,18 +150,6 @@ async def _task(settings: Settings, unique: str, identifier: str) -> dict[str, A
         return await ehr.task(identifier)
     finally:
         await ehr.aclose()
-
-
-def _aftercare_provider(settings: Settings, unique: str) -> str:
-    """The next provider's Organization on HAPI, registered under the directory's system."""
-    organization = {
-        "resourceType": "Organization",
-        "identifier": [{"system": settings.organization_id_system, "value": f"AFTER-{unique}"}],
-        "name": "Harbor Street Outpatient Counseling",
-    }
-    response = httpx.post(f"{settings.fhir_base}/Organization", json=organization, timeout=30)
-    response.raise_for_status()
-    return f"Organization/{response.json()['id']}"
 
 
 async def _aftercare_task(settings: Settings, identifier: str) -> dict[str, Any]:

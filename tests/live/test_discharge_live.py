@@ -91,9 +91,7 @@ def _ready_for_discharge(engine: Engine, referral_id: str, package: ReadBack) ->
         return referral.id
 
 
-async def _last_session_on_the_server(
-    fhir: FhirClient, referral_id: str, package: ReadBack
-) -> str:
+async def _last_session_on_the_server(fhir: FhirClient, referral_id: str, package: ReadBack) -> str:
     """Week 10's Monday session (the last attended) as the session workflow writes it."""
     token = identifier_token(canonical.MRN_SYSTEM, package.client.mrn)
     [found] = (await fhir.search("Patient", {"identifier": token}))["entry"]

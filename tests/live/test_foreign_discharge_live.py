@@ -14,36 +14,34 @@ and added to the referral's ServiceRequest.supportingInfo, as the referring prog
 
 from __future__ import annotations
 
-import importlib
 import time
 from datetime import UTC, date, datetime, timedelta
-from types import ModuleType
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from api.app import create_app
 from fhir_profiles import canonical
 from fhir_profiles.registry import conformance_resources
-from integration.db.models import Referral
 from integration.db.store import session_scope
 from integration.discharges.handoff_bundle import AFTERCARE_SUFFIX
 from integration.fhir.client import FhirClient
 from integration.fhir.conformance import upload_conformance, validate
-from integration.inbound import engine as inbound
 from integration.referrals import step_down
 from integration.settings import Settings
 from mappers.discharge_document import DOCUMENT_ID_SYSTEM
 from mappers.encounter import Attendance, Delivery, Session, SessionKind
+from tests.live.directory import NEXT_PROVIDER_NAME, register_next_provider
 from tests.live.test_foreign_senders_live import (
     SECRET,
     _drain,
     organization,  # noqa: F401
     sender_http,  # noqa: F401
     settings,  # noqa: F401
+    take_in,
 )
 from tests.live.test_medications_live import one
 
@@ -77,18 +75,6 @@ async def _api(settings: Settings, calls: list[tuple[str, dict[str, Any]]]) -> l
         for path, body in calls:
             answers.append(await client.post(path, json=body, headers=_headers(settings)))
     return answers
-
-
-def _next_provider(settings: Settings, unique: str) -> str:
-    """The next provider's Organization on HAPI, under the organization directory's system."""
-    organization = {
-        "resourceType": "Organization",
-        "identifier": [{"system": settings.organization_id_system, "value": f"AFTER-{unique}"}],
-        "name": "Harbor Street Outpatient Counseling",
-    }
-    response = httpx.post(f"{settings.fhir_base}/Organization", json=organization, timeout=30)
-    response.raise_for_status()
-    return f"Organization/{response.json()['id']}"
 
 
 def _consent_for(patient: str, recipient: str, unique: str) -> dict[str, Any]:
@@ -145,7 +131,7 @@ def _discharge_body(unique: str) -> dict[str, Any]:
     return {
         "discharged_at": (NOW - timedelta(minutes=5)).isoformat(),
         "next_provider": f"AFTER-{unique}",
-        "next_provider_name": "Harbor Street Outpatient Counseling",
+        "next_provider_name": NEXT_PROVIDER_NAME,
         "relapse_prevention": "Call the sponsor; leave within 5 minutes",
         "medication_follow_up": "Prescriber visit within 14 days",
         "support_groups": ["SMART Recovery, Tuesdays"],
@@ -163,14 +149,8 @@ async def test_foreign_referral__accepted_reconciled_and_discharged(
     unique: str,
 ) -> None:
     await upload_conformance(fhir, conformance_resources())
-    sender: ModuleType = importlib.import_module(name)
-    iop = (settings.organization_id_system, settings.organization_id)
-    referred = await sender.refer(sender_http, iop, int(unique, 16) % 10**5, date.today())
-    await inbound.poll_tasks(fhir, engine, settings, organization)
-    with session_scope(engine) as session:
-        row = session.scalar(select(Referral).where(Referral.business_id == referred.identifier[1]))
-        assert row is not None, f"{name}: referral not taken in"
-        key, business_id = row.id, row.business_id
+    referred, row = await take_in(name, fhir, engine, settings, organization, sender_http, unique)
+    key, business_id = row.id, row.business_id
     start = NOW - timedelta(minutes=100)
     attended = Session(f"S-{unique}", SessionKind.GROUP, Delivery.IN_PERSON, Attendance.ATTENDED,
                        start, start + timedelta(hours=1))  # fmt: skip
@@ -178,7 +158,7 @@ async def test_foreign_referral__accepted_reconciled_and_discharged(
         step_down.accept(session, key, at=NOW - timedelta(hours=2))
         step_down.record_session(session, key, attended, at=NOW - timedelta(minutes=30))
     await _drain(engine, fhir)
-    next_provider = _next_provider(settings, unique)
+    next_provider = register_next_provider(settings, unique)
     _sender_consents(settings.fhir_base, referred.task_id, next_provider, unique)
 
     path = f"/api/referrals/{business_id}"

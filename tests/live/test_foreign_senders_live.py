@@ -133,6 +133,28 @@ async def _page(settings: Settings, referral_key: int) -> str:
     return response.text
 
 
+async def take_in(
+    name: str,
+    fhir: FhirClient,
+    engine: Engine,
+    settings: Settings,
+    organization: str,
+    sender_http: FhirHttp,
+    unique: str,
+) -> tuple[Any, Referral]:
+    """The sender ``name`` refers a client; the poll takes the referral in. The sender's
+    answer (Task id, identifier) and the stored referral row."""
+    sender: ModuleType = importlib.import_module(name)
+    iop = (settings.organization_id_system, settings.organization_id)
+    referred = await sender.refer(sender_http, iop, int(unique, 16) % 10**5, date.today())
+    await inbound.poll_tasks(fhir, engine, settings, organization)
+    with session_scope(engine) as session:
+        row = session.scalar(select(Referral).where(Referral.business_id == referred.identifier[1]))
+        assert row is not None, f"{name}: referral not taken in"
+        session.expunge(row)
+    return referred, row
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 async def test_foreign_sender__taken_in_shown_accepted_and_completed(
     name: str,
@@ -143,14 +165,8 @@ async def test_foreign_sender__taken_in_shown_accepted_and_completed(
     sender_http: FhirHttp,
     unique: str,
 ) -> None:
-    sender: ModuleType = importlib.import_module(name)
-    iop = (settings.organization_id_system, settings.organization_id)
-    referred = await sender.refer(sender_http, iop, int(unique, 16) % 10**5, date.today())
-    await inbound.poll_tasks(fhir, engine, settings, organization)
-    with session_scope(engine) as session:
-        row = session.scalar(select(Referral).where(Referral.business_id == referred.identifier[1]))
-        assert row is not None, f"{name}: referral not taken in"
-        referral_key, discharged = row.id, row.residential_discharge_date
+    referred, row = await take_in(name, fhir, engine, settings, organization, sender_http, unique)
+    referral_key, discharged = row.id, row.residential_discharge_date
     expected: dict[str, Any] = EXPECTED[name]
     assert discharged == date.today() - timedelta(days=expected["days_before_today"])
 
