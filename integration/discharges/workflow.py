@@ -131,19 +131,21 @@ def discharge_client(
         problem_notes=record.problem_notes,
         result_notes=record.result_notes,
     )
-    summary = replace(
-        summary, part2_notice=disclosure.notice(summary.has_substance_use, part2_notice)
-    )
+    # Part 2 by what the summary says, or by the referral's package: a sender's Part 2 label
+    # makes the client's records Part 2 whatever the diagnoses say, and the document may hold
+    # the sender's labelled resources as the sender wrote them (handoff_bundle).
+    part2 = summary.has_substance_use or disclosure.is_part2(session, referral.id)
+    summary = replace(summary, part2_notice=disclosure.notice(part2, part2_notice))
     # the consents the IOP recorded for this referral count beside the referral's own
     recorded = consents.recorded_consents(session, referral.id)
     record = replace(record, consents=record.consents + recorded)
     permitted_by = check_disclosure(
-        session, summary, record, at=at, owner=referral.iop_organization
+        session, summary, record, at=at, owner=referral.iop_organization, part2=part2
     )
     transaction = handoff_transaction(
         summary, record, urls, at=at, context=context, iop_identifier=referral.iop_organization
     )
-    part2 = summary.has_substance_use or security_labels.contains_sud([transaction])
+    part2 = part2 or security_labels.contains_sud([transaction])
     transaction = security_labels.label(transaction, sud_derived=part2)
     repo.record_discharge(
         session, referral, discharged_at=discharged_at, next_provider=aftercare.next_provider
@@ -223,13 +225,16 @@ def check_disclosure(
     *,
     at: datetime,
     owner: str | None = None,
+    part2: bool | None = None,
 ) -> str | None:
     """The Part 2 gate (``integration.privacy.disclosure``): None when no SUD record is in the
-    summary; else the Consent that permits disclosing it to the next provider for treatment on
-    the day of ``at``; else DisclosureRefused. Audited either way."""
+    summary (``part2``, by default whether it names an SUD); else the Consent that permits
+    disclosing it to the next provider for treatment on the day of ``at``; else
+    DisclosureRefused. Audited either way."""
     request = disclosure.Disclosure(
         _summary_entity(summary), summary.aftercare.next_provider, at,
-        part2=summary.has_substance_use, purpose=TREATMENT, organization=owner,
+        part2=summary.has_substance_use if part2 is None else part2, purpose=TREATMENT,
+        organization=owner,
     )  # fmt: skip
     return disclosure.authorize(session, request, record.consents, record.unreadable_consents)
 

@@ -20,6 +20,7 @@ from integration.db.outbox_table import OutboxMessage
 from integration.db.referral_lookup import referral_key_of
 from integration.db.store import session_scope
 from integration.discharges import clinical_record, workflow
+from integration.privacy import disclosure
 from integration.workflow_errors import AlreadyDischarged, DisclosureRefused, WorkflowNotReady
 from mappers.discharge_reader import discharge_from_document
 from tests.builders.discharge import make_aftercare
@@ -149,15 +150,36 @@ def test_discharge_client__sud_without_a_covering_consent_stores_nothing(
     assert _stored(engine) == (0, [])
 
 
+def _classified(engine: Engine, *, part2: bool) -> None:
+    """What the intake remembered of the referral's package (unclassified counts as Part 2)."""
+    with session_scope(engine) as session:
+        referral = repo.get_referral(session, REFERRAL)
+        assert referral is not None
+        disclosure.remember_part2(session, referral.id, part2=part2)
+
+
 def test_discharge_client__without_sud_needs_no_consent(engine: Engine) -> None:
     # no SUD diagnosis and no MOUD medication (buprenorphine alone would make it Part 2)
     store_ready_referral(engine, meds=make_medication_list(entries=(make_sertraline(),)))
+    _classified(engine, part2=False)
     result = discharge_now(
         engine, make_record(diagnoses=(("Condition/dx2", DEPRESSION),), consents=())
     )
     _, [payload] = _stored(engine)
     assert result.consent is None and not result.has_substance_use
     assert "meta" not in payload["entry"][0]["resource"]  # the document: no Part 2 labels
+
+
+def test_discharge_client__a_part2_package_needs_consent_whatever_the_diagnoses(
+    engine: Engine,
+) -> None:
+    # the sender labelled its package 42CFRPart2 (remembered at intake); the diagnoses the
+    # summary lists name no SUD, but the document may hold the sender's labelled resources
+    store_ready_referral(engine, meds=make_medication_list(entries=(make_sertraline(),)))
+    _classified(engine, part2=True)
+    with pytest.raises(DisclosureRefused):
+        discharge_now(engine, make_record(diagnoses=(("Condition/dx2", DEPRESSION),), consents=()))
+    assert _stored(engine) == (0, [])
 
 
 def test_discharge_client__rolled_back_leaves_neither_record_nor_message(engine: Engine) -> None:
