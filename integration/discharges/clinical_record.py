@@ -1,11 +1,13 @@
 """The discharge's inputs (DESIGN.md workflow 3, steps 1 and 2): which records the summary is made
-of, from the store, and their content, read from the FHIR server in one batch.
+of, from the store, and their content, read back from the FHIR server.
 
 The store keeps workflow state, not the clinical record: assessment_record holds totals, not the
 item answers a QuestionnaireResponse needs; diagnoses, demographics and the Part 2 Consent are not
 stored at all. They came with the referral package (the ServiceRequest's subject,
-reasonReference and supportingInfo); a plan or score the store names but the server lacks is a
-WorkflowNotReady, never silently left out.
+reasonReference and supportingInfo), which is read back by those references with the inbound
+readers, whoever wrote it (``package_record``). A client that cannot be read, or a plan the
+store names but the server lacks, is a WorkflowNotReady; a diagnosis or score the document
+cannot hold is said in its narrative, never silently left out.
 """
 
 from __future__ import annotations

@@ -240,11 +240,18 @@ def _record(**overrides: Any) -> discharge.ClinicalRecord:
 
 
 def _discharged(
-    engine: Engine, record: discharge.ClinicalRecord, meds: MedicationList | None = None
+    engine: Engine,
+    record: discharge.ClinicalRecord,
+    meds: MedicationList | None = None,
+    *,
+    part2: bool | None = None,
 ) -> discharge.DischargeResult:
+    """``part2``: what the intake remembered of the package (None: unclassified, Part 2)."""
     meds = meds or make_medication_list()
     with session_scope(engine) as session:
         referral_key = _referral(session, status="completed")
+        if part2 is not None:
+            disclosure.remember_part2(session, referral_key, part2=part2)
         medication_lists.record_discharge_list(session, referral_key, meds, AT)
         medication_lists.record_intake_list(
             session, referral_key, replace(meds, identifier="IN", source=None), AT
@@ -292,7 +299,8 @@ def test_discharge__refused_stores_nothing_but_the_audit_event(engine: Engine) -
 def test_discharge__without_sud_no_labels_no_notice_still_audited(engine: Engine) -> None:
     record = _record(diagnoses=(("Condition/dx2", DEPRESSION),), consents=())
     no_moud = make_medication_list(entries=(make_sertraline(),))
-    assert _discharged(engine, record, no_moud).consent is None
+    # a package without SUD records, as the intake classified it
+    assert _discharged(engine, record, no_moud, part2=False).consent is None
     [payload] = _payloads(engine, discharge.AGGREGATE_TYPE)
     assert not any(security_labels.is_labelled(e["resource"]) for e in payload["entry"])
     disclosed = [e for e in _events(engine) if e.action == "disclose"]
