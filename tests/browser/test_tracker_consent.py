@@ -19,12 +19,12 @@ from playwright.sync_api import BrowserContext, Page
 from tests.browser.conftest import case_manager_token, serve, sign_in
 from tests.browser.test_tracker_walk import (
     TODAY,
-    _aftercare_provider,
     _aftercare_task,
     _deliver,
     _referred,
     walk_settings,
 )
+from tests.live.directory import register_next_provider
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 T = TypeVar("T")
@@ -40,7 +40,7 @@ def test_consent__refused_discharge_then_recorded_consent_then_discharged(
         def run(work: Coroutine[Any, Any, T]) -> T:
             return pool.submit(asyncio.run, work).result()
 
-        next_provider = _aftercare_provider(settings, unique)
+        next_provider = register_next_provider(settings, unique)
         identifier, _ = run(_referred(settings, unique, next_provider, consented=False))
         page = browser_context.new_page()
         with serve(settings) as base:

@@ -31,8 +31,9 @@ from integration.fhir.setup import ensure_organization
 from integration.inbound import engine as inbound
 from integration.settings import Settings
 from tests.browser.conftest import SECRET, case_manager_token, serve, sign_in
-from tests.browser.test_tracker_walk import _aftercare_provider, _delivered, _ehr
+from tests.browser.test_tracker_walk import _delivered, _ehr
 from tests.conftest import live_base_url
+from tests.live.directory import register_next_provider
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sandbox" / "senders"))
 import us_core_ehr
@@ -58,7 +59,7 @@ def test_two_senders__the_tracker_acts_on_the_referral_it_shows(
         def run(work: Coroutine[Any, Any, T]) -> T:
             return pool.submit(asyncio.run, work).result()
 
-        next_provider = _aftercare_provider(settings, unique)
+        next_provider = register_next_provider(settings, unique)
         shared, (first, second) = run(_both_referred(settings, unique, next_provider))
         page = browser_context.new_page()
         with serve(settings) as base:

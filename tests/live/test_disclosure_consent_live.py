@@ -53,7 +53,7 @@ async def test_recorded_consent__lands_valid_and_lets_the_discharge_through(
 
     async def discharge() -> workflow.DischargeResult:
         return await workflow.discharge(
-            engine, fhir, referral_id, iop_organization="Organization/iop-program",
+            engine, fhir, key, iop_organization="Organization/iop-program",
             discharged_at=DISCHARGED, aftercare=_aftercare(next_provider), at=datetime.now(UTC),
         )  # fmt: skip
 

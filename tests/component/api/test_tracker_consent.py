@@ -19,6 +19,7 @@ import respx
 from sqlalchemy import Engine, func, select
 
 from api.tracker_render import readable_path
+from integration.db import repositories as repo
 from integration.db.models import DisclosureConsentRecord, Referral
 from integration.db.store import session_scope
 from integration.settings import Settings
@@ -130,6 +131,10 @@ async def test_refusal__a_missing_search_result_reads_as_what_was_looked_for(
 ) -> None:
     http, key, body = await _page(http, store, settings)
     _clinical_record(fhir_mock, body, recipients=(org_ref(NEXT),))
+    with session_scope(store) as session:  # the IOP's own plan: found by its identifier
+        referral = session.get(Referral, key)
+        assert referral is not None
+        repo.save_plan(session, referral, business_id="PLAN-31", plan={})
 
     def nothing_found(request: httpx.Request) -> httpx.Response:  # the batch: all 404
         entries = json.loads(request.content)["entry"]
@@ -141,9 +146,8 @@ async def test_refusal__a_missing_search_result_reads_as_what_was_looked_for(
     assert refused.status_code == 409
     assert "is incomplete on the server" in _text(refused.text, "action-error-title")
     problems = _text(refused.text, "action-error-problems")
-    assert re.search(r"the QuestionnaireResponse with identifier \S+ \(system http", problems)
-    assert "Patient/p31: is not on the FHIR server" in problems
-    assert "QuestionnaireResponse?" not in problems
+    assert re.search(r"the CarePlan with identifier PLAN-31 \(system http", problems)
+    assert "CarePlan?" not in problems
 
 
 @pytest.mark.parametrize(

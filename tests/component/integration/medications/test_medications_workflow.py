@@ -303,5 +303,5 @@ def test_reconcile__a_referral_without_a_medication_list_against_an_empty_one(
         fields = {"new-1-medication": "Naltrexone 50 MG Oral Tablet", "new-1-dose": "50 mg"}
         reconcile_form.reconcile(session, referral, fields, at=AT, context=MappingContext())
     with session_scope(engine) as session:
-        view = medications.medication_differences(session, REFERRAL)
+        view = medications.medication_differences(session, referral_key_of(session, REFERRAL))
     assert view is not None and [d.change for d in view.differences] == ["new"]
