@@ -164,21 +164,50 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[Assessment]:
     assert header.questionnaire is not None
     instrument = scoring.INSTRUMENTS[_KEY_BY_QUESTIONNAIRE[header.questionnaire]]
     items = index_items(header.items, f"{QR}.item", problems, losses)
+    answered = Answered(header.identifier, header.status, header.authored, items)
+    assessment = read_answers(instrument, answered, problems, losses)
+    return Mapped(assessment, header.links, tuple(losses))
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A response's header as read (None where a Problem was recorded) and its items by linkId
+    with their position in ``QuestionnaireResponse.item``."""
+
+    identifier: str | None
+    status: str | None
+    authored: datetime | None
+    items: Mapping[str, tuple[int, Mapping[str, Any]]]
+
+
+def read_answers(
+    instrument: Instrument,
+    answered: Answered,
+    problems: list[Problem],
+    losses: list[Loss],
+    *,
+    sender_total: float | None = None,
+) -> Assessment:
+    """The Assessment the items give, scored and checked once; raises one MappingError with
+    ``problems`` and what the items add. A foreign response comes here straight from its own
+    items (mappers.foreign.screening), with the total its sender wrote as ``sender_total``."""
+    items = answered.items
     scores = _read_scores(instrument, items, problems, losses)
     difficulty = _read_difficulty(instrument, items, problems, losses)
-    sender_total = _read_sender_total(instrument, items, problems, losses)
+    given = _read_sender_total(instrument, items, problems, losses)
     losses += _unknown_items(instrument, items)
     raise_if_problems(QR, problems)
-    assert header.identifier and header.status and header.authored and scores is not None
+    assert answered.identifier and answered.status and answered.authored and scores is not None
     assessment = Assessment(
-        header.identifier, instrument.key, scores, header.authored, header.status, difficulty
-    )
+        answered.identifier, instrument.key, scores, answered.authored, answered.status,
+        difficulty, sender_total,
+    )  # fmt: skip
     raise_if_problems(QR, assessment.problems())
-    if sender_total is not None and sender_total[1] != assessment.total:
-        path, given = sender_total
-        reason = f"sender's total {given!r} disagrees with the recomputed total {assessment.total}"
+    if given is not None and given[1] != assessment.total:
+        path, total = given
+        reason = f"sender's total {total!r} disagrees with the recomputed total {assessment.total}"
         losses.append(Loss(path, reason + "; the recomputed total is kept"))
-    return Mapped(assessment, header.links, tuple(losses))
+    return assessment
 
 
 def _unknown_items(

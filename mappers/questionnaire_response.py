@@ -94,6 +94,19 @@ def read_header(
     questionnaire = _read_questionnaire(
         response.get("questionnaire"), questionnaires, problems, losses
     )
+    status, authored, links = read_response_elements(response, problems, losses)
+    items = response.get("item")
+    if not isinstance(items, list) or not items:
+        problems.append(item_required())
+        items = []
+    return Header(identifier, questionnaire, status, authored, items, links)
+
+
+def read_response_elements(
+    response: Mapping[str, Any], problems: list[Problem], losses: list[Loss]
+) -> tuple[str | None, datetime | None, dict[str, str]]:
+    """status, authored and the links (subject, author) of a response; also what a foreign
+    response is read with once its identity and items are known (mappers.foreign.screening)."""
     status = read_str_in(response, "status", QR, problems, required=True)
     if status is not None:
         problems += status_problems(status, f"{QR}.status")
@@ -109,11 +122,12 @@ def read_header(
         links["author"] = read_reference_to(
             response["author"], path, AUTHOR_TYPES, problems, losses
         )
-    items = response.get("item")
-    if not isinstance(items, list) or not items:
-        problems.append(Problem(f"{QR}.item", "is required", "required"))
-        items = []
-    return Header(identifier, questionnaire, status, authored, items, links)
+    return status, authored, links
+
+
+def item_required() -> Problem:
+    """A response without any answered item."""
+    return Problem(f"{QR}.item", "is required", "required")
 
 
 def index_items(

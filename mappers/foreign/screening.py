@@ -4,16 +4,16 @@ sender put it: the Questionnaire canonical (``http://loinc.org/q/44249-1``, with
 ``/44250-9``), in nested groups too. Substance-use screenings (AUDIT-C, TAPS) are accepted as
 answered but not scored.
 
-The response is rewritten into our dialect (one flat item per LOINC code) and read by
-``mappers.assessment``, so the rules are the same: every answer must be one the instrument
-offers, and the total is recomputed from the answers. The sender's total is kept beside it
-(``Assessment.sender_total``) so that a disagreement is shown, never trusted. Problems and
-losses are reported at the sender's own paths.
+The items found (one per LOINC code) are scored by ``mappers.assessment.read_answers``, so the
+rules are the same as for our own responses: every answer must be one the instrument offers,
+and the total is recomputed from the answers. They are read once, where the sender put them:
+no response in our dialect is built to be read and checked a second time. The sender's total
+is kept beside it (``Assessment.sender_total``) so that a disagreement is shown, never
+trusted. Problems and losses are reported at the sender's own paths.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from fhir_profiles.terminology import assessments
 from fhir_profiles.terminology.assessments import Instrument
 from fhir_profiles.terminology.systems import LOINC
-from mappers import assessment, scoring
+from mappers import assessment, questionnaire_response, scoring
 from mappers.errors import MappingError, Problem, raise_if_problems
 from mappers.foreign.dates import full_datetime
 from mappers.foreign.identity import sender_identifier
@@ -30,7 +30,7 @@ from mappers.loss import Loss, Mapped
 
 QR = "QuestionnaireResponse"
 _LOINC_AT_END = re.compile(r"(\d{3,6}-\d)$")
-_STAND_IN = "urn:iop-bridge:foreign"
+_OURS = assessment.QUESTIONNAIRES
 _HEADER = frozenset({"resourceType", "id", "meta", "identifier", "questionnaire", "status",
                      "subject", "authored", "item", "text"})  # fmt: skip
 
@@ -115,44 +115,48 @@ def read_as(
     identifier: str,
     losses: list[Loss],
 ) -> Mapped[assessment.Assessment]:
-    """Rewrite into our dialect, read with ``mappers.assessment``, report at the sender's paths."""
+    """Score the sender's items with ``mappers.assessment``'s rules, read once from where the
+    sender put them (no response in our dialect is built and read again); problems and losses
+    are reported at the sender's paths."""
     known = assessment.known_items(instrument)
-    ours: list[dict[str, Any]] = []
-    taken: set[str] = set()  # linkIds already in ``ours``: a repeat is a loss, not a duplicate
-    renames: dict[str, str] = {}
+    index: dict[str, tuple[int, Mapping[str, Any]]] = {}  # one item per LOINC code
+    paths: list[str] = []  # the sender's path of each item in ``index``, by its position
     sender_total: float | None = None
     for leaf in items:
-        if leaf.code not in known or leaf.code in taken:
+        if leaf.code not in known or leaf.code in index:
             losses.append(Loss(leaf.path, f"not an item of the {instrument.key} questionnaire"))
             continue
-        answers = leaf.answers
         if leaf.code == instrument.total.code:
-            sender_total = _number(answers)
+            sender_total = _number(leaf.answers)
             continue  # recomputed, never read: the sender's figure is only compared
-        renames[f"{QR}.item[{len(ours)}]"] = leaf.path
-        taken.add(leaf.code)
-        ours.append({"linkId": leaf.code, "answer": answers})
-    rewritten = {
-        "resourceType": QR,
-        "identifier": {"system": _STAND_IN, "value": identifier},
-        "questionnaire": assessment.QUESTIONNAIRES[instrument.key],
+        index[leaf.code] = (len(paths), {"linkId": leaf.code, "answer": leaf.answers})
+        paths.append(leaf.path)
+    elements = {
         "status": resource.get("status"),
         "subject": resource.get("subject"),
         "authored": full_datetime(resource.get("authored"), f"{QR}.authored", losses),
-        "item": ours,
     }
     losses += [Loss(f"{QR}.{key}", "element not modelled by iop-bridge")
                for key in resource if key not in _HEADER]  # fmt: skip
-    if "questionnaire" in resource and resource["questionnaire"] != rewritten["questionnaire"]:
+    if "questionnaire" in resource and resource["questionnaire"] != _OURS[instrument.key]:
         losses.append(Loss(f"{QR}.questionnaire", f"read as {instrument.key} by its LOINC codes"))
+    problems: list[Problem] = []
+    read: list[Loss] = []  # what scoring reports, at the item positions of ``index``
+    status, authored, links = questionnaire_response.read_response_elements(
+        elements, problems, read
+    )
+    if not index:
+        problems.append(questionnaire_response.item_required())
+    answered = assessment.Answered(identifier, status, authored, index)
     try:
-        mapped = assessment.from_fhir(rewritten, id_system=_STAND_IN)
+        value = assessment.read_answers(
+            instrument, answered, problems, read, sender_total=sender_total
+        )
     except MappingError as error:
-        problems = [_renamed(p, renames) for p in error.problems]
-        raise MappingError.from_problems(QR, problems) from None
-    value = dataclasses.replace(mapped.value, sender_total=sender_total)
-    moved = [Loss(_renamed_path(x.path, renames), x.reason) for x in mapped.losses]
-    return Mapped(value, mapped.links, (*losses, *moved))
+        moved = [_renamed(p, paths) for p in error.problems]
+        raise MappingError.from_problems(QR, moved) from None
+    moved_losses = [Loss(_renamed_path(x.path, paths), x.reason) for x in read]
+    return Mapped(value, links, (*losses, *moved_losses))
 
 
 def _number(answers: list[Any]) -> float | None:
@@ -169,19 +173,19 @@ def _number(answers: list[Any]) -> float | None:
         return None
 
 
-_ITEM_PATH = re.compile(r"^QuestionnaireResponse\.item\[\d+\]")
+_ITEM_PATH = re.compile(r"^QuestionnaireResponse\.item\[(\d+)\]")
 
 
-def _renamed_path(path: str, renames: Mapping[str, str]) -> str:
-    """Our flat item's path -> the sender's (one dict lookup on the ``item[n]`` prefix)."""
+def _renamed_path(path: str, paths: list[str]) -> str:
+    """The path of an item at position n of the scored index -> the sender's path of it."""
     match = _ITEM_PATH.match(path)
-    if match is None or match.group(0) not in renames:
+    if match is None or int(match.group(1)) >= len(paths):
         return path
-    return renames[match.group(0)] + path[match.end() :]
+    return paths[int(match.group(1))] + path[match.end() :]
 
 
-def _renamed(problem: Problem, renames: Mapping[str, str]) -> Problem:
-    return Problem(_renamed_path(problem.path, renames), problem.message, problem.code)
+def _renamed(problem: Problem, paths: list[str]) -> Problem:
+    return Problem(_renamed_path(problem.path, paths), problem.message, problem.code)
 
 
 def _unscored(
