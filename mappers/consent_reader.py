@@ -72,7 +72,8 @@ def from_fhir(resource: Any, *, id_system: str) -> Mapped[DisclosureConsent]:
     consent = DisclosureConsent(
         identifier, status, patient, when, start, end, recipients, purposes, classes, custodian
     )
-    raise_if_problems("Consent", consent.problems())
+    # Validated once: every check of DisclosureConsent.problems() was made above, on the element
+    # it came from (tests/unit/mappers/test_validated_once.py pins that), so not run again here.
     return Mapped(consent, {}, tuple(losses))
 
 
