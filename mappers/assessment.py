@@ -259,22 +259,27 @@ def _read_scores(
             problems.append(Problem(f"{QR}.item", f"no answer to item {link!r}", "required"))
             continue
         index, item = items[link]
-        at = f"{QR}.item[{index}].answer[0].valueCoding"
         coding = plain_answer(item, "valueCoding")
         code = coding.get("code") if _plain_loinc(coding) else None
         if not isinstance(code, str):  # not the usual shape: read it reporting all it finds
             coding = single_answer(item, f"{QR}.item[{index}]", "valueCoding", problems, losses)
+            at = _answer_path(index)
             code = _loinc_code(coding, at, problems, losses, reads_extensions=True)
             if code is None:
                 continue
         score = scoring.score_of(instrument, position, code)
         if score is None:
-            problems.append(_not_offered(f"{at}.code", code, link))
+            problems.append(_not_offered(f"{_answer_path(index)}.code", code, link))
             continue
         if "extension" in coding:  # an ordinalValue is optional: usually nothing to check
-            _check_ordinal_value(coding, score, at, problems, losses)
+            _check_ordinal_value(coding, score, _answer_path(index), problems, losses)
         scores.append(score)
     return tuple(scores) if len(scores) == len(instrument.scored_items) else None
+
+
+def _answer_path(index: int) -> str:
+    """The path of an item's answer Coding: built only when something is reported there."""
+    return f"{QR}.item[{index}].answer[0].valueCoding"
 
 
 def _read_difficulty(

@@ -195,7 +195,11 @@ def from_fhir(resource: Any, context: MappingContext) -> Mapped[Any]:
     if mapper is None:
         problem = Problem("resourceType", _not_mapped(resource_type), "not-supported")
         raise MappingError.from_problems("resource", [problem])
-    return guarded(resource, lambda: mapper(resource, context))
+    try:  # what guarded() does, without a closure and a frame for every resource read
+        return mapper(resource, context)
+    except _WRONG_SHAPE as error:
+        _raise_shape_problems(resource, error)
+        raise
 
 
 # Read where something references them, never on their own.
@@ -219,9 +223,15 @@ def guarded(resource: Mapping[str, Any], read: Callable[[], Mapped[T]]) -> Mappe
     try:
         return read()
     except _WRONG_SHAPE as error:
-        problems = shape_problems(resource)
-        if not problems:
-            raise  # well-formed FHIR a mapper cannot read: a bug, not bad input
+        _raise_shape_problems(resource, error)
+        raise  # well-formed FHIR a mapper cannot read: a bug, not bad input
+
+
+def _raise_shape_problems(resource: Mapping[str, Any], error: Exception) -> None:
+    """Raise the MappingError naming each element of the wrong JSON type that made a reader
+    fail with ``error``; return when there is none (the caller re-raises ``error``)."""
+    problems = shape_problems(resource)
+    if problems:
         raise MappingError.from_problems(str(resource.get("resourceType")), problems) from error
 
 
